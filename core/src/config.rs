@@ -1,0 +1,48 @@
+//! Node configuration: timer intervals, sync policy and [`Limits`].
+
+use crate::limits::Limits;
+
+/// Everything a [`crate::Node`] is configured with. Defaults follow the reference node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Size and count bounds.
+    pub limits: Limits,
+    /// How often each context's root hash and heads are broadcast.
+    pub heartbeat_interval_ms: u64,
+    /// How often the sync tracker looks for contexts due a sync.
+    pub sync_tick_interval_ms: u64,
+    /// Least time between two syncs of one context.
+    pub sync_min_interval_ms: u64,
+    /// A sync request unanswered for this long fails its session.
+    pub sync_timeout_ms: u64,
+    /// First backoff after a failed sync; doubles per consecutive failure.
+    pub sync_backoff_base_ms: u64,
+    /// Cap on the failure backoff.
+    pub sync_backoff_max_ms: u64,
+    /// A sync whose gap is larger than this many deltas falls back to a snapshot.
+    pub snapshot_gap_threshold_deltas: u64,
+    /// How often stale pending deltas are cleaned up.
+    pub pending_cleanup_interval_ms: u64,
+    /// How often the blob cache eviction policy runs.
+    pub blob_eviction_interval_ms: u64,
+    /// A served snapshot not read for this long is dropped.
+    pub served_snapshot_ttl_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            heartbeat_interval_ms: 30_000,
+            sync_tick_interval_ms: 10_000,
+            sync_min_interval_ms: 5_000,
+            sync_timeout_ms: 30_000,
+            sync_backoff_base_ms: 5_000,
+            sync_backoff_max_ms: 300_000,
+            snapshot_gap_threshold_deltas: 2_000,
+            pending_cleanup_interval_ms: 60_000,
+            blob_eviction_interval_ms: 300_000,
+            served_snapshot_ttl_ms: 60_000,
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Deltas waiting for parents, with a reverse index from each missing parent to its waiters.
+//!
+//! When a parent is applied, [`PendingQueue::release`] hands back exactly the children whose
+//! last missing parent it was. Nothing ever rescans the queue, so delivering N deltas in any
+//! order costs O(N + edges) overall.
+
+use crate::delta::DeltaRef;
+use crate::ids::{DeltaId, IdMap};
+use crate::time::Timestamp;
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+struct PendingEntry {
+    delta: DeltaRef,
+    /// Parents not yet applied.
+    unapplied_parents: u32,
+    arrival_seq: u64,
+    received_at: Timestamp,
+}
+
+/// Why pending deltas were evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionCause {
+    /// The queue was at its cap when a new delta arrived.
+    Capacity,
+    /// The delta waited longer than the maximum age.
+    Stale,
+}
+
+/// The pending queue of one context.
+#[derive(Debug, Default)]
+pub(crate) struct PendingQueue {
+    entries: IdMap<DeltaId, PendingEntry>,
+    /// parent id → pending children that named it and were waiting when they arrived.
+    waiters: IdMap<DeltaId, Vec<DeltaId>>,
+    /// Arrival order, for oldest-first eviction and age queries.
+    arrivals: BTreeMap<u64, DeltaId>,
+    next_arrival_seq: u64,
+}
+
+impl PendingQueue {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn contains(&self, id: &DeltaId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// Queues `delta`, which waits on `unapplied` (its parents not yet applied, non-empty).
+    pub(crate) fn insert(&mut self, now: Timestamp, delta: DeltaRef, unapplied: &[DeltaId]) {
+        debug_assert!(!unapplied.is_empty());
+        let id = delta.id;
+        for parent in unapplied {
+            self.waiters.entry(*parent).or_default().push(id);
+        }
+        let arrival_seq = self.next_arrival_seq;
+        self.next_arrival_seq += 1;
+        self.arrivals.insert(arrival_seq, id);
+        let unapplied_parents = u32::try_from(unapplied.len()).unwrap_or(u32::MAX);
+        self.entries.insert(
+            id,
+            PendingEntry {
+                delta,
+                unapplied_parents,
+                arrival_seq,
+                received_at: now,
+            },
+        );
+    }
+
+    /// `parent` was applied: appends to `ready` the children that now have every parent.
+    pub(crate) fn release(&mut self, parent: &DeltaId, ready: &mut Vec<DeltaRef>) {
+        let Some(children) = self.waiters.remove(parent) else {
+            return;
+        };
+        for child in children {
+            let Some(entry) = self.entries.get_mut(&child) else {
+                continue;
+            };
+            entry.unapplied_parents -= 1;
+            if entry.unapplied_parents == 0 {
+                let entry = self.entries.remove(&child).expect("entry looked up above");
+                self.arrivals.remove(&entry.arrival_seq);
+                ready.push(entry.delta);
+            }
+        }
+    }
+
+    /// Evicts the oldest entry. Returns its id.
+    pub(crate) fn evict_oldest(&mut self) -> Option<DeltaId> {
+        let (_, id) = self.arrivals.pop_first()?;
+        self.forget(&id);
+        Some(id)
+    }
+
+    /// Evicts every entry received at or before `cutoff`, oldest first. Returns how many.
+    pub(crate) fn evict_received_before(&mut self, cutoff: Timestamp) -> usize {
+        let mut evicted = 0;
+        while let Some((_, id)) = self.arrivals.first_key_value() {
+            let id = *id;
+            if self.entries[&id].received_at > cutoff {
+                break;
+            }
+            self.arrivals.pop_first();
+            self.forget(&id);
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// When the oldest entry arrived.
+    pub(crate) fn oldest_received_at(&self) -> Option<Timestamp> {
+        let (_, id) = self.arrivals.first_key_value()?;
+        Some(self.entries[id].received_at)
+    }
+
+    /// Parents that some pending delta waits on and that are not pending themselves:
+    /// the ones to fetch. Sorted.
+    pub(crate) fn missing_parents(&self) -> Vec<DeltaId> {
+        let mut missing: Vec<DeltaId> = self
+            .waiters
+            .keys()
+            .filter(|parent| !self.entries.contains_key(*parent))
+            .copied()
+            .collect();
+        missing.sort_unstable();
+        missing
+    }
+
+    /// Removes and returns every entry in arrival order.
+    pub(crate) fn drain(&mut self) -> Vec<DeltaRef> {
+        let arrivals = std::mem::take(&mut self.arrivals);
+        let mut entries = std::mem::take(&mut self.entries);
+        self.waiters.clear();
+        arrivals
+            .into_values()
+            .filter_map(|id| entries.remove(&id).map(|entry| entry.delta))
+            .collect()
+    }
+
+    /// Removes an entry whose arrival record is already gone, and its reverse-index edges.
+    fn forget(&mut self, id: &DeltaId) {
+        let Some(entry) = self.entries.remove(id) else {
+            return;
+        };
+        for parent in &entry.delta.parents {
+            if let Some(children) = self.waiters.get_mut(parent) {
+                children.retain(|child| child != id);
+                if children.is_empty() {
+                    self.waiters.remove(parent);
+                }
+            }
+        }
+    }
+
+    /// Checks the reverse index against the entries (tests and debug builds).
+    #[cfg(any(test, debug_assertions))]
+    pub(crate) fn check_invariants(&self) {
+        assert_eq!(
+            self.entries.len(),
+            self.arrivals.len(),
+            "arrival index out of step"
+        );
+        for (seq, id) in &self.arrivals {
+            assert_eq!(self.entries[id].arrival_seq, *seq);
+        }
+        for (parent, children) in &self.waiters {
+            for child in children {
+                if let Some(entry) = self.entries.get(child) {
+                    assert!(
+                        entry.delta.parents.contains(parent),
+                        "waiter edge to a non-parent"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! rhizome-core: the sans-IO protocol core of rhizome.
+//!
+//! This crate decides everything about replication — which deltas to apply, which to hold,
+//! whom to ask for what, when to sync, when to snapshot, what to evict — and does none of the
+//! doing. It has no async, no IO, no clock, no threads and no OS randomness: time comes in as a
+//! [`Timestamp`], randomness from a seed, and messages as bytes through
+//! [`Node::handle_input`]; decisions go out through [`Node::poll_output`], and
+//! [`Node::poll_timeout`] says when to call again. The same code therefore runs under a real
+//! network runtime and inside a deterministic simulator, and a seed reproduces a run exactly.
+
+pub mod applier;
+pub mod config;
+pub mod dag;
+pub mod delta;
+pub mod hlc;
+pub mod identity;
+pub mod ids;
+pub mod limits;
+pub mod reject;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod time;
+
+pub use applier::{Applier, ApplyError};
+pub use config::Config;
+pub use dag::{AddOutcome, DagStore};
+pub use delta::{CausalDelta, DeltaRef};
+pub use hlc::{Hlc, HlcClock};
+pub use identity::{Keypair, Signature};
+pub use ids::{AuthorKey, BlobId, ContextId, DeltaId, PeerId, RootHash};
+pub use limits::Limits;
+pub use reject::RejectReason;
+pub use time::Timestamp;

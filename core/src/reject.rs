@@ -1,0 +1,63 @@
+//! Why a delta was refused. Each reason has a stable label used by metrics.
+
+use crate::hlc::HlcError;
+use crate::identity::SignatureError;
+
+/// Why a delta was refused without being stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    /// The id carried does not match the id recomputed from the contents.
+    #[error("delta id does not match its contents")]
+    IdMismatch,
+    /// The signature does not verify.
+    #[error("bad signature: {0}")]
+    BadSignature(SignatureError),
+    /// Parents are not sorted and deduplicated, so the encoding is not canonical.
+    #[error("parents are not sorted and unique")]
+    NonCanonicalParents,
+    /// More parents than allowed.
+    #[error("{count} parents, over the limit of {max}")]
+    TooManyParents {
+        /// Parents named.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The payload is over the size bound.
+    #[error("payload of {bytes} bytes, over the limit of {max}")]
+    PayloadTooLarge {
+        /// Payload size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The delta belongs to another context than the store it was given to.
+    #[error("delta belongs to another context")]
+    WrongContext,
+    /// The author is not a member of the context.
+    #[error("author is not a member of the context")]
+    NotMember,
+    /// The delta's clock is too far in the future.
+    #[error("{0}")]
+    Clock(HlcError),
+    /// The node does not replicate this context.
+    #[error("unknown context")]
+    UnknownContext,
+}
+
+impl RejectReason {
+    /// A short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::IdMismatch => "id_mismatch",
+            Self::BadSignature(_) => "bad_signature",
+            Self::NonCanonicalParents => "non_canonical_parents",
+            Self::TooManyParents { .. } => "too_many_parents",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::WrongContext => "wrong_context",
+            Self::NotMember => "not_member",
+            Self::Clock(_) => "hlc_too_far_ahead",
+            Self::UnknownContext => "unknown_context",
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The core's notion of time: a caller-supplied [`Timestamp`] in nanoseconds.
+//!
+//! The core never reads a clock. Every entry point takes `now`, so a simulator can run a virtual
+//! clock and a real node can pass its monotonic clock; both give the core the same kind of value.
+
+use std::time::Duration;
+
+/// A point in time, in nanoseconds since an epoch the caller chooses (usually node start).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The epoch.
+    pub const ZERO: Self = Self(0);
+    /// The far future; used as "never" for disabled timers.
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// From nanoseconds since the epoch.
+    pub const fn from_nanos(nanos: u64) -> Self {
+        Self(nanos)
+    }
+
+    /// From milliseconds since the epoch.
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(millis.saturating_mul(1_000_000))
+    }
+
+    /// From seconds since the epoch.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(secs.saturating_mul(1_000_000_000))
+    }
+
+    /// Nanoseconds since the epoch.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
+    /// `self + duration`, saturating at [`Timestamp::MAX`].
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        Self(self.0.saturating_add(nanos))
+    }
+
+    /// `self + millis` milliseconds, saturating.
+    pub const fn add_millis(self, millis: u64) -> Self {
+        Self(self.0.saturating_add(millis.saturating_mul(1_000_000)))
+    }
+
+    /// Time elapsed since `earlier`, or zero if `earlier` is later than `self`.
+    pub fn saturating_since(self, earlier: Self) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_saturates_instead_of_wrapping() {
+        assert_eq!(Timestamp::MAX.add_millis(5), Timestamp::MAX);
+        assert_eq!(
+            Timestamp::ZERO.saturating_since(Timestamp::from_secs(1)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Timestamp::from_secs(3).saturating_since(Timestamp::from_secs(1)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(Timestamp::from_millis(1500).as_millis(), 1500);
+    }
+}

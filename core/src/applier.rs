@@ -49,10 +49,5 @@ pub trait Applier {
     fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError>;
 
     /// Replaces the context's state with `state` if it hashes to `expected_root`.
-    fn import_state(
-        &mut self,
-        context: &ContextId,
-        state: &[u8],
-        expected_root: &RootHash,
-    ) -> Result<(), ApplyError>;
+    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError>;
 }

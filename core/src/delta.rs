@@ -53,13 +53,7 @@ impl CausalDelta {
         payload: &[u8],
     ) -> DeltaId {
         let mut hasher = blake3::Hasher::new_derive_key(DELTA_ID_DOMAIN);
-        let preimage = IdPreimage {
-            context,
-            author,
-            parents,
-            hlc,
-            payload,
-        };
+        let preimage = IdPreimage { context, author, parents, hlc, payload };
         // Writing into a hasher cannot fail; borsh only reports the writer's errors.
         borsh::to_writer(&mut hasher, &preimage).expect("hashing never fails");
         DeltaId::from_bytes(*hasher.finalize().as_bytes())
@@ -78,48 +72,27 @@ impl CausalDelta {
         let author = keypair.author_key();
         let id = Self::compute_id(&context, &author, &parents, &hlc, &payload);
         let signature = keypair.sign_delta(&id);
-        Self {
-            id,
-            context,
-            author,
-            parents,
-            hlc,
-            payload,
-            signature,
-        }
+        Self { id, context, author, parents, hlc, payload, signature }
     }
 
     /// Checks everything that can be checked from the delta alone: size bounds, canonical
     /// parents, the id against its contents, and the signature. Cheapest checks first.
     pub fn verify(&self, limits: &Limits) -> Result<(), RejectReason> {
         self.check_shape(limits)?;
-        let recomputed = Self::compute_id(
-            &self.context,
-            &self.author,
-            &self.parents,
-            &self.hlc,
-            &self.payload,
-        );
+        let recomputed = Self::compute_id(&self.context, &self.author, &self.parents, &self.hlc, &self.payload);
         if recomputed != self.id {
             return Err(RejectReason::IdMismatch);
         }
-        verify_delta_signature(&self.author, &self.id, &self.signature)
-            .map_err(RejectReason::BadSignature)
+        verify_delta_signature(&self.author, &self.id, &self.signature).map_err(RejectReason::BadSignature)
     }
 
     /// Size bounds and canonical parent order, without hashing or signature work.
     pub fn check_shape(&self, limits: &Limits) -> Result<(), RejectReason> {
         if self.payload.len() > limits.max_payload_bytes {
-            return Err(RejectReason::PayloadTooLarge {
-                bytes: self.payload.len(),
-                max: limits.max_payload_bytes,
-            });
+            return Err(RejectReason::PayloadTooLarge { bytes: self.payload.len(), max: limits.max_payload_bytes });
         }
         if self.parents.len() > limits.max_parents_per_delta {
-            return Err(RejectReason::TooManyParents {
-                count: self.parents.len(),
-                max: limits.max_parents_per_delta,
-            });
+            return Err(RejectReason::TooManyParents { count: self.parents.len(), max: limits.max_parents_per_delta });
         }
         if !self.parents.windows(2).all(|pair| pair[0] < pair[1]) {
             return Err(RejectReason::NonCanonicalParents);
@@ -140,18 +113,8 @@ mod tests {
     use super::*;
 
     fn sample(keypair: &Keypair) -> CausalDelta {
-        let parents = vec![
-            DeltaId::hash_of(b"b"),
-            DeltaId::hash_of(b"a"),
-            DeltaId::hash_of(b"a"),
-        ];
-        CausalDelta::new_signed(
-            keypair,
-            ContextId::hash_of(b"ctx"),
-            parents,
-            Hlc::default(),
-            b"payload".to_vec(),
-        )
+        let parents = vec![DeltaId::hash_of(b"b"), DeltaId::hash_of(b"a"), DeltaId::hash_of(b"a")];
+        CausalDelta::new_signed(keypair, ContextId::hash_of(b"ctx"), parents, Hlc::default(), b"payload".to_vec())
     }
 
     #[test]
@@ -167,96 +130,48 @@ mod tests {
     fn tampered_payload_is_an_id_mismatch() {
         let mut delta = sample(&Keypair::from_secret_bytes([3; 32]));
         delta.payload.push(0);
-        assert_eq!(
-            delta.verify(&Limits::default()),
-            Err(RejectReason::IdMismatch)
-        );
+        assert_eq!(delta.verify(&Limits::default()), Err(RejectReason::IdMismatch));
     }
 
     #[test]
     fn tampered_id_with_recomputed_hash_fails_the_signature() {
         let mut delta = sample(&Keypair::from_secret_bytes([3; 32]));
         delta.payload.push(0);
-        delta.id = CausalDelta::compute_id(
-            &delta.context,
-            &delta.author,
-            &delta.parents,
-            &delta.hlc,
-            &delta.payload,
-        );
-        assert!(matches!(
-            delta.verify(&Limits::default()),
-            Err(RejectReason::BadSignature(_))
-        ));
+        delta.id = CausalDelta::compute_id(&delta.context, &delta.author, &delta.parents, &delta.hlc, &delta.payload);
+        assert!(matches!(delta.verify(&Limits::default()), Err(RejectReason::BadSignature(_))));
     }
 
     #[test]
     fn forged_author_fails_the_signature() {
         let mut delta = sample(&Keypair::from_secret_bytes([3; 32]));
         delta.author = Keypair::from_secret_bytes([4; 32]).author_key();
-        delta.id = CausalDelta::compute_id(
-            &delta.context,
-            &delta.author,
-            &delta.parents,
-            &delta.hlc,
-            &delta.payload,
-        );
-        assert!(matches!(
-            delta.verify(&Limits::default()),
-            Err(RejectReason::BadSignature(_))
-        ));
+        delta.id = CausalDelta::compute_id(&delta.context, &delta.author, &delta.parents, &delta.hlc, &delta.payload);
+        assert!(matches!(delta.verify(&Limits::default()), Err(RejectReason::BadSignature(_))));
     }
 
     #[test]
     fn unsorted_parents_are_not_canonical() {
         let mut delta = sample(&Keypair::from_secret_bytes([3; 32]));
         delta.parents.reverse();
-        assert_eq!(
-            delta.verify(&Limits::default()),
-            Err(RejectReason::NonCanonicalParents)
-        );
+        assert_eq!(delta.verify(&Limits::default()), Err(RejectReason::NonCanonicalParents));
     }
 
     #[test]
     fn oversized_payload_and_parent_lists_are_refused() {
         let delta = sample(&Keypair::from_secret_bytes([3; 32]));
-        let tight = Limits {
-            max_payload_bytes: 3,
-            ..Limits::default()
-        };
-        assert!(matches!(
-            delta.verify(&tight),
-            Err(RejectReason::PayloadTooLarge { .. })
-        ));
-        let tight = Limits {
-            max_parents_per_delta: 1,
-            ..Limits::default()
-        };
-        assert!(matches!(
-            delta.verify(&tight),
-            Err(RejectReason::TooManyParents { count: 2, max: 1 })
-        ));
+        let tight = Limits { max_payload_bytes: 3, ..Limits::default() };
+        assert!(matches!(delta.verify(&tight), Err(RejectReason::PayloadTooLarge { .. })));
+        let tight = Limits { max_parents_per_delta: 1, ..Limits::default() };
+        assert!(matches!(delta.verify(&tight), Err(RejectReason::TooManyParents { count: 2, max: 1 })));
     }
 
     #[test]
     fn id_is_stable_across_versions() {
         // Pins the id encoding: a change here breaks every stored DAG and every peer.
         let key = Keypair::from_secret_bytes([3; 32]);
-        let delta = CausalDelta::new_signed(
-            &key,
-            ContextId::from_bytes([1; 32]),
-            vec![],
-            Hlc::default(),
-            vec![],
-        );
+        let delta = CausalDelta::new_signed(&key, ContextId::from_bytes([1; 32]), vec![], Hlc::default(), vec![]);
         assert_eq!(delta.encoded_len(), borsh::to_vec(&delta).unwrap().len());
-        let again = CausalDelta::new_signed(
-            &key,
-            ContextId::from_bytes([1; 32]),
-            vec![],
-            Hlc::default(),
-            vec![],
-        );
+        let again = CausalDelta::new_signed(&key, ContextId::from_bytes([1; 32]), vec![], Hlc::default(), vec![]);
         assert_eq!(delta.id, again.id);
     }
 }

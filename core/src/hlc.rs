@@ -6,19 +6,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 /// One HLC timestamp.
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Debug,
-    Default,
-    BorshSerialize,
-    BorshDeserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, BorshSerialize, BorshDeserialize)]
 pub struct Hlc {
     /// Wall-clock milliseconds, as the issuing node saw them (or later, after observing peers).
     pub physical_ms: u64,
@@ -50,13 +38,7 @@ pub struct HlcClock {
 impl HlcClock {
     /// A clock for the node whose tie-break id is `node`.
     pub fn new(node: u64) -> Self {
-        Self {
-            last: Hlc {
-                physical_ms: 0,
-                logical: 0,
-                node,
-            },
-        }
+        Self { last: Hlc { physical_ms: 0, logical: 0, node } }
     }
 
     /// The latest value issued or observed.
@@ -82,10 +64,7 @@ impl HlcClock {
     pub fn observe(&mut self, remote: Hlc, now_ms: u64, max_drift_ms: u64) -> Result<(), HlcError> {
         check_drift(remote, now_ms, max_drift_ms)?;
         let physical = now_ms.max(self.last.physical_ms).max(remote.physical_ms);
-        let logical = match (
-            physical == self.last.physical_ms,
-            physical == remote.physical_ms,
-        ) {
+        let logical = match (physical == self.last.physical_ms, physical == remote.physical_ms) {
             (true, true) => self.last.logical.max(remote.logical),
             (true, false) => self.last.logical,
             (false, true) => remote.logical,
@@ -115,10 +94,7 @@ impl HlcClock {
 pub fn check_drift(remote: Hlc, now_ms: u64, max_drift_ms: u64) -> Result<(), HlcError> {
     let ahead_ms = remote.physical_ms.saturating_sub(now_ms);
     if ahead_ms > max_drift_ms {
-        return Err(HlcError::TooFarAhead {
-            ahead_ms,
-            max_drift_ms,
-        });
+        return Err(HlcError::TooFarAhead { ahead_ms, max_drift_ms });
     }
     Ok(())
 }
@@ -135,24 +111,13 @@ mod tests {
         let c = clock.tick(50);
         let d = clock.tick(101);
         assert!(a < b && b < c && c < d);
-        assert_eq!(
-            d,
-            Hlc {
-                physical_ms: 101,
-                logical: 0,
-                node: 1
-            }
-        );
+        assert_eq!(d, Hlc { physical_ms: 101, logical: 0, node: 1 });
     }
 
     #[test]
     fn observing_a_remote_value_orders_later_ticks_after_it() {
         let mut clock = HlcClock::new(1);
-        let remote = Hlc {
-            physical_ms: 2_000,
-            logical: 7,
-            node: 2,
-        };
+        let remote = Hlc { physical_ms: 2_000, logical: 7, node: 2 };
         clock.observe(remote, 1_000, 5_000).unwrap();
         let next = clock.tick(1_000);
         assert!(next > remote);
@@ -162,63 +127,28 @@ mod tests {
     #[test]
     fn remote_value_beyond_drift_bound_is_refused_and_ignored() {
         let mut clock = HlcClock::new(1);
-        let remote = Hlc {
-            physical_ms: 10_001,
-            logical: 0,
-            node: 2,
-        };
+        let remote = Hlc { physical_ms: 10_001, logical: 0, node: 2 };
         assert_eq!(
             clock.observe(remote, 5_000, 5_000),
-            Err(HlcError::TooFarAhead {
-                ahead_ms: 5_001,
-                max_drift_ms: 5_000
-            })
+            Err(HlcError::TooFarAhead { ahead_ms: 5_001, max_drift_ms: 5_000 })
         );
         assert_eq!(clock.tick(5_000).physical_ms, 5_000);
         // Exactly at the bound is accepted.
-        assert!(clock
-            .observe(
-                Hlc {
-                    physical_ms: 10_000,
-                    logical: 0,
-                    node: 2
-                },
-                5_000,
-                5_000
-            )
-            .is_ok());
+        assert!(clock.observe(Hlc { physical_ms: 10_000, logical: 0, node: 2 }, 5_000, 5_000).is_ok());
     }
 
     #[test]
     fn order_is_total_with_node_as_last_tie_break() {
-        let a = Hlc {
-            physical_ms: 1,
-            logical: 1,
-            node: 1,
-        };
-        let b = Hlc {
-            physical_ms: 1,
-            logical: 1,
-            node: 2,
-        };
+        let a = Hlc { physical_ms: 1, logical: 1, node: 1 };
+        let b = Hlc { physical_ms: 1, logical: 1, node: 2 };
         assert!(a < b);
-        assert!(
-            Hlc {
-                physical_ms: 1,
-                logical: 2,
-                node: 0
-            } > b
-        );
+        assert!(Hlc { physical_ms: 1, logical: 2, node: 0 } > b);
     }
 
     #[test]
     fn logical_overflow_carries_into_physical() {
         let mut clock = HlcClock::new(1);
-        clock.last = Hlc {
-            physical_ms: 9,
-            logical: u32::MAX,
-            node: 1,
-        };
+        clock.last = Hlc { physical_ms: 9, logical: u32::MAX, node: 1 };
         let next = clock.tick(9);
         assert_eq!((next.physical_ms, next.logical), (10, 0));
     }

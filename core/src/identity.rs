@@ -14,11 +14,7 @@ pub struct Signature(pub [u8; 64]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Signature({:02x}{:02x}{:02x}{:02x}..)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
+        write!(f, "Signature({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
     }
 }
 
@@ -30,9 +26,7 @@ pub struct Keypair {
 
 impl fmt::Debug for Keypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keypair")
-            .field("public", &self.author_key())
-            .finish_non_exhaustive()
+        f.debug_struct("Keypair").field("public", &self.author_key()).finish_non_exhaustive()
     }
 }
 
@@ -40,9 +34,7 @@ impl Keypair {
     /// A key from 32 secret bytes. Callers derive them from a seed (tests, simulator) or from
     /// the node's sealed key file; the core never draws OS randomness.
     pub fn from_secret_bytes(secret: [u8; 32]) -> Self {
-        Self {
-            signing: SigningKey::from_bytes(&secret),
-        }
+        Self { signing: SigningKey::from_bytes(&secret) }
     }
 
     /// The public key, as the author of the deltas this key signs.
@@ -73,16 +65,10 @@ pub enum SignatureError {
 }
 
 /// Checks `signature` over a delta id under `author`, with strict (non-malleable) verification.
-pub fn verify_delta_signature(
-    author: &AuthorKey,
-    id: &DeltaId,
-    signature: &Signature,
-) -> Result<(), SignatureError> {
-    let key =
-        VerifyingKey::from_bytes(author.as_bytes()).map_err(|_| SignatureError::BadAuthorKey)?;
+pub fn verify_delta_signature(author: &AuthorKey, id: &DeltaId, signature: &Signature) -> Result<(), SignatureError> {
+    let key = VerifyingKey::from_bytes(author.as_bytes()).map_err(|_| SignatureError::BadAuthorKey)?;
     let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify_strict(&delta_signing_message(id), &signature)
-        .map_err(|_| SignatureError::Mismatch)
+    key.verify_strict(&delta_signing_message(id), &signature).map_err(|_| SignatureError::Mismatch)
 }
 
 fn delta_signing_message(id: &DeltaId) -> [u8; DELTA_SIGNATURE_DOMAIN.len() + 32] {
@@ -102,14 +88,8 @@ mod tests {
         let bob = Keypair::from_secret_bytes([2; 32]);
         let id = DeltaId::hash_of(b"x");
         let signature = alice.sign_delta(&id);
-        assert_eq!(
-            verify_delta_signature(&alice.author_key(), &id, &signature),
-            Ok(())
-        );
-        assert_eq!(
-            verify_delta_signature(&bob.author_key(), &id, &signature),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify_delta_signature(&alice.author_key(), &id, &signature), Ok(()));
+        assert_eq!(verify_delta_signature(&bob.author_key(), &id, &signature), Err(SignatureError::Mismatch));
         assert_eq!(
             verify_delta_signature(&alice.author_key(), &DeltaId::hash_of(b"y"), &signature),
             Err(SignatureError::Mismatch)

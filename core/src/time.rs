@@ -64,14 +64,8 @@ mod tests {
     #[test]
     fn arithmetic_saturates_instead_of_wrapping() {
         assert_eq!(Timestamp::MAX.add_millis(5), Timestamp::MAX);
-        assert_eq!(
-            Timestamp::ZERO.saturating_since(Timestamp::from_secs(1)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            Timestamp::from_secs(3).saturating_since(Timestamp::from_secs(1)),
-            Duration::from_secs(2)
-        );
+        assert_eq!(Timestamp::ZERO.saturating_since(Timestamp::from_secs(1)), Duration::ZERO);
+        assert_eq!(Timestamp::from_secs(3).saturating_since(Timestamp::from_secs(1)), Duration::from_secs(2));
         assert_eq!(Timestamp::from_millis(1500).as_millis(), 1500);
     }
 }

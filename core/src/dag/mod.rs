@@ -240,12 +240,7 @@ impl DagStore {
     }
 
     /// Adds a delta whose id and signature the caller has verified.
-    pub fn add(
-        &mut self,
-        now: Timestamp,
-        delta: DeltaRef,
-        applier: &mut impl Applier,
-    ) -> AddOutcome {
+    pub fn add(&mut self, now: Timestamp, delta: DeltaRef, applier: &mut impl Applier) -> AddOutcome {
         if delta.context != self.context {
             return AddOutcome::Rejected(RejectReason::WrongContext);
         }
@@ -260,12 +255,8 @@ impl DagStore {
             self.counters.duplicates += 1;
             return AddOutcome::Duplicate;
         }
-        let unapplied: Vec<DeltaId> = delta
-            .parents
-            .iter()
-            .filter(|parent| !self.applied.contains_key(*parent))
-            .copied()
-            .collect();
+        let unapplied: Vec<DeltaId> =
+            delta.parents.iter().filter(|parent| !self.applied.contains_key(*parent)).copied().collect();
         if unapplied.is_empty() {
             return self.apply_with_cascade(now, delta, applier);
         }
@@ -284,11 +275,7 @@ impl DagStore {
 
     /// Tries every quarantined delta again, oldest first. Returns the ids applied (including
     /// the cascades they released).
-    pub fn retry_quarantined(
-        &mut self,
-        now: Timestamp,
-        applier: &mut impl Applier,
-    ) -> Vec<DeltaId> {
+    pub fn retry_quarantined(&mut self, now: Timestamp, applier: &mut impl Applier) -> Vec<DeltaId> {
         let mut applied = Vec::new();
         for id in self.quarantine.ids() {
             let Some(delta) = self.quarantine.get(&id).map(|entry| entry.delta.clone()) else {
@@ -312,15 +299,10 @@ impl DagStore {
 
     /// Drops pending deltas that have waited at least `max_age_ms`. Returns how many.
     pub fn cleanup_stale(&mut self, now: Timestamp, max_age_ms: u64) -> usize {
-        let Some(cutoff) = now
-            .as_nanos()
-            .checked_sub(max_age_ms.saturating_mul(1_000_000))
-        else {
+        let Some(cutoff) = now.as_nanos().checked_sub(max_age_ms.saturating_mul(1_000_000)) else {
             return 0;
         };
-        let evicted = self
-            .pending
-            .evict_received_before(Timestamp::from_nanos(cutoff));
+        let evicted = self.pending.evict_received_before(Timestamp::from_nanos(cutoff));
         self.counters.pending_evicted_stale += evicted as u64;
         evicted
     }
@@ -367,54 +349,34 @@ impl DagStore {
             }
         };
         let gap = since::gap(&self.applied, targets, known, max_scan)?;
-        Ok(since::page(
-            &self.applied,
-            &gap,
-            after,
-            max_deltas,
-            max_bytes,
-        ))
+        Ok(since::page(&self.applied, &gap, after, max_deltas, max_bytes))
     }
 
     /// Every applied id with its parents, parents first (sorted by height, then id): the DAG
     /// half of a snapshot.
     pub fn checkpoint(&self) -> Vec<CheckpointEntry> {
-        let mut ids: Vec<(u64, DeltaId)> = self
-            .applied
-            .iter()
-            .map(|(id, entry)| (entry.height, *id))
-            .collect();
+        let mut ids: Vec<(u64, DeltaId)> = self.applied.iter().map(|(id, entry)| (entry.height, *id)).collect();
         ids.sort_unstable();
-        ids.into_iter()
-            .map(|(_, id)| CheckpointEntry {
-                id,
-                parents: self.applied[&id].parents().to_vec(),
-            })
-            .collect()
+        ids.into_iter().map(|(_, id)| CheckpointEntry { id, parents: self.applied[&id].parents().to_vec() }).collect()
     }
 
-    /// Replaces the applied set with a snapshot's, keeping the bodies this store already had.
+    /// Checks a snapshot's checkpoint against itself and prepares the new applied set,
+    /// keeping the bodies this store already holds. Changes nothing.
     ///
-    /// `entries` must list parents before children, and `heads` must be exactly the entries
-    /// without children; anything else is refused and the store is unchanged.
-    ///
-    /// Returns the deltas that are not part of the snapshot (applied here but unknown to it,
-    /// pending, quarantined), parents first; the caller must `add` them again on top of the
-    /// imported state so that no local write is lost.
-    pub fn adopt_checkpoint(
-        &mut self,
+    /// `entries` must list parents before children, each id once, and `heads` must be exactly
+    /// the entries without children.
+    pub fn prepare_checkpoint(
+        &self,
         entries: &[CheckpointEntry],
         heads: &[DeltaId],
-    ) -> Result<Vec<DeltaRef>, AdoptError> {
+    ) -> Result<PreparedCheckpoint, AdoptError> {
         let mut adopted: IdMap<DeltaId, AppliedEntry> =
             IdMap::with_capacity_and_hasher(entries.len(), Default::default());
         let mut has_child: crate::ids::IdSet<DeltaId> = Default::default();
         for entry in entries {
             let mut height = 0;
             for parent in &entry.parents {
-                let parent_entry = adopted
-                    .get(parent)
-                    .ok_or(AdoptError::ParentAfterChild(entry.id))?;
+                let parent_entry = adopted.get(parent).ok_or(AdoptError::ParentAfterChild(entry.id))?;
                 height = height.max(parent_entry.height);
                 has_child.insert(*parent);
             }
@@ -422,41 +384,57 @@ impl DagStore {
                 Some(body) if body.parents == entry.parents => Known::Body(body.clone()),
                 _ => Known::Structure(entry.parents.clone().into_boxed_slice()),
             };
-            if adopted
-                .insert(
-                    entry.id,
-                    AppliedEntry {
-                        height: height + 1,
-                        known,
-                    },
-                )
-                .is_some()
-            {
+            if adopted.insert(entry.id, AppliedEntry { height: height + 1, known }).is_some() {
                 return Err(AdoptError::DuplicateEntry(entry.id));
             }
         }
-        let head_set: BTreeSet<DeltaId> = heads.iter().copied().collect();
+        let heads: BTreeSet<DeltaId> = heads.iter().copied().collect();
         let childless = adopted.keys().filter(|id| !has_child.contains(*id)).count();
-        if childless != head_set.len()
-            || head_set
-                .iter()
-                .any(|head| !adopted.contains_key(head) || has_child.contains(head))
+        if childless != heads.len() || heads.iter().any(|head| !adopted.contains_key(head) || has_child.contains(head))
         {
             return Err(AdoptError::HeadsMismatch);
         }
+        Ok(PreparedCheckpoint { applied: adopted, heads })
+    }
+
+    /// Replaces the applied set and heads with a prepared checkpoint. The caller imports the
+    /// matching state into the applier first.
+    ///
+    /// Returns what the snapshot lacks, parents first: deltas applied here but unknown to the
+    /// snapshot (`reapply`), and pending or quarantined ones (`requeue`). The caller must `add`
+    /// them again, in that order, so that no local write is lost.
+    pub fn install_checkpoint(&mut self, prepared: PreparedCheckpoint) -> CheckpointReplay {
         let mut leftovers: Vec<(u64, DeltaRef)> = self
             .applied
             .iter()
-            .filter(|(id, _)| !adopted.contains_key(*id))
+            .filter(|(id, _)| !prepared.applied.contains_key(*id))
             .filter_map(|(_, entry)| entry.body().map(|body| (entry.height, body.clone())))
             .collect();
         leftovers.sort_unstable_by_key(|(height, body)| (*height, body.id));
-        let mut replay: Vec<DeltaRef> = leftovers.into_iter().map(|(_, body)| body).collect();
-        replay.extend(self.pending.drain());
-        replay.extend(self.quarantine.drain());
-        self.applied = adopted;
-        self.heads = head_set;
-        Ok(replay)
+        let reapply = leftovers.into_iter().map(|(_, body)| body).collect();
+        let mut requeue = self.pending.drain();
+        requeue.extend(self.quarantine.drain());
+        self.pending.compact();
+        self.applied = prepared.applied;
+        self.heads = prepared.heads;
+        CheckpointReplay { reapply, requeue }
+    }
+
+    /// [`Self::prepare_checkpoint`] then [`Self::install_checkpoint`].
+    pub fn adopt_checkpoint(
+        &mut self,
+        entries: &[CheckpointEntry],
+        heads: &[DeltaId],
+    ) -> Result<Vec<DeltaRef>, AdoptError> {
+        let prepared = self.prepare_checkpoint(entries, heads)?;
+        let replay = self.install_checkpoint(prepared);
+        Ok(replay.reapply.into_iter().chain(replay.requeue).collect())
+    }
+
+    /// Drops a quarantined delta for good (a local write whose application failed: the call
+    /// failed, so the delta must not linger). Returns false if it was not quarantined.
+    pub fn discard_quarantined(&mut self, id: &DeltaId) -> bool {
+        self.quarantine.remove(id).is_some()
     }
 
     fn missing_parent_ids(&self) -> Vec<DeltaId> {
@@ -465,12 +443,7 @@ impl DagStore {
         missing
     }
 
-    fn apply_with_cascade(
-        &mut self,
-        now: Timestamp,
-        delta: DeltaRef,
-        applier: &mut impl Applier,
-    ) -> AddOutcome {
+    fn apply_with_cascade(&mut self, now: Timestamp, delta: DeltaRef, applier: &mut impl Applier) -> AddOutcome {
         if let Err(error) = self.apply_one(&delta, applier) {
             self.put_in_quarantine(now, delta, error.clone());
             return AddOutcome::Quarantined(error);
@@ -478,10 +451,7 @@ impl DagStore {
         let mut cascade = Vec::new();
         let mut quarantined = Vec::new();
         self.cascade_from(now, delta.id, applier, &mut cascade, &mut quarantined);
-        AddOutcome::Applied {
-            cascade,
-            quarantined,
-        }
+        AddOutcome::Applied { cascade, quarantined }
     }
 
     /// Applies every pending delta that `root` (just applied) releases, transitively. Iterative:
@@ -513,13 +483,10 @@ impl DagStore {
             let Some(next) = released.pop() else { break };
             self.pending.release(&next, &mut ready);
         }
+        self.pending.compact();
     }
 
-    fn apply_one(
-        &mut self,
-        delta: &DeltaRef,
-        applier: &mut impl Applier,
-    ) -> Result<(), ApplyError> {
+    fn apply_one(&mut self, delta: &DeltaRef, applier: &mut impl Applier) -> Result<(), ApplyError> {
         let mut height = 0;
         for parent in &delta.parents {
             height = height.max(self.applied[parent].height);
@@ -529,24 +496,14 @@ impl DagStore {
             self.heads.remove(parent);
         }
         self.heads.insert(delta.id);
-        self.applied.insert(
-            delta.id,
-            AppliedEntry {
-                height: height + 1,
-                known: Known::Body(delta.clone()),
-            },
-        );
+        self.applied.insert(delta.id, AppliedEntry { height: height + 1, known: Known::Body(delta.clone()) });
         self.counters.applied += 1;
         Ok(())
     }
 
     fn put_in_quarantine(&mut self, now: Timestamp, delta: DeltaRef, error: ApplyError) {
         self.counters.quarantined += 1;
-        if self
-            .quarantine
-            .put(now, delta, error, self.limits.max_quarantined_deltas.max(1))
-            .is_some()
-        {
+        if self.quarantine.put(now, delta, error, self.limits.max_quarantined_deltas.max(1)).is_some() {
             self.counters.quarantine_evicted += 1;
         }
     }
@@ -558,14 +515,8 @@ impl DagStore {
         let mut has_child: crate::ids::IdSet<DeltaId> = Default::default();
         for entry in self.applied.values() {
             for parent in entry.parents() {
-                assert!(
-                    self.applied.contains_key(parent),
-                    "applied delta with unapplied parent"
-                );
-                assert!(
-                    self.applied[parent].height < entry.height,
-                    "parent not below child"
-                );
+                assert!(self.applied.contains_key(parent), "applied delta with unapplied parent");
+                assert!(self.applied[parent].height < entry.height, "parent not below child");
                 has_child.insert(*parent);
             }
         }
@@ -576,6 +527,22 @@ impl DagStore {
         #[cfg(any(test, debug_assertions))]
         self.pending.check_invariants();
     }
+}
+
+/// A checkpoint that passed [`DagStore::prepare_checkpoint`], ready to install.
+#[derive(Debug)]
+pub struct PreparedCheckpoint {
+    applied: IdMap<DeltaId, AppliedEntry>,
+    heads: BTreeSet<DeltaId>,
+}
+
+/// What a store held that an installed checkpoint lacks.
+#[derive(Debug, Default)]
+pub struct CheckpointReplay {
+    /// Deltas that were applied here but are not in the snapshot, parents first.
+    pub reapply: Vec<DeltaRef>,
+    /// Deltas that were pending or quarantined here, in arrival order.
+    pub requeue: Vec<DeltaRef>,
 }
 
 /// Why a snapshot's checkpoint could not be adopted.

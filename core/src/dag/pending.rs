@@ -52,21 +52,14 @@ impl PendingQueue {
         debug_assert!(!unapplied.is_empty());
         let id = delta.id;
         for parent in unapplied {
-            self.waiters.entry(*parent).or_default().push(id);
+            // One waiter per parent is the common case; don't pay for Vec's default of four.
+            self.waiters.entry(*parent).or_insert_with(|| Vec::with_capacity(1)).push(id);
         }
         let arrival_seq = self.next_arrival_seq;
         self.next_arrival_seq += 1;
         self.arrivals.insert(arrival_seq, id);
         let unapplied_parents = u32::try_from(unapplied.len()).unwrap_or(u32::MAX);
-        self.entries.insert(
-            id,
-            PendingEntry {
-                delta,
-                unapplied_parents,
-                arrival_seq,
-                received_at: now,
-            },
-        );
+        self.entries.insert(id, PendingEntry { delta, unapplied_parents, arrival_seq, received_at: now });
     }
 
     /// `parent` was applied: appends to `ready` the children that now have every parent.
@@ -84,6 +77,18 @@ impl PendingQueue {
                 self.arrivals.remove(&entry.arrival_seq);
                 ready.push(entry.delta);
             }
+        }
+    }
+
+    /// Gives memory back after a burst: hash maps never shrink on removal, so a cascade that
+    /// drained a large queue would otherwise keep its peak capacity for the context's life.
+    pub(crate) fn compact(&mut self) {
+        const KEEP_SLOTS: usize = 64;
+        if self.entries.capacity() > KEEP_SLOTS && self.entries.len() < self.entries.capacity() / 4 {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+        if self.waiters.capacity() > KEEP_SLOTS && self.waiters.len() < self.waiters.capacity() / 4 {
+            self.waiters.shrink_to(self.waiters.len() * 2);
         }
     }
 
@@ -118,12 +123,8 @@ impl PendingQueue {
     /// Parents that some pending delta waits on and that are not pending themselves:
     /// the ones to fetch. Sorted.
     pub(crate) fn missing_parents(&self) -> Vec<DeltaId> {
-        let mut missing: Vec<DeltaId> = self
-            .waiters
-            .keys()
-            .filter(|parent| !self.entries.contains_key(*parent))
-            .copied()
-            .collect();
+        let mut missing: Vec<DeltaId> =
+            self.waiters.keys().filter(|parent| !self.entries.contains_key(*parent)).copied().collect();
         missing.sort_unstable();
         missing
     }
@@ -133,10 +134,7 @@ impl PendingQueue {
         let arrivals = std::mem::take(&mut self.arrivals);
         let mut entries = std::mem::take(&mut self.entries);
         self.waiters.clear();
-        arrivals
-            .into_values()
-            .filter_map(|id| entries.remove(&id).map(|entry| entry.delta))
-            .collect()
+        arrivals.into_values().filter_map(|id| entries.remove(&id).map(|entry| entry.delta)).collect()
     }
 
     /// Removes an entry whose arrival record is already gone, and its reverse-index edges.
@@ -157,21 +155,14 @@ impl PendingQueue {
     /// Checks the reverse index against the entries (tests and debug builds).
     #[cfg(any(test, debug_assertions))]
     pub(crate) fn check_invariants(&self) {
-        assert_eq!(
-            self.entries.len(),
-            self.arrivals.len(),
-            "arrival index out of step"
-        );
+        assert_eq!(self.entries.len(), self.arrivals.len(), "arrival index out of step");
         for (seq, id) in &self.arrivals {
             assert_eq!(self.entries[id].arrival_seq, *seq);
         }
         for (parent, children) in &self.waiters {
             for child in children {
                 if let Some(entry) = self.entries.get(child) {
-                    assert!(
-                        entry.delta.parents.contains(parent),
-                        "waiter edge to a non-parent"
-                    );
+                    assert!(entry.delta.parents.contains(parent), "waiter edge to a non-parent");
                 }
             }
         }

@@ -45,37 +45,19 @@ impl Quarantine {
     }
 
     /// Adds or updates an entry. Returns the id evicted to stay within `max`, if any.
-    pub(crate) fn put(
-        &mut self,
-        now: Timestamp,
-        delta: DeltaRef,
-        error: ApplyError,
-        max: usize,
-    ) -> Option<DeltaId> {
+    pub(crate) fn put(&mut self, now: Timestamp, delta: DeltaRef, error: ApplyError, max: usize) -> Option<DeltaId> {
         let id = delta.id;
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.error = error;
             entry.attempts += 1;
             return None;
         }
-        let evicted = if self.entries.len() >= max {
-            self.pop_oldest()
-        } else {
-            None
-        };
+        let evicted = if self.entries.len() >= max { self.pop_oldest() } else { None };
         let seq = self.next_seq;
         self.next_seq += 1;
         self.order.insert(seq, id);
         self.sequence.insert(id, seq);
-        self.entries.insert(
-            id,
-            QuarantinedDelta {
-                delta,
-                error,
-                attempts: 1,
-                since: now,
-            },
-        );
+        self.entries.insert(id, QuarantinedDelta { delta, error, attempts: 1, since: now });
         evicted
     }
 
@@ -94,10 +76,7 @@ impl Quarantine {
 
     pub(crate) fn drain(&mut self) -> Vec<DeltaRef> {
         let ids = self.ids();
-        ids.iter()
-            .filter_map(|id| self.remove(id))
-            .map(|entry| entry.delta)
-            .collect()
+        ids.iter().filter_map(|id| self.remove(id)).map(|entry| entry.delta).collect()
     }
 
     fn pop_oldest(&mut self) -> Option<DeltaId> {

@@ -70,10 +70,7 @@ pub(crate) fn gap(
     for id in known {
         if let Some(entry) = applied.get(id) {
             if paint.insert(*id, Paint::Theirs).is_none() {
-                queue.push(SinceCursor {
-                    height: entry.height,
-                    id: *id,
-                });
+                queue.push(SinceCursor { height: entry.height, id: *id });
             }
         }
     }
@@ -82,10 +79,7 @@ pub(crate) fn gap(
             if !paint.contains_key(id) {
                 paint.insert(*id, Paint::Ours);
                 ours_queued += 1;
-                queue.push(SinceCursor {
-                    height: entry.height,
-                    id: *id,
-                });
+                queue.push(SinceCursor { height: entry.height, id: *id });
             }
         }
     }
@@ -117,10 +111,7 @@ pub(crate) fn gap(
                     if colour == Paint::Ours {
                         ours_queued += 1;
                     }
-                    queue.push(SinceCursor {
-                        height: parent_entry.height,
-                        id: *parent,
-                    });
+                    queue.push(SinceCursor { height: parent_entry.height, id: *parent });
                 }
                 Some(existing) => {
                     if *existing == Paint::Ours && colour == Paint::Theirs {
@@ -155,9 +146,7 @@ pub(crate) fn page(
         if deltas.len() >= max_deltas.max(1) {
             break;
         }
-        let body = applied[&position.id]
-            .body()
-            .expect("the gap walk only keeps deltas with bodies");
+        let body = applied[&position.id].body().expect("the gap walk only keeps deltas with bodies");
         let size = body.encoded_len();
         if !deltas.is_empty() && bytes + size > max_bytes {
             break;
@@ -167,9 +156,5 @@ pub(crate) fn page(
         end += 1;
     }
     let next = (end < gap.len()).then(|| gap[end - 1]);
-    SincePage {
-        deltas,
-        next,
-        gap_total: gap.len() as u64,
-    }
+    SincePage { deltas, next, gap_total: gap.len() as u64 }
 }

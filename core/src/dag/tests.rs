@@ -11,10 +11,7 @@ fn store() -> DagStore {
 }
 
 fn store_with(max_pending: usize) -> DagStore {
-    let limits = Limits {
-        max_pending_deltas: max_pending,
-        ..Limits::default()
-    };
+    let limits = Limits { max_pending_deltas: max_pending, ..Limits::default() };
     DagStore::new(context(), DagLimits::from_limits(&limits))
 }
 
@@ -35,10 +32,7 @@ fn linear_chain_applies_in_order_and_keeps_one_head() {
     let mut dag = store();
     let chain = factory.chain(10);
     for delta in &chain {
-        assert!(matches!(
-            dag.add(at(0), delta.clone(), &mut NoopApplier),
-            AddOutcome::Applied { .. }
-        ));
+        assert!(matches!(dag.add(at(0), delta.clone(), &mut NoopApplier), AddOutcome::Applied { .. }));
     }
     assert_eq!(dag.applied_len(), 10);
     assert_eq!(dag.heads_vec(), vec![chain[9].id]);
@@ -51,17 +45,9 @@ fn out_of_order_child_waits_then_applies_when_parent_arrives() {
     let mut factory = DeltaFactory::unsigned(context());
     let mut dag = store();
     let chain = factory.chain(3);
-    assert!(matches!(
-        dag.add(at(0), chain[0].clone(), &mut NoopApplier),
-        AddOutcome::Applied { .. }
-    ));
+    assert!(matches!(dag.add(at(0), chain[0].clone(), &mut NoopApplier), AddOutcome::Applied { .. }));
     let outcome = dag.add(at(0), chain[2].clone(), &mut NoopApplier);
-    assert_eq!(
-        outcome,
-        AddOutcome::Pending {
-            missing: vec![chain[1].id]
-        }
-    );
+    assert_eq!(outcome, AddOutcome::Pending { missing: vec![chain[1].id] });
     let outcome = dag.add(at(0), chain[1].clone(), &mut NoopApplier);
     assert_eq!(applied_ids(&outcome), vec![chain[2].id]);
     assert_eq!(dag.heads_vec(), vec![chain[2].id]);
@@ -75,15 +61,9 @@ fn duplicate_is_reported_whether_applied_or_pending() {
     let mut dag = store();
     let chain = factory.chain(3);
     dag.add(at(0), chain[0].clone(), &mut NoopApplier);
-    assert_eq!(
-        dag.add(at(0), chain[0].clone(), &mut NoopApplier),
-        AddOutcome::Duplicate
-    );
+    assert_eq!(dag.add(at(0), chain[0].clone(), &mut NoopApplier), AddOutcome::Duplicate);
     dag.add(at(0), chain[2].clone(), &mut NoopApplier);
-    assert_eq!(
-        dag.add(at(0), chain[2].clone(), &mut NoopApplier),
-        AddOutcome::Duplicate
-    );
+    assert_eq!(dag.add(at(0), chain[2].clone(), &mut NoopApplier), AddOutcome::Duplicate);
     assert_eq!(dag.counters().duplicates, 2);
     assert_eq!(dag.pending_len(), 1);
 }
@@ -97,27 +77,13 @@ fn diamond_merges_into_one_head() {
     let right = factory.make(&[root.id], vec![2]);
     let merge = factory.make(&[left.id, right.id], vec![3]);
     // Merge first, then the rest in an awkward order.
-    assert!(matches!(
-        dag.add(at(0), merge.clone(), &mut NoopApplier),
-        AddOutcome::Pending { .. }
-    ));
-    assert!(matches!(
-        dag.add(at(0), right.clone(), &mut NoopApplier),
-        AddOutcome::Pending { .. }
-    ));
-    assert_eq!(
-        dag.pending_stats(at(0)).missing_parents,
-        2,
-        "left and root are missing"
-    );
+    assert!(matches!(dag.add(at(0), merge.clone(), &mut NoopApplier), AddOutcome::Pending { .. }));
+    assert!(matches!(dag.add(at(0), right.clone(), &mut NoopApplier), AddOutcome::Pending { .. }));
+    assert_eq!(dag.pending_stats(at(0)).missing_parents, 2, "left and root are missing");
     dag.add(at(0), left.clone(), &mut NoopApplier);
     let outcome = dag.add(at(0), root.clone(), &mut NoopApplier);
     let mut cascade = applied_ids(&outcome);
-    assert_eq!(
-        cascade.pop(),
-        Some(merge.id),
-        "merge applies last, after both sides"
-    );
+    assert_eq!(cascade.pop(), Some(merge.id), "merge applies last, after both sides");
     cascade.sort();
     let mut sides = vec![left.id, right.id];
     sides.sort();
@@ -133,18 +99,13 @@ fn two_hundred_branches_merge_into_one_head() {
     let mut dag = store();
     let root = factory.make(&[], vec![]);
     dag.add(at(0), root.clone(), &mut NoopApplier);
-    let branches: Vec<DeltaRef> = (0..200u32)
-        .map(|i| factory.make(&[root.id], i.to_le_bytes().to_vec()))
-        .collect();
+    let branches: Vec<DeltaRef> = (0..200u32).map(|i| factory.make(&[root.id], i.to_le_bytes().to_vec())).collect();
     for branch in &branches {
         dag.add(at(0), branch.clone(), &mut NoopApplier);
     }
     assert_eq!(dag.heads().len(), 200);
     let merge = factory.make(&branches.iter().map(|b| b.id).collect::<Vec<_>>(), vec![]);
-    assert!(matches!(
-        dag.add(at(0), merge.clone(), &mut NoopApplier),
-        AddOutcome::Applied { .. }
-    ));
+    assert!(matches!(dag.add(at(0), merge.clone(), &mut NoopApplier), AddOutcome::Applied { .. }));
     assert_eq!(dag.heads_vec(), vec![merge.id]);
     dag.check_invariants();
 }
@@ -155,10 +116,7 @@ fn deep_pending_chain_resolves_in_one_cascade() {
     let mut dag = store();
     let chain = factory.chain(2_000);
     for delta in chain.iter().skip(1).rev() {
-        assert!(matches!(
-            dag.add(at(0), delta.clone(), &mut NoopApplier),
-            AddOutcome::Pending { .. }
-        ));
+        assert!(matches!(dag.add(at(0), delta.clone(), &mut NoopApplier), AddOutcome::Pending { .. }));
     }
     assert_eq!(dag.pending_stats(at(0)).missing_parents, 1);
     let outcome = dag.add(at(0), chain[0].clone(), &mut NoopApplier);
@@ -175,16 +133,9 @@ fn late_parent_releases_many_children() {
     let root = factory.make(&[], vec![]);
     let parent = factory.make(&[root.id], vec![]);
     dag.add(at(0), root.clone(), &mut NoopApplier);
-    let children: Vec<DeltaRef> = (0..500u32)
-        .map(|i| factory.make(&[parent.id], i.to_le_bytes().to_vec()))
-        .collect();
+    let children: Vec<DeltaRef> = (0..500u32).map(|i| factory.make(&[parent.id], i.to_le_bytes().to_vec())).collect();
     for child in &children {
-        assert_eq!(
-            dag.add(at(0), child.clone(), &mut NoopApplier),
-            AddOutcome::Pending {
-                missing: vec![parent.id]
-            }
-        );
+        assert_eq!(dag.add(at(0), child.clone(), &mut NoopApplier), AddOutcome::Pending { missing: vec![parent.id] });
     }
     assert_eq!(dag.pending_stats(at(0)).missing_parents, 1);
     let outcome = dag.add(at(0), parent.clone(), &mut NoopApplier);
@@ -198,49 +149,22 @@ fn failed_application_is_quarantined_whole_and_retried_on_request() {
     let mut factory = DeltaFactory::unsigned(context());
     let mut dag = store();
     let mut applier = FailingApplier::<KvCounterApplier>::default();
-    let root = factory.make(
-        &[],
-        KvOp::encode(&[KvOp::Set {
-            key: b"a".to_vec(),
-            value: b"1".to_vec(),
-        }]),
-    );
-    let bad = factory.make(
-        &[root.id],
-        KvOp::encode(&[KvOp::Set {
-            key: b"b".to_vec(),
-            value: b"2".to_vec(),
-        }]),
-    );
-    let child = factory.make(
-        &[bad.id],
-        KvOp::encode(&[KvOp::Set {
-            key: b"c".to_vec(),
-            value: b"3".to_vec(),
-        }]),
-    );
+    let root = factory.make(&[], KvOp::encode(&[KvOp::Set { key: b"a".to_vec(), value: b"1".to_vec() }]));
+    let bad = factory.make(&[root.id], KvOp::encode(&[KvOp::Set { key: b"b".to_vec(), value: b"2".to_vec() }]));
+    let child = factory.make(&[bad.id], KvOp::encode(&[KvOp::Set { key: b"c".to_vec(), value: b"3".to_vec() }]));
     applier.failing.insert(bad.id);
 
     dag.add(at(0), root.clone(), &mut applier);
     let root_hash_before = applier.root_hash(&context());
-    assert!(matches!(
-        dag.add(at(0), bad.clone(), &mut applier),
-        AddOutcome::Quarantined(_)
-    ));
+    assert!(matches!(dag.add(at(0), bad.clone(), &mut applier), AddOutcome::Quarantined(_)));
     // Never half-known: not applied, not a head, state untouched, but a re-delivery is a duplicate.
     assert!(!dag.is_applied(&bad.id));
     assert_eq!(dag.heads_vec(), vec![root.id]);
     assert_eq!(applier.root_hash(&context()), root_hash_before);
-    assert_eq!(
-        dag.add(at(0), bad.clone(), &mut applier),
-        AddOutcome::Duplicate
-    );
+    assert_eq!(dag.add(at(0), bad.clone(), &mut applier), AddOutcome::Duplicate);
     assert_eq!(dag.quarantined(&bad.id).map(|q| q.attempts), Some(1));
     // Its child waits, and the quarantined parent is not reported as missing (we hold it).
-    assert_eq!(
-        dag.add(at(0), child.clone(), &mut applier),
-        AddOutcome::Pending { missing: vec![] }
-    );
+    assert_eq!(dag.add(at(0), child.clone(), &mut applier), AddOutcome::Pending { missing: vec![] });
     assert_eq!(dag.missing_parents(None, 10).ids, Vec::<DeltaId>::new());
 
     // A retry that fails again keeps it quarantined and counts the attempt.
@@ -248,10 +172,7 @@ fn failed_application_is_quarantined_whole_and_retried_on_request() {
     assert_eq!(dag.quarantined(&bad.id).map(|q| q.attempts), Some(2));
 
     applier.failing.clear();
-    assert_eq!(
-        dag.retry_quarantined(at(2), &mut applier),
-        vec![bad.id, child.id]
-    );
+    assert_eq!(dag.retry_quarantined(at(2), &mut applier), vec![bad.id, child.id]);
     assert_eq!(dag.quarantined_len(), 0);
     assert_eq!(dag.heads_vec(), vec![child.id]);
     assert_eq!(applier.inner.get(&context(), b"c"), Some(&b"3"[..]));
@@ -270,10 +191,7 @@ fn failure_inside_a_cascade_quarantines_only_that_branch() {
     dag.add(at(0), good.clone(), &mut applier);
     dag.add(at(0), bad.clone(), &mut applier);
     match dag.add(at(0), root.clone(), &mut applier) {
-        AddOutcome::Applied {
-            cascade,
-            quarantined,
-        } => {
+        AddOutcome::Applied { cascade, quarantined } => {
             assert_eq!(cascade, vec![good.id]);
             assert_eq!(quarantined, vec![bad.id]);
         }
@@ -305,9 +223,8 @@ fn stale_pending_deltas_are_dropped_by_age() {
 fn pending_cap_evicts_oldest_first_and_counts() {
     let mut factory = DeltaFactory::unsigned(context());
     let mut dag = store_with(3);
-    let orphans: Vec<DeltaRef> = (0..5u32)
-        .map(|i| factory.make(&[DeltaId::hash_of(&i.to_le_bytes())], vec![]))
-        .collect();
+    let orphans: Vec<DeltaRef> =
+        (0..5u32).map(|i| factory.make(&[DeltaId::hash_of(&i.to_le_bytes())], vec![])).collect();
     for (second, orphan) in orphans.iter().enumerate() {
         dag.add(at(second as u64), orphan.clone(), &mut NoopApplier);
     }
@@ -324,20 +241,14 @@ fn pending_cap_evicts_oldest_first_and_counts() {
 fn missing_parents_are_paginated_in_sorted_order() {
     let mut factory = DeltaFactory::unsigned(context());
     let mut dag = store();
-    let mut expected: Vec<DeltaId> = (0..25u32)
-        .map(|i| DeltaId::hash_of(&i.to_le_bytes()))
-        .collect();
+    let mut expected: Vec<DeltaId> = (0..25u32).map(|i| DeltaId::hash_of(&i.to_le_bytes())).collect();
     for parent in &expected {
         dag.add(at(0), factory.make(&[*parent], vec![]), &mut NoopApplier);
     }
     // A pending delta waiting on another pending one: that parent is not "missing".
     let pending_parent = factory.make(&[expected[0]], vec![9]);
     dag.add(at(0), pending_parent.clone(), &mut NoopApplier);
-    dag.add(
-        at(0),
-        factory.make(&[pending_parent.id], vec![]),
-        &mut NoopApplier,
-    );
+    dag.add(at(0), factory.make(&[pending_parent.id], vec![]), &mut NoopApplier);
     expected.sort();
     let mut seen = Vec::new();
     let mut after = None;
@@ -357,9 +268,7 @@ fn collect_since(dag: &DagStore, known: &[DeltaId], page_size: usize) -> Vec<Del
     let mut ids = Vec::new();
     let mut after = None;
     loop {
-        let page = dag
-            .deltas_since(known, None, after, page_size, usize::MAX, usize::MAX)
-            .unwrap();
+        let page = dag.deltas_since(known, None, after, page_size, usize::MAX, usize::MAX).unwrap();
         assert!(page.deltas.len() <= page_size);
         ids.extend(page.deltas.iter().map(|d| d.id));
         match page.next {
@@ -404,14 +313,7 @@ fn deltas_since_pages_keep_every_branch_in_causal_order() {
         // Causal: every delta's parents come earlier in the stream or were known.
         let mut have: std::collections::BTreeSet<DeltaId> = base.iter().map(|d| d.id).collect();
         for id in &got {
-            assert!(
-                dag.get(id)
-                    .unwrap()
-                    .parents
-                    .iter()
-                    .all(|p| have.contains(p)),
-                "parent after child"
-            );
+            assert!(dag.get(id).unwrap().parents.iter().all(|p| have.contains(p)), "parent after child");
             have.insert(*id);
         }
     }
@@ -430,16 +332,7 @@ fn deltas_since_answers_for_wanted_ids_only() {
     for delta in &chain {
         dag.add(at(0), delta.clone(), &mut NoopApplier);
     }
-    let page = dag
-        .deltas_since(
-            &[chain[2].id],
-            Some(&[chain[5].id]),
-            None,
-            100,
-            usize::MAX,
-            usize::MAX,
-        )
-        .unwrap();
+    let page = dag.deltas_since(&[chain[2].id], Some(&[chain[5].id]), None, 100, usize::MAX, usize::MAX).unwrap();
     let ids: Vec<DeltaId> = page.deltas.iter().map(|d| d.id).collect();
     assert_eq!(ids, vec![chain[3].id, chain[4].id, chain[5].id]);
     assert_eq!(page.gap_total, 3);
@@ -454,14 +347,11 @@ fn deltas_since_respects_byte_budget_and_scan_bound() {
         dag.add(at(0), delta.clone(), &mut NoopApplier);
     }
     let one = chain[1].encoded_len();
-    let page = dag
-        .deltas_since(&[], None, None, 100, one * 3, usize::MAX)
-        .unwrap();
+    let page = dag.deltas_since(&[], None, None, 100, one * 3, usize::MAX).unwrap();
     assert_eq!(page.deltas.len(), 3);
     assert_eq!(page.gap_total, 20);
     assert_eq!(
-        dag.deltas_since(&[], None, None, 100, usize::MAX, 10)
-            .unwrap_err(),
+        dag.deltas_since(&[], None, None, 100, usize::MAX, 10).unwrap_err(),
         SinceError::GapTooLarge { max_scan: 10 }
     );
 }
@@ -483,13 +373,8 @@ fn checkpoint_adoption_keeps_local_deltas_the_snapshot_lacks() {
     ours.add(at(0), local.clone(), &mut NoopApplier);
     ours.add(at(0), chain[5].clone(), &mut NoopApplier); // waits for chain[4]
 
-    let replay = ours
-        .adopt_checkpoint(&server.checkpoint(), &server.heads_vec())
-        .unwrap();
-    assert_eq!(
-        replay.iter().map(|d| d.id).collect::<Vec<_>>(),
-        vec![local.id, chain[5].id]
-    );
+    let replay = ours.adopt_checkpoint(&server.checkpoint(), &server.heads_vec()).unwrap();
+    assert_eq!(replay.iter().map(|d| d.id).collect::<Vec<_>>(), vec![local.id, chain[5].id]);
     assert_eq!(ours.heads_vec(), vec![chain[4].id]);
     for delta in replay {
         ours.add(at(0), delta, &mut NoopApplier);
@@ -503,14 +388,11 @@ fn checkpoint_adoption_keeps_local_deltas_the_snapshot_lacks() {
     ours.check_invariants();
     // Serving from snapshot-only history must say so instead of sending a partial gap.
     assert_eq!(
-        ours.deltas_since(&[chain[0].id], None, None, 100, usize::MAX, usize::MAX)
-            .unwrap_err(),
+        ours.deltas_since(&[chain[0].id], None, None, 100, usize::MAX, usize::MAX).unwrap_err(),
         SinceError::SnapshotRequired
     );
     // But a gap above the snapshot is served exactly: the adopted structure paints "theirs".
-    let page = ours
-        .deltas_since(&[chain[4].id], None, None, 100, usize::MAX, usize::MAX)
-        .unwrap();
+    let page = ours.deltas_since(&[chain[4].id], None, None, 100, usize::MAX, usize::MAX).unwrap();
     let mut ids: Vec<DeltaId> = page.deltas.iter().map(|d| d.id).collect();
     ids.sort();
     assert_eq!(ids, heads);
@@ -529,30 +411,15 @@ fn malformed_checkpoints_are_refused_and_change_nothing() {
     dag.add(at(0), chain[0].clone(), &mut NoopApplier);
 
     let head = DeltaId::hash_of(b"head");
-    assert_eq!(
-        dag.adopt_checkpoint(&good, &[head]).unwrap_err(),
-        AdoptError::HeadsMismatch
-    );
-    assert_eq!(
-        dag.adopt_checkpoint(&good, &[chain[1].id]).unwrap_err(),
-        AdoptError::HeadsMismatch
-    );
+    assert_eq!(dag.adopt_checkpoint(&good, &[head]).unwrap_err(), AdoptError::HeadsMismatch);
+    assert_eq!(dag.adopt_checkpoint(&good, &[chain[1].id]).unwrap_err(), AdoptError::HeadsMismatch);
     let reversed: Vec<CheckpointEntry> = good.iter().rev().cloned().collect();
-    assert_eq!(
-        dag.adopt_checkpoint(&reversed, &[chain[2].id]).unwrap_err(),
-        AdoptError::ParentAfterChild(chain[2].id)
-    );
+    assert_eq!(dag.adopt_checkpoint(&reversed, &[chain[2].id]).unwrap_err(), AdoptError::ParentAfterChild(chain[2].id));
     let doubled: Vec<CheckpointEntry> = good.iter().chain(good.iter()).cloned().collect();
-    assert!(matches!(
-        dag.adopt_checkpoint(&doubled, &[chain[2].id]),
-        Err(AdoptError::DuplicateEntry(_))
-    ));
+    assert!(matches!(dag.adopt_checkpoint(&doubled, &[chain[2].id]), Err(AdoptError::DuplicateEntry(_))));
     assert_eq!(dag.heads_vec(), vec![chain[0].id]);
     assert_eq!(dag.applied_len(), 1);
-    assert!(dag
-        .adopt_checkpoint(&good, &[chain[2].id])
-        .unwrap()
-        .is_empty());
+    assert!(dag.adopt_checkpoint(&good, &[chain[2].id]).unwrap().is_empty());
     dag.check_invariants();
 }
 
@@ -564,10 +431,7 @@ fn wrong_context_and_oversized_parent_lists_are_rejected() {
         dag.add(at(0), other.make(&[], vec![]), &mut NoopApplier),
         AddOutcome::Rejected(RejectReason::WrongContext)
     );
-    let limits = Limits {
-        max_parents_per_delta: 1,
-        ..Limits::default()
-    };
+    let limits = Limits { max_parents_per_delta: 1, ..Limits::default() };
     let mut dag = DagStore::new(context(), DagLimits::from_limits(&limits));
     let mut factory = DeltaFactory::unsigned(context());
     let delta = factory.make(&[DeltaId::hash_of(b"a"), DeltaId::hash_of(b"b")], vec![]);

@@ -25,17 +25,9 @@ impl Applier for NoopApplier {
         Ok(Vec::new())
     }
 
-    fn import_state(
-        &mut self,
-        _: &ContextId,
-        _: &[u8],
-        expected_root: &RootHash,
-    ) -> Result<(), ApplyError> {
+    fn import_state(&mut self, _: &ContextId, _: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
         if *expected_root != RootHash::default() {
-            return Err(ApplyError::RootMismatch {
-                expected: *expected_root,
-                actual: RootHash::default(),
-            });
+            return Err(ApplyError::RootMismatch { expected: *expected_root, actual: RootHash::default() });
         }
         Ok(())
     }
@@ -106,12 +98,7 @@ pub struct KvCounterApplier {
 impl KvCounterApplier {
     /// A register's current value.
     pub fn get(&self, context: &ContextId, key: &[u8]) -> Option<&[u8]> {
-        self.contexts
-            .get(context)?
-            .registers
-            .get(key)?
-            .value
-            .as_deref()
+        self.contexts.get(context)?.registers.get(key)?.value.as_deref()
     }
 
     /// A counter's current value.
@@ -119,22 +106,12 @@ impl KvCounterApplier {
         self.contexts
             .get(context)
             .and_then(|state| state.counters.get(counter))
-            .map_or(0, |by_author| {
-                by_author
-                    .values()
-                    .fold(0i64, |sum, part| sum.wrapping_add(*part))
-            })
+            .map_or(0, |by_author| by_author.values().fold(0i64, |sum, part| sum.wrapping_add(*part)))
     }
 
     /// Number of live (non-tombstoned) registers.
     pub fn live_keys(&self, context: &ContextId) -> usize {
-        self.contexts.get(context).map_or(0, |state| {
-            state
-                .registers
-                .values()
-                .filter(|r| r.value.is_some())
-                .count()
-        })
+        self.contexts.get(context).map_or(0, |state| state.registers.values().filter(|r| r.value.is_some()).count())
     }
 
     /// Changes state behind the DAG's back, to provoke a silent divergence in tests.
@@ -142,10 +119,7 @@ impl KvCounterApplier {
         let state = self.contexts.entry(*context).or_default();
         state.registers.insert(
             key.to_vec(),
-            Register {
-                value: Some(value.to_vec()),
-                stamp: (Hlc::default(), DeltaId::default()),
-            },
+            Register { value: Some(value.to_vec()), stamp: (Hlc::default(), DeltaId::default()) },
         );
     }
 }
@@ -153,8 +127,8 @@ impl KvCounterApplier {
 impl Applier for KvCounterApplier {
     fn apply(&mut self, context: &ContextId, delta: &CausalDelta) -> Result<(), ApplyError> {
         // Decode everything before touching state, so a bad payload changes nothing.
-        let ops: Vec<KvOp> = borsh::from_slice(&delta.payload)
-            .map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
+        let ops: Vec<KvOp> =
+            borsh::from_slice(&delta.payload).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
         let state = self.contexts.entry(*context).or_default();
         let stamp = (delta.hlc, delta.id);
         for op in ops {
@@ -162,12 +136,7 @@ impl Applier for KvCounterApplier {
                 KvOp::Set { key, value } => write_register(state, key, Some(value), stamp),
                 KvOp::Remove { key } => write_register(state, key, None, stamp),
                 KvOp::Add { counter, amount } => {
-                    let part = state
-                        .counters
-                        .entry(counter)
-                        .or_default()
-                        .entry(delta.author)
-                        .or_default();
+                    let part = state.counters.entry(counter).or_default().entry(delta.author).or_default();
                     *part = part.wrapping_add(amount);
                 }
             }
@@ -176,50 +145,31 @@ impl Applier for KvCounterApplier {
     }
 
     fn root_hash(&self, context: &ContextId) -> RootHash {
-        self.contexts
-            .get(context)
-            .map_or(RootHash::default(), KvState::root)
+        self.contexts.get(context).map_or(RootHash::default(), KvState::root)
     }
 
     fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError> {
         let empty = KvState::default();
-        let bytes = borsh::to_vec(self.contexts.get(context).unwrap_or(&empty))
-            .expect("encoding never fails");
+        let bytes = borsh::to_vec(self.contexts.get(context).unwrap_or(&empty)).expect("encoding never fails");
         if bytes.len() > max_bytes {
-            return Err(ApplyError::StateTooLarge {
-                bytes: bytes.len(),
-                max: max_bytes,
-            });
+            return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
         }
         Ok(bytes)
     }
 
-    fn import_state(
-        &mut self,
-        context: &ContextId,
-        state: &[u8],
-        expected_root: &RootHash,
-    ) -> Result<(), ApplyError> {
-        let imported: KvState = borsh::from_slice(state)
-            .map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
+    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
+        let imported: KvState =
+            borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
         let actual = imported.root();
         if actual != *expected_root {
-            return Err(ApplyError::RootMismatch {
-                expected: *expected_root,
-                actual,
-            });
+            return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
         }
         self.contexts.insert(*context, imported);
         Ok(())
     }
 }
 
-fn write_register(
-    state: &mut KvState,
-    key: Vec<u8>,
-    value: Option<Vec<u8>>,
-    stamp: (Hlc, DeltaId),
-) {
+fn write_register(state: &mut KvState, key: Vec<u8>, value: Option<Vec<u8>>, stamp: (Hlc, DeltaId)) {
     let register = state.registers.entry(key).or_default();
     if stamp > register.stamp {
         *register = Register { value, stamp };
@@ -241,10 +191,7 @@ impl<A: Applier> Applier for FailingApplier<A> {
     fn apply(&mut self, context: &ContextId, delta: &CausalDelta) -> Result<(), ApplyError> {
         self.attempts.push(delta.id);
         if self.failing.contains(&delta.id) {
-            return Err(ApplyError::Failed(format!(
-                "injected failure for {}",
-                delta.id
-            )));
+            return Err(ApplyError::Failed(format!("injected failure for {}", delta.id)));
         }
         self.inner.apply(context, delta)
     }
@@ -257,12 +204,7 @@ impl<A: Applier> Applier for FailingApplier<A> {
         self.inner.export_state(context, max_bytes)
     }
 
-    fn import_state(
-        &mut self,
-        context: &ContextId,
-        state: &[u8],
-        expected_root: &RootHash,
-    ) -> Result<(), ApplyError> {
+    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
         self.inner.import_state(context, state, expected_root)
     }
 }

@@ -18,23 +18,13 @@ pub struct DeltaFactory {
 impl DeltaFactory {
     /// A factory whose deltas are properly signed (about 20 µs each).
     pub fn signed(context: ContextId, secret: [u8; 32]) -> Self {
-        Self {
-            keypair: Keypair::from_secret_bytes(secret),
-            context,
-            counter: 0,
-            sign: true,
-        }
+        Self { keypair: Keypair::from_secret_bytes(secret), context, counter: 0, sign: true }
     }
 
     /// A factory whose deltas have correct ids but zero signatures: for DAG-level tests and
     /// benches, which trust their input (verification happens before the DAG).
     pub fn unsigned(context: ContextId) -> Self {
-        Self {
-            keypair: Keypair::from_secret_bytes([0x5a; 32]),
-            context,
-            counter: 0,
-            sign: false,
-        }
+        Self { keypair: Keypair::from_secret_bytes([0x5a; 32]), context, counter: 0, sign: false }
     }
 
     /// The author key of the deltas made.
@@ -45,11 +35,7 @@ impl DeltaFactory {
     /// A delta with these parents and payload.
     pub fn make(&mut self, parents: &[DeltaId], payload: Vec<u8>) -> DeltaRef {
         self.counter += 1;
-        let hlc = Hlc {
-            physical_ms: self.counter,
-            logical: 0,
-            node: 1,
-        };
+        let hlc = Hlc { physical_ms: self.counter, logical: 0, node: 1 };
         let delta = if self.sign {
             CausalDelta::new_signed(&self.keypair, self.context, parents.to_vec(), hlc, payload)
         } else {
@@ -58,15 +44,7 @@ impl DeltaFactory {
             parents.dedup();
             let author = self.keypair.author_key();
             let id = CausalDelta::compute_id(&self.context, &author, &parents, &hlc, &payload);
-            CausalDelta {
-                id,
-                context: self.context,
-                author,
-                parents,
-                hlc,
-                payload,
-                signature: Signature([0; 64]),
-            }
+            CausalDelta { id, context: self.context, author, parents, hlc, payload, signature: Signature([0; 64]) }
         };
         Arc::new(delta)
     }

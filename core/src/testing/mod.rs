@@ -3,9 +3,9 @@
 //! multi-node harness with a virtual clock. Enabled by `cfg(test)` or the `testing` feature.
 
 mod appliers;
-// mod cluster;
+mod cluster;
 mod factory;
 
 pub use appliers::{FailingApplier, KvCounterApplier, KvOp, NoopApplier};
-// pub use cluster::{Cluster, ClusterConfig, LinkFaults};
+pub use cluster::{Cluster, ClusterConfig, ClusterStats, LinkFaults};
 pub use factory::DeltaFactory;

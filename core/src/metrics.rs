@@ -1,0 +1,98 @@
+//! Counters of everything the node did, refused, dropped or evicted.
+//!
+//! The core only counts; the node binary exports these (Prometheus) and the simulator reports
+//! them. Per-reason maps use the stable labels of [`crate::RejectReason::label`] and
+//! [`crate::wire::WireError::label`].
+
+use std::collections::BTreeMap;
+
+/// Node-wide counters, totals since the node was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeMetrics {
+    /// Gossip messages received.
+    pub gossip_received: u64,
+    /// Gossip messages published (deltas and heartbeats).
+    pub gossip_sent: u64,
+    /// Peer messages that did not decode, by reason.
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    /// Deltas received from peers (gossip and sync).
+    pub deltas_received: u64,
+    /// Deltas authored here.
+    pub local_deltas: u64,
+    /// Deltas applied (directly or by cascade).
+    pub deltas_applied: u64,
+    /// Deltas that went pending.
+    pub deltas_pended: u64,
+    /// Deltas already known.
+    pub duplicates: u64,
+    /// Our own deltas coming back to us.
+    pub echoes_skipped: u64,
+    /// Deltas refused, by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Deltas whose application failed.
+    pub quarantined: u64,
+    /// Pending deltas evicted at the cap.
+    pub pending_evicted_capacity: u64,
+    /// Pending deltas evicted by age.
+    pub pending_evicted_stale: u64,
+    /// Gossip deltas buffered during a snapshot.
+    pub snapshot_buffered: u64,
+    /// Gossip deltas dropped because the snapshot buffer was full.
+    pub snapshot_buffer_dropped: u64,
+    /// Missing-parent fetches sent.
+    pub parent_fetches: u64,
+    /// Missing-parent fetches that failed or came back without what was wanted.
+    pub parent_fetch_failures: u64,
+    /// Missing parents not fetched because too many fetches were in flight.
+    pub parent_fetches_deferred: u64,
+    /// Sync sessions started.
+    pub syncs_started: u64,
+    /// Sync sessions that completed.
+    pub syncs_succeeded: u64,
+    /// Sync sessions that failed.
+    pub syncs_failed: u64,
+    /// Syncs not started because the concurrency limit was reached.
+    pub syncs_deferred: u64,
+    /// Snapshots adopted.
+    pub snapshots_adopted: u64,
+    /// Snapshots refused (bad checkpoint, bad pages, root mismatch).
+    pub snapshots_refused: u64,
+    /// Heartbeats published.
+    pub heartbeats_sent: u64,
+    /// Heartbeats received.
+    pub heartbeats_received: u64,
+    /// Silent divergences detected (equal heads, different roots).
+    pub divergences_detected: u64,
+    /// Requests answered.
+    pub requests_served: u64,
+    /// Requests answered with an error code.
+    pub request_errors_sent: u64,
+    /// Requests that failed or timed out on our side.
+    pub requests_failed: u64,
+    /// Responses for requests we no longer wait for (late after a timeout).
+    pub stale_responses: u64,
+    /// Snapshots frozen for serving.
+    pub snapshots_served: u64,
+    /// Blobs evicted by the cache policy.
+    pub blobs_evicted: u64,
+}
+
+impl NodeMetrics {
+    pub(crate) fn count_decode_error(&mut self, label: &'static str) {
+        *self.decode_errors.entry(label).or_default() += 1;
+    }
+
+    pub(crate) fn count_rejection(&mut self, label: &'static str) {
+        *self.rejected.entry(label).or_default() += 1;
+    }
+
+    /// All decode errors.
+    pub fn decode_errors_total(&self) -> u64 {
+        self.decode_errors.values().sum()
+    }
+
+    /// All rejections.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}

@@ -1,0 +1,50 @@
+//! What a node keeps per context besides the DAG: members, what peers said, the gossip buffer.
+
+use crate::dag::{DagLimits, DagStore};
+use crate::gossip_buffer::GossipBuffer;
+use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
+use crate::limits::Limits;
+use crate::time::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The last thing a peer told us about a context.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerView {
+    pub(crate) last_seen_at: Timestamp,
+    pub(crate) heads: Vec<DeltaId>,
+    pub(crate) root: Option<RootHash>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ContextState {
+    pub(crate) dag: DagStore,
+    pub(crate) members: BTreeSet<AuthorKey>,
+    pub(crate) peers: BTreeMap<PeerId, PeerView>,
+    pub(crate) buffer: GossipBuffer,
+}
+
+impl ContextState {
+    pub(crate) fn new(context: ContextId, members: BTreeSet<AuthorKey>, limits: &Limits) -> Self {
+        Self {
+            dag: DagStore::new(context, DagLimits::from_limits(limits)),
+            members,
+            peers: BTreeMap::new(),
+            buffer: GossipBuffer::default(),
+        }
+    }
+
+    /// Records that `peer` takes part in this context, forgetting the least recently seen
+    /// peer beyond `max_peers`.
+    pub(crate) fn note_peer(&mut self, peer: PeerId, now: Timestamp, max_peers: usize) -> &mut PeerView {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= max_peers.max(1) {
+            if let Some(stalest) =
+                self.peers.iter().min_by_key(|(id, view)| (view.last_seen_at, **id)).map(|(id, _)| *id)
+            {
+                self.peers.remove(&stalest);
+            }
+        }
+        let view = self.peers.entry(peer).or_default();
+        view.last_seen_at = now;
+        view
+    }
+}

@@ -1,0 +1,170 @@
+//! Taking in deltas from peers: dedupe first (cheap), then verify (id, signature, membership,
+//! clock), then hand to the DAG; act on the outcome.
+
+use super::{Event, Node, Output};
+use crate::applier::Applier;
+use crate::dag::AddOutcome;
+use crate::delta::DeltaRef;
+use crate::heartbeat::{self, HeartbeatVerdict};
+use crate::hlc::check_drift;
+use crate::ids::{ContextId, PeerId};
+use crate::reject::RejectReason;
+use crate::sync::{SyncMode, SyncReason};
+use crate::wire::{GossipMessage, GossipV1, Heartbeat};
+
+/// How a remote delta reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    /// Published on the topic; buffered while a snapshot of its context runs.
+    Gossip,
+    /// In a response to our request.
+    Fetch,
+    /// Released from the snapshot buffer.
+    Replay,
+}
+
+impl<A: Applier> Node<A> {
+    pub(super) fn on_gossip(&mut self, from: PeerId, bytes: &[u8]) {
+        self.metrics.gossip_received += 1;
+        match GossipMessage::decode(bytes, &self.config.limits) {
+            Ok(GossipV1::Delta(delta)) => self.ingest_remote(from, delta, Via::Gossip),
+            Ok(GossipV1::Heartbeat(heartbeat)) => self.on_heartbeat(from, heartbeat),
+            Err(error) => self.metrics.count_decode_error(error.label()),
+        }
+    }
+
+    pub(super) fn ingest_remote(&mut self, from: PeerId, delta: DeltaRef, via: Via) {
+        self.metrics.deltas_received += 1;
+        let now = self.now;
+        let max_peers = self.config.limits.max_peers_per_context;
+        let Some(state) = self.contexts.get_mut(&delta.context) else {
+            self.reject(RejectReason::UnknownContext);
+            return;
+        };
+        state.note_peer(from, now, max_peers);
+        if state.dag.is_known(&delta.id) {
+            if delta.author == self.author {
+                self.metrics.echoes_skipped += 1;
+            } else {
+                self.metrics.duplicates += 1;
+            }
+            return;
+        }
+        if let Err(reason) = self.check_remote(&delta) {
+            self.reject(reason);
+            return;
+        }
+        let context = delta.context;
+        let snapshot_running = self.sessions.get(&context).is_some_and(|session| session.phase.is_snapshot());
+        if via == Via::Gossip && snapshot_running {
+            let max = self.config.limits.max_snapshot_buffer_deltas;
+            let state = self.contexts.get_mut(&context).expect("context checked above");
+            if state.buffer.push(from, delta, max) {
+                self.metrics.snapshot_buffered += 1;
+            } else {
+                self.metrics.snapshot_buffer_dropped += 1;
+            }
+            return;
+        }
+        self.add_verified(Some(from), delta);
+    }
+
+    /// Checks a delta that is new to us: shape, id, signature, membership, clock bound.
+    fn check_remote(&mut self, delta: &DeltaRef) -> Result<(), RejectReason> {
+        delta.verify(&self.config.limits)?;
+        let state = self.contexts.get(&delta.context).ok_or(RejectReason::UnknownContext)?;
+        if !state.members.contains(&delta.author) {
+            return Err(RejectReason::NotMember);
+        }
+        let now_ms = self.now.as_millis();
+        let max_drift_ms = self.config.limits.max_hlc_drift_ms;
+        check_drift(delta.hlc, now_ms, max_drift_ms).map_err(RejectReason::Clock)?;
+        self.clock.observe(delta.hlc, now_ms, max_drift_ms).map_err(RejectReason::Clock)
+    }
+
+    /// Adds a verified delta to its DAG and acts on the outcome. `from` is asked for missing
+    /// parents at once.
+    pub(super) fn add_verified(&mut self, from: Option<PeerId>, delta: DeltaRef) {
+        let context = delta.context;
+        let Some(state) = self.contexts.get_mut(&context) else {
+            return;
+        };
+        let outcome = state.dag.add(self.now, delta.clone(), &mut self.applier);
+        match outcome {
+            AddOutcome::Applied { cascade, quarantined } => {
+                self.emit_applied(context, delta.id, delta.author, false);
+                for id in cascade {
+                    let author = self.contexts[&context].dag.get(&id).map(|d| d.author).unwrap_or_default();
+                    self.emit_applied(context, id, author, false);
+                }
+                for id in quarantined {
+                    self.report_quarantined(context, id);
+                }
+            }
+            AddOutcome::Pending { missing } => {
+                self.metrics.deltas_pended += 1;
+                if let Some(peer) = from {
+                    self.fetch_parents(context, missing, Some(peer), Vec::new());
+                }
+            }
+            AddOutcome::Duplicate => self.metrics.duplicates += 1,
+            AddOutcome::Quarantined(_) => self.report_quarantined(context, delta.id),
+            AddOutcome::Rejected(reason) => self.reject(reason),
+        }
+    }
+
+    fn report_quarantined(&mut self, context: ContextId, id: crate::ids::DeltaId) {
+        self.metrics.quarantined += 1;
+        let error = self.contexts[&context].dag.quarantined(&id).map(|entry| entry.error.clone());
+        if let Some(error) = error {
+            self.outputs.push_back(Output::Event(Event::DeltaQuarantined { context, id, error }));
+        }
+    }
+
+    pub(super) fn reject(&mut self, reason: RejectReason) {
+        tracing::debug!(%reason, "rejected delta");
+        self.metrics.count_rejection(reason.label());
+    }
+
+    fn on_heartbeat(&mut self, from: PeerId, heartbeat: Heartbeat) {
+        self.metrics.heartbeats_received += 1;
+        let now = self.now;
+        let context = heartbeat.context;
+        let max_peers = self.config.limits.max_peers_per_context;
+        let Some(state) = self.contexts.get_mut(&context) else {
+            return;
+        };
+        let view = state.note_peer(from, now, max_peers);
+        view.heads.clone_from(&heartbeat.heads);
+        view.root = Some(heartbeat.root);
+        let our_heads = state.dag.heads_vec();
+        let our_root = self.applier.root_hash(&context);
+        let dag = &state.dag;
+        let verdict = heartbeat::compare(&our_heads, &our_root, &heartbeat.heads, &heartbeat.root, |id| {
+            dag.is_applied(id) || dag.quarantined(id).is_some()
+        });
+        match verdict {
+            HeartbeatVerdict::PeerAhead { .. } => {
+                if self.tracking.is_due(&context, now) {
+                    self.start_sync(context, from, SyncReason::HeartbeatAhead, SyncMode::Deltas);
+                }
+            }
+            HeartbeatVerdict::Diverged => {
+                self.metrics.divergences_detected += 1;
+                tracing::warn!(%context, peer = %from, "silent divergence: equal heads, different roots");
+                self.outputs.push_back(Output::Event(Event::Divergence {
+                    context,
+                    peer: from,
+                    our_root,
+                    peer_root: heartbeat.root,
+                }));
+                // Both sides see the divergence; exactly one of them (the greater peer id)
+                // adopts the other's state, so they cannot swap states back and forth.
+                if self.peer_id > from && self.tracking.may_force(&context) {
+                    self.start_sync(context, from, SyncReason::Divergence, SyncMode::Snapshot);
+                }
+            }
+            HeartbeatVerdict::InSync | HeartbeatVerdict::PeerBehind => {}
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! What goes into and comes out of a [`crate::Node`].
+
+use crate::applier::ApplyError;
+use crate::eviction::EvictionPhase;
+use crate::ids::{AuthorKey, BlobId, ContextId, DeltaId, PeerId, RootHash};
+use crate::sync::{SyncMode, SyncReason};
+
+/// Names an outgoing request; the driver echoes it back with the response or failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// Names an incoming request; chosen by the driver, echoed in [`Output::Respond`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InboundRequestId(pub u64);
+
+/// Why an outgoing request got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFailure {
+    /// The transport gave up waiting.
+    Timeout,
+    /// The peer could not be reached or the stream broke.
+    Unreachable,
+}
+
+/// An input from the network, the blob store or the clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A message published on a context topic, as received from `from`.
+    Gossip {
+        /// The peer that delivered it.
+        from: PeerId,
+        /// The encoded [`crate::wire::GossipMessage`].
+        bytes: Vec<u8>,
+    },
+    /// A peer's request; answer with [`Output::Respond`].
+    Request {
+        /// The requesting peer.
+        from: PeerId,
+        /// The driver's handle for the response.
+        request_id: InboundRequestId,
+        /// The encoded [`crate::wire::SyncRequest`].
+        bytes: Vec<u8>,
+    },
+    /// The response to one of our [`Output::Request`]s.
+    Response {
+        /// The request answered.
+        request_id: RequestId,
+        /// The encoded [`crate::wire::SyncResponse`].
+        bytes: Vec<u8>,
+    },
+    /// One of our requests failed in the transport.
+    RequestFailed {
+        /// The request.
+        request_id: RequestId,
+        /// Why.
+        reason: RequestFailure,
+    },
+    /// A peer connected.
+    PeerUp {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A peer disconnected.
+    PeerDown {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A blob was put into the local blob cache.
+    BlobCached {
+        /// The blob.
+        id: BlobId,
+        /// Its size.
+        size_bytes: u64,
+    },
+    /// A cached blob was read.
+    BlobAccessed {
+        /// The blob.
+        id: BlobId,
+    },
+    /// A blob left the cache for another reason (deleted by the user).
+    BlobRemoved {
+        /// The blob.
+        id: BlobId,
+    },
+    /// The time returned by [`crate::Node::poll_timeout`] was reached.
+    Timeout,
+}
+
+/// Something the driver must do or report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Publish on a context's topic.
+    Broadcast {
+        /// The topic.
+        context: ContextId,
+        /// The encoded [`crate::wire::GossipMessage`].
+        bytes: Vec<u8>,
+    },
+    /// Send a request to a peer; report the response or failure with `request_id`.
+    Request {
+        /// The peer.
+        to: PeerId,
+        /// Our handle.
+        request_id: RequestId,
+        /// The encoded [`crate::wire::SyncRequest`].
+        bytes: Vec<u8>,
+    },
+    /// Answer a peer's request.
+    Respond {
+        /// The peer.
+        to: PeerId,
+        /// The driver's handle from [`Input::Request`].
+        request_id: InboundRequestId,
+        /// The encoded [`crate::wire::SyncResponse`].
+        bytes: Vec<u8>,
+    },
+    /// Remove these blobs from the cache.
+    EvictBlobs {
+        /// The blobs, each with the policy phase that chose it.
+        blobs: Vec<(BlobId, EvictionPhase)>,
+    },
+    /// Something happened that the application or operator may care about.
+    Event(Event),
+}
+
+/// A notable change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A delta's changes are now in the application state.
+    DeltaApplied {
+        /// Its context.
+        context: ContextId,
+        /// The delta.
+        id: DeltaId,
+        /// Its author.
+        author: AuthorKey,
+        /// True if this node authored it.
+        local: bool,
+    },
+    /// A delta's application failed; it is held for a retry.
+    DeltaQuarantined {
+        /// Its context.
+        context: ContextId,
+        /// The delta.
+        id: DeltaId,
+        /// The application error.
+        error: ApplyError,
+    },
+    /// Pending deltas were evicted by the periodic cleanup.
+    PendingEvicted {
+        /// The context.
+        context: ContextId,
+        /// How many.
+        count: usize,
+    },
+    /// A peer's heartbeat showed the same heads but a different root.
+    Divergence {
+        /// The context.
+        context: ContextId,
+        /// The peer.
+        peer: PeerId,
+        /// Our root.
+        our_root: RootHash,
+        /// The peer's root.
+        peer_root: RootHash,
+    },
+    /// A sync session started.
+    SyncStarted {
+        /// The context.
+        context: ContextId,
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: SyncReason,
+        /// How it began.
+        mode: SyncMode,
+    },
+    /// A sync session completed.
+    SyncCompleted {
+        /// The context.
+        context: ContextId,
+        /// The peer.
+        peer: PeerId,
+        /// How it ended.
+        mode: SyncMode,
+        /// Deltas received during the session.
+        deltas_received: u64,
+    },
+    /// A sync session failed; the context backs off.
+    SyncFailed {
+        /// The context.
+        context: ContextId,
+        /// The peer.
+        peer: PeerId,
+        /// What went wrong.
+        reason: String,
+        /// Backoff before the next routine sync, in milliseconds.
+        backoff_ms: u64,
+    },
+    /// A snapshot was verified and adopted.
+    SnapshotAdopted {
+        /// The context.
+        context: ContextId,
+        /// The adopted root.
+        root: RootHash,
+        /// Deltas in the snapshot.
+        entries: u64,
+        /// Our own deltas re-applied on top because the snapshot lacked them.
+        replayed: usize,
+    },
+}

@@ -1,0 +1,417 @@
+//! The node state machine: one door in ([`Node::handle_input`] and the local calls), one door
+//! out ([`Node::poll_output`]), and [`Node::poll_timeout`] for when to call again.
+//!
+//! After every input the caller drains `poll_output` before doing anything else. Nothing
+//! changes between calls; the node never reads a clock, spawns or does IO.
+
+mod context;
+mod ingest;
+mod io;
+mod requests;
+mod serve;
+mod session_driver;
+mod timers;
+
+pub use io::{Event, InboundRequestId, Input, Output, RequestFailure, RequestId};
+
+use crate::applier::{Applier, ApplyError};
+use crate::config::Config;
+use crate::dag::{AddOutcome, DagStore, PendingStats};
+use crate::delta::CausalDelta;
+use crate::eviction::BlobIndex;
+use crate::hlc::HlcClock;
+use crate::identity::Keypair;
+use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
+use crate::metrics::NodeMetrics;
+use crate::sync::snapshot::ServedSnapshots;
+use crate::sync::tracking::TrackingPolicy;
+use crate::sync::{SyncSession, SyncTracking};
+use crate::time::Timestamp;
+use context::ContextState;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use requests::Outstanding;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use timers::Timers;
+
+/// Why a local call was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The node does not replicate this context.
+    #[error("unknown context {0}")]
+    UnknownContext(ContextId),
+    /// This node's key is not a member of the context, so it may not write.
+    #[error("this node is not a member of context {0}")]
+    NotMember(ContextId),
+    /// A context needs at least one member.
+    #[error("a context needs at least one member")]
+    NoMembers,
+    /// Too many members.
+    #[error("{count} members, over the limit of {max}")]
+    TooManyMembers {
+        /// Members given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The node already replicates the maximum number of contexts.
+    #[error("already at the limit of {max} contexts")]
+    TooManyContexts {
+        /// The limit.
+        max: usize,
+    },
+    /// The payload is over the size bound.
+    #[error("payload of {bytes} bytes, over the limit of {max}")]
+    PayloadTooLarge {
+        /// Payload size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The applier refused the local delta; nothing was stored or sent.
+    #[error("applying the local delta failed: {0}")]
+    ApplyFailed(ApplyError),
+}
+
+/// One rhizome node: every context it replicates, its sync state and its timers.
+#[derive(Debug)]
+pub struct Node<A: Applier> {
+    config: Config,
+    keypair: Keypair,
+    peer_id: PeerId,
+    author: AuthorKey,
+    rng: ChaCha8Rng,
+    clock: HlcClock,
+    now: Timestamp,
+    applier: A,
+    contexts: BTreeMap<ContextId, ContextState>,
+    connected: BTreeSet<PeerId>,
+    tracking: SyncTracking,
+    sessions: BTreeMap<ContextId, SyncSession>,
+    outstanding: BTreeMap<RequestId, Outstanding>,
+    next_request_id: u64,
+    parent_fetches_inflight: usize,
+    inflight_missing: BTreeSet<(ContextId, DeltaId)>,
+    served: ServedSnapshots,
+    blobs: BlobIndex,
+    timers: Timers,
+    outputs: VecDeque<Output>,
+    metrics: NodeMetrics,
+}
+
+impl<A: Applier> Node<A> {
+    /// A node with no contexts. `rng_seed` drives every random choice (peer choice, timer
+    /// jitter), so the same seed and inputs give the same outputs.
+    ///
+    /// `now` must share its epoch with every other node's (Unix time on a real node, virtual
+    /// time in the simulator): HLC values are compared across nodes.
+    pub fn new(config: Config, keypair: Keypair, rng_seed: u64, applier: A, now: Timestamp) -> Self {
+        let peer_id = keypair.peer_id();
+        let author = keypair.author_key();
+        let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
+        let timers = Timers::new(&config, now, &mut rng);
+        let tracking = SyncTracking::new(TrackingPolicy {
+            min_interval_ms: config.sync_min_interval_ms,
+            backoff_base_ms: config.sync_backoff_base_ms,
+            backoff_max_ms: config.sync_backoff_max_ms,
+        });
+        let mut node_tag = [0u8; 8];
+        node_tag.copy_from_slice(&peer_id.as_bytes()[..8]);
+        Self {
+            config,
+            keypair,
+            peer_id,
+            author,
+            rng,
+            clock: HlcClock::new(u64::from_le_bytes(node_tag)),
+            now,
+            applier,
+            contexts: BTreeMap::new(),
+            connected: BTreeSet::new(),
+            tracking,
+            sessions: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+            next_request_id: 1,
+            parent_fetches_inflight: 0,
+            inflight_missing: BTreeSet::new(),
+            served: ServedSnapshots::default(),
+            blobs: BlobIndex::default(),
+            timers,
+            outputs: VecDeque::new(),
+            metrics: NodeMetrics::default(),
+        }
+    }
+
+    /// Feeds one input. Afterwards, drain [`Node::poll_output`].
+    pub fn handle_input(&mut self, now: Timestamp, input: Input) {
+        self.advance(now);
+        match input {
+            Input::Gossip { from, bytes } => self.on_gossip(from, &bytes),
+            Input::Request { from, request_id, bytes } => self.on_request(from, request_id, &bytes),
+            Input::Response { request_id, bytes } => self.on_response(request_id, &bytes),
+            Input::RequestFailed { request_id, reason } => self.on_transport_failure(request_id, reason),
+            Input::PeerUp { peer } => {
+                if peer != self.peer_id {
+                    self.connected.insert(peer);
+                }
+            }
+            Input::PeerDown { peer } => self.on_peer_down(peer),
+            Input::BlobCached { id, size_bytes } => {
+                self.blobs.insert(id, size_bytes, self.now);
+                if self.blobs.len() > self.config.limits.max_tracked_blobs {
+                    self.evict_blobs();
+                }
+            }
+            Input::BlobAccessed { id } => self.blobs.touch(&id, self.now),
+            Input::BlobRemoved { id } => self.blobs.remove(&id),
+            Input::Timeout => self.on_timeout(),
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to feed [`Input::Timeout`] next.
+    pub fn poll_timeout(&self) -> Timestamp {
+        let request_deadline =
+            self.outstanding.values().map(|request| request.deadline).min().unwrap_or(Timestamp::MAX);
+        self.timers.earliest().min(request_deadline)
+    }
+
+    /// Starts replicating `context`, or replaces its member list if already joined.
+    pub fn join_context(
+        &mut self,
+        context: ContextId,
+        members: impl IntoIterator<Item = AuthorKey>,
+    ) -> Result<(), NodeError> {
+        let members: BTreeSet<AuthorKey> = members.into_iter().collect();
+        if members.is_empty() {
+            return Err(NodeError::NoMembers);
+        }
+        let max = self.config.limits.max_members_per_context;
+        if members.len() > max {
+            return Err(NodeError::TooManyMembers { count: members.len(), max });
+        }
+        if let Some(existing) = self.contexts.get_mut(&context) {
+            existing.members = members;
+            return Ok(());
+        }
+        if self.contexts.len() >= self.config.limits.max_contexts {
+            return Err(NodeError::TooManyContexts { max: self.config.limits.max_contexts });
+        }
+        self.contexts.insert(context, ContextState::new(context, members, &self.config.limits));
+        Ok(())
+    }
+
+    /// Stops replicating `context` and forgets everything about it. Returns false if unknown.
+    pub fn leave_context(&mut self, context: &ContextId) -> bool {
+        if self.contexts.remove(context).is_none() {
+            return false;
+        }
+        self.sessions.remove(context);
+        self.tracking.remove(context);
+        self.inflight_missing.retain(|(owner, _)| owner != context);
+        let dropped: Vec<RequestId> =
+            self.outstanding.iter().filter(|(_, request)| request.context() == context).map(|(id, _)| *id).collect();
+        for id in dropped {
+            if let Some(request) = self.outstanding.remove(&id) {
+                if request.is_parent_fetch() {
+                    self.parent_fetches_inflight -= 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// Authors a delta with `payload` on top of the current heads, applies it, and publishes
+    /// it. The delta is acknowledged (returned) only once applied.
+    pub fn local_delta(&mut self, now: Timestamp, context: ContextId, payload: Vec<u8>) -> Result<DeltaId, NodeError> {
+        self.advance(now);
+        let max_payload = self.config.limits.max_payload_bytes;
+        if payload.len() > max_payload {
+            return Err(NodeError::PayloadTooLarge { bytes: payload.len(), max: max_payload });
+        }
+        let state = self.contexts.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
+        if !state.members.contains(&self.author) {
+            return Err(NodeError::NotMember(context));
+        }
+        // With more heads than a delta may name, merge the first ones; the rest stay heads
+        // and the next local delta merges them.
+        let parents: Vec<DeltaId> =
+            state.dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect();
+        let hlc = self.clock.tick(self.now.as_millis());
+        let delta = Arc::new(CausalDelta::new_signed(&self.keypair, context, parents, hlc, payload));
+        match state.dag.add(self.now, delta.clone(), &mut self.applier) {
+            AddOutcome::Applied { .. } => {}
+            AddOutcome::Quarantined(error) => {
+                state.dag.discard_quarantined(&delta.id);
+                return Err(NodeError::ApplyFailed(error));
+            }
+            other => unreachable!("a delta on top of applied heads is applied or fails: {other:?}"),
+        }
+        self.metrics.local_deltas += 1;
+        self.emit_applied(context, delta.id, self.author, true);
+        self.broadcast(context, crate::wire::GossipV1::Delta(delta.clone()));
+        Ok(delta.id)
+    }
+
+    /// Tries the context's quarantined deltas again. Returns the ids applied.
+    pub fn retry_quarantined(&mut self, now: Timestamp, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
+        self.advance(now);
+        let state = self.contexts.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
+        let applied = state.dag.retry_quarantined(self.now, &mut self.applier);
+        for id in &applied {
+            let author = state.dag.get(id).map(|delta| delta.author).unwrap_or_default();
+            self.metrics.deltas_applied += 1;
+            self.outputs.push_back(Output::Event(Event::DeltaApplied {
+                context: *context,
+                id: *id,
+                author,
+                local: false,
+            }));
+        }
+        Ok(applied)
+    }
+
+    /// This node's network id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// This node's author key.
+    pub fn author_key(&self) -> AuthorKey {
+        self.author
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The latest time the node was given.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The application state.
+    pub fn applier(&self) -> &A {
+        &self.applier
+    }
+
+    /// The application state, mutable (for drivers that run app code, and for tests).
+    pub fn applier_mut(&mut self) -> &mut A {
+        &mut self.applier
+    }
+
+    /// Contexts replicated, sorted.
+    pub fn context_ids(&self) -> Vec<ContextId> {
+        self.contexts.keys().copied().collect()
+    }
+
+    /// A context's DAG.
+    pub fn dag(&self, context: &ContextId) -> Option<&DagStore> {
+        self.contexts.get(context).map(|state| &state.dag)
+    }
+
+    /// A context's state root.
+    pub fn root_hash(&self, context: &ContextId) -> RootHash {
+        self.applier.root_hash(context)
+    }
+
+    /// A context's pending-queue figures now.
+    pub fn pending_stats(&self, context: &ContextId) -> Option<PendingStats> {
+        self.dag(context).map(|dag| dag.pending_stats(self.now))
+    }
+
+    /// Gossip deltas held for a running snapshot sync.
+    pub fn snapshot_buffer_len(&self, context: &ContextId) -> usize {
+        self.contexts.get(context).map_or(0, |state| state.buffer.len())
+    }
+
+    /// The running sync session of a context, if any.
+    pub fn sync_session(&self, context: &ContextId) -> Option<&SyncSession> {
+        self.sessions.get(context)
+    }
+
+    /// When a context last synced successfully.
+    pub fn last_sync_success(&self, context: &ContextId) -> Option<Timestamp> {
+        self.tracking.last_success_at(context)
+    }
+
+    /// Consecutive failed syncs of a context.
+    pub fn sync_failures(&self, context: &ContextId) -> u32 {
+        self.tracking.consecutive_failures(context)
+    }
+
+    /// Connected peers, sorted.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.connected.iter().copied().collect()
+    }
+
+    /// Requests in flight.
+    pub fn outstanding_requests(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Counters, including the DAG stores' eviction and quarantine totals.
+    pub fn metrics(&self) -> NodeMetrics {
+        let mut metrics = self.metrics.clone();
+        for state in self.contexts.values() {
+            let counters = state.dag.counters();
+            metrics.pending_evicted_capacity += counters.pending_evicted_capacity;
+            metrics.pending_evicted_stale += counters.pending_evicted_stale;
+        }
+        metrics
+    }
+
+    fn advance(&mut self, now: Timestamp) {
+        // Time never goes backwards inside the core, whatever the caller passes.
+        self.now = self.now.max(now);
+    }
+
+    fn random_index(&mut self, len: usize) -> usize {
+        debug_assert!(len > 0);
+        (self.rng.next_u64() % len as u64) as usize
+    }
+
+    fn emit_applied(&mut self, context: ContextId, id: DeltaId, author: AuthorKey, local: bool) {
+        self.metrics.deltas_applied += 1;
+        self.outputs.push_back(Output::Event(Event::DeltaApplied { context, id, author, local }));
+    }
+
+    fn broadcast(&mut self, context: ContextId, message: crate::wire::GossipV1) {
+        self.metrics.gossip_sent += 1;
+        self.outputs.push_back(Output::Broadcast { context, bytes: crate::wire::GossipMessage::encode_v1(message) });
+    }
+
+    /// Heads to put in a message: all of them, up to the per-message bound.
+    fn capped_heads(&self, dag: &DagStore) -> Vec<DeltaId> {
+        dag.heads().iter().take(self.config.limits.max_heads_per_message).copied().collect()
+    }
+
+    /// Picks a random connected peer for `context`, preferring peers seen in it.
+    fn choose_peer(&mut self, context: &ContextId, exclude: &[PeerId]) -> Option<PeerId> {
+        let usable = |peer: &PeerId| !exclude.contains(peer);
+        let mut candidates: Vec<PeerId> = self
+            .contexts
+            .get(context)
+            .map(|state| {
+                state.peers.keys().filter(|peer| self.connected.contains(*peer) && usable(peer)).copied().collect()
+            })
+            .unwrap_or_default();
+        if candidates.is_empty() {
+            candidates = self.connected.iter().filter(|peer| usable(peer)).copied().collect();
+        }
+        if candidates.is_empty() {
+            return None;
+        }
+        let index = self.random_index(candidates.len());
+        Some(candidates[index])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+//! Driving sync sessions through their phases (see [`crate::sync::session`]).
+
+use super::ingest::Via;
+use super::requests::Purpose;
+use super::{Event, Node, Output};
+use crate::applier::Applier;
+use crate::dag::{AddOutcome, CheckpointEntry, SinceCursor};
+use crate::delta::DeltaRef;
+use crate::ids::{ContextId, DeltaId, PeerId, RootHash};
+use crate::sync::session::SessionPhase;
+use crate::sync::snapshot::{AssemblyLimits, SnapshotAssembly};
+use crate::sync::{SyncMode, SyncReason, SyncSession};
+use crate::wire::{SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequestV1, SyncResponseV1};
+
+/// What a response did to a session.
+enum Step {
+    /// The next request is out; keep the session.
+    Continue,
+    /// Finished successfully.
+    Done,
+    /// Failed, with the reason.
+    Fail(String),
+}
+
+impl<A: Applier> Node<A> {
+    /// Starts a session unless one runs for `context` or the concurrency limit is reached.
+    pub(super) fn start_sync(&mut self, context: ContextId, peer: PeerId, reason: SyncReason, mode: SyncMode) -> bool {
+        if self.sessions.contains_key(&context) || !self.contexts.contains_key(&context) {
+            return false;
+        }
+        if self.sessions.len() >= self.config.limits.max_concurrent_syncs {
+            self.metrics.syncs_deferred += 1;
+            return false;
+        }
+        self.tracking.on_start(context, self.now);
+        self.metrics.syncs_started += 1;
+        let mut session = SyncSession {
+            context,
+            peer,
+            reason,
+            mode,
+            phase: SessionPhase::AwaitingHeads,
+            started_at: self.now,
+            deltas_received: 0,
+        };
+        match mode {
+            SyncMode::Deltas => {
+                self.send_request(peer, SyncRequestV1::Heads { context }, Purpose::Sync { context });
+            }
+            SyncMode::Snapshot => self.begin_snapshot(&mut session),
+        }
+        self.outputs.push_back(Output::Event(Event::SyncStarted { context, peer, reason, mode }));
+        self.sessions.insert(context, session);
+        true
+    }
+
+    pub(super) fn on_sync_response(&mut self, context: ContextId, peer: PeerId, response: SyncResponseV1) {
+        let Some(mut session) = self.sessions.remove(&context) else {
+            self.metrics.stale_responses += 1;
+            return;
+        };
+        let phase = std::mem::replace(&mut session.phase, SessionPhase::AwaitingHeads);
+        let phase_name = phase.name();
+        let step = match (phase, response) {
+            (SessionPhase::AwaitingHeads, SyncResponseV1::Heads { context: answered, heads, root, .. })
+                if answered == context =>
+            {
+                self.after_heads(&mut session, heads, root)
+            }
+            (
+                SessionPhase::FetchingDeltas { target, after },
+                SyncResponseV1::Deltas { context: answered, deltas, next, gap_total },
+            ) if answered == context => {
+                self.after_deltas_page(&mut session, target, after.is_none(), deltas, next, gap_total)
+            }
+            (
+                SessionPhase::AwaitingHeads | SessionPhase::FetchingDeltas { .. },
+                SyncResponseV1::Error(SyncErrorCode::SnapshotRequired | SyncErrorCode::GapTooLarge),
+            ) => {
+                self.begin_snapshot(&mut session);
+                Step::Continue
+            }
+            (SessionPhase::AwaitingCheckpoint, SyncResponseV1::SnapshotCheckpoint(checkpoint)) => {
+                self.after_checkpoint(&mut session, checkpoint)
+            }
+            (SessionPhase::FetchingSnapshot(assembly), SyncResponseV1::SnapshotPage(page)) => {
+                self.after_snapshot_page(&mut session, *assembly, page)
+            }
+            (_, SyncResponseV1::Error(code)) => Step::Fail(format!("peer answered: {code}")),
+            (_, _) => Step::Fail(format!("unexpected response while {phase_name}")),
+        };
+        let _ = peer;
+        match step {
+            Step::Continue => {
+                self.sessions.insert(context, session);
+            }
+            Step::Done => self.finish_session(session, Ok(())),
+            Step::Fail(reason) => self.finish_session(session, Err(reason)),
+        }
+    }
+
+    fn after_heads(&mut self, session: &mut SyncSession, heads: Vec<DeltaId>, root: RootHash) -> Step {
+        let context = session.context;
+        let now = self.now;
+        let max_peers = self.config.limits.max_peers_per_context;
+        let Some(state) = self.contexts.get_mut(&context) else {
+            return Step::Fail("context left".to_owned());
+        };
+        let view = state.note_peer(session.peer, now, max_peers);
+        view.heads.clone_from(&heads);
+        view.root = Some(root);
+        let lacking = heads.iter().any(|head| !state.dag.is_applied(head) && state.dag.quarantined(head).is_none());
+        if !lacking {
+            return Step::Done;
+        }
+        if state.dag.is_fresh() {
+            self.begin_snapshot(session);
+            return Step::Continue;
+        }
+        self.request_deltas_page(session, heads, None);
+        Step::Continue
+    }
+
+    fn after_deltas_page(
+        &mut self,
+        session: &mut SyncSession,
+        target: Vec<DeltaId>,
+        first_page: bool,
+        deltas: Vec<DeltaRef>,
+        next: Option<SinceCursor>,
+        gap_total: u64,
+    ) -> Step {
+        if first_page && gap_total > self.config.snapshot_gap_threshold_deltas {
+            tracing::debug!(context = %session.context, gap_total, "gap over threshold: snapshot instead");
+            self.begin_snapshot(session);
+            return Step::Continue;
+        }
+        for delta in deltas {
+            if delta.context != session.context {
+                return Step::Fail("peer sent a delta of another context".to_owned());
+            }
+            session.deltas_received += 1;
+            self.ingest_remote(session.peer, delta, Via::Fetch);
+        }
+        match next {
+            Some(cursor) => {
+                self.request_deltas_page(session, target, Some(cursor));
+                Step::Continue
+            }
+            None => Step::Done,
+        }
+    }
+
+    fn request_deltas_page(&mut self, session: &mut SyncSession, target: Vec<DeltaId>, after: Option<SinceCursor>) {
+        let context = session.context;
+        let known = self.contexts.get(&context).map(|state| self.capped_heads(&state.dag)).unwrap_or_default();
+        let request = SyncRequestV1::DeltasSince {
+            context,
+            known,
+            wanted: target.clone(),
+            after,
+            max_deltas: self.config.limits.max_deltas_per_page as u32,
+        };
+        self.send_request(session.peer, request, Purpose::Sync { context });
+        session.phase = SessionPhase::FetchingDeltas { target, after };
+    }
+
+    /// Switches the session to snapshot mode; gossip for the context is buffered from now on.
+    fn begin_snapshot(&mut self, session: &mut SyncSession) {
+        let context = session.context;
+        session.mode = SyncMode::Snapshot;
+        session.phase = SessionPhase::AwaitingCheckpoint;
+        self.send_request(session.peer, SyncRequestV1::SnapshotBegin { context }, Purpose::Sync { context });
+    }
+
+    fn after_checkpoint(&mut self, session: &mut SyncSession, checkpoint: SnapshotCheckpoint) -> Step {
+        let limits = AssemblyLimits {
+            max_state_bytes: self.config.limits.max_snapshot_bytes,
+            max_entries: self.config.limits.max_snapshot_ids,
+        };
+        match SnapshotAssembly::new(checkpoint, &session.context, limits) {
+            Ok(assembly) => {
+                self.request_snapshot_page(session, assembly);
+                Step::Continue
+            }
+            Err(error) => {
+                self.metrics.snapshots_refused += 1;
+                Step::Fail(error.to_string())
+            }
+        }
+    }
+
+    fn after_snapshot_page(
+        &mut self,
+        session: &mut SyncSession,
+        mut assembly: SnapshotAssembly,
+        page: SnapshotPage,
+    ) -> Step {
+        if let Err(error) = assembly.accept(page) {
+            self.metrics.snapshots_refused += 1;
+            return Step::Fail(error.to_string());
+        }
+        if !assembly.is_complete() {
+            self.request_snapshot_page(session, assembly);
+            return Step::Continue;
+        }
+        match self.adopt_snapshot(session.context, assembly) {
+            Ok(()) => Step::Done,
+            Err(reason) => {
+                self.metrics.snapshots_refused += 1;
+                Step::Fail(reason)
+            }
+        }
+    }
+
+    fn request_snapshot_page(&mut self, session: &mut SyncSession, assembly: SnapshotAssembly) {
+        let context = session.context;
+        let request = SyncRequestV1::SnapshotPage {
+            context,
+            snapshot_id: assembly.checkpoint().snapshot_id,
+            page: assembly.next_page(),
+        };
+        self.send_request(session.peer, request, Purpose::Sync { context });
+        session.phase = SessionPhase::FetchingSnapshot(Box::new(assembly));
+    }
+
+    /// Verifies and adopts an assembled snapshot: the DAG checkpoint is checked first, the
+    /// state is imported only if it hashes to the announced root, and then our own deltas that
+    /// the snapshot lacks are applied on top so that none is lost.
+    fn adopt_snapshot(&mut self, context: ContextId, assembly: SnapshotAssembly) -> Result<(), String> {
+        let (checkpoint, state_bytes, entries): (SnapshotCheckpoint, Vec<u8>, Vec<CheckpointEntry>) =
+            assembly.into_parts();
+        let state = self.contexts.get_mut(&context).ok_or("context left")?;
+        let prepared = state.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(|error| error.to_string())?;
+        self.applier
+            .import_state(&context, &state_bytes, &checkpoint.root)
+            .map_err(|error| format!("snapshot state refused: {error}"))?;
+        let actual = self.applier.root_hash(&context);
+        if actual != checkpoint.root {
+            // The applier broke its contract; report instead of adopting a DAG that does not
+            // match the state.
+            return Err(format!("applier root {actual} differs from checkpoint root {} after import", checkpoint.root));
+        }
+        let replay = state.dag.install_checkpoint(prepared);
+        let replayed = replay.reapply.len();
+        for delta in replay.reapply {
+            // Already applied here before; re-applied on the new state, so no new event.
+            let outcome = state.dag.add(self.now, delta, &mut self.applier);
+            debug_assert!(matches!(outcome, AddOutcome::Applied { .. } | AddOutcome::Quarantined(_)), "{outcome:?}");
+        }
+        for delta in replay.requeue {
+            self.add_verified(None, delta);
+        }
+        self.metrics.snapshots_adopted += 1;
+        tracing::info!(%context, root = %checkpoint.root, entries = checkpoint.entry_count, replayed, "adopted snapshot");
+        self.outputs.push_back(Output::Event(Event::SnapshotAdopted {
+            context,
+            root: checkpoint.root,
+            entries: checkpoint.entry_count,
+            replayed,
+        }));
+        Ok(())
+    }
+
+    /// Ends a session, records the result with the tracker, and replays buffered gossip.
+    pub(super) fn finish_session(&mut self, session: SyncSession, result: Result<(), String>) {
+        let context = session.context;
+        match result {
+            Ok(()) => {
+                self.tracking.on_success(context, self.now);
+                self.metrics.syncs_succeeded += 1;
+                self.outputs.push_back(Output::Event(Event::SyncCompleted {
+                    context,
+                    peer: session.peer,
+                    mode: session.mode,
+                    deltas_received: session.deltas_received,
+                }));
+            }
+            Err(reason) => {
+                let backoff_ms = self.tracking.on_failure(context, self.now);
+                self.metrics.syncs_failed += 1;
+                tracing::debug!(%context, peer = %session.peer, %reason, backoff_ms, "sync failed");
+                self.outputs.push_back(Output::Event(Event::SyncFailed {
+                    context,
+                    peer: session.peer,
+                    reason,
+                    backoff_ms,
+                }));
+            }
+        }
+        let buffered = self.contexts.get_mut(&context).map(|state| state.buffer.drain()).unwrap_or_default();
+        for (from, delta) in buffered {
+            self.ingest_remote(from, delta, Via::Replay);
+        }
+    }
+}

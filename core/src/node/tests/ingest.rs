@@ -1,0 +1,208 @@
+use super::*;
+use crate::hlc::Hlc;
+use crate::wire::SyncErrorCode;
+use crate::{CausalDelta, Event, NodeError, RequestFailure};
+use std::sync::Arc;
+
+#[test]
+fn gossip_delta_is_verified_applied_and_reported() {
+    let mut a = node(1, Config::default());
+    let delta = author(2).make(&[], set("k", "v"));
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&delta) });
+    let outputs = drain(&mut a);
+    assert!(outputs.contains(&Output::Event(Event::DeltaApplied {
+        context: context(),
+        id: delta.id,
+        author: key(2).author_key(),
+        local: false
+    })));
+    assert_eq!(a.applier().get(&context(), b"k"), Some(&b"v"[..]));
+    assert_eq!(a.metrics().deltas_applied, 1);
+}
+
+#[test]
+fn own_echoes_and_duplicates_are_skipped_and_counted() {
+    let mut a = node(1, Config::default());
+    a.local_delta(T0, context(), set("k", "v")).unwrap();
+    let broadcast = drain(&mut a)
+        .into_iter()
+        .find_map(|output| match output {
+            Output::Broadcast { bytes, .. } => Some(bytes),
+            _ => None,
+        })
+        .unwrap();
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: broadcast });
+    let remote = author(2).make(&[], set("x", "y"));
+    for _ in 0..3 {
+        a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&remote) });
+    }
+    let metrics = a.metrics();
+    assert_eq!(metrics.echoes_skipped, 1);
+    assert_eq!(metrics.duplicates, 2);
+    assert_eq!(metrics.deltas_applied, 2);
+}
+
+fn assert_rejected(delta: CausalDelta, label: &str) {
+    let mut a = node(1, Config::default());
+    let root = a.root_hash(&context());
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&Arc::new(delta)) });
+    assert_eq!(a.metrics().rejected.get(label), Some(&1), "expected a {label} rejection");
+    assert_eq!(a.root_hash(&context()), root);
+    assert_eq!(a.dag(&context()).unwrap().applied_len() + a.dag(&context()).unwrap().pending_len(), 0);
+}
+
+#[test]
+fn tampered_forged_foreign_and_future_deltas_are_rejected_with_their_reason() {
+    let good = (*author(2).make(&[], set("k", "v"))).clone();
+
+    let mut tampered = good.clone();
+    tampered.payload = set("k", "evil");
+    assert_rejected(tampered, "id_mismatch");
+
+    let mut forged = good.clone();
+    forged.signature = key(3).sign_delta(&forged.id);
+    assert_rejected(forged, "bad_signature");
+
+    let outsider = key(9);
+    let stranger = CausalDelta::new_signed(&outsider, context(), vec![], Hlc::default(), set("k", "v"));
+    assert_rejected(stranger, "not_member");
+
+    let far_future = Hlc { physical_ms: T0.as_millis() + 5_001, logical: 0, node: 2 };
+    let future = CausalDelta::new_signed(&key(2), context(), vec![], far_future, set("k", "v"));
+    assert_rejected(future, "hlc_too_far_ahead");
+
+    let elsewhere = CausalDelta::new_signed(&key(2), ContextId::hash_of(b"other"), vec![], Hlc::default(), vec![]);
+    assert_rejected(elsewhere, "unknown_context");
+}
+
+#[test]
+fn delta_at_the_clock_bound_is_accepted() {
+    let mut a = node(1, Config::default());
+    let at_bound = Hlc { physical_ms: T0.as_millis() + 5_000, logical: 0, node: 2 };
+    let delta = Arc::new(CausalDelta::new_signed(&key(2), context(), vec![], at_bound, set("k", "v")));
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&delta) });
+    assert!(a.dag(&context()).unwrap().is_applied(&delta.id));
+}
+
+#[test]
+fn garbage_from_peers_is_counted_and_requests_get_bad_request() {
+    let mut a = node(1, Config::default());
+    for bytes in [vec![], vec![0], vec![9, 9, 9], vec![0, 1, 2, 3, 4, 5], vec![0xff; 64]] {
+        a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: bytes.clone() });
+        a.handle_input(T0, Input::Request { from: key(2).peer_id(), request_id: InboundRequestId(1), bytes });
+        assert_eq!(response_of(&drain(&mut a)), SyncResponseV1::Error(SyncErrorCode::BadRequest));
+    }
+    assert_eq!(a.metrics().decode_errors_total(), 10);
+    // A response nobody asked for is counted, not trusted.
+    a.handle_input(T0, Input::Response { request_id: RequestId(77), bytes: vec![1, 2, 3] });
+    assert_eq!(a.metrics().stale_responses, 1);
+}
+
+#[test]
+fn pending_delta_asks_its_sender_for_missing_parents_at_once() {
+    let mut a = node(1, Config::default());
+    let sender = key(2).peer_id();
+    a.handle_input(T0, Input::PeerUp { peer: sender });
+    let mut factory = author(2);
+    let parent = factory.make(&[], set("a", "1"));
+    let child = factory.make(&[parent.id], set("b", "2"));
+    a.handle_input(T0, Input::Gossip { from: sender, bytes: gossip(&child) });
+    let sent = requests(&drain(&mut a));
+    assert_eq!(sent.len(), 1);
+    let (to, _, request) = &sent[0];
+    assert_eq!(*to, sender);
+    assert!(matches!(request, SyncRequestV1::DeltasSince { wanted, .. } if *wanted == vec![parent.id]));
+    // A second child waiting on the same parent does not start a second fetch.
+    let sibling = factory.make(&[parent.id], set("c", "3"));
+    a.handle_input(T0, Input::Gossip { from: sender, bytes: gossip(&sibling) });
+    assert!(requests(&drain(&mut a)).is_empty());
+    assert_eq!(a.metrics().parent_fetches, 1);
+}
+
+#[test]
+fn failed_parent_fetch_asks_other_peers_then_gives_up() {
+    let mut a = node(1, Config::default());
+    for n in 2..=5 {
+        a.handle_input(T0, Input::PeerUp { peer: key(n).peer_id() });
+    }
+    let mut factory = author(2);
+    let parent = factory.make(&[], set("a", "1"));
+    let child = factory.make(&[parent.id], set("b", "2"));
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&child) });
+    let mut asked = Vec::new();
+    let mut sent = requests(&drain(&mut a));
+    while let Some((to, request_id, _)) = sent.pop() {
+        asked.push(to);
+        a.handle_input(T0, Input::RequestFailed { request_id, reason: RequestFailure::Unreachable });
+        sent = requests(&drain(&mut a));
+    }
+    assert_eq!(asked.len(), 3, "max_parent_fetch_attempts");
+    assert_eq!(asked[0], key(2).peer_id(), "the sender first");
+    let unique: std::collections::BTreeSet<_> = asked.iter().collect();
+    assert_eq!(unique.len(), 3, "never the same peer twice");
+    assert_eq!(a.metrics().parent_fetch_failures, 3);
+}
+
+#[test]
+fn fetched_parents_release_the_pending_child() {
+    let mut a = node(1, Config::default());
+    let mut b = node(2, Config::default());
+    a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
+    let first = b.local_delta(T0, context(), set("a", "1")).unwrap();
+    b.local_delta(T0, context(), set("b", "2")).unwrap();
+    let outputs = drain(&mut b);
+    let last = outputs
+        .iter()
+        .rev()
+        .find_map(|output| match output {
+            Output::Broadcast { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        })
+        .unwrap();
+    a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: last });
+    let outputs = drain(&mut a);
+    exchange(&mut a, &mut b, outputs, T0);
+    assert!(a.dag(&context()).unwrap().is_applied(&first));
+    assert_eq!(a.fingerprint(), b.fingerprint());
+}
+
+#[test]
+fn local_calls_are_refused_with_typed_errors() {
+    let mut outsider = Node::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
+    outsider.join_context(context(), [key(1).author_key()]).unwrap();
+    assert_eq!(outsider.local_delta(T0, context(), vec![]), Err(NodeError::NotMember(context())));
+    let other = ContextId::hash_of(b"nope");
+    assert_eq!(outsider.local_delta(T0, other, vec![]), Err(NodeError::UnknownContext(other)));
+    assert_eq!(outsider.join_context(other, []), Err(NodeError::NoMembers));
+    let mut a = node(1, Config::default());
+    let big = vec![0; Config::default().limits.max_payload_bytes + 1];
+    assert!(matches!(a.local_delta(T0, context(), big), Err(NodeError::PayloadTooLarge { .. })));
+}
+
+#[test]
+fn local_write_the_applier_refuses_is_not_stored_or_sent() {
+    let mut a = node(1, Config::default());
+    let error = a.local_delta(T0, context(), vec![0xde, 0xad]).unwrap_err();
+    assert!(matches!(error, NodeError::ApplyFailed(_)));
+    assert!(drain(&mut a).iter().all(|output| !matches!(output, Output::Broadcast { .. })));
+    let dag = a.dag(&context()).unwrap();
+    assert_eq!((dag.applied_len(), dag.quarantined_len()), (0, 0));
+}
+
+#[test]
+fn remote_delta_the_applier_refuses_is_quarantined_and_reported() {
+    let mut a = node(1, Config::default());
+    let bad = author(2).make(&[], vec![0xde, 0xad]);
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&bad) });
+    assert!(drain(&mut a)
+        .iter()
+        .any(|output| matches!(output, Output::Event(Event::DeltaQuarantined { id, .. }) if *id == bad.id)));
+    assert_eq!(a.metrics().quarantined, 1);
+    assert_eq!(a.retry_quarantined(T0, &context()).unwrap(), vec![]);
+}
+
+impl Node<KvCounterApplier> {
+    pub(super) fn fingerprint(&self) -> (Vec<crate::DeltaId>, crate::RootHash) {
+        (self.dag(&context()).unwrap().heads_vec(), self.root_hash(&context()))
+    }
+}

@@ -1,0 +1,105 @@
+//! Node behaviour tests: single nodes and hand-driven pairs here, and whole clusters on the
+//! virtual-clock harness in `cluster.rs`.
+
+mod cluster;
+mod ingest;
+mod sync;
+mod timers;
+
+use crate::testing::{DeltaFactory, KvCounterApplier, KvOp};
+use crate::wire::{GossipMessage, GossipV1, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
+use crate::{
+    Config, ContextId, DeltaRef, InboundRequestId, Input, Keypair, Node, Output, PeerId, RequestId, Timestamp,
+};
+
+pub(super) const T0: Timestamp = Timestamp::from_secs(1_000_000);
+
+pub(super) fn context() -> ContextId {
+    ContextId::hash_of(b"node-tests")
+}
+
+pub(super) fn key(n: u8) -> Keypair {
+    Keypair::from_secret_bytes([n; 32])
+}
+
+/// A node with key `n`, joined to the test context whose members are keys 1..=4.
+pub(super) fn node(n: u8, config: Config) -> Node<KvCounterApplier> {
+    let mut node = Node::new(config, key(n), u64::from(n), KvCounterApplier::default(), T0);
+    node.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
+    node
+}
+
+/// A factory signing as key `n` with real HLC values near T0.
+pub(super) fn author(n: u8) -> DeltaFactory {
+    DeltaFactory::signed(context(), [n; 32])
+}
+
+pub(super) fn set(key: &str, value: &str) -> Vec<u8> {
+    KvOp::encode(&[KvOp::Set { key: key.as_bytes().to_vec(), value: value.as_bytes().to_vec() }])
+}
+
+pub(super) fn gossip(delta: &DeltaRef) -> Vec<u8> {
+    GossipMessage::encode_v1(GossipV1::Delta(delta.clone()))
+}
+
+pub(super) fn drain(node: &mut Node<KvCounterApplier>) -> Vec<Output> {
+    std::iter::from_fn(|| node.poll_output()).collect()
+}
+
+pub(super) fn requests(outputs: &[Output]) -> Vec<(PeerId, RequestId, SyncRequestV1)> {
+    outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Request { to, request_id, bytes } => {
+                Some((*to, *request_id, SyncRequest::decode(bytes, &Default::default()).unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Serves every request `client` has outstanding in `outputs` from `server`, feeding the
+/// responses back, until the client sends no more requests. Returns the client's other outputs.
+pub(super) fn exchange(
+    client: &mut Node<KvCounterApplier>,
+    server: &mut Node<KvCounterApplier>,
+    mut outputs: Vec<Output>,
+    now: Timestamp,
+) -> Vec<Output> {
+    let mut rest = Vec::new();
+    for _ in 0..10_000 {
+        let mut sent_any = false;
+        for output in std::mem::take(&mut outputs) {
+            match output {
+                Output::Request { to, request_id, bytes } if to == server.peer_id() => {
+                    sent_any = true;
+                    server.handle_input(
+                        now,
+                        Input::Request { from: client.peer_id(), request_id: InboundRequestId(request_id.0), bytes },
+                    );
+                    for reply in drain(server) {
+                        if let Output::Respond { bytes, .. } = reply {
+                            client.handle_input(now, Input::Response { request_id, bytes });
+                        }
+                    }
+                    outputs.extend(drain(client));
+                }
+                other => rest.push(other),
+            }
+        }
+        if !sent_any {
+            return rest;
+        }
+    }
+    panic!("exchange did not settle");
+}
+
+pub(super) fn response_of(outputs: &[Output]) -> SyncResponseV1 {
+    outputs
+        .iter()
+        .find_map(|output| match output {
+            Output::Respond { bytes, .. } => Some(SyncResponse::decode(bytes, &Default::default()).unwrap()),
+            _ => None,
+        })
+        .expect("a response")
+}

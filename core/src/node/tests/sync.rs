@@ -1,0 +1,331 @@
+use super::*;
+use crate::sync::{SyncMode, SyncReason};
+use crate::wire::{Heartbeat, SyncErrorCode};
+use crate::{Event, Limits, RequestFailure};
+
+fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
+    let dag = node.dag(&context()).unwrap();
+    GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
+        context: context(),
+        root: node.root_hash(&context()),
+        heads: dag.heads_vec(),
+        applied_count: dag.applied_len() as u64,
+    }))
+}
+
+fn write_many(node: &mut Node<KvCounterApplier>, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            node.local_delta(T0, context(), set(&format!("k{}", i % 97), &format!("v{i}"))).unwrap();
+            drain(node)
+                .into_iter()
+                .find_map(|output| match output {
+                    Output::Broadcast { bytes, .. } => Some(bytes),
+                    _ => None,
+                })
+                .unwrap()
+        })
+        .collect()
+}
+
+fn events(outputs: &[Output]) -> Vec<&Event> {
+    outputs.iter().filter_map(|output| if let Output::Event(event) = output { Some(event) } else { None }).collect()
+}
+
+/// Feeds `server`'s heartbeat to `client` and runs the sync it triggers to completion.
+fn sync_from(client: &mut Node<KvCounterApplier>, server: &mut Node<KvCounterApplier>) -> Vec<Output> {
+    client.handle_input(T0, Input::PeerUp { peer: server.peer_id() });
+    client.handle_input(T0, Input::Gossip { from: server.peer_id(), bytes: heartbeat_of(server) });
+    let outputs = drain(client);
+    exchange(client, server, outputs, T0)
+}
+
+#[test]
+fn heads_exchange_then_paged_deltas_bring_a_lagging_node_up_to_date() {
+    let mut b = node(2, Config::default());
+    let mut a = node(1, Config::default());
+    let broadcasts = write_many(&mut b, 1_200);
+    for bytes in &broadcasts[..100] {
+        a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: bytes.clone() });
+    }
+    drain(&mut a);
+    let outputs = sync_from(&mut a, &mut b);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let completed = events(&outputs).into_iter().find_map(|event| match event {
+        Event::SyncCompleted { mode, deltas_received, .. } => Some((*mode, *deltas_received)),
+        _ => None,
+    });
+    assert_eq!(completed, Some((SyncMode::Deltas, 1_100)));
+    assert_eq!(a.metrics().syncs_succeeded, 1);
+    assert_eq!(b.metrics().requests_served, 1 + 3, "heads, then 1,100 deltas in pages of 500");
+}
+
+#[test]
+fn a_fresh_node_catches_up_by_snapshot() {
+    let mut b = node(2, Config::default());
+    let mut a = node(1, Config::default());
+    write_many(&mut b, 300);
+    let outputs = sync_from(&mut a, &mut b);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert!(events(&outputs)
+        .iter()
+        .any(|event| matches!(event, Event::SnapshotAdopted { entries: 300, replayed: 0, .. })));
+    assert_eq!(a.metrics().snapshots_adopted, 1);
+    // After a snapshot, new deltas on top apply normally, and the adopted node can serve them.
+    let next = write_many(&mut b, 1).remove(0);
+    a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: next });
+    assert_eq!(a.fingerprint(), b.fingerprint());
+}
+
+#[test]
+fn a_gap_over_the_threshold_falls_back_to_snapshot_and_keeps_local_writes() {
+    let config = Config { snapshot_gap_threshold_deltas: 50, ..Config::default() };
+    let mut b = node(2, config.clone());
+    let mut a = node(1, config);
+    let broadcasts = write_many(&mut b, 200);
+    for bytes in &broadcasts[..10] {
+        a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: bytes.clone() });
+    }
+    let mine = a.local_delta(T0, context(), set("mine", "kept")).unwrap();
+    drain(&mut a);
+    let outputs = sync_from(&mut a, &mut b);
+    assert!(events(&outputs).iter().any(|event| matches!(event, Event::SnapshotAdopted { replayed: 1, .. })));
+    let dag = a.dag(&context()).unwrap();
+    assert!(b.dag(&context()).unwrap().heads().iter().all(|head| dag.is_applied(head)));
+    assert!(dag.is_applied(&mine) && dag.heads().contains(&mine), "the local write survives adoption");
+    assert_eq!(a.applier().get(&context(), b"mine"), Some(&b"kept"[..]));
+    dag.check_invariants();
+}
+
+#[test]
+fn gossip_during_a_snapshot_is_buffered_then_replayed() {
+    let mut b = node(2, Config::default());
+    let mut a = node(1, Config::default());
+    write_many(&mut b, 20);
+    a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
+    a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
+    // Answer Heads only; a is fresh, so it asks for a snapshot next.
+    let heads_request = drain(&mut a);
+    let (_, request_id, _) = requests(&heads_request)[0].clone();
+    b.handle_input(
+        T0,
+        Input::Request {
+            from: a.peer_id(),
+            request_id: InboundRequestId(0),
+            bytes: match &heads_request[0] {
+                Output::Request { bytes, .. } => bytes.clone(),
+                _ => unreachable!(),
+            },
+        },
+    );
+    let reply = drain(&mut b)
+        .into_iter()
+        .find_map(|o| if let Output::Respond { bytes, .. } = o { Some(bytes) } else { None })
+        .unwrap();
+    a.handle_input(T0, Input::Response { request_id, bytes: reply });
+    let snapshot_begin = drain(&mut a);
+    assert!(matches!(requests(&snapshot_begin)[0].2, SyncRequestV1::SnapshotBegin { .. }));
+    // Meanwhile b writes again and gossips it: a holds it instead of applying it.
+    let late = write_many(&mut b, 3);
+    for bytes in &late {
+        a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: bytes.clone() });
+    }
+    assert_eq!(a.snapshot_buffer_len(&context()), 3);
+    exchange(&mut a, &mut b, snapshot_begin, T0);
+    assert_eq!(a.snapshot_buffer_len(&context()), 0);
+    assert_eq!(a.fingerprint(), b.fingerprint(), "buffered deltas replayed after adoption");
+    assert_eq!(a.metrics().snapshot_buffered, 3);
+}
+
+#[test]
+fn snapshot_buffer_overflow_drops_and_counts() {
+    let config = Config { limits: Limits { max_snapshot_buffer_deltas: 1, ..Limits::default() }, ..Config::default() };
+    let mut b = node(2, config.clone());
+    let mut a = node(1, config);
+    write_many(&mut b, 5);
+    a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
+    // Force a snapshot session directly through a divergence-free path: a is fresh.
+    a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
+    let outputs = drain(&mut a);
+    // Serve Heads so a enters snapshot mode, but not the snapshot itself.
+    let mut pending = exchange_one(&mut a, &mut b, outputs);
+    assert!(a.sync_session(&context()).is_some_and(|s| s.mode == SyncMode::Snapshot));
+    for bytes in write_many(&mut b, 3) {
+        a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes });
+    }
+    assert_eq!(a.metrics().snapshot_buffer_dropped, 2);
+    pending.extend(drain(&mut a));
+    exchange(&mut a, &mut b, pending, T0);
+    // The dropped deltas are recovered by the next sync, not lost.
+    sync_from(&mut a, &mut b);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+}
+
+/// Serves exactly one round of requests and returns the client's new outputs.
+fn exchange_one(
+    client: &mut Node<KvCounterApplier>,
+    server: &mut Node<KvCounterApplier>,
+    outputs: Vec<Output>,
+) -> Vec<Output> {
+    for (_, request_id, request) in requests(&outputs) {
+        server.handle_input(
+            T0,
+            Input::Request {
+                from: client.peer_id(),
+                request_id: InboundRequestId(request_id.0),
+                bytes: SyncRequest::encode_v1(request),
+            },
+        );
+        let reply = drain(server)
+            .into_iter()
+            .find_map(|o| if let Output::Respond { bytes, .. } = o { Some(bytes) } else { None })
+            .unwrap();
+        client.handle_input(T0, Input::Response { request_id, bytes: reply });
+    }
+    drain(client)
+}
+
+#[test]
+fn a_snapshot_whose_state_does_not_match_its_root_is_refused() {
+    let mut b = node(2, Config::default());
+    let mut a = node(1, Config::default());
+    write_many(&mut b, 10);
+    a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
+    a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
+    let mut outputs = drain(&mut a);
+    let mut failed = Vec::new();
+    for _ in 0..10 {
+        let mut next = Vec::new();
+        for (_, request_id, request) in requests(&outputs) {
+            b.handle_input(
+                T0,
+                Input::Request {
+                    from: a.peer_id(),
+                    request_id: InboundRequestId(0),
+                    bytes: SyncRequest::encode_v1(request),
+                },
+            );
+            let mut reply = drain(&mut b)
+                .into_iter()
+                .find_map(|o| if let Output::Respond { bytes, .. } = o { Some(bytes) } else { None })
+                .unwrap();
+            if let SyncResponseV1::SnapshotPage(mut page) = SyncResponse::decode(&reply, &Limits::default()).unwrap() {
+                let last = page.state_chunk.len() - 1;
+                page.state_chunk[last] ^= 0xff; // a lying or corrupted server
+                reply = SyncResponse::encode_v1(SyncResponseV1::SnapshotPage(page));
+            }
+            a.handle_input(T0, Input::Response { request_id, bytes: reply });
+            next.extend(drain(&mut a));
+        }
+        failed.extend(next.iter().filter(|o| matches!(o, Output::Event(Event::SyncFailed { .. }))).cloned());
+        outputs = next;
+    }
+    assert_eq!(failed.len(), 1);
+    assert_eq!(a.metrics().snapshots_refused, 1);
+    assert!(a.dag(&context()).unwrap().is_fresh(), "nothing adopted");
+    assert_eq!(a.root_hash(&context()), crate::RootHash::default(), "state untouched");
+}
+
+#[test]
+fn failed_syncs_back_off_exponentially_and_success_resets() {
+    let mut a = node(1, Config::default());
+    let silent = key(2).peer_id();
+    a.handle_input(T0, Input::PeerUp { peer: silent });
+    let mut now = T0;
+    let mut backoffs = Vec::new();
+    while backoffs.len() < 4 && now < T0.add_millis(10_000_000) {
+        now = a.poll_timeout();
+        a.handle_input(now, Input::Timeout);
+        for output in drain(&mut a) {
+            if let Output::Event(Event::SyncFailed { backoff_ms, reason, .. }) = output {
+                assert_eq!(reason, "timed out");
+                backoffs.push(backoff_ms);
+            }
+        }
+    }
+    assert_eq!(backoffs, vec![5_000, 10_000, 20_000, 40_000]);
+    assert_eq!(a.sync_failures(&context()), 4);
+    // A transport failure counts the same as a timeout.
+    let b = key(3).peer_id();
+    a.handle_input(now, Input::PeerDown { peer: silent });
+    a.handle_input(now, Input::PeerUp { peer: b });
+    let mut saw_failure = false;
+    while !saw_failure {
+        now = a.poll_timeout();
+        a.handle_input(now, Input::Timeout);
+        for output in drain(&mut a) {
+            if let Output::Request { request_id, .. } = output {
+                a.handle_input(now, Input::RequestFailed { request_id, reason: RequestFailure::Unreachable });
+            }
+            for output in drain(&mut a) {
+                saw_failure |= matches!(output, Output::Event(Event::SyncFailed { backoff_ms: 80_000, .. }));
+            }
+        }
+    }
+}
+
+#[test]
+fn equal_heads_with_different_roots_raise_divergence_and_the_greater_peer_repairs() {
+    let mut a = node(1, Config::default());
+    let mut b = node(2, Config::default());
+    for bytes in write_many(&mut b, 5) {
+        a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes });
+    }
+    drain(&mut a);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    // Silent corruption on whichever node will adopt (the greater peer id adopts).
+    let (adopter, other) = if a.peer_id() > b.peer_id() { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    adopter.applier_mut().corrupt(&context(), b"k0", b"bit rot");
+    adopter.handle_input(T0, Input::PeerUp { peer: other.peer_id() });
+    other.handle_input(T0, Input::PeerUp { peer: adopter.peer_id() });
+    // The other side notices too, but does not act: exactly one side adopts.
+    other.handle_input(T0, Input::Gossip { from: adopter.peer_id(), bytes: heartbeat_of(adopter) });
+    let other_outputs = drain(other);
+    assert!(events(&other_outputs).iter().any(|e| matches!(e, Event::Divergence { .. })));
+    assert!(requests(&other_outputs).is_empty());
+    adopter.handle_input(T0, Input::Gossip { from: other.peer_id(), bytes: heartbeat_of(other) });
+    let outputs = drain(adopter);
+    assert!(events(&outputs)
+        .iter()
+        .any(|e| matches!(e, Event::SyncStarted { reason: SyncReason::Divergence, mode: SyncMode::Snapshot, .. })));
+    exchange(adopter, other, outputs, T0);
+    assert_eq!(adopter.metrics().divergences_detected, 1);
+    assert_eq!(other.metrics().divergences_detected, 1);
+    assert_eq!(a.fingerprint(), b.fingerprint(), "repaired");
+}
+
+#[test]
+fn requests_that_cannot_be_served_get_error_codes() {
+    let config = Config { limits: Limits { max_served_snapshots: 1, ..Limits::default() }, ..Config::default() };
+    let mut b = node(2, config);
+    write_many(&mut b, 3);
+    let ask = |b: &mut Node<KvCounterApplier>, request: SyncRequestV1| {
+        b.handle_input(
+            T0,
+            Input::Request {
+                from: key(1).peer_id(),
+                request_id: InboundRequestId(1),
+                bytes: SyncRequest::encode_v1(request),
+            },
+        );
+        response_of(&drain(b))
+    };
+    let unknown = ContextId::hash_of(b"unknown");
+    assert_eq!(
+        ask(&mut b, SyncRequestV1::Heads { context: unknown }),
+        SyncResponseV1::Error(SyncErrorCode::UnknownContext)
+    );
+    assert_eq!(
+        ask(&mut b, SyncRequestV1::SnapshotPage { context: context(), snapshot_id: 42, page: 0 }),
+        SyncResponseV1::Error(SyncErrorCode::SnapshotUnavailable)
+    );
+    assert!(matches!(
+        ask(&mut b, SyncRequestV1::SnapshotBegin { context: context() }),
+        SyncResponseV1::SnapshotCheckpoint(_)
+    ));
+    assert_eq!(
+        ask(&mut b, SyncRequestV1::SnapshotBegin { context: context() }),
+        SyncResponseV1::Error(SyncErrorCode::Busy)
+    );
+    assert_eq!(b.metrics().request_errors_sent, 3);
+}

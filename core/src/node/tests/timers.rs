@@ -1,0 +1,85 @@
+use super::*;
+use crate::eviction::EvictionPhase;
+use crate::{BlobId, Event};
+
+/// Runs `node`'s timers until `until`, returning every output.
+fn run_timers(node: &mut Node<KvCounterApplier>, until: Timestamp) -> Vec<(Timestamp, Output)> {
+    let mut outputs = Vec::new();
+    loop {
+        let at = node.poll_timeout();
+        if at > until {
+            return outputs;
+        }
+        node.handle_input(at, Input::Timeout);
+        outputs.extend(drain(node).into_iter().map(|output| (at, output)));
+    }
+}
+
+#[test]
+fn heartbeats_go_out_every_thirty_seconds_after_a_jittered_start() {
+    let mut a = node(1, Config::default());
+    assert!(a.poll_timeout() <= T0.add_millis(10_000), "first sync tick within one interval");
+    let beats: Vec<Timestamp> = run_timers(&mut a, T0.add_millis(120_000))
+        .into_iter()
+        .filter(|(_, output)| matches!(output, Output::Broadcast { .. }))
+        .map(|(at, _)| at)
+        .collect();
+    assert!(beats[0] <= T0.add_millis(30_000));
+    assert!(beats.windows(2).all(|pair| pair[1].saturating_since(pair[0]).as_millis() == 30_000));
+    assert_eq!(a.metrics().heartbeats_sent, beats.len() as u64);
+}
+
+#[test]
+fn stale_pending_deltas_are_cleaned_up_by_the_minute_timer() {
+    let mut a = node(1, Config::default());
+    let mut factory = author(2);
+    let orphan = factory.make(&[crate::DeltaId::hash_of(b"lost")], set("k", "v"));
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&orphan) });
+    drain(&mut a);
+    let outputs = run_timers(&mut a, T0.add_millis(299_999));
+    assert!(outputs.iter().all(|(_, o)| !matches!(o, Output::Event(Event::PendingEvicted { .. }))));
+    assert_eq!(a.pending_stats(&context()).unwrap().count, 1);
+    let outputs = run_timers(&mut a, T0.add_millis(360_000));
+    let evicted: Vec<Timestamp> = outputs
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Event(Event::PendingEvicted { count: 1, .. })))
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(evicted, vec![T0.add_millis(300_000)]);
+    assert_eq!(a.metrics().pending_evicted_stale, 1);
+}
+
+#[test]
+fn blob_eviction_runs_every_five_minutes_through_all_three_phases() {
+    let mut a = node(1, Config::default());
+    for n in 0..110u8 {
+        a.handle_input(T0, Input::BlobCached { id: BlobId::from_bytes([n; 32]), size_bytes: 1024 });
+    }
+    // Keep 105 of them fresh; 5 go idle for five minutes.
+    for n in 5..110u8 {
+        a.handle_input(T0.add_millis(299_000), Input::BlobAccessed { id: BlobId::from_bytes([n; 32]) });
+    }
+    let evictions: Vec<Vec<(BlobId, EvictionPhase)>> = run_timers(&mut a, T0.add_millis(300_000))
+        .into_iter()
+        .filter_map(|(_, output)| if let Output::EvictBlobs { blobs } = output { Some(blobs) } else { None })
+        .collect();
+    assert_eq!(evictions.len(), 1);
+    let phases: Vec<EvictionPhase> = evictions[0].iter().map(|(_, phase)| *phase).collect();
+    assert_eq!(phases.iter().filter(|p| **p == EvictionPhase::Age).count(), 5);
+    assert_eq!(phases.iter().filter(|p| **p == EvictionPhase::Count).count(), 5);
+    assert_eq!(a.metrics().blobs_evicted, 10);
+}
+
+#[test]
+fn tracking_more_blobs_than_the_bound_evicts_at_once() {
+    let config = Config {
+        limits: crate::Limits { max_tracked_blobs: 10, max_cached_blobs: 4, ..Default::default() },
+        ..Config::default()
+    };
+    let mut a = node(1, config);
+    for n in 0..11u8 {
+        a.handle_input(T0, Input::BlobCached { id: BlobId::from_bytes([n; 32]), size_bytes: 1 });
+    }
+    let outputs = drain(&mut a);
+    assert!(outputs.iter().any(|o| matches!(o, Output::EvictBlobs { blobs } if blobs.len() == 7)));
+}

@@ -1,0 +1,8 @@
+//! Anti-entropy: per-context sync tracking, sync sessions, and snapshot transfer.
+
+pub mod session;
+pub mod snapshot;
+pub mod tracking;
+
+pub use session::{SyncMode, SyncReason, SyncSession};
+pub use tracking::SyncTracking;

@@ -1,0 +1,91 @@
+//! A sync session with one peer for one context, as an explicit state machine.
+//!
+//! ```text
+//!  Deltas mode:   AwaitingHeads ──heads we lack──▶ FetchingDeltas ──last page──▶ done
+//!                      │ nothing missing ─────────────────────────────────────▶ done
+//!                      │ fresh node / gap over threshold / peer says so
+//!                      ▼
+//!  Snapshot mode: AwaitingCheckpoint ──checkpoint──▶ FetchingSnapshot ──last page, root ok──▶ done
+//! ```
+//! Any error response, transport failure or timeout fails the session; the tracker backs off.
+//! The node drives the transitions (it owns the DAG and the applier); this module holds the
+//! states and the snapshot assembly they carry.
+
+use super::snapshot::SnapshotAssembly;
+use crate::dag::SinceCursor;
+use crate::ids::{ContextId, DeltaId, PeerId};
+use crate::time::Timestamp;
+
+/// How a session transfers state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Heads exchange, then missing deltas in pages.
+    Deltas,
+    /// A frozen copy of the peer's state, verified against its root.
+    Snapshot,
+}
+
+/// Why a session was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncReason {
+    /// The periodic sync tick.
+    Periodic,
+    /// A heartbeat showed heads we lack.
+    HeartbeatAhead,
+    /// A heartbeat showed equal heads but a different root.
+    Divergence,
+}
+
+/// Where a session is.
+#[derive(Debug, Clone)]
+pub enum SessionPhase {
+    /// Sent `Heads`, waiting.
+    AwaitingHeads,
+    /// Fetching deltas reachable from `target` in pages.
+    FetchingDeltas {
+        /// The peer's heads when the session began; the fetch ends there.
+        target: Vec<DeltaId>,
+        /// Resume point of the page requested last.
+        after: Option<SinceCursor>,
+    },
+    /// Sent `SnapshotBegin`, waiting.
+    AwaitingCheckpoint,
+    /// Receiving snapshot pages.
+    FetchingSnapshot(Box<SnapshotAssembly>),
+}
+
+impl SessionPhase {
+    /// True while a snapshot is being requested or received, when gossip must be buffered.
+    pub fn is_snapshot(&self) -> bool {
+        matches!(self, Self::AwaitingCheckpoint | Self::FetchingSnapshot(_))
+    }
+
+    /// A short name for logs and events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AwaitingHeads => "awaiting_heads",
+            Self::FetchingDeltas { .. } => "fetching_deltas",
+            Self::AwaitingCheckpoint => "awaiting_checkpoint",
+            Self::FetchingSnapshot(_) => "fetching_snapshot",
+        }
+    }
+}
+
+/// One running session.
+#[derive(Debug, Clone)]
+pub struct SyncSession {
+    /// The context synced.
+    pub context: ContextId,
+    /// The peer synced with.
+    pub peer: PeerId,
+    /// Why it started.
+    pub reason: SyncReason,
+    /// How it transfers state now (a delta session may fall back to a snapshot).
+    pub mode: SyncMode,
+    /// Where it is.
+    pub phase: SessionPhase,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Deltas received so far.
+    pub deltas_received: u64,
+}

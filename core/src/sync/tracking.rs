@@ -1,0 +1,153 @@
+//! When each context may sync next: a minimum interval between syncs, one session at a time,
+//! and exponential backoff after failures.
+
+use crate::ids::ContextId;
+use crate::time::Timestamp;
+use std::collections::BTreeMap;
+
+/// Tracking policy, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackingPolicy {
+    /// Least time between the starts of two syncs of one context.
+    pub min_interval_ms: u64,
+    /// Backoff after the first failure; doubled per further consecutive failure.
+    pub backoff_base_ms: u64,
+    /// Cap on the backoff.
+    pub backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ContextTrack {
+    last_started_at: Option<Timestamp>,
+    last_success_at: Option<Timestamp>,
+    consecutive_failures: u32,
+    retry_after: Timestamp,
+    in_progress: bool,
+}
+
+/// Per-context sync bookkeeping.
+#[derive(Debug, Clone)]
+pub struct SyncTracking {
+    policy: TrackingPolicy,
+    contexts: BTreeMap<ContextId, ContextTrack>,
+}
+
+impl SyncTracking {
+    /// Empty tracking with `policy`.
+    pub fn new(policy: TrackingPolicy) -> Self {
+        Self { policy, contexts: BTreeMap::new() }
+    }
+
+    /// True if a routine sync of `context` may start at `now`.
+    pub fn is_due(&self, context: &ContextId, now: Timestamp) -> bool {
+        let Some(track) = self.contexts.get(context) else {
+            return true;
+        };
+        if track.in_progress || now < track.retry_after {
+            return false;
+        }
+        track.last_started_at.is_none_or(|last| now >= last.add_millis(self.policy.min_interval_ms))
+    }
+
+    /// True if a forced sync (divergence) may start: only needs no session running.
+    pub fn may_force(&self, context: &ContextId) -> bool {
+        self.contexts.get(context).is_none_or(|track| !track.in_progress)
+    }
+
+    /// A session for `context` started.
+    pub fn on_start(&mut self, context: ContextId, now: Timestamp) {
+        let track = self.contexts.entry(context).or_default();
+        track.in_progress = true;
+        track.last_started_at = Some(now);
+    }
+
+    /// The session succeeded: failures reset.
+    pub fn on_success(&mut self, context: ContextId, now: Timestamp) {
+        let track = self.contexts.entry(context).or_default();
+        track.in_progress = false;
+        track.consecutive_failures = 0;
+        track.retry_after = now;
+        track.last_success_at = Some(now);
+    }
+
+    /// The session failed: back off. Returns the backoff in milliseconds.
+    pub fn on_failure(&mut self, context: ContextId, now: Timestamp) -> u64 {
+        let track = self.contexts.entry(context).or_default();
+        track.in_progress = false;
+        track.consecutive_failures = track.consecutive_failures.saturating_add(1);
+        let doublings = track.consecutive_failures.saturating_sub(1).min(32);
+        let backoff_ms = self.policy.backoff_base_ms.saturating_mul(1u64 << doublings).min(self.policy.backoff_max_ms);
+        track.retry_after = now.add_millis(backoff_ms);
+        backoff_ms
+    }
+
+    /// Consecutive failures of `context`.
+    pub fn consecutive_failures(&self, context: &ContextId) -> u32 {
+        self.contexts.get(context).map_or(0, |track| track.consecutive_failures)
+    }
+
+    /// When `context` last synced successfully.
+    pub fn last_success_at(&self, context: &ContextId) -> Option<Timestamp> {
+        self.contexts.get(context).and_then(|track| track.last_success_at)
+    }
+
+    /// Forgets a context (the node left it).
+    pub fn remove(&mut self, context: &ContextId) {
+        self.contexts.remove(context);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> TrackingPolicy {
+        TrackingPolicy { min_interval_ms: 5_000, backoff_base_ms: 5_000, backoff_max_ms: 300_000 }
+    }
+
+    #[test]
+    fn minimum_interval_separates_syncs_of_one_context() {
+        let mut tracking = SyncTracking::new(policy());
+        let context = ContextId::hash_of(b"c");
+        assert!(tracking.is_due(&context, Timestamp::ZERO));
+        tracking.on_start(context, Timestamp::from_secs(10));
+        assert!(!tracking.is_due(&context, Timestamp::from_secs(11)), "in progress");
+        tracking.on_success(context, Timestamp::from_secs(11));
+        assert!(!tracking.is_due(&context, Timestamp::from_millis(14_999)));
+        assert!(tracking.is_due(&context, Timestamp::from_secs(15)));
+        assert_eq!(tracking.last_success_at(&context), Some(Timestamp::from_secs(11)));
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_up_to_the_cap_and_success_resets() {
+        let mut tracking = SyncTracking::new(policy());
+        let context = ContextId::hash_of(b"c");
+        let mut backoffs = Vec::new();
+        let mut now = Timestamp::ZERO;
+        for _ in 0..10 {
+            tracking.on_start(context, now);
+            backoffs.push(tracking.on_failure(context, now));
+            assert!(!tracking.is_due(&context, now.add_millis(backoffs.last().unwrap() - 1)));
+            now = now.add_millis(*backoffs.last().unwrap());
+            assert!(tracking.is_due(&context, now));
+        }
+        assert_eq!(backoffs, vec![5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000, 300_000]);
+        assert_eq!(tracking.consecutive_failures(&context), 10);
+        tracking.on_start(context, now);
+        tracking.on_success(context, now);
+        assert_eq!(tracking.consecutive_failures(&context), 0);
+        tracking.on_start(context, now);
+        assert_eq!(tracking.on_failure(context, now), 5_000);
+    }
+
+    #[test]
+    fn forced_sync_ignores_interval_and_backoff_but_not_a_running_session() {
+        let mut tracking = SyncTracking::new(policy());
+        let context = ContextId::hash_of(b"c");
+        tracking.on_start(context, Timestamp::ZERO);
+        assert!(!tracking.may_force(&context));
+        tracking.on_failure(context, Timestamp::ZERO);
+        assert!(!tracking.is_due(&context, Timestamp::ZERO));
+        assert!(tracking.may_force(&context));
+    }
+}

@@ -1,0 +1,171 @@
+//! `cargo xtask test`: the checks CI runs, as an ordered list of named steps.
+//!
+//! Steps run in order and the run stops at the first failure. To add a step (building the wasm
+//! apps, running simulator scenarios, ...), append it to [`steps`].
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use crate::cmd;
+
+/// One named step of `cargo xtask test`.
+struct Step {
+    /// Shown in the step header and the summary.
+    name: &'static str,
+    action: Action,
+}
+
+enum Action {
+    /// Run cargo with these arguments; the step fails if it exits non-zero.
+    Cargo(&'static [&'static str]),
+    /// Arbitrary code.
+    Run(fn() -> Result<()>),
+}
+
+fn steps() -> Vec<Step> {
+    vec![
+        Step { name: "toolchain: rustfmt and clippy", action: Action::Run(check_toolchain) },
+        Step { name: "cargo fmt --check", action: Action::Cargo(&["fmt", "--all", "--", "--check"]) },
+        Step {
+            name: "cargo clippy -D warnings",
+            action: Action::Cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+        },
+        Step { name: "cargo test", action: Action::Cargo(&["test", "--workspace", "--locked"]) },
+    ]
+}
+
+enum Outcome {
+    Passed(Duration),
+    Failed(Duration),
+    NotRun,
+}
+
+pub(crate) fn run() -> Result<ExitCode> {
+    let steps = steps();
+    let total = steps.len();
+    let mut outcomes: Vec<Outcome> = steps.iter().map(|_| Outcome::NotRun).collect();
+    let mut failure = None;
+
+    for (index, step) in steps.iter().enumerate() {
+        let label = format!("[{}/{total}] {}", index + 1, step.name);
+        println!("==> {label}");
+        let started = Instant::now();
+        let result = run_action(&step.action);
+        let elapsed = started.elapsed();
+        match result {
+            Ok(()) => outcomes[index] = Outcome::Passed(elapsed),
+            Err(err) => {
+                outcomes[index] = Outcome::Failed(elapsed);
+                failure = Some(err.context(format!("step {label} failed")));
+                break;
+            }
+        }
+    }
+
+    print_summary(&steps, &outcomes);
+    match failure {
+        Some(err) => Err(err),
+        None => {
+            println!("all {total} steps passed");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_action(action: &Action) -> Result<()> {
+    match action {
+        Action::Cargo(args) => {
+            let mut command = cmd::cargo();
+            command.args(*args);
+            run_checked(&mut command)
+        }
+        Action::Run(f) => f(),
+    }
+}
+
+/// Echoes and runs `command`, failing if it exits non-zero.
+fn run_checked(command: &mut Command) -> Result<()> {
+    let shown = cmd::display(command);
+    println!("$ {shown}");
+    let status = cmd::status(command)?;
+    if !status.success() {
+        bail!("`{shown}` failed with {}", cmd::describe(status));
+    }
+    Ok(())
+}
+
+fn print_summary(steps: &[Step], outcomes: &[Outcome]) {
+    let total = steps.len();
+    let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    println!();
+    println!("==> summary");
+    for (index, (step, outcome)) in steps.iter().zip(outcomes).enumerate() {
+        let (result, secs) = match outcome {
+            Outcome::Passed(t) => ("ok", format!("{:>7.1}s", t.as_secs_f64())),
+            Outcome::Failed(t) => ("FAILED", format!("{:>7.1}s", t.as_secs_f64())),
+            Outcome::NotRun => ("not run", String::new()),
+        };
+        let line = format!("  [{}/{total}] {:<width$}  {result:<7} {secs}", index + 1, step.name);
+        println!("{}", line.trim_end());
+    }
+}
+
+/// Step 1: `cargo fmt` and `cargo clippy` must exist; try `rustup component add` if not.
+fn check_toolchain() -> Result<()> {
+    if let Ok(version) = cargo_version(&["--version"]) {
+        println!("{version}");
+    }
+    let missing = missing_tools();
+    if missing.is_empty() {
+        return Ok(());
+    }
+
+    for (tool, reason) in &missing {
+        println!("`cargo {tool}` is not usable: {reason}");
+    }
+    println!("trying `rustup component add rustfmt clippy`");
+    let added = Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]).status();
+    let hint = "\nhelp: install the rustfmt and clippy components: with rustup, run \
+                `rustup component add rustfmt clippy`; without rustup, install your Rust \
+                distribution's rustfmt and clippy packages for the same toolchain as cargo";
+    match added {
+        Ok(status) if status.success() => {}
+        Ok(status) => bail!("`rustup component add rustfmt clippy` failed with {}{hint}", cmd::describe(status)),
+        Err(err) => bail!("could not run `rustup` ({err}){hint}"),
+    }
+
+    let still_missing = missing_tools();
+    if let Some((tool, reason)) = still_missing.first() {
+        bail!("`cargo {tool}` is still not usable after rustup ({reason}){hint}");
+    }
+    Ok(())
+}
+
+/// The tools among `fmt` and `clippy` whose `--version` fails, with the reason; prints the
+/// versions of those that work.
+fn missing_tools() -> Vec<(&'static str, String)> {
+    let mut missing = Vec::new();
+    for tool in ["fmt", "clippy"] {
+        match cargo_version(&[tool, "--version"]) {
+            Ok(version) => println!("{version}"),
+            Err(reason) => missing.push((tool, reason)),
+        }
+    }
+    missing
+}
+
+/// Runs `cargo <args>` with output captured: the version line it prints, or why it failed.
+fn cargo_version(args: &[&str]) -> std::result::Result<String, String> {
+    let mut command = cmd::cargo();
+    command.args(args);
+    let output = command.output().map_err(|err| format!("could not start `{}`: {err}", cmd::display(&command)))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let first_line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        Err(format!("{} ({})", cmd::describe(output.status), first_line.trim()))
+    }
+}

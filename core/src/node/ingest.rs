@@ -145,7 +145,7 @@ impl<A: Applier> Node<A> {
         });
         match verdict {
             HeartbeatVerdict::PeerAhead { .. } => {
-                if self.tracking.is_due(&context, now) {
+                if self.tracking.may_start_on_evidence(&context, now) {
                     self.start_sync(context, from, SyncReason::HeartbeatAhead, SyncMode::Deltas);
                 }
             }

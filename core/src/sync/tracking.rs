@@ -49,6 +49,15 @@ impl SyncTracking {
         track.last_started_at.is_none_or(|last| now >= last.add_millis(self.policy.min_interval_ms))
     }
 
+    /// True if a sync prompted by fresh evidence (a live peer's heartbeat showing heads we
+    /// lack) may start. The failure backoff is skipped: it was earned against peers that did
+    /// not answer, and this peer just spoke. The minimum interval still holds.
+    pub fn may_start_on_evidence(&self, context: &ContextId, now: Timestamp) -> bool {
+        let Some(track) = self.contexts.get(context) else { return true };
+        !track.in_progress
+            && track.last_started_at.is_none_or(|last| now >= last.add_millis(self.policy.min_interval_ms))
+    }
+
     /// True if a forced sync (divergence) may start: only needs no session running.
     pub fn may_force(&self, context: &ContextId) -> bool {
         self.contexts.get(context).is_none_or(|track| !track.in_progress)
@@ -138,6 +147,19 @@ mod tests {
         assert_eq!(tracking.consecutive_failures(&context), 0);
         tracking.on_start(context, now);
         assert_eq!(tracking.on_failure(context, now), 5_000);
+    }
+
+    #[test]
+    fn evidence_from_a_live_peer_skips_the_backoff_but_not_the_minimum_interval() {
+        let mut tracking = SyncTracking::new(policy());
+        let context = ContextId::hash_of(b"c");
+        for _ in 0..5 {
+            tracking.on_start(context, Timestamp::ZERO);
+            tracking.on_failure(context, Timestamp::ZERO);
+        }
+        assert!(!tracking.is_due(&context, Timestamp::from_secs(60)), "backing off for 80 s");
+        assert!(!tracking.may_start_on_evidence(&context, Timestamp::from_secs(4)));
+        assert!(tracking.may_start_on_evidence(&context, Timestamp::from_secs(5)));
     }
 
     #[test]

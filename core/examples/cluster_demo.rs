@@ -132,6 +132,12 @@ fn main() -> ExitCode {
     demo.cluster.node_mut(2).applier_mut().corrupt(&context, b"key-1", b"bit rot");
     let repaired = demo.converge("divergence repair", 120_000);
 
+    for index in 0..demo.cluster.len() {
+        if demo.cluster.node(index).applier().get(&context, b"key-1") == Some(&b"bit rot"[..]) {
+            demo.failures
+                .push(format!("node {index} holds the corrupted value: divergence spread instead of repaired"));
+        }
+    }
     let expected = i64::try_from(demo.writes).unwrap_or(i64::MAX);
     for index in 0..demo.cluster.len() {
         let counted = demo.cluster.node(index).applier().counter(&context, b"writes");

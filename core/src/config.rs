@@ -15,6 +15,8 @@ pub struct Config {
     pub sync_min_interval_ms: u64,
     /// A sync request unanswered for this long fails its session.
     pub sync_timeout_ms: u64,
+    /// A sync session still running after this long fails, however it is progressing.
+    pub sync_session_max_ms: u64,
     /// First backoff after a failed sync; doubles per consecutive failure.
     pub sync_backoff_base_ms: u64,
     /// Cap on the failure backoff.
@@ -37,6 +39,7 @@ impl Default for Config {
             sync_tick_interval_ms: 10_000,
             sync_min_interval_ms: 5_000,
             sync_timeout_ms: 30_000,
+            sync_session_max_ms: 600_000,
             sync_backoff_base_ms: 5_000,
             sync_backoff_max_ms: 300_000,
             snapshot_gap_threshold_deltas: 2_000,

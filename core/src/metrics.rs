@@ -75,6 +75,12 @@ pub struct NodeMetrics {
     pub snapshots_served: u64,
     /// Blobs evicted by the cache policy.
     pub blobs_evicted: u64,
+    /// Heartbeats and requests from peers that are not members of the context, ignored.
+    pub non_member_messages: u64,
+    /// Quarantined deltas applied by a periodic retry.
+    pub quarantine_recovered: u64,
+    /// Sync sessions failed for running past `sync_session_max_ms`.
+    pub sync_session_deadlines: u64,
 }
 
 impl NodeMetrics {

@@ -3,10 +3,12 @@
 //! Steps run in order and the run stops at the first failure. To add a step (building the wasm
 //! apps, running simulator scenarios, ...), append it to [`steps`].
 
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cmd;
 
@@ -32,7 +34,25 @@ fn steps() -> Vec<Step> {
             name: "cargo clippy -D warnings",
             action: Action::Cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
         },
-        Step { name: "cargo test", action: Action::Cargo(&["test", "--workspace", "--locked"]) },
+        Step { name: "cargo test", action: Action::Run(run_workspace_tests) },
+        // The README's main job, so the quick start cannot silently break.
+        Step {
+            name: "main job: core demo, seed 7",
+            action: Action::Cargo(&[
+                "run",
+                "--quiet",
+                "--locked",
+                "-p",
+                "rhizome-core",
+                "--features",
+                "testing",
+                "--example",
+                "cluster_demo",
+                "--",
+                "--seed",
+                "7",
+            ]),
+        },
     ]
 }
 
@@ -65,13 +85,75 @@ pub(crate) fn run() -> Result<ExitCode> {
     }
 
     print_summary(&steps, &outcomes);
+    let tally = TEST_TALLY.get().copied();
     match failure {
-        Some(err) => Err(err),
+        Some(err) => {
+            if let Some(tally) = tally {
+                println!("tests: {} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored);
+            }
+            Err(err)
+        }
         None => {
             println!("all {total} steps passed");
+            if let Some(tally) = tally {
+                println!("tests: {} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.ignored);
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Test counts summed over every `test result:` line cargo printed.
+#[derive(Debug, Default, Clone, Copy)]
+struct TestTally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTally {
+    /// Adds the counts of a line like `test result: ok. 83 passed; 0 failed; 1 ignored; ...`.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else { return };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else { continue };
+            let Ok(count) = count.parse::<u64>() else { continue };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+static TEST_TALLY: OnceLock<TestTally> = OnceLock::new();
+
+/// `cargo test --workspace`, echoing its output live while counting the tests it ran.
+fn run_workspace_tests() -> Result<()> {
+    let mut command = cmd::cargo();
+    command.args(["test", "--workspace", "--locked"]).stdout(Stdio::piped());
+    let shown = cmd::display(&command);
+    println!("$ {shown}");
+    let mut child = command.spawn().with_context(|| format!("could not start `{shown}`"))?;
+    let stdout = child.stdout.take().context("cargo test's stdout was not captured")?;
+    let mut tally = TestTally::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        tally.add_line(&line);
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    let _ = TEST_TALLY.set(tally);
+    if !status.success() {
+        bail!("`{shown}` failed with {}", cmd::describe(status));
+    }
+    if tally.passed == 0 {
+        bail!("`{shown}` ran no test");
+    }
+    Ok(())
 }
 
 fn run_action(action: &Action) -> Result<()> {
@@ -167,5 +249,21 @@ fn cargo_version(args: &[&str]) -> std::result::Result<String, String> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let first_line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         Err(format!("{} ({})", cmd::describe(output.status), first_line.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestTally;
+
+    #[test]
+    fn tally_sums_cargo_test_result_lines_and_ignores_the_rest() {
+        let mut tally = TestTally::default();
+        tally
+            .add_line("test result: ok. 83 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.69s");
+        tally.add_line("test result: FAILED. 1 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out");
+        tally.add_line("running 83 tests");
+        tally.add_line("test dag::tests::x ... ok");
+        assert_eq!((tally.passed, tally.failed, tally.ignored), (84, 3, 2));
     }
 }

@@ -75,7 +75,9 @@ fn delta_spec(index: usize) -> BoxedStrategy<DeltaSpec> {
     // Delta 0 is a root; later ones name 0..=3 earlier deltas (0 makes another root; repeats
     // are allowed and must be deduplicated by the factory).
     let parents = if index == 0 { Just(Vec::new()).boxed() } else { vec(0..index, 0..=3).boxed() };
-    (0..AUTHORS, parents, vec(op_spec(), 1..=3)).prop_map(|(author, parents, ops)| DeltaSpec { author, parents, ops }).boxed()
+    (0..AUTHORS, parents, vec(op_spec(), 1..=3))
+        .prop_map(|(author, parents, ops)| DeltaSpec { author, parents, ops })
+        .boxed()
 }
 
 /// A random DAG of 1..=`max` deltas; parents always have smaller indices, so index order is a
@@ -310,6 +312,18 @@ fn deliver_checked(
     prop_assert_eq!(replica.dag.pending_len(), model.queue.len());
     prop_assert!(replica.dag.pending_len() <= model.cap);
     prop_assert_eq!(replica.dag.counters().pending_evicted_capacity, model.evicted);
+    let missing: BTreeSet<DeltaId> = model
+        .queue
+        .iter()
+        .flat_map(|&waiting| model.parents[waiting].iter().copied())
+        .filter(|&parent| model.status[parent] == Status::Unseen)
+        .map(|parent| deltas[parent].id)
+        .collect();
+    let page = replica.dag.missing_parents(None, usize::MAX);
+    prop_assert_eq!(page.ids, missing.iter().copied().collect::<Vec<_>>(), "missing parents");
+    prop_assert_eq!(page.next, None);
+    let stats = replica.dag.pending_stats(now());
+    prop_assert_eq!((stats.count, stats.missing_parents), (model.queue.len(), missing.len()));
     for (other, status) in model.status.iter().enumerate() {
         let id = &deltas[other].id;
         prop_assert_eq!(replica.dag.is_applied(id), *status == Status::Applied, "applied status of {}", other);
@@ -334,7 +348,7 @@ fn plan_with_prefix() -> impl Strategy<Value = (Vec<DeltaSpec>, usize, usize, bo
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Every delivery order, with duplicates, ends in the state of generation-order delivery,
     /// and every outcome on the way is the one the model predicts.
@@ -388,7 +402,8 @@ proptest! {
         let a = reference(&deltas)?;
         let mut b = Replica::new(&Limits::default());
         for delta in &deltas[..k] {
-            prop_assert!(matches!(b.add(delta), AddOutcome::Applied { .. }));
+            let applied = matches!(b.add(delta), AddOutcome::Applied { .. });
+            prop_assert!(applied, "a prefix in generation order applies");
         }
         let first_known = b.dag.heads_vec();
         let mut cursor: Option<SinceCursor> = None;
@@ -501,8 +516,14 @@ proptest! {
     fn reverse_chain_respects_the_pending_cap(len in 1usize..=40, cap in 0usize..=8) {
         let limits = Limits { max_pending_deltas: cap, ..Limits::default() };
         let effective_cap = cap.max(1);
+        // `DeltaFactory::chain`'s payloads are not KvOp lists, so build the chain here.
         let mut factory = DeltaFactory::unsigned(context());
-        let chain = factory.chain(len);
+        let mut chain: Vec<DeltaRef> = Vec::with_capacity(len);
+        for step in 0..len {
+            let parents: Vec<DeltaId> = chain.last().map(|last| vec![last.id]).unwrap_or_default();
+            let ops = [KvOp::Set { key: b"k".to_vec(), value: (step as u64).to_le_bytes().to_vec() }];
+            chain.push(factory.make(&parents, KvOp::encode(&ops)));
+        }
         let mut replica = Replica::new(&limits);
         for (step, delta) in chain.iter().enumerate().skip(1).rev() {
             let outcome = replica.add(delta);

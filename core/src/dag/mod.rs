@@ -158,6 +158,8 @@ pub struct DagStore {
     pending: PendingQueue,
     quarantine: Quarantine,
     counters: DagCounters,
+    /// Applied entries held only as snapshot structure (no body).
+    structure_only: usize,
 }
 
 impl DagStore {
@@ -171,7 +173,43 @@ impl DagStore {
             pending: PendingQueue::default(),
             quarantine: Quarantine::default(),
             counters: DagCounters::default(),
+            structure_only: 0,
         }
+    }
+
+    /// How many applied deltas are held only as adopted snapshot structure, without bodies.
+    /// Such history cannot be re-applied, so a later snapshot must cover it.
+    pub fn structure_only_len(&self) -> usize {
+        self.structure_only
+    }
+
+    /// What to tell a peer we have: our heads, then for up to 16 heads their first-parent
+    /// ancestors at distances 1, 2, 4, ... 4096, up to `max` ids in all. A server that lacks
+    /// our newest heads (unpublished local writes, a branch it has not seen) still finds a
+    /// nearby ancestor it knows, so the gap it computes overshoots by at most about twice the
+    /// depth of what it lacks, instead of becoming the whole history.
+    pub fn known_sample(&self, max: usize) -> Vec<DeltaId> {
+        const WALKED_HEADS: usize = 16;
+        const MAX_DISTANCE: u64 = 4096;
+        let mut sample: Vec<DeltaId> = self.heads.iter().take(max).copied().collect();
+        let mut seen: crate::ids::IdSet<DeltaId> = sample.iter().copied().collect();
+        for head in self.heads.iter().take(WALKED_HEADS) {
+            let (mut current, mut distance, mut next_mark) = (*head, 0u64, 1u64);
+            while sample.len() < max && next_mark <= MAX_DISTANCE {
+                let Some(parent) = self.applied.get(&current).and_then(|entry| entry.parents().first().copied()) else {
+                    break;
+                };
+                current = parent;
+                distance += 1;
+                if distance == next_mark {
+                    if seen.insert(current) {
+                        sample.push(current);
+                    }
+                    next_mark *= 2;
+                }
+            }
+        }
+        sample
     }
 
     /// The context this store holds.
@@ -388,6 +426,14 @@ impl DagStore {
                 return Err(AdoptError::DuplicateEntry(entry.id));
             }
         }
+        if let Some(uncovered) = self
+            .applied
+            .iter()
+            .find(|(id, entry)| entry.body().is_none() && !adopted.contains_key(*id))
+            .map(|(id, _)| *id)
+        {
+            return Err(AdoptError::DropsStateOnlyHistory(uncovered));
+        }
         let heads: BTreeSet<DeltaId> = heads.iter().copied().collect();
         let childless = adopted.keys().filter(|id| !has_child.contains(*id)).count();
         if childless != heads.len() || heads.iter().any(|head| !adopted.contains_key(head) || has_child.contains(head))
@@ -417,6 +463,7 @@ impl DagStore {
         self.pending.compact();
         self.applied = prepared.applied;
         self.heads = prepared.heads;
+        self.structure_only = self.applied.values().filter(|entry| entry.body().is_none()).count();
         CheckpointReplay { reapply, requeue }
     }
 
@@ -557,7 +604,14 @@ pub enum AdoptError {
     /// The heads are not exactly the entries without children.
     #[error("checkpoint heads do not match its DAG")]
     HeadsMismatch,
+    /// The snapshot lacks history this store holds only as state (from an earlier snapshot):
+    /// adopting it would lose that history, which cannot be re-applied. The peer should pull
+    /// from us instead.
+    #[error("snapshot does not cover {0}, which this node holds only as snapshot state")]
+    DropsStateOnlyHistory(DeltaId),
 }
 
+#[cfg(test)]
+mod convergence_props;
 #[cfg(test)]
 mod tests;

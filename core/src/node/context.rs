@@ -33,6 +33,12 @@ impl ContextState {
         }
     }
 
+    /// True if `peer`'s key is a member of the context. A node's peer id is its public key, so
+    /// the member list names both who may write and whom we sync with.
+    pub(crate) fn is_member_peer(&self, peer: &PeerId) -> bool {
+        self.members.contains(&AuthorKey::from_bytes(*peer.as_bytes()))
+    }
+
     /// Records that `peer` takes part in this context, forgetting the least recently seen
     /// peer beyond `max_peers`.
     pub(crate) fn note_peer(&mut self, peer: PeerId, now: Timestamp, max_peers: usize) -> &mut PeerView {

@@ -37,11 +37,10 @@ impl<A: Applier> Node<A> {
         self.metrics.deltas_received += 1;
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
-        let Some(state) = self.contexts.get_mut(&delta.context) else {
+        let Some(state) = self.contexts.get(&delta.context) else {
             self.reject(RejectReason::UnknownContext);
             return;
         };
-        state.note_peer(from, now, max_peers);
         if state.dag.is_known(&delta.id) {
             if delta.author == self.author {
                 self.metrics.echoes_skipped += 1;
@@ -55,6 +54,11 @@ impl<A: Applier> Node<A> {
             return;
         }
         let context = delta.context;
+        // Only a member that delivered a valid delta becomes a preferred sync peer.
+        let state = self.contexts.get_mut(&context).expect("context checked above");
+        if state.is_member_peer(&from) {
+            state.note_peer(from, now, max_peers);
+        }
         let snapshot_running = self.sessions.get(&context).is_some_and(|session| session.phase.is_snapshot());
         if via == Via::Gossip && snapshot_running {
             let max = self.config.limits.max_snapshot_buffer_deltas;
@@ -121,6 +125,31 @@ impl<A: Applier> Node<A> {
         }
     }
 
+    /// Whether to replace our state with `peer`'s after a divergence. Peers whose last
+    /// heartbeat had our heads vote with their root (we vote for ours). We adopt only if more
+    /// of them hold the peer's root than ours; on a tie, only in a two-replica context, where
+    /// the greater peer id adopts so that exactly one side does. Otherwise we wait for more
+    /// heartbeats: copying state on thin evidence would spread corruption, not repair it.
+    fn should_adopt_on_divergence(
+        &self,
+        context: &ContextId,
+        peer: PeerId,
+        our_heads: &[crate::ids::DeltaId],
+        our_root: &crate::ids::RootHash,
+        peer_root: &crate::ids::RootHash,
+    ) -> bool {
+        let Some(state) = self.contexts.get(context) else { return false };
+        let (mut ours, mut theirs) = (1usize, 0usize);
+        for view in state.peers.values().filter(|view| view.heads == our_heads) {
+            match view.root {
+                Some(root) if root == *our_root => ours += 1,
+                Some(root) if root == *peer_root => theirs += 1,
+                _ => {}
+            }
+        }
+        theirs > ours || (theirs == ours && state.peers.len() == 1 && self.peer_id > peer)
+    }
+
     pub(super) fn reject(&mut self, reason: RejectReason) {
         tracing::debug!(%reason, "rejected delta");
         self.metrics.count_rejection(reason.label());
@@ -134,6 +163,10 @@ impl<A: Applier> Node<A> {
         let Some(state) = self.contexts.get_mut(&context) else {
             return;
         };
+        if !state.is_member_peer(&from) {
+            self.metrics.non_member_messages += 1;
+            return;
+        }
         let view = state.note_peer(from, now, max_peers);
         view.heads.clone_from(&heartbeat.heads);
         view.root = Some(heartbeat.root);
@@ -158,9 +191,9 @@ impl<A: Applier> Node<A> {
                     our_root,
                     peer_root: heartbeat.root,
                 }));
-                // Both sides see the divergence; exactly one of them (the greater peer id)
-                // adopts the other's state, so they cannot swap states back and forth.
-                if self.peer_id > from && self.tracking.may_force(&context) {
+                if self.should_adopt_on_divergence(&context, from, &our_heads, &our_root, &heartbeat.root)
+                    && self.tracking.may_force(&context)
+                {
                     self.start_sync(context, from, SyncReason::Divergence, SyncMode::Snapshot);
                 }
             }

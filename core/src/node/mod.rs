@@ -178,7 +178,13 @@ impl<A: Applier> Node<A> {
     pub fn poll_timeout(&self) -> Timestamp {
         let request_deadline =
             self.outstanding.values().map(|request| request.deadline).min().unwrap_or(Timestamp::MAX);
-        self.timers.earliest().min(request_deadline)
+        let session_deadline = self
+            .sessions
+            .values()
+            .map(|session| session.started_at.add_millis(self.config.sync_session_max_ms))
+            .min()
+            .unwrap_or(Timestamp::MAX);
+        self.timers.earliest().min(request_deadline).min(session_deadline)
     }
 
     /// Starts replicating `context`, or replaces its member list if already joined.
@@ -213,6 +219,7 @@ impl<A: Applier> Node<A> {
         }
         self.sessions.remove(context);
         self.tracking.remove(context);
+        self.served.remove_context(context);
         self.inflight_missing.retain(|(owner, _)| owner != context);
         let dropped: Vec<RequestId> =
             self.outstanding.iter().filter(|(_, request)| request.context() == context).map(|(id, _)| *id).collect();
@@ -392,16 +399,12 @@ impl<A: Applier> Node<A> {
         dag.heads().iter().take(self.config.limits.max_heads_per_message).copied().collect()
     }
 
-    /// Picks a random connected peer for `context`, preferring peers seen in it.
+    /// Picks a random connected member peer for `context`, preferring peers seen in it.
     fn choose_peer(&mut self, context: &ContextId, exclude: &[PeerId]) -> Option<PeerId> {
-        let usable = |peer: &PeerId| !exclude.contains(peer);
-        let mut candidates: Vec<PeerId> = self
-            .contexts
-            .get(context)
-            .map(|state| {
-                state.peers.keys().filter(|peer| self.connected.contains(*peer) && usable(peer)).copied().collect()
-            })
-            .unwrap_or_default();
+        let state = self.contexts.get(context)?;
+        let usable = |peer: &PeerId| !exclude.contains(peer) && state.is_member_peer(peer);
+        let mut candidates: Vec<PeerId> =
+            state.peers.keys().filter(|peer| self.connected.contains(*peer) && usable(peer)).copied().collect();
         if candidates.is_empty() {
             candidates = self.connected.iter().filter(|peer| usable(peer)).copied().collect();
         }

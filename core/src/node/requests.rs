@@ -90,6 +90,26 @@ impl<A: Applier> Node<A> {
         }
     }
 
+    /// Fails every session that has run past `sync_session_max_ms`, with its request.
+    pub(super) fn expire_sessions(&mut self) {
+        let deadline_ms = self.config.sync_session_max_ms;
+        let now = self.now;
+        let expired: Vec<ContextId> = self
+            .sessions
+            .values()
+            .filter(|session| session.started_at.add_millis(deadline_ms) <= now)
+            .map(|session| session.context)
+            .collect();
+        for context in expired {
+            self.outstanding
+                .retain(|_, request| !matches!(request.purpose, Purpose::Sync { context: owner } if owner == context));
+            if let Some(session) = self.sessions.remove(&context) {
+                self.metrics.sync_session_deadlines += 1;
+                self.finish_session(session, Err("session deadline".to_owned()));
+            }
+        }
+    }
+
     /// Fails every request whose deadline has passed.
     pub(super) fn expire_requests(&mut self) {
         let now = self.now;
@@ -140,7 +160,9 @@ impl<A: Applier> Node<A> {
             self.metrics.parent_fetches_deferred += 1;
             return;
         }
-        let peer = match preferred.filter(|peer| !tried.contains(peer) && *peer != self.peer_id) {
+        let is_member = |peer: &PeerId| self.contexts.get(&context).is_some_and(|state| state.is_member_peer(peer));
+        let preferred = preferred.filter(|peer| !tried.contains(peer) && *peer != self.peer_id && is_member(peer));
+        let peer = match preferred {
             Some(peer) => peer,
             None => match self.choose_peer(&context, &tried) {
                 Some(peer) => peer,
@@ -150,7 +172,7 @@ impl<A: Applier> Node<A> {
         let Some(state) = self.contexts.get(&context) else {
             return;
         };
-        let known = self.capped_heads(&state.dag);
+        let known = state.dag.known_sample(self.config.limits.max_heads_per_message);
         let request = SyncRequestV1::DeltasSince {
             context,
             known,
@@ -180,7 +202,16 @@ impl<A: Applier> Node<A> {
             self.retry_fetch(fetch);
             return;
         }
+        if deltas.is_empty() && next.is_some() {
+            self.metrics.parent_fetch_failures += 1;
+            self.retry_fetch(fetch);
+            return;
+        }
         for delta in deltas {
+            if delta.context != context {
+                self.reject(crate::reject::RejectReason::WrongContext);
+                continue;
+            }
             self.ingest_remote(peer, delta, Via::Fetch);
         }
         let Some(state) = self.contexts.get(&context) else {
@@ -193,7 +224,7 @@ impl<A: Applier> Node<A> {
         match next {
             // The gap is longer than a page: keep reading it from the same peer.
             Some(cursor) => {
-                let known = self.capped_heads(&state.dag);
+                let known = state.dag.known_sample(self.config.limits.max_heads_per_message);
                 let request = SyncRequestV1::DeltasSince {
                     context,
                     known,

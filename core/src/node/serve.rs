@@ -28,6 +28,16 @@ impl<A: Applier> Node<A> {
     }
 
     fn serve(&mut self, from: PeerId, request: SyncRequestV1) -> SyncResponseV1 {
+        let context = match &request {
+            SyncRequestV1::Heads { context }
+            | SyncRequestV1::DeltasSince { context, .. }
+            | SyncRequestV1::SnapshotBegin { context }
+            | SyncRequestV1::SnapshotPage { context, .. } => *context,
+        };
+        if self.contexts.get(&context).is_some_and(|state| !state.is_member_peer(&from)) {
+            self.metrics.non_member_messages += 1;
+            return SyncResponseV1::Error(SyncErrorCode::NotMember);
+        }
         let now = self.now;
         let limits = self.config.limits.clone();
         match request {

@@ -130,10 +130,16 @@ impl<A: Applier> Node<A> {
         next: Option<SinceCursor>,
         gap_total: u64,
     ) -> Step {
-        if first_page && gap_total > self.config.snapshot_gap_threshold_deltas {
+        // A snapshot cannot be adopted over history held only as snapshot state (it could not
+        // be re-applied), so such a node reads a large gap as deltas instead.
+        let may_snapshot = self.contexts.get(&session.context).is_some_and(|state| state.dag.structure_only_len() == 0);
+        if first_page && gap_total > self.config.snapshot_gap_threshold_deltas && may_snapshot {
             tracing::debug!(context = %session.context, gap_total, "gap over threshold: snapshot instead");
             self.begin_snapshot(session);
             return Step::Continue;
+        }
+        if deltas.is_empty() && next.is_some() {
+            return Step::Fail("peer sent an empty page that is not the last".to_owned());
         }
         for delta in deltas {
             if delta.context != session.context {
@@ -153,7 +159,8 @@ impl<A: Applier> Node<A> {
 
     fn request_deltas_page(&mut self, session: &mut SyncSession, target: Vec<DeltaId>, after: Option<SinceCursor>) {
         let context = session.context;
-        let known = self.contexts.get(&context).map(|state| self.capped_heads(&state.dag)).unwrap_or_default();
+        let max_known = self.config.limits.max_heads_per_message;
+        let known = self.contexts.get(&context).map(|state| state.dag.known_sample(max_known)).unwrap_or_default();
         let request = SyncRequestV1::DeltasSince {
             context,
             known,
@@ -244,9 +251,19 @@ impl<A: Applier> Node<A> {
         let replay = state.dag.install_checkpoint(prepared);
         let replayed = replay.reapply.len();
         for delta in replay.reapply {
-            // Already applied here before; re-applied on the new state, so no new event.
-            let outcome = state.dag.add(self.now, delta, &mut self.applier);
-            debug_assert!(matches!(outcome, AddOutcome::Applied { .. } | AddOutcome::Quarantined(_)), "{outcome:?}");
+            // Already applied here before and re-applied on the new state: no new event for
+            // it. Its parents are in the snapshot or re-applied before it, so it applies,
+            // unless the applier now refuses it, in which case it is quarantined and reported.
+            let id = delta.id;
+            let state = self.contexts.get_mut(&context).expect("context checked above");
+            match state.dag.add(self.now, delta, &mut self.applier) {
+                AddOutcome::Applied { .. } => {}
+                AddOutcome::Quarantined(error) => {
+                    self.metrics.quarantined += 1;
+                    self.outputs.push_back(Output::Event(Event::DeltaQuarantined { context, id, error }));
+                }
+                other => tracing::error!(%context, %id, ?other, "re-applying a local delta after a snapshot"),
+            }
         }
         for delta in replay.requeue {
             self.add_verified(None, delta);

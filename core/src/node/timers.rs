@@ -43,6 +43,7 @@ impl<A: Applier> Node<A> {
     pub(super) fn on_timeout(&mut self) {
         let now = self.now;
         self.expire_requests();
+        self.expire_sessions();
         if now >= self.timers.heartbeat_at {
             self.timers.heartbeat_at = now.add_millis(self.config.heartbeat_interval_ms);
             self.broadcast_heartbeats();
@@ -107,6 +108,19 @@ impl<A: Applier> Node<A> {
         }
         self.outputs.extend(events.into_iter().map(Output::Event));
         self.served.expire(now, self.config.served_snapshot_ttl_ms);
+        self.retry_all_quarantined();
+    }
+
+    /// Retries quarantined deltas once a cleanup period: a transient applier failure (a full
+    /// disk, say) must not hold a delta and all its descendants back for good.
+    fn retry_all_quarantined(&mut self) {
+        let contexts: Vec<_> =
+            self.contexts.iter().filter(|(_, state)| state.dag.quarantined_len() > 0).map(|(id, _)| *id).collect();
+        for context in contexts {
+            if let Ok(applied) = self.retry_quarantined(self.now, &context) {
+                self.metrics.quarantine_recovered += applied.len() as u64;
+            }
+        }
     }
 
     pub(super) fn evict_blobs(&mut self) {

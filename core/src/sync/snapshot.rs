@@ -147,6 +147,11 @@ impl ServedSnapshots {
         before - self.snapshots.len()
     }
 
+    /// Drops every snapshot of `context` (the node left it).
+    pub fn remove_context(&mut self, context: &ContextId) {
+        self.snapshots.retain(|_, snapshot| snapshot.context != *context);
+    }
+
     /// Snapshots being served.
     pub fn len(&self) -> usize {
         self.snapshots.len()
@@ -206,6 +211,11 @@ impl SnapshotAssembly {
         if checkpoint.page_count == 0 {
             return Err(AssemblyError::BadCheckpoint("no pages"));
         }
+        // Every page must carry something, so a checkpoint cannot announce more pages than
+        // it has bytes and entries: a session can never be strung along by empty pages.
+        if u64::from(checkpoint.page_count) > checkpoint.state_bytes + checkpoint.entry_count + 1 {
+            return Err(AssemblyError::BadCheckpoint("more pages than content"));
+        }
         Ok(Self { checkpoint, next_page: 0, state: Vec::new(), entries: Vec::new() })
     }
 
@@ -237,6 +247,11 @@ impl SnapshotAssembly {
         }
         if (self.entries.len() + page.entries.len()) as u64 > self.checkpoint.entry_count {
             return Err(AssemblyError::BadPage("more entries than announced"));
+        }
+        let only_page_of_nothing =
+            self.checkpoint.page_count == 1 && self.checkpoint.state_bytes == 0 && self.checkpoint.entry_count == 0;
+        if page.state_chunk.is_empty() && page.entries.is_empty() && !only_page_of_nothing {
+            return Err(AssemblyError::BadPage("empty page"));
         }
         self.state.extend_from_slice(&page.state_chunk);
         self.entries.extend(page.entries);
@@ -325,6 +340,16 @@ mod tests {
         let mut bloated = served.page(1, 0, Timestamp::ZERO).unwrap();
         bloated.state_chunk = vec![0; 11];
         assert_eq!(assembly.accept(bloated), Err(AssemblyError::BadPage("more state than announced")));
+        let mut empty = served.page(1, 0, Timestamp::ZERO).unwrap();
+        empty.state_chunk.clear();
+        empty.entries.clear();
+        assert_eq!(assembly.accept(empty), Err(AssemblyError::BadPage("empty page")));
+        let mut endless = checkpoint.clone();
+        endless.page_count = u32::MAX;
+        assert_eq!(
+            SnapshotAssembly::new(endless, &context, limits()).unwrap_err(),
+            AssemblyError::BadCheckpoint("more pages than content")
+        );
         let tight = AssemblyLimits { max_state_bytes: 9, max_entries: 10 };
         assert!(SnapshotAssembly::new(checkpoint, &context, tight).is_err());
     }

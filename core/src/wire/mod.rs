@@ -88,3 +88,5 @@ pub(crate) fn bound(field: &'static str, len: usize, max: usize) -> Result<(), W
     }
     Ok(())
 }
+#[cfg(test)]
+mod decode_props;

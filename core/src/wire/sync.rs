@@ -150,6 +150,9 @@ pub enum SyncErrorCode {
     /// The state is larger than the responder may serve.
     #[error("state too large")]
     StateTooLarge,
+    /// The requesting peer is not a member of the context.
+    #[error("not a member")]
+    NotMember,
 }
 
 const SYNC_VERSIONS: u8 = 1;
@@ -190,7 +193,8 @@ impl SyncResponse {
                 }
             }
             SyncResponseV1::SnapshotCheckpoint(checkpoint) => {
-                bound("checkpoint.heads", checkpoint.heads.len(), limits.max_heads_per_message)?;
+                // A checkpoint lists every head, however many; the message bound caps it.
+                bound("checkpoint.heads", checkpoint.heads.len(), limits.max_snapshot_ids)?;
             }
             SyncResponseV1::SnapshotPage(page) => {
                 bound("page.state_chunk", page.state_chunk.len(), limits.max_snapshot_page_bytes)?;

@@ -329,3 +329,152 @@ fn requests_that_cannot_be_served_get_error_codes() {
     );
     assert_eq!(b.metrics().request_errors_sent, 3);
 }
+
+#[test]
+fn an_unpublished_local_head_does_not_make_the_server_send_the_whole_history() {
+    // Review finding: with only our heads as `known`, a server that lacks one of them (our
+    // unpublished write) used to paint nothing as ours-known and send everything.
+    let mut b = node(2, Config::default());
+    let mut a = node(1, Config::default());
+    for bytes in write_many(&mut b, 1_000) {
+        a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes });
+    }
+    a.local_delta(T0, context(), set("mine", "unpublished")).unwrap();
+    write_many(&mut b, 1);
+    drain(&mut a);
+    let outputs = sync_from(&mut a, &mut b);
+    let received = events(&outputs).into_iter().find_map(|event| match event {
+        Event::SyncCompleted { deltas_received, .. } => Some(*deltas_received),
+        _ => None,
+    });
+    assert_eq!(received, Some(1), "exactly the one missing delta");
+}
+
+#[test]
+fn a_snapshot_that_would_drop_history_held_only_as_state_is_refused() {
+    // Review finding: a adopts b's snapshot (b's history is structure-only at a), writes on
+    // top, then meets c with a concurrent history; c's snapshot lacks b's history, so adopting
+    // it would lose b's state and strand a's acknowledged write.
+    let config = Config { snapshot_gap_threshold_deltas: 5, ..Config::default() };
+    let mut a = node(1, config.clone());
+    let mut b = node(2, config.clone());
+    let mut c = node(3, config);
+    write_many(&mut b, 10);
+    sync_from(&mut a, &mut b);
+    assert_eq!(a.metrics().snapshots_adopted, 1);
+    let mine = a.local_delta(T0, context(), set("mine", "acknowledged")).unwrap();
+    write_many(&mut c, 20);
+    drain(&mut a);
+    // c is fresh to b's history: a asks c, which cannot serve a's structure-only history as
+    // deltas, so a must not adopt c's snapshot.
+    let outputs = sync_from(&mut a, &mut c);
+    assert!(events(&outputs).iter().all(|event| !matches!(event, Event::SnapshotAdopted { .. })));
+    let dag = a.dag(&context()).unwrap();
+    assert!(dag.is_applied(&mine) && dag.heads().contains(&mine));
+    assert_eq!(a.applier().get(&context(), b"mine"), Some(&b"acknowledged"[..]));
+    assert!(b.dag(&context()).unwrap().heads().iter().all(|head| dag.is_applied(head)), "b's history kept");
+    // c pulls from a instead (a's snapshot covers everything), and then a gets c's deltas.
+    let outputs = sync_from(&mut c, &mut a);
+    assert!(events(&outputs).iter().any(|event| matches!(event, Event::SnapshotAdopted { .. })));
+    let later = T0.add_millis(10_000);
+    a.handle_input(later, Input::Gossip { from: c.peer_id(), bytes: heartbeat_of(&c) });
+    let outputs = drain(&mut a);
+    exchange(&mut a, &mut c, outputs, later);
+    assert_eq!(a.fingerprint(), c.fingerprint());
+}
+
+#[test]
+fn non_members_cannot_trigger_syncs_or_read_state() {
+    let mut a = node(1, Config::default());
+    let outsider = Node::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
+    a.handle_input(T0, Input::PeerUp { peer: outsider.peer_id() });
+    // A forged heartbeat claiming our heads with another root: ignored, no divergence, no sync.
+    let forged = GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
+        context: context(),
+        root: crate::RootHash::hash_of(b"evil"),
+        heads: vec![],
+        applied_count: 0,
+    }));
+    a.handle_input(T0, Input::Gossip { from: outsider.peer_id(), bytes: forged });
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(a.metrics().divergences_detected, 0);
+    for request in [SyncRequestV1::Heads { context: context() }, SyncRequestV1::SnapshotBegin { context: context() }] {
+        a.handle_input(
+            T0,
+            Input::Request {
+                from: outsider.peer_id(),
+                request_id: InboundRequestId(1),
+                bytes: SyncRequest::encode_v1(request),
+            },
+        );
+        assert_eq!(response_of(&drain(&mut a)), SyncResponseV1::Error(SyncErrorCode::NotMember));
+    }
+    assert_eq!(a.metrics().non_member_messages, 3);
+    // And the periodic sync never picks it.
+    let mut now = T0;
+    while now < T0.add_millis(120_000) {
+        now = a.poll_timeout();
+        a.handle_input(now, Input::Timeout);
+        assert!(requests(&drain(&mut a)).is_empty(), "no request to a non-member");
+    }
+}
+
+#[test]
+fn a_session_that_never_ends_is_cut_at_its_deadline() {
+    let config = Config { sync_session_max_ms: 1_000, ..Config::default() };
+    let mut b = node(2, config.clone());
+    let mut a = node(1, config);
+    let broadcasts = write_many(&mut b, 1_600);
+    a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: broadcasts[0].clone() });
+    a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
+    a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
+    // Serve every request, but slowly: 400 ms per round trip, so four pages outlast 1 s.
+    let mut now = T0;
+    let mut outputs = drain(&mut a);
+    let mut failed = None;
+    for _ in 0..20 {
+        now = now.add_millis(400);
+        if a.poll_timeout() <= now {
+            a.handle_input(now, Input::Timeout);
+            outputs.extend(drain(&mut a));
+        }
+        for output in &outputs {
+            if let Output::Event(Event::SyncFailed { reason, .. }) = output {
+                failed = Some(reason.clone());
+            }
+        }
+        if failed.is_some() {
+            break;
+        }
+        outputs = exchange_one_at(&mut a, &mut b, std::mem::take(&mut outputs), now);
+    }
+    assert_eq!(failed.as_deref(), Some("session deadline"));
+    assert_eq!(a.metrics().sync_session_deadlines, 1);
+    assert!(a.sync_session(&context()).is_none());
+}
+
+fn exchange_one_at(
+    client: &mut Node<KvCounterApplier>,
+    server: &mut Node<KvCounterApplier>,
+    outputs: Vec<Output>,
+    now: Timestamp,
+) -> Vec<Output> {
+    let mut next = Vec::new();
+    for (_, request_id, request) in requests(&outputs) {
+        server.handle_input(
+            now,
+            Input::Request {
+                from: client.peer_id(),
+                request_id: InboundRequestId(request_id.0),
+                bytes: SyncRequest::encode_v1(request),
+            },
+        );
+        let reply = drain(server)
+            .into_iter()
+            .find_map(|o| if let Output::Respond { bytes, .. } = o { Some(bytes) } else { None })
+            .unwrap();
+        client.handle_input(now, Input::Response { request_id, bytes: reply });
+        next.extend(drain(client));
+    }
+    next
+}

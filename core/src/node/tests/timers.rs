@@ -83,3 +83,30 @@ fn tracking_more_blobs_than_the_bound_evicts_at_once() {
     let outputs = drain(&mut a);
     assert!(outputs.iter().any(|o| matches!(o, Output::EvictBlobs { blobs } if blobs.len() == 7)));
 }
+
+#[test]
+fn a_transiently_failing_delta_is_retried_by_the_cleanup_timer() {
+    use crate::testing::FailingApplier;
+    let mut a = Node::new(Config::default(), key(1), 1, FailingApplier::<KvCounterApplier>::default(), T0);
+    a.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
+    let mut factory = author(2);
+    let flaky = factory.make(&[], set("a", "1"));
+    let child = factory.make(&[flaky.id], set("b", "2"));
+    a.applier_mut().failing.insert(flaky.id);
+    for delta in [&flaky, &child] {
+        a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(delta) });
+    }
+    assert_eq!(a.dag(&context()).unwrap().quarantined_len(), 1);
+    a.applier_mut().failing.clear(); // the disk has room again
+    loop {
+        let at = a.poll_timeout();
+        if at > T0.add_millis(60_000) {
+            break;
+        }
+        a.handle_input(at, Input::Timeout);
+        while a.poll_output().is_some() {}
+    }
+    let dag = a.dag(&context()).unwrap();
+    assert_eq!((dag.quarantined_len(), dag.pending_len(), dag.applied_len()), (0, 0, 2));
+    assert_eq!(a.metrics().quarantine_recovered, 2, "the delta and the child it released");
+}

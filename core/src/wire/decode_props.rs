@@ -266,10 +266,47 @@ fn check_accepted(bytes: &[u8], max_bytes: usize, reencoded: Vec<u8>) -> Result<
     Ok(())
 }
 
-/// A decoded delta within the bounds, that verifies only if it is one of `signed`.
-fn check_delta(delta: &DeltaRef, limits: &Limits, signed: &[CausalDelta]) -> Result<(), TestCaseError> {
-    prop_assert!(delta.payload.len() <= limits.max_payload_bytes);
-    prop_assert!(delta.parents.len() <= limits.max_parents_per_delta);
+// ---- the documented field bounds, written out independently of the decoders ----
+
+fn delta_fits(delta: &CausalDelta, limits: &Limits) -> bool {
+    delta.payload.len() <= limits.max_payload_bytes && delta.parents.len() <= limits.max_parents_per_delta
+}
+
+fn gossip_fits(message: &GossipV1, limits: &Limits) -> bool {
+    match message {
+        GossipV1::Delta(delta) => delta_fits(delta, limits),
+        GossipV1::Heartbeat(heartbeat) => heartbeat.heads.len() <= limits.max_heads_per_message,
+    }
+}
+
+fn request_fits(request: &SyncRequestV1, limits: &Limits) -> bool {
+    match request {
+        SyncRequestV1::DeltasSince { known, wanted, .. } => {
+            known.len() <= limits.max_heads_per_message && wanted.len() <= limits.max_heads_per_message
+        }
+        SyncRequestV1::Heads { .. } | SyncRequestV1::SnapshotBegin { .. } | SyncRequestV1::SnapshotPage { .. } => true,
+    }
+}
+
+fn response_fits(response: &SyncResponseV1, limits: &Limits) -> bool {
+    match response {
+        SyncResponseV1::Heads { heads, .. } => heads.len() <= limits.max_heads_per_message,
+        SyncResponseV1::Deltas { deltas, .. } => {
+            deltas.len() <= limits.max_deltas_per_page && deltas.iter().all(|delta| delta_fits(delta, limits))
+        }
+        // Every head of the snapshot: bounded like its ids, not like a heads message.
+        SyncResponseV1::SnapshotCheckpoint(checkpoint) => checkpoint.heads.len() <= limits.max_snapshot_ids,
+        SyncResponseV1::SnapshotPage(page) => {
+            page.state_chunk.len() <= limits.max_snapshot_page_bytes
+                && page.entries.len() <= limits.max_snapshot_ids_per_page
+                && page.entries.iter().all(|entry| entry.parents.len() <= limits.max_parents_per_delta)
+        }
+        SyncResponseV1::Error(_) => true,
+    }
+}
+
+/// A decoded delta verifies only if it is one of `signed`.
+fn check_not_forged(delta: &DeltaRef, limits: &Limits, signed: &[CausalDelta]) -> Result<(), TestCaseError> {
     if delta.verify(limits).is_ok() {
         prop_assert!(signed.contains(delta), "a mutated delta verifies: {:?}", delta);
     }
@@ -280,13 +317,11 @@ fn check_gossip(bytes: &[u8], limits: &Limits, signed: &[CausalDelta]) -> Result
     match GossipMessage::decode(bytes, limits) {
         Ok(message) => {
             check_accepted(bytes, limits.max_message_bytes, GossipMessage::encode_v1(message.clone()))?;
-            match &message {
-                GossipV1::Delta(delta) => {
-                    check_delta(delta, limits, signed)?;
-                    let reencoded = GossipMessage::encode_v1(message.clone());
-                    prop_assert_eq!(GossipMessage::decode(&reencoded, limits), Ok(message.clone()));
-                }
-                GossipV1::Heartbeat(heartbeat) => prop_assert!(heartbeat.heads.len() <= limits.max_heads_per_message),
+            prop_assert!(gossip_fits(&message, limits), "accepted over a bound: {:?}", message);
+            if let GossipV1::Delta(delta) = &message {
+                check_not_forged(delta, limits, signed)?;
+                let reencoded = GossipMessage::encode_v1(message.clone());
+                prop_assert_eq!(GossipMessage::decode(&reencoded, limits), Ok(message.clone()));
             }
         }
         Err(error) => check_error(bytes, limits.max_message_bytes, &error)?,
@@ -298,10 +333,7 @@ fn check_request(bytes: &[u8], limits: &Limits) -> Result<(), TestCaseError> {
     match SyncRequest::decode(bytes, limits) {
         Ok(request) => {
             check_accepted(bytes, limits.max_message_bytes, SyncRequest::encode_v1(request.clone()))?;
-            if let SyncRequestV1::DeltasSince { known, wanted, .. } = &request {
-                prop_assert!(known.len() <= limits.max_heads_per_message);
-                prop_assert!(wanted.len() <= limits.max_heads_per_message);
-            }
+            prop_assert!(request_fits(&request, limits), "accepted over a bound: {:?}", request);
         }
         Err(error) => check_error(bytes, limits.max_message_bytes, &error)?,
     }
@@ -312,26 +344,11 @@ fn check_response(bytes: &[u8], limits: &Limits, signed: &[CausalDelta]) -> Resu
     match SyncResponse::decode(bytes, limits) {
         Ok(response) => {
             check_accepted(bytes, limits.max_message_bytes, SyncResponse::encode_v1(response.clone()))?;
-            match &response {
-                SyncResponseV1::Heads { heads, .. } => prop_assert!(heads.len() <= limits.max_heads_per_message),
-                SyncResponseV1::Deltas { deltas, .. } => {
-                    prop_assert!(deltas.len() <= limits.max_deltas_per_page);
-                    for delta in deltas {
-                        check_delta(delta, limits, signed)?;
-                    }
+            prop_assert!(response_fits(&response, limits), "accepted over a bound: {:?}", response);
+            if let SyncResponseV1::Deltas { deltas, .. } = &response {
+                for delta in deltas {
+                    check_not_forged(delta, limits, signed)?;
                 }
-                SyncResponseV1::SnapshotCheckpoint(checkpoint) => {
-                    // Every head of the snapshot: bounded like its ids, not like a heads message.
-                    prop_assert!(checkpoint.heads.len() <= limits.max_snapshot_ids);
-                }
-                SyncResponseV1::SnapshotPage(page) => {
-                    prop_assert!(page.state_chunk.len() <= limits.max_snapshot_page_bytes);
-                    prop_assert!(page.entries.len() <= limits.max_snapshot_ids_per_page);
-                    for entry in &page.entries {
-                        prop_assert!(entry.parents.len() <= limits.max_parents_per_delta);
-                    }
-                }
-                SyncResponseV1::Error(code) => prop_assert!(!code.to_string().is_empty()),
             }
         }
         Err(error) => check_error(bytes, limits.max_message_bytes, &error)?,
@@ -348,6 +365,32 @@ fn check_all(bytes: &[u8], limits: &Limits, signed: &[CausalDelta]) -> Result<()
 
 fn wire_context() -> ContextId {
     ContextId::hash_of(b"decode-props")
+}
+
+/// `bytes` (the encoding of `message`) decodes under `limits` exactly when it fits the size
+/// bound and `fields_fit`, and then to `message`; and the size bound is exact: one byte less
+/// refuses it as too large, exactly its size lets the field checks decide.
+fn accepted_exactly_within<T: PartialEq + std::fmt::Debug>(
+    bytes: &[u8],
+    message: &T,
+    fields_fit: bool,
+    limits: &Limits,
+    decode: impl Fn(&[u8], &Limits) -> Result<T, WireError>,
+) -> Result<(), TestCaseError> {
+    let fits = bytes.len() <= limits.max_message_bytes && fields_fit;
+    let decoded = decode(bytes, limits);
+    prop_assert_eq!(decoded.is_ok(), fits, "{:?} for {:?}", decoded, message);
+    if let Ok(decoded) = decoded {
+        prop_assert_eq!(&decoded, message);
+    }
+    let exact = Limits { max_message_bytes: bytes.len(), ..limits.clone() };
+    prop_assert_eq!(decode(bytes, &exact).is_ok(), fields_fit);
+    let short = Limits { max_message_bytes: bytes.len() - 1, ..limits.clone() };
+    prop_assert_eq!(
+        decode(bytes, &short).err(),
+        Some(WireError::TooLarge { bytes: bytes.len(), max: bytes.len() - 1 })
+    );
+    Ok(())
 }
 
 // ---- arbitrary valid messages ----
@@ -636,6 +679,38 @@ proptest! {
         prop_assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(gossip.clone()), &limits), Ok(gossip));
         prop_assert_eq!(SyncRequest::decode(&SyncRequest::encode_v1(request.clone()), &limits), Ok(request));
         prop_assert_eq!(SyncResponse::decode(&SyncResponse::encode_v1(response.clone()), &limits), Ok(response));
+    }
+
+    /// Under arbitrary (often tight) limits, a valid message is accepted exactly when it is
+    /// within the size bound and every field bound, and then decodes to itself.
+    #[test]
+    fn valid_messages_are_accepted_exactly_within_the_bounds(
+        gossip in arb_gossip(),
+        request in arb_request(),
+        response in arb_response(),
+        limits in tight_limits(),
+    ) {
+        accepted_exactly_within(
+            &GossipMessage::encode_v1(gossip.clone()),
+            &gossip,
+            gossip_fits(&gossip, &limits),
+            &limits,
+            GossipMessage::decode,
+        )?;
+        accepted_exactly_within(
+            &SyncRequest::encode_v1(request.clone()),
+            &request,
+            request_fits(&request, &limits),
+            &limits,
+            SyncRequest::decode,
+        )?;
+        accepted_exactly_within(
+            &SyncResponse::encode_v1(response.clone()),
+            &response,
+            response_fits(&response, &limits),
+            &limits,
+            SyncResponse::decode,
+        )?;
     }
 
     /// Heads and id lists are accepted exactly up to their bound and refused by field name

@@ -161,28 +161,13 @@ fn snapshot_buffer_overflow_drops_and_counts() {
     assert_eq!(a.fingerprint(), b.fingerprint());
 }
 
-/// Serves exactly one round of requests and returns the client's new outputs.
+/// Serves exactly one round of requests at `T0` and returns the client's new outputs.
 fn exchange_one(
     client: &mut Node<KvCounterApplier>,
     server: &mut Node<KvCounterApplier>,
     outputs: Vec<Output>,
 ) -> Vec<Output> {
-    for (_, request_id, request) in requests(&outputs) {
-        server.handle_input(
-            T0,
-            Input::Request {
-                from: client.peer_id(),
-                request_id: InboundRequestId(request_id.0),
-                bytes: SyncRequest::encode_v1(request),
-            },
-        );
-        let reply = drain(server)
-            .into_iter()
-            .find_map(|o| if let Output::Respond { bytes, .. } = o { Some(bytes) } else { None })
-            .unwrap();
-        client.handle_input(T0, Input::Response { request_id, bytes: reply });
-    }
-    drain(client)
+    exchange_one_at(client, server, outputs, T0)
 }
 
 #[test]
@@ -453,6 +438,7 @@ fn a_session_that_never_ends_is_cut_at_its_deadline() {
     assert!(a.sync_session(&context()).is_none());
 }
 
+/// Serves exactly one round of requests at `now` and returns the client's new outputs.
 fn exchange_one_at(
     client: &mut Node<KvCounterApplier>,
     server: &mut Node<KvCounterApplier>,

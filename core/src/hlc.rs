@@ -46,6 +46,11 @@ impl HlcClock {
         self.last
     }
 
+    /// The value the next [`HlcClock::tick`] at `now_ms` will return, without issuing it.
+    pub fn peek(&self, now_ms: u64) -> Hlc {
+        self.clone().tick(now_ms)
+    }
+
     /// A new value, strictly greater than every value issued or observed so far.
     pub fn tick(&mut self, now_ms: u64) -> Hlc {
         if now_ms > self.last.physical_ms {
@@ -151,5 +156,19 @@ mod tests {
         clock.last = Hlc { physical_ms: 9, logical: u32::MAX, node: 1 };
         let next = clock.tick(9);
         assert_eq!((next.physical_ms, next.logical), (10, 0));
+    }
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use super::*;
+
+    #[test]
+    fn peek_predicts_the_next_tick_without_issuing_it() {
+        let mut clock = HlcClock::new(3);
+        clock.tick(100);
+        let predicted = clock.peek(100);
+        assert_eq!(clock.peek(100), predicted, "peeking twice issues nothing");
+        assert_eq!(clock.tick(100), predicted);
     }
 }

@@ -7,6 +7,7 @@
 // Printing progress and results is this binary's whole job.
 #![allow(clippy::print_stdout)]
 
+mod apps;
 mod cmd;
 mod test;
 
@@ -19,7 +20,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  test                 fmt --check, clippy -D warnings, all tests (what CI runs)
+    test                 apps, fmt --check, clippy -D warnings, all tests, the demo (what CI runs)
+  apps                 build the WASM apps in apps/ into target/wasm/*.wasm
   demo [--seed N]      run the in-process 5-node cluster demo (default seed 7)
   bench [args...]      run criterion benchmarks (args are passed to `cargo bench`, e.g. `-- <filter>`)
   help                 print this message";
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         }
         Some("test") => no_extra_args("test", &rest).and_then(|()| test::run()),
         Some("demo") => demo(&rest),
+        Some("apps") => no_extra_args("apps", &rest).and_then(|()| apps::build().map(|()| ExitCode::SUCCESS)),
         Some("bench") => bench(&rest),
         Some(_) => {
             let shown = command.unwrap_or_default();

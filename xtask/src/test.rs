@@ -29,10 +29,31 @@ enum Action {
 fn steps() -> Vec<Step> {
     vec![
         Step { name: "toolchain: rustfmt and clippy", action: Action::Run(check_toolchain) },
+        Step { name: "build WASM apps", action: Action::Run(crate::apps::build) },
         Step { name: "cargo fmt --check", action: Action::Cargo(&["fmt", "--all", "--", "--check"]) },
+        Step {
+            name: "cargo fmt --check (apps)",
+            action: Action::Cargo(&["fmt", "--all", "--manifest-path", "apps/Cargo.toml", "--", "--check"]),
+        },
         Step {
             name: "cargo clippy -D warnings",
             action: Action::Cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+        },
+        Step {
+            name: "cargo clippy -D warnings (apps)",
+            action: Action::Cargo(&[
+                "clippy",
+                "--manifest-path",
+                "apps/Cargo.toml",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--target-dir",
+                "target/apps",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]),
         },
         Step { name: "cargo test", action: Action::Run(run_workspace_tests) },
         // The README's main job, so the quick start cannot silently break.

@@ -571,7 +571,6 @@ impl DagStore {
             assert!(self.applied.contains_key(head), "head not applied");
             assert!(!has_child.contains(head), "head has an applied child");
         }
-        #[cfg(any(test, debug_assertions))]
         self.pending.check_invariants();
     }
 }

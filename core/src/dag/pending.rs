@@ -153,7 +153,7 @@ impl PendingQueue {
     }
 
     /// Checks the reverse index against the entries (tests and debug builds).
-    #[cfg(any(test, debug_assertions))]
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn check_invariants(&self) {
         assert_eq!(self.entries.len(), self.arrivals.len(), "arrival index out of step");
         for (seq, id) in &self.arrivals {

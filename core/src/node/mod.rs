@@ -265,6 +265,12 @@ impl<A: Applier> Node<A> {
         Ok(delta.id)
     }
 
+    /// The HLC the next [`Node::local_delta`] at `now` will carry. Application code runs
+    /// before its delta exists and must see the delta's time (and derive stamps from it).
+    pub fn next_local_hlc(&self, now: Timestamp) -> crate::hlc::Hlc {
+        self.clock.peek(self.now.max(now).as_millis())
+    }
+
     /// Tries the context's quarantined deltas again. Returns the ids applied.
     pub fn retry_quarantined(&mut self, now: Timestamp, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
         self.advance(now);

@@ -1,0 +1,62 @@
+//! The CRDT values an application's state is made of. Every type is a state-based CRDT with a
+//! `join` that is commutative, associative and idempotent; an action is applied by joining the
+//! small state it describes (delta-state style), so applying the same actions in any order, any
+//! number of times, gives the same state.
+
+mod counter;
+mod register;
+mod set;
+
+pub use counter::PnCounter;
+pub use register::LwwRegister;
+pub use set::AwSet;
+
+use crate::stamp::Stamp;
+use borsh::{BorshDeserialize, BorshSerialize};
+
+/// The value stored at one path: one component per CRDT type. Writes of different types at
+/// one path (concurrent, or an app changing its mind) each land in their own component, so the
+/// join stays a product of joins: commutative, associative and idempotent, with nothing lost.
+/// A typed read looks only at its component.
+#[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Slot {
+    /// The register component.
+    pub register: Option<LwwRegister>,
+    /// The counter component.
+    pub counter: Option<PnCounter>,
+    /// The set component.
+    pub set: Option<AwSet>,
+}
+
+impl Slot {
+    /// The latest write this slot has seen, over all components.
+    pub fn stamp(&self) -> Stamp {
+        let register = self.register.as_ref().map(|register| register.stamp);
+        let counter = self.counter.as_ref().map(|counter| counter.stamp);
+        let set = self.set.as_ref().map(|set| set.stamp);
+        register.max(counter).max(set).unwrap_or_default()
+    }
+
+    /// Joins `other` into `self`, component by component.
+    pub fn join(&mut self, other: &Slot) {
+        join_component(&mut self.register, &other.register, LwwRegister::join);
+        join_component(&mut self.counter, &other.counter, PnCounter::join);
+        join_component(&mut self.set, &other.set, AwSet::join);
+    }
+
+    /// The slot's canonical bytes (what the Merkle index hashes).
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("encoding into a Vec never fails")
+    }
+}
+
+fn join_component<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>, join: fn(&mut T, &T)) {
+    match (mine.as_mut(), theirs) {
+        (Some(mine), Some(theirs)) => join(mine, theirs),
+        (None, Some(theirs)) => *mine = Some(theirs.clone()),
+        (_, None) => {}
+    }
+}
+
+#[cfg(test)]
+mod laws;

@@ -1,0 +1,355 @@
+//! The runtime: installed apps, one state store per context, application calls, and the
+//! [`Applier`] the core drives to merge deltas natively.
+
+use crate::handlers::{job_key, HandlerInput, HandlerJob, JOB_PREFIX};
+use crate::limits::RuntimeLimits;
+use crate::merge;
+use crate::payload::AppPayload;
+use crate::stamp::Stamp;
+use crate::state::{KvBackend, MemoryBackend, StateStore, Txn};
+use crate::wasm::app::{App, AppId, EVENT_HANDLER_EXPORT};
+use crate::wasm::call::{run_export, CallInput, CallState};
+use crate::wasm::engine::{build_engine, EngineOptions};
+use crate::wasm::error::CallError;
+use crate::wasm::host;
+use rhizome_core::{Applier, ApplyError, AuthorKey, CausalDelta, ContextId, Hlc, RootHash};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wasmtime::{Engine, Linker};
+
+/// How to build a runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Engine options.
+    pub engine: EngineOptions,
+    /// Call and payload bounds.
+    pub limits: RuntimeLimits,
+    /// This node's author key: the caller of local calls and handlers.
+    pub local_author: AuthorKey,
+}
+
+/// The result of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// What the method returned.
+    pub return_value: Vec<u8>,
+    /// The actions and events to put in a delta (empty for a pure read).
+    pub payload: AppPayload,
+    /// Log lines the call wrote.
+    pub logs: Vec<String>,
+    /// Fuel the call used.
+    pub fuel_used: u64,
+}
+
+impl CallOutcome {
+    /// True if the call wrote state or emitted events, so it needs a delta.
+    pub fn needs_delta(&self) -> bool {
+        let AppPayload::V1 { actions, events, .. } = &self.payload;
+        !actions.is_empty() || !events.is_empty()
+    }
+}
+
+/// Counters of the runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeMetrics {
+    /// Calls that completed.
+    pub calls_ok: u64,
+    /// Calls that failed, by [`CallError::label`].
+    pub calls_failed: BTreeMap<&'static str, u64>,
+    /// Fuel used by all calls.
+    pub fuel_used: u64,
+    /// Remote and local deltas merged.
+    pub deltas_merged: u64,
+    /// Handler jobs queued.
+    pub handler_jobs_queued: u64,
+    /// Handler jobs dropped because the queue was full.
+    pub handler_jobs_dropped: u64,
+    /// Handler runs that failed (the job is dropped and counted; its event is not retried).
+    pub handler_failures: u64,
+    /// Log lines dropped over the per-call budget.
+    pub logs_dropped: u64,
+}
+
+/// One context: its app, its replicated state and its local meta (handler jobs).
+#[derive(Debug)]
+struct ContextRuntime<B: KvBackend> {
+    app: AppId,
+    state: Option<StateStore<B>>,
+    meta: B,
+}
+
+/// What a restart keeps of one context: its app and its two backends.
+#[derive(Debug)]
+pub struct ContextParts<B> {
+    /// The app it runs.
+    pub app: AppId,
+    /// Replicated state.
+    pub state: B,
+    /// Local meta (pending handler jobs).
+    pub meta: B,
+}
+
+/// The application runtime of one node.
+pub struct Runtime<B: KvBackend + Default + 'static = MemoryBackend> {
+    engine: Engine,
+    linker: Linker<CallState<B>>,
+    options: RuntimeOptions,
+    apps: BTreeMap<AppId, Arc<App<B>>>,
+    contexts: BTreeMap<ContextId, ContextRuntime<B>>,
+    metrics: RuntimeMetrics,
+}
+
+impl<B: KvBackend + Default + 'static> std::fmt::Debug for Runtime<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("apps", &self.apps.len()).field("contexts", &self.contexts.len()).finish()
+    }
+}
+
+impl<B: KvBackend + Default + 'static> Runtime<B> {
+    /// A runtime with no apps and no contexts.
+    pub fn new(options: RuntimeOptions) -> Result<Self, CallError> {
+        let engine = build_engine(&options.engine).map_err(|error| CallError::InvalidModule(error.to_string()))?;
+        let linker = host::linker::<B>(&engine).map_err(|error| CallError::InvalidModule(error.to_string()))?;
+        Ok(Self {
+            engine,
+            linker,
+            options,
+            apps: BTreeMap::new(),
+            contexts: BTreeMap::new(),
+            metrics: RuntimeMetrics::default(),
+        })
+    }
+
+    /// Compiles and registers an app (once; installing the same bytes again is a no-op).
+    pub fn install_app(&mut self, module: &[u8]) -> Result<AppId, CallError> {
+        let id = AppId(*blake3::hash(module).as_bytes());
+        if !self.apps.contains_key(&id) {
+            let app = App::compile(&self.engine, &self.linker, module, self.options.limits.max_module_bytes)?;
+            self.apps.insert(id, Arc::new(app));
+        }
+        Ok(id)
+    }
+
+    /// Binds a context to an installed app, with empty state.
+    pub fn create_context(&mut self, context: ContextId, app: AppId) -> Result<(), CallError> {
+        self.restore_context(context, ContextParts { app, state: B::default(), meta: B::default() })
+    }
+
+    /// Binds a context to an installed app over existing backends (a restart).
+    pub fn restore_context(&mut self, context: ContextId, parts: ContextParts<B>) -> Result<(), CallError> {
+        if !self.apps.contains_key(&parts.app) {
+            return Err(CallError::UnknownApp);
+        }
+        let state = Some(StateStore::new(parts.state));
+        self.contexts.insert(context, ContextRuntime { app: parts.app, state, meta: parts.meta });
+        Ok(())
+    }
+
+    /// Takes every context's backends out (a simulated crash keeps only these).
+    pub fn into_parts(self) -> BTreeMap<ContextId, ContextParts<B>> {
+        self.contexts
+            .into_iter()
+            .filter_map(|(context, runtime)| {
+                let state = runtime.state?.into_backend();
+                Some((context, ContextParts { app: runtime.app, state, meta: runtime.meta }))
+            })
+            .collect()
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &RuntimeMetrics {
+        &self.metrics
+    }
+
+    /// The app a context runs.
+    pub fn app_of(&self, context: &ContextId) -> Option<AppId> {
+        self.contexts.get(context).map(|runtime| runtime.app)
+    }
+
+    /// The installed app.
+    pub fn app(&self, id: &AppId) -> Option<&App<B>> {
+        self.apps.get(id).map(Arc::as_ref)
+    }
+
+    /// Runs `method` as this node's author at `hlc` (the HLC the resulting delta will carry:
+    /// `Node::next_local_hlc`). Nothing is committed: if the outcome needs a delta, the caller
+    /// makes one from `outcome.payload`, and applying it commits the writes.
+    pub fn call(
+        &mut self,
+        context: ContextId,
+        method: &str,
+        input: Vec<u8>,
+        hlc: Hlc,
+    ) -> Result<CallOutcome, CallError> {
+        let call = CallInput { context, caller: self.options.local_author, hlc, input };
+        let result = self.run(&call, method);
+        match &result {
+            Ok(outcome) => {
+                self.metrics.calls_ok += 1;
+                self.metrics.fuel_used += outcome.fuel_used;
+            }
+            Err(error) => *self.metrics.calls_failed.entry(error.label()).or_default() += 1,
+        }
+        result
+    }
+
+    fn run(&mut self, call: &CallInput, method: &str) -> Result<CallOutcome, CallError> {
+        if call.input.len() > self.options.limits.max_input_bytes {
+            return Err(CallError::LimitExceeded(format!("input of {} bytes", call.input.len())));
+        }
+        let runtime = self.contexts.get_mut(&call.context).ok_or(CallError::UnknownContext)?;
+        let app = self.apps.get(&runtime.app).ok_or(CallError::UnknownApp)?.clone();
+        if !app.has_method(method) {
+            return Err(CallError::NoSuchMethod(method.to_owned()));
+        }
+        let store = runtime.state.take().ok_or(CallError::State("state store missing".to_owned()))?;
+        let state = CallState::new(store, call, method, &self.options.limits);
+        let (state, result, fuel_used) =
+            run_export(&self.engine, &app, state, method, self.options.limits.fuel_per_call);
+        self.metrics.logs_dropped += state.logs_dropped;
+        let runtime = self.contexts.get_mut(&call.context).expect("context looked up above");
+        runtime.state = Some(state.store);
+        result?;
+        Ok(CallOutcome {
+            return_value: state.output,
+            payload: AppPayload::V1 { actions: state.actions, events: state.events, handled: None },
+            logs: state.logs,
+            fuel_used,
+        })
+    }
+
+    /// Handler jobs waiting in `context`.
+    pub fn pending_handler_jobs(&self, context: &ContextId) -> usize {
+        self.contexts.get(context).map_or(0, |runtime| runtime.meta.scan_prefix(JOB_PREFIX).len())
+    }
+
+    /// Runs the oldest pending handler job of `context` at `hlc`. Returns `None` when no job is
+    /// pending; `Some(None)` when the handler ran and wrote nothing (the job is done);
+    /// `Some(Some(payload))` when it wrote: make a local delta of the payload, and applying it
+    /// completes the job. Run one job at a time, committing each before the next.
+    pub fn run_next_handler(&mut self, context: ContextId, hlc: Hlc) -> Result<Option<Option<AppPayload>>, CallError> {
+        let runtime = self.contexts.get(&context).ok_or(CallError::UnknownContext)?;
+        let Some((key, bytes)) = runtime.meta.scan_prefix(JOB_PREFIX).into_iter().next() else { return Ok(None) };
+        let job: HandlerJob = borsh::from_slice(&bytes).map_err(|error| CallError::State(error.to_string()))?;
+        let has_handler = self.apps.get(&runtime.app).is_some_and(|app| app.has_method(EVENT_HANDLER_EXPORT));
+        let done = |runtime: &mut Self| {
+            if let Some(context_runtime) = runtime.contexts.get_mut(&context) {
+                context_runtime.meta.delete(&key);
+            }
+        };
+        if !has_handler {
+            done(self);
+            return Ok(Some(None));
+        }
+        let input = HandlerInput {
+            kind: job.kind.clone(),
+            data: job.data.clone(),
+            delta: *job.delta.as_bytes(),
+            author: *job.author.as_bytes(),
+            index: job.index,
+        };
+        let input = borsh::to_vec(&input).expect("encoding never fails");
+        match self.call(context, EVENT_HANDLER_EXPORT, input, hlc) {
+            Ok(outcome) if outcome.needs_delta() => {
+                let AppPayload::V1 { actions, events, .. } = outcome.payload;
+                Ok(Some(Some(AppPayload::V1 { actions, events, handled: Some((job.delta, job.index)) })))
+            }
+            Ok(_) => {
+                done(self);
+                Ok(Some(None))
+            }
+            Err(error) => {
+                // A handler that fails deterministically would fail on every retry; drop the
+                // job, count it, and report the error.
+                self.metrics.handler_failures += 1;
+                done(self);
+                Err(error)
+            }
+        }
+    }
+}
+
+impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
+    /// Merges the delta's actions natively (no WASM runs), records handler jobs for a remote
+    /// delta's events, and completes the handler job a local handler delta names: all staged
+    /// and validated first, then committed together.
+    fn apply(&mut self, context: &ContextId, delta: &CausalDelta) -> Result<(), ApplyError> {
+        let limits = &self.options.limits;
+        let payload = AppPayload::decode(&delta.payload, limits)?;
+        let AppPayload::V1 { actions, events, handled } = &payload;
+        let runtime = self.contexts.get_mut(context).ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
+        let store = runtime.state.as_mut().ok_or_else(|| ApplyError::Failed("state store missing".to_owned()))?;
+        let mut txn = Txn::new(store);
+        for (index, action) in actions.iter().enumerate() {
+            let stamp = Stamp { hlc: delta.hlc, author: delta.author, index: index as u32 };
+            merge::apply_action(&mut txn, action, stamp)?;
+        }
+        let writes = txn.into_writes();
+        let remote = delta.author != self.options.local_author;
+        let queued = runtime.meta.scan_prefix(JOB_PREFIX).len();
+        let room = limits.max_pending_handler_jobs.saturating_sub(queued);
+        let mut new_jobs = Vec::new();
+        if remote {
+            for (index, event) in events.iter().enumerate() {
+                let job = HandlerJob {
+                    delta: delta.id,
+                    index: index as u32,
+                    author: delta.author,
+                    kind: event.kind.clone(),
+                    data: event.data.clone(),
+                };
+                new_jobs.push(job);
+            }
+        }
+        let dropped = new_jobs.len().saturating_sub(room);
+        new_jobs.truncate(room);
+        // Commit: state, then meta. Nothing above can fail after this point.
+        store.commit(writes);
+        if let Some((handled_delta, handled_index)) = handled {
+            runtime.meta.delete(&job_key(handled_delta, *handled_index));
+        }
+        for job in &new_jobs {
+            runtime.meta.put(job_key(&job.delta, job.index), borsh::to_vec(job).expect("encoding never fails"));
+        }
+        self.metrics.deltas_merged += 1;
+        self.metrics.handler_jobs_queued += new_jobs.len() as u64;
+        self.metrics.handler_jobs_dropped += dropped as u64;
+        Ok(())
+    }
+
+    fn root_hash(&self, context: &ContextId) -> RootHash {
+        self.contexts
+            .get(context)
+            .and_then(|runtime| runtime.state.as_ref())
+            .map_or(RootHash::default(), StateStore::root)
+    }
+
+    fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError> {
+        let store = self
+            .contexts
+            .get(context)
+            .and_then(|runtime| runtime.state.as_ref())
+            .ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
+        let bytes = borsh::to_vec(&store.entries()).expect("encoding never fails");
+        if bytes.len() > max_bytes {
+            return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
+        }
+        Ok(bytes)
+    }
+
+    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> =
+            borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(format!("snapshot state: {error}")))?;
+        // Verify on a scratch store before touching the real one.
+        let mut scratch = StateStore::new(MemoryBackend::default());
+        scratch.replace_all(entries.clone());
+        let actual = scratch.root();
+        if actual != *expected_root {
+            return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
+        }
+        let runtime = self.contexts.get_mut(context).ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
+        let store = runtime.state.as_mut().ok_or_else(|| ApplyError::Failed("state store missing".to_owned()))?;
+        store.replace_all(entries);
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! One application call: the state a call runs against, its limiter, and running an export.
+
+use super::app::App;
+use super::error::CallError;
+use crate::limits::RuntimeLimits;
+use crate::payload::{Action, AppEvent};
+use crate::stamp::Stamp;
+use crate::state::{KvBackend, StagedWrites, StateStore, Txn};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rhizome_core::{ApplyError, AuthorKey, ContextId, Hlc};
+use wasmtime::{Engine, ResourceLimiter, Store};
+
+/// Everything a call can see and everything it produced. Lives inside the wasmtime store for
+/// the duration of one call; the state store is moved in and handed back afterwards.
+pub struct CallState<B: KvBackend> {
+    pub(crate) store: StateStore<B>,
+    /// Writes staged by this call. Never committed directly: the call's actions are applied
+    /// again, through the delta, by the same merge code every replica runs.
+    pub(crate) writes: StagedWrites,
+    pub(crate) context: ContextId,
+    pub(crate) caller: AuthorKey,
+    pub(crate) hlc: Hlc,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) input: Vec<u8>,
+    pub(crate) output: Vec<u8>,
+    pub(crate) register: Vec<u8>,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) events: Vec<AppEvent>,
+    pub(crate) logs: Vec<String>,
+    pub(crate) log_bytes: usize,
+    pub(crate) logs_dropped: u64,
+    pub(crate) limits: RuntimeLimits,
+}
+
+impl<B: KvBackend> std::fmt::Debug for CallState<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallState").field("context", &self.context).field("actions", &self.actions.len()).finish()
+    }
+}
+
+/// Who calls what, when.
+#[derive(Debug, Clone)]
+pub struct CallInput {
+    /// The context.
+    pub context: ContextId,
+    /// The caller (author of the resulting delta).
+    pub caller: AuthorKey,
+    /// The resulting delta's HLC.
+    pub hlc: Hlc,
+    /// The method's input bytes.
+    pub input: Vec<u8>,
+}
+
+impl<B: KvBackend> CallState<B> {
+    pub(crate) fn new(store: StateStore<B>, call: &CallInput, method: &str, limits: &RuntimeLimits) -> Self {
+        Self {
+            store,
+            writes: StagedWrites::new(),
+            context: call.context,
+            caller: call.caller,
+            hlc: call.hlc,
+            rng: ChaCha20Rng::from_seed(randomness_seed(call, method)),
+            input: call.input.clone(),
+            output: Vec::new(),
+            register: Vec::new(),
+            actions: Vec::new(),
+            events: Vec::new(),
+            logs: Vec::new(),
+            log_bytes: 0,
+            logs_dropped: 0,
+            limits: limits.clone(),
+        }
+    }
+
+    /// Runs `f` against the store with this call's writes on top.
+    pub(crate) fn with_txn<T>(
+        &mut self,
+        f: impl FnOnce(&mut Txn<'_, B>) -> Result<T, ApplyError>,
+    ) -> Result<T, ApplyError> {
+        let mut txn = Txn::with_writes(&self.store, std::mem::take(&mut self.writes));
+        let result = f(&mut txn);
+        self.writes = txn.into_writes();
+        result
+    }
+
+    /// Records an action and applies it to this call's view, with the stamp it will have in
+    /// the delta, so the call reads its own writes exactly as every replica will see them.
+    pub(crate) fn record(&mut self, action: Action) -> Result<(), CallError> {
+        if self.actions.len() >= self.limits.max_actions_per_call {
+            return Err(CallError::LimitExceeded(format!("more than {} actions", self.limits.max_actions_per_call)));
+        }
+        let stamp = Stamp { hlc: self.hlc, author: self.caller, index: self.actions.len() as u32 };
+        self.with_txn(|txn| crate::merge::apply_action(txn, &action, stamp))
+            .map_err(|error| CallError::State(error.to_string()))?;
+        self.actions.push(action);
+        Ok(())
+    }
+}
+
+/// The call's randomness: ChaCha20 keyed by BLAKE3 over who calls what, when, with which input.
+/// Everything in it is fixed before the call runs, so two runs of the same call agree.
+fn randomness_seed(call: &CallInput, method: &str) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("rhizome 2026-11 call randomness v1");
+    hasher.update(call.context.as_bytes());
+    hasher.update(call.caller.as_bytes());
+    hasher.update(&borsh::to_vec(&call.hlc).expect("encoding never fails"));
+    hasher.update(&(method.len() as u64).to_le_bytes());
+    hasher.update(method.as_bytes());
+    hasher.update(&call.input);
+    *hasher.finalize().as_bytes()
+}
+
+impl<B: KvBackend> ResourceLimiter for CallState<B> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limits.max_memory_bytes {
+            // An error, not `Ok(false)`: a guest allocator that sees `memory.grow` fail often
+            // spins or aborts obscurely; a trap with our own error names the cause.
+            return Err(wasmtime::Error::new(CallError::OutOfMemory {
+                requested_bytes: desired,
+                max_bytes: self.limits.max_memory_bytes,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        const MAX_TABLE_ELEMENTS: usize = 100_000;
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Runs `export` of `app` in a fresh instance with `state`. Returns the state (always, so the
+/// store goes back to its context), the outcome, and the fuel used.
+pub(crate) fn run_export<B: KvBackend + 'static>(
+    engine: &Engine,
+    app: &App<B>,
+    state: CallState<B>,
+    export: &str,
+    fuel: u64,
+) -> (CallState<B>, Result<(), CallError>, u64) {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| state);
+    let outcome = store.set_fuel(fuel).map_err(CallError::from_wasmtime).and_then(|()| {
+        let instance = app.pre().instantiate(&mut store).map_err(CallError::from_wasmtime)?;
+        let func = instance
+            .get_typed_func::<(), ()>(&mut store, export)
+            .map_err(|_| CallError::NoSuchMethod(export.to_owned()))?;
+        func.call(&mut store, ()).map_err(CallError::from_wasmtime)
+    });
+    let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    (store.into_data(), outcome, fuel_used)
+}

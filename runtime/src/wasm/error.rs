@@ -1,0 +1,85 @@
+//! Why an application call failed. Every failure leaves state untouched.
+
+/// A failed call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The context is not bound to an app here.
+    #[error("unknown context")]
+    UnknownContext,
+    /// The app is not installed.
+    #[error("unknown app")]
+    UnknownApp,
+    /// The module is larger than allowed.
+    #[error("module of {bytes} bytes, over the limit of {max}")]
+    ModuleTooLarge {
+        /// Module size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The module does not compile or does not link against the rhizome ABI.
+    #[error("invalid module: {0}")]
+    InvalidModule(String),
+    /// The app has no such exported method.
+    #[error("no method {0:?}")]
+    NoSuchMethod(String),
+    /// The call used all its fuel.
+    #[error("out of fuel")]
+    OutOfFuel,
+    /// The call tried to grow memory past the limit.
+    #[error("out of memory: {requested_bytes} bytes requested, limit {max_bytes}")]
+    OutOfMemory {
+        /// Requested size.
+        requested_bytes: usize,
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// The guest called `abort`.
+    #[error("aborted: {0}")]
+    Aborted(String),
+    /// The guest broke a bound (value, key, event, action, input or return size).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// The guest passed a pointer outside its memory, or malformed ABI data.
+    #[error("bad ABI use: {0}")]
+    BadAbi(String),
+    /// Any other trap (unreachable, division by zero, stack overflow...).
+    #[error("trap: {0}")]
+    Trap(String),
+    /// The state store is corrupt.
+    #[error("state error: {0}")]
+    State(String),
+}
+
+impl CallError {
+    /// A short stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::UnknownContext => "unknown_context",
+            Self::UnknownApp => "unknown_app",
+            Self::ModuleTooLarge { .. } => "module_too_large",
+            Self::InvalidModule(_) => "invalid_module",
+            Self::NoSuchMethod(_) => "no_such_method",
+            Self::OutOfFuel => "out_of_fuel",
+            Self::OutOfMemory { .. } => "out_of_memory",
+            Self::Aborted(_) => "aborted",
+            Self::LimitExceeded(_) => "limit_exceeded",
+            Self::BadAbi(_) => "bad_abi",
+            Self::Trap(_) => "trap",
+            Self::State(_) => "state",
+        }
+    }
+
+    /// Classifies a wasmtime error: our own errors raised from host functions or the limiter
+    /// come back intact; traps are named.
+    pub(crate) fn from_wasmtime(error: wasmtime::Error) -> Self {
+        if let Some(own) = error.downcast_ref::<CallError>() {
+            return own.clone();
+        }
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => Self::OutOfFuel,
+            Some(trap) => Self::Trap(trap.to_string()),
+            None => Self::Trap(error.to_string()),
+        }
+    }
+}

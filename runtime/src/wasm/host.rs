@@ -1,0 +1,292 @@
+//! The host ABI: the functions an application imports from module `rhizome`.
+//! docs/ABI.md is the reference for application authors; this file is the implementation.
+//!
+//! Conventions: byte strings are passed as (pointer, length) into the guest's memory. A read
+//! whose result has variable length puts it in the call's *register* and returns its length
+//! (or -1 for "absent"); the guest then copies it with `register_read(ptr)`. Paths are the
+//! borsh encoding of `Vec<Vec<u8>>`. Any misuse traps the call with a typed error.
+
+use super::call::CallState;
+use super::error::CallError;
+use crate::merge;
+use crate::path::Path;
+use crate::payload::{check_path, Action, AppEvent};
+use crate::state::KvBackend;
+use rand_chacha::rand_core::RngCore;
+use wasmtime::{Caller, Engine, Linker, Memory};
+
+type Ctx<'a, B> = Caller<'a, CallState<B>>;
+
+fn fail(error: CallError) -> wasmtime::Error {
+    wasmtime::Error::new(error)
+}
+
+fn bad_abi(message: &str) -> wasmtime::Error {
+    fail(CallError::BadAbi(message.to_owned()))
+}
+
+fn memory<B: KvBackend>(caller: &mut Ctx<'_, B>) -> wasmtime::Result<Memory> {
+    caller
+        .get_export("memory")
+        .and_then(|export| export.into_memory())
+        .ok_or_else(|| bad_abi("module exports no memory"))
+}
+
+fn read_bytes<B: KvBackend>(
+    caller: &mut Ctx<'_, B>,
+    ptr: i32,
+    len: i32,
+    max: usize,
+    what: &str,
+) -> wasmtime::Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| bad_abi("negative length"))?;
+    if len > max {
+        return Err(fail(CallError::LimitExceeded(format!("{what} of {len} bytes, over {max}"))));
+    }
+    let memory = memory(caller)?;
+    let mut buffer = vec![0u8; len];
+    memory.read(&*caller, ptr as u32 as usize, &mut buffer).map_err(|_| bad_abi("pointer outside memory"))?;
+    Ok(buffer)
+}
+
+fn write_bytes<B: KvBackend>(caller: &mut Ctx<'_, B>, ptr: i32, bytes: &[u8]) -> wasmtime::Result<()> {
+    let memory = memory(caller)?;
+    memory.write(&mut *caller, ptr as u32 as usize, bytes).map_err(|_| bad_abi("pointer outside memory"))
+}
+
+fn read_path<B: KvBackend>(caller: &mut Ctx<'_, B>, ptr: i32, len: i32) -> wasmtime::Result<Path> {
+    let limits = &caller.data().limits;
+    // Encoded size: a 4-byte count, then 4 bytes of length per segment plus its bytes.
+    let max_encoded = 4 + 4 * limits.max_path_depth + limits.max_path_bytes;
+    let bytes = read_bytes(caller, ptr, len, max_encoded, "path")?;
+    let path: Path = borsh::from_slice(&bytes).map_err(|_| bad_abi("path is not a borsh Vec<Vec<u8>>"))?;
+    check_path(&path, &caller.data().limits).map_err(|message| fail(CallError::LimitExceeded(message)))?;
+    Ok(path)
+}
+
+fn read_value<B: KvBackend>(caller: &mut Ctx<'_, B>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+    let max = caller.data().limits.max_value_bytes;
+    read_bytes(caller, ptr, len, max, "value")
+}
+
+fn state_error(error: rhizome_core::ApplyError) -> wasmtime::Error {
+    fail(CallError::State(error.to_string()))
+}
+
+/// Puts `bytes` in the register and returns its length.
+fn to_register<B: KvBackend>(caller: &mut Ctx<'_, B>, bytes: Vec<u8>) -> i64 {
+    let len = bytes.len() as i64;
+    caller.data_mut().register = bytes;
+    len
+}
+
+/// The linker with every host function of the ABI.
+pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Result<Linker<CallState<B>>> {
+    let mut linker = Linker::new(engine);
+    let m = "rhizome";
+
+    linker.func_wrap(m, "input_len", |caller: Ctx<'_, B>| -> i32 { caller.data().input.len() as i32 })?;
+    linker.func_wrap(m, "input_read", |mut caller: Ctx<'_, B>, ptr: i32| -> wasmtime::Result<()> {
+        let input = caller.data().input.clone();
+        write_bytes(&mut caller, ptr, &input)
+    })?;
+    linker.func_wrap(m, "return_value", |mut caller: Ctx<'_, B>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        let max = caller.data().limits.max_return_bytes;
+        let value = read_bytes(&mut caller, ptr, len, max, "return value")?;
+        caller.data_mut().output = value;
+        Ok(())
+    })?;
+    linker.func_wrap(m, "register_read", |mut caller: Ctx<'_, B>, ptr: i32| -> wasmtime::Result<()> {
+        let register = std::mem::take(&mut caller.data_mut().register);
+        write_bytes(&mut caller, ptr, &register)
+    })?;
+
+    linker.func_wrap(
+        m,
+        "register_set",
+        |mut caller: Ctx<'_, B>,
+         path_ptr: i32,
+         path_len: i32,
+         value_ptr: i32,
+         value_len: i32|
+         -> wasmtime::Result<()> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let value = read_value(&mut caller, value_ptr, value_len)?;
+            caller.data_mut().record(Action::RegisterSet { path, value }).map_err(fail)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "register_get",
+        |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let value = caller.data_mut().with_txn(|txn| merge::read_register(txn, &path)).map_err(state_error)?;
+            Ok(match value {
+                Some(value) => to_register(&mut caller, value),
+                None => -1,
+            })
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "counter_add",
+        |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32, amount: i64| -> wasmtime::Result<()> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let author = caller.data().caller;
+            let (mut increments, mut decrements) = caller
+                .data_mut()
+                .with_txn(|txn| merge::read_counter_totals(txn, &path, &author))
+                .map_err(state_error)?;
+            if amount >= 0 {
+                increments = increments.saturating_add(amount.unsigned_abs());
+            } else {
+                decrements = decrements.saturating_add(amount.unsigned_abs());
+            }
+            caller.data_mut().record(Action::CounterTotals { path, increments, decrements }).map_err(fail)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "counter_get",
+        |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            caller.data_mut().with_txn(|txn| merge::read_counter(txn, &path)).map_err(state_error)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "set_add",
+        |mut caller: Ctx<'_, B>,
+         path_ptr: i32,
+         path_len: i32,
+         element_ptr: i32,
+         element_len: i32|
+         -> wasmtime::Result<()> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let element = read_value(&mut caller, element_ptr, element_len)?;
+            caller.data_mut().record(Action::SetAdd { path, element }).map_err(fail)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "set_remove",
+        |mut caller: Ctx<'_, B>,
+         path_ptr: i32,
+         path_len: i32,
+         element_ptr: i32,
+         element_len: i32|
+         -> wasmtime::Result<i32> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let element = read_value(&mut caller, element_ptr, element_len)?;
+            let observed =
+                caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+            if observed.is_empty() {
+                return Ok(0);
+            }
+            caller.data_mut().record(Action::SetRemove { path, element, observed }).map_err(fail)?;
+            Ok(1)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "set_contains",
+        |mut caller: Ctx<'_, B>,
+         path_ptr: i32,
+         path_len: i32,
+         element_ptr: i32,
+         element_len: i32|
+         -> wasmtime::Result<i32> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let element = read_value(&mut caller, element_ptr, element_len)?;
+            let tags =
+                caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+            Ok(i32::from(!tags.is_empty()))
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "set_members",
+        |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let members = caller.data_mut().with_txn(|txn| merge::read_set_members(txn, &path)).map_err(state_error)?;
+            Ok(to_register(&mut caller, borsh::to_vec(&members).expect("encoding never fails")))
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "map_keys",
+        |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
+            // The root map has the empty path, which `read_path` refuses for writes.
+            let max = caller.data().limits.max_path_bytes + 4 + 4 * caller.data().limits.max_path_depth;
+            let bytes = read_bytes(&mut caller, path_ptr, path_len, max, "path")?;
+            let path: Path = borsh::from_slice(&bytes).map_err(|_| bad_abi("path is not a borsh Vec<Vec<u8>>"))?;
+            let keys = caller.data_mut().with_txn(|txn| merge::read_map_keys(txn, &path)).map_err(state_error)?;
+            Ok(to_register(&mut caller, borsh::to_vec(&keys).expect("encoding never fails")))
+        },
+    )?;
+    linker.func_wrap(m, "remove", |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<()> {
+        let path = read_path(&mut caller, path_ptr, path_len)?;
+        caller.data_mut().record(Action::Remove { path }).map_err(fail)
+    })?;
+
+    linker.func_wrap(
+        m,
+        "emit",
+        |mut caller: Ctx<'_, B>, kind_ptr: i32, kind_len: i32, data_ptr: i32, data_len: i32| -> wasmtime::Result<()> {
+            let (max_events, max_bytes) =
+                (caller.data().limits.max_events_per_call, caller.data().limits.max_event_bytes);
+            if caller.data().events.len() >= max_events {
+                return Err(fail(CallError::LimitExceeded(format!("more than {max_events} events"))));
+            }
+            let kind = read_bytes(&mut caller, kind_ptr, kind_len, max_bytes, "event kind")?;
+            let kind = String::from_utf8(kind).map_err(|_| bad_abi("event kind is not UTF-8"))?;
+            let data = read_bytes(&mut caller, data_ptr, data_len, max_bytes.saturating_sub(kind.len()), "event")?;
+            caller.data_mut().events.push(AppEvent { kind, data });
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(m, "log", |mut caller: Ctx<'_, B>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        let state = caller.data();
+        let room = state.limits.max_log_bytes_per_call.saturating_sub(state.log_bytes);
+        if usize::try_from(len).unwrap_or(usize::MAX) > room {
+            caller.data_mut().logs_dropped += 1;
+            return Ok(());
+        }
+        let bytes = read_bytes(&mut caller, ptr, len, room, "log line")?;
+        let line = String::from_utf8_lossy(&bytes).into_owned();
+        let state = caller.data_mut();
+        state.log_bytes += line.len();
+        state.logs.push(line);
+        Ok(())
+    })?;
+    linker.func_wrap(m, "context_id", |mut caller: Ctx<'_, B>, ptr: i32| -> wasmtime::Result<()> {
+        let id = *caller.data().context.as_bytes();
+        write_bytes(&mut caller, ptr, &id)
+    })?;
+    linker.func_wrap(m, "caller_id", |mut caller: Ctx<'_, B>, ptr: i32| -> wasmtime::Result<()> {
+        let id = *caller.data().caller.as_bytes();
+        write_bytes(&mut caller, ptr, &id)
+    })?;
+    linker.func_wrap(m, "time_ms", |caller: Ctx<'_, B>| -> i64 { caller.data().hlc.physical_ms as i64 })?;
+    linker.func_wrap(m, "hlc", |mut caller: Ctx<'_, B>, ptr: i32| -> wasmtime::Result<()> {
+        let hlc = borsh::to_vec(&caller.data().hlc).expect("encoding never fails");
+        write_bytes(&mut caller, ptr, &hlc)
+    })?;
+    linker.func_wrap(m, "random", |mut caller: Ctx<'_, B>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        const MAX_RANDOM_BYTES: usize = 64 * 1024;
+        let len = usize::try_from(len).map_err(|_| bad_abi("negative length"))?;
+        if len > MAX_RANDOM_BYTES {
+            return Err(fail(CallError::LimitExceeded(format!("{len} random bytes, over {MAX_RANDOM_BYTES}"))));
+        }
+        let mut bytes = vec![0u8; len];
+        caller.data_mut().rng.fill_bytes(&mut bytes);
+        write_bytes(&mut caller, ptr, &bytes)
+    })?;
+    linker.func_wrap(m, "abort", |mut caller: Ctx<'_, B>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        let message = read_bytes(&mut caller, ptr, len, 4096, "abort message")
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|_| "(unreadable message)".to_owned());
+        Err(fail(CallError::Aborted(message)))
+    })?;
+    Ok(linker)
+}

@@ -1,0 +1,131 @@
+//! A replica for tests: a core `Node` whose applier is the WASM runtime, driven the way the
+//! node layer drives it (call, then local delta; deliver, then run handlers).
+
+#![allow(dead_code, unreachable_pub)]
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use rhizome_core::{AuthorKey, Config, ContextId, DeltaId, Input, Keypair, Node, Output, Timestamp};
+use rhizome_runtime::{CallError, CallOutcome, EngineOptions, Runtime, RuntimeLimits, RuntimeOptions};
+
+pub const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+/// The bytes of a built app; `cargo xtask apps` (run by `cargo xtask test`) builds them.
+pub fn module(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|error| {
+        panic!(
+            "cannot read {}: {error}. Build the apps first: `cargo xtask apps` (cargo xtask test does it)",
+            path.display()
+        )
+    })
+}
+
+pub fn context() -> ContextId {
+    ContextId::hash_of(b"runtime-tests")
+}
+
+pub fn key(n: u8) -> Keypair {
+    Keypair::from_secret_bytes([n; 32])
+}
+
+pub fn runtime_for(author: AuthorKey, limits: RuntimeLimits) -> Runtime {
+    Runtime::new(RuntimeOptions { engine: EngineOptions::default(), limits, local_author: author })
+        .expect("engine builds")
+}
+
+pub struct Replica {
+    pub node: Node<Runtime>,
+    pub now: Timestamp,
+    pub outbox: Vec<Vec<u8>>,
+    pub deltas: Vec<DeltaId>,
+}
+
+impl Replica {
+    pub fn new(n: u8, app: &[u8]) -> Self {
+        Self::with_limits(n, app, RuntimeLimits::default())
+    }
+
+    pub fn with_limits(n: u8, app: &[u8], limits: RuntimeLimits) -> Self {
+        let keypair = key(n);
+        let mut runtime = runtime_for(keypair.author_key(), limits);
+        let app = runtime.install_app(app).expect("app compiles");
+        runtime.create_context(context(), app).expect("context binds");
+        let mut node = Node::new(Config::default(), keypair, u64::from(n), runtime, T0);
+        node.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
+        Self { node, now: T0, outbox: Vec::new(), deltas: Vec::new() }
+    }
+
+    /// Runs a method; if it wrote, makes and publishes a delta. Returns the outcome.
+    pub fn call_raw(&mut self, method: &str, input: Vec<u8>) -> Result<CallOutcome, CallError> {
+        self.now = self.now.add_millis(1);
+        let hlc = self.node.next_local_hlc(self.now);
+        let outcome = self.node.applier_mut().call(context(), method, input, hlc)?;
+        if outcome.needs_delta() {
+            let id = self.node.local_delta(self.now, context(), outcome.payload.encode()).expect("local delta applies");
+            self.deltas.push(id);
+        }
+        self.drain();
+        Ok(outcome)
+    }
+
+    pub fn call<I: BorshSerialize, O: BorshDeserialize>(&mut self, method: &str, input: &I) -> Result<O, CallError> {
+        let outcome = self.call_raw(method, borsh::to_vec(input).unwrap())?;
+        Ok(borsh::from_slice(&outcome.return_value).expect("return value decodes"))
+    }
+
+    /// Delivers gossip, then runs every handler job it created, committing each write.
+    pub fn deliver(&mut self, from: &Replica, bytes: Vec<u8>) {
+        self.now = self.now.add_millis(1);
+        self.node.handle_input(self.now, Input::Gossip { from: from.node.peer_id(), bytes });
+        self.drain();
+        self.run_handlers();
+    }
+
+    pub fn run_handlers(&mut self) {
+        loop {
+            self.now = self.now.add_millis(1);
+            let hlc = self.node.next_local_hlc(self.now);
+            match self.node.applier_mut().run_next_handler(context(), hlc) {
+                Ok(None) => return,
+                Ok(Some(None)) => {}
+                Ok(Some(Some(payload))) => {
+                    let id =
+                        self.node.local_delta(self.now, context(), payload.encode()).expect("handler delta applies");
+                    self.deltas.push(id);
+                    self.drain();
+                }
+                Err(error) => panic!("handler failed: {error}"),
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            if let Output::Broadcast { bytes, .. } = output {
+                self.outbox.push(bytes);
+            }
+        }
+    }
+
+    pub fn root(&self) -> rhizome_core::RootHash {
+        self.node.root_hash(&context())
+    }
+}
+
+/// Delivers everything each replica published to the other, until both are quiet.
+pub fn exchange(a: &mut Replica, b: &mut Replica) {
+    for _ in 0..16 {
+        let from_a = std::mem::take(&mut a.outbox);
+        let from_b = std::mem::take(&mut b.outbox);
+        if from_a.is_empty() && from_b.is_empty() {
+            return;
+        }
+        for bytes in from_a {
+            b.deliver(a, bytes);
+        }
+        for bytes in from_b {
+            a.deliver(b, bytes);
+        }
+    }
+    panic!("replicas kept talking");
+}

@@ -156,3 +156,8 @@ fn is_visible<B: KvBackend>(txn: &Txn<'_, B>, path: &Path) -> Result<bool, Apply
     let set = slot.set.as_ref().is_some_and(|set| !set.members_after(cutoff).is_empty());
     Ok(register || counter || set)
 }
+
+/// The store key of the value slot at `path` (for tools and benchmarks that fill a store).
+pub fn value_key_of(path: &Path) -> Vec<u8> {
+    path.value_key()
+}

@@ -126,8 +126,30 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         if !self.apps.contains_key(&id) {
             let app = App::compile(&self.engine, &self.linker, module, self.options.limits.max_module_bytes)?;
             self.apps.insert(id, Arc::new(app));
+            if let Err(error) = self.instantiate_probe(&id) {
+                self.apps.remove(&id);
+                return Err(error);
+            }
         }
         Ok(id)
+    }
+
+    /// Creates one instance of an installed app, against empty state, and drops it: a module
+    /// whose instantiation traps (a start function, an oversized memory) is refused at install
+    /// time rather than on its first call. Also what the instantiation benchmark measures.
+    pub fn instantiate_probe(&self, app: &AppId) -> Result<(), CallError> {
+        let app = self.apps.get(app).ok_or(CallError::UnknownApp)?;
+        let call = CallInput {
+            context: ContextId::default(),
+            caller: self.options.local_author,
+            hlc: Hlc::default(),
+            input: Vec::new(),
+        };
+        let state = CallState::new(StateStore::new(B::default()), &call, "", &self.options.limits);
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        store.limiter(|state| state);
+        store.set_fuel(self.options.limits.fuel_per_call).map_err(CallError::from_wasmtime)?;
+        app.pre().instantiate(&mut store).map(drop).map_err(CallError::from_wasmtime)
     }
 
     /// Binds a context to an installed app, with empty state.

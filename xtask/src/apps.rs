@@ -22,10 +22,10 @@ pub(crate) fn build() -> Result<()> {
     let root = cmd::workspace_root();
     let target_dir = root.join("target").join("apps");
     let mut command = cmd::cargo();
+    // Run from apps/ so cargo picks up apps/.cargo/config.toml (the guest's link flags).
     command
-        .args(["build", "--release", "--locked", "--target", WASM_TARGET, "--manifest-path"])
-        .arg(root.join("apps").join("Cargo.toml"))
-        .arg("--target-dir")
+        .current_dir(root.join("apps"))
+        .args(["build", "--release", "--locked", "--target", WASM_TARGET, "--target-dir"])
         .arg(&target_dir);
     let shown = cmd::display(&command);
     println!("$ {shown}");

@@ -18,9 +18,14 @@
 //! Every write becomes an action in the call's delta and is merged by the host on every
 //! replica; the app's code never runs for a remote delta, except its event handler.
 
+mod alloc;
 mod sys;
 
 pub mod state;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: alloc::BumpAllocator = alloc::BumpAllocator;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 

@@ -14,11 +14,19 @@ pub struct EngineOptions {
     pub pooled_instances: u32,
     /// Largest linear memory an instance may have.
     pub max_memory_bytes: usize,
+    /// Bytes of each pooled memory slot kept resident and reset with memset between calls.
+    pub pooled_memory_keep_resident_bytes: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { parallel_compilation: false, pooling_allocator: false, pooled_instances: 64, max_memory_bytes: 64 << 20 }
+        Self {
+            parallel_compilation: false,
+            pooling_allocator: false,
+            pooled_instances: 64,
+            max_memory_bytes: 64 << 20,
+            pooled_memory_keep_resident_bytes: 2 << 20,
+        }
     }
 }
 
@@ -38,6 +46,11 @@ pub fn build_engine(options: &EngineOptions) -> Result<Engine, wasmtime::Error> 
         pooling.total_core_instances(options.pooled_instances);
         pooling.total_memories(options.pooled_instances);
         pooling.max_memory_size(options.max_memory_bytes);
+        // Reset a returned slot's first pages with memset instead of giving them back to the
+        // kernel: an app call touches a few hundred KiB (stack top, data, a small heap), and
+        // madvise/page-fault churn on every call costs more than the call itself.
+        pooling.linear_memory_keep_resident(options.pooled_memory_keep_resident_bytes);
+        pooling.table_keep_resident(64 * 1024);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     }
     Engine::new(&config)

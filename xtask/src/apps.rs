@@ -46,6 +46,24 @@ pub(crate) fn build() -> Result<()> {
     Ok(())
 }
 
+/// `cargo clippy -D warnings` over the guest workspace, for wasm32, from `apps/`.
+pub(crate) fn clippy() -> Result<()> {
+    let root = cmd::workspace_root();
+    let mut command = cmd::cargo();
+    command
+        .current_dir(root.join("apps"))
+        .args(["clippy", "--locked", "--target", WASM_TARGET, "--target-dir"])
+        .arg(root.join("target").join("apps"))
+        .args(["--", "-D", "warnings"]);
+    let shown = cmd::display(&command);
+    println!("$ {shown}");
+    let status = cmd::status(&mut command)?;
+    if !status.success() {
+        bail!("`{shown}` failed with {}", cmd::describe(status));
+    }
+    Ok(())
+}
+
 /// Installs the wasm32 target through rustup unless the toolchain already has it.
 fn ensure_wasm_target() -> Result<()> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();

@@ -20,7 +20,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-    test                 apps, fmt --check, clippy -D warnings, all tests, the demo (what CI runs)
+  test                 apps, fmt --check, clippy -D warnings, all tests, the demo (what CI runs)
   apps                 build the WASM apps in apps/ into target/wasm/*.wasm
   demo [--seed N]      run the in-process 5-node cluster demo (default seed 7)
   bench [args...]      run criterion benchmarks (args are passed to `cargo bench`, e.g. `-- <filter>`)

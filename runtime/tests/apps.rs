@@ -3,6 +3,9 @@
 mod support;
 
 use rhizome_core::Applier;
+
+/// Whether a call error is the one a hostile method should produce.
+type Expectation = fn(&CallError) -> bool;
 use rhizome_runtime::{AppPayload, CallError, RuntimeLimits};
 use support::*;
 
@@ -182,4 +185,28 @@ fn unknown_methods_and_garbage_modules_are_typed_errors() {
     let tight = RuntimeLimits { max_module_bytes: 100, ..RuntimeLimits::default() };
     let mut runtime = runtime_for(key(1).author_key(), tight);
     assert!(matches!(runtime.install_app(&module("counter")), Err(CallError::ModuleTooLarge { .. })));
+}
+
+#[test]
+fn every_limit_holds_against_an_sdk_built_hostile_app() {
+    let limits = RuntimeLimits { fuel_per_call: 20_000_000, ..RuntimeLimits::default() };
+    let mut hostile = Replica::with_limits(1, &module("hostile"), limits);
+    let root = hostile.root();
+    let expectations: [(&str, Expectation); 4] = [
+        ("spin", |e| *e == CallError::OutOfFuel),
+        ("bomb", |e| matches!(e, CallError::OutOfMemory { .. })),
+        ("spam", |e| matches!(e, CallError::LimitExceeded(m) if m.contains("events"))),
+        ("oversized", |e| matches!(e, CallError::LimitExceeded(m) if m.contains("value"))),
+    ];
+    for (method, expected) in expectations {
+        let error = hostile.call_raw(method, vec![]).unwrap_err();
+        assert!(expected(&error), "{method}: unexpected {error:?}");
+        assert_eq!(hostile.root(), root, "{method} left a trace in state");
+        assert!(hostile.deltas.is_empty(), "{method} made a delta");
+    }
+    let panicked = hostile.call_raw("panics", vec![]).unwrap_err();
+    assert!(matches!(&panicked, CallError::Aborted(message) if message.contains("deliberate panic")), "{panicked:?}");
+    assert_eq!(hostile.call::<_, i64>("behave", &()).unwrap(), 1, "the runtime keeps working");
+    let failed = &hostile.node.applier().metrics().calls_failed;
+    assert_eq!(failed.values().sum::<u64>(), 5);
 }

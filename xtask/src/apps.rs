@@ -10,7 +10,7 @@ use crate::cmd;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The apps, as their cargo package names produce them (hyphens become underscores).
-const APPS: &[&str] = &["kv_store", "counter", "todo"];
+const APPS: &[&str] = &["kv_store", "counter", "todo", "hostile"];
 
 /// Where the built modules go: `target/wasm/` under the workspace root.
 pub(crate) fn wasm_dir() -> PathBuf {

@@ -48,3 +48,13 @@ pub(crate) fn job_key(delta: &DeltaId, index: u32) -> Vec<u8> {
 
 /// The prefix of every job key.
 pub(crate) const JOB_PREFIX: &[u8] = b"h";
+
+/// The key recording that the events of (delta, index) were queued once. Kept after the job
+/// is done, so re-applying the delta (after a snapshot, say) never queues its handler again.
+pub(crate) fn queued_key(delta: &DeltaId, index: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 32 + 4);
+    key.push(b'q');
+    key.extend_from_slice(delta.as_bytes());
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}

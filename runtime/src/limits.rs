@@ -29,6 +29,30 @@ pub struct RuntimeLimits {
     pub max_log_bytes_per_call: usize,
     /// Pending event-handler jobs per context; beyond it, jobs are dropped and counted.
     pub max_pending_handler_jobs: usize,
+    /// Largest encoded payload one call may produce (the core refuses larger deltas).
+    pub max_payload_bytes: usize,
+}
+
+impl RuntimeLimits {
+    /// Checks that the call limits fit inside the protocol's payload bounds, so that every
+    /// payload a call produces is one every replica accepts.
+    pub fn check(&self) -> Result<(), String> {
+        let bounds = crate::payload::PAYLOAD_BOUNDS_V1;
+        let checks = [
+            ("max_actions_per_call", self.max_actions_per_call, bounds.max_actions),
+            ("max_events_per_call", self.max_events_per_call, bounds.max_events),
+            ("max_path_depth", self.max_path_depth, bounds.max_path_depth),
+            ("max_path_bytes", self.max_path_bytes, bounds.max_path_bytes),
+            ("max_value_bytes", self.max_value_bytes, bounds.max_value_bytes),
+            ("max_event_bytes", self.max_event_bytes, bounds.max_event_bytes),
+        ];
+        for (name, value, bound) in checks {
+            if value > bound {
+                return Err(format!("{name} = {value} exceeds the protocol bound {bound}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for RuntimeLimits {
@@ -47,6 +71,7 @@ impl Default for RuntimeLimits {
             max_return_bytes: 1024 * 1024,
             max_log_bytes_per_call: 16 * 1024,
             max_pending_handler_jobs: 10_000,
+            max_payload_bytes: 1024 * 1024,
         }
     }
 }

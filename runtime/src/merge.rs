@@ -9,8 +9,9 @@ use crate::state::{KvBackend, Txn};
 use rhizome_core::{ApplyError, AuthorKey};
 use std::collections::BTreeMap;
 
-/// Joins one action, stamped, into the transaction.
-pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: Stamp) -> Result<(), ApplyError> {
+/// Joins one action, stamped, into the transaction. Returns the bytes it wrote (the encoded
+/// slot or marker), which calls pay for in fuel.
+pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: Stamp) -> Result<usize, ApplyError> {
     let (path, slot) = match action {
         Action::RegisterSet { path, value } => {
             (path, Slot { register: Some(LwwRegister { value: Some(value.clone()), stamp }), ..Slot::default() })
@@ -19,9 +20,10 @@ pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: 
             let totals = BTreeMap::from([(stamp.author, (*increments, *decrements))]);
             (path, Slot { counter: Some(PnCounter { totals, stamp }), ..Slot::default() })
         }
-        Action::SetAdd { path, element } => {
+        Action::SetAdd { path, element, replaces } => {
             let adds = BTreeMap::from([(element.clone(), [stamp].into_iter().collect())]);
-            (path, Slot { set: Some(AwSet { adds, removed: Default::default(), stamp }), ..Slot::default() })
+            let removed = replaces.iter().copied().collect();
+            (path, Slot { set: Some(AwSet { adds, removed, stamp }), ..Slot::default() })
         }
         Action::SetRemove { path, observed, .. } => {
             let removed = observed.iter().copied().collect();
@@ -30,10 +32,12 @@ pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: 
         Action::Remove { path } => {
             let key = path.removal_key();
             let existing = read_stamp(txn, &key)?;
+            let encoded = borsh::to_vec(&stamp).expect("encoding never fails");
+            let written = encoded.len();
             if existing.is_none_or(|existing| stamp > existing) {
-                txn.put(key, borsh::to_vec(&stamp).expect("encoding never fails"));
+                txn.put(key, encoded);
             }
-            return Ok(());
+            return Ok(written);
         }
     };
     let key = path.value_key();
@@ -44,8 +48,10 @@ pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: 
         }
         None => slot,
     };
-    txn.put(key, merged.encode());
-    Ok(())
+    let encoded = merged.encode();
+    let written = encoded.len();
+    txn.put(key, encoded);
+    Ok(written)
 }
 
 fn read_slot<B: KvBackend>(txn: &Txn<'_, B>, key: &[u8]) -> Result<Option<Slot>, ApplyError> {
@@ -144,6 +150,8 @@ pub fn read_map_keys<B: KvBackend>(txn: &Txn<'_, B>, path: &Path) -> Result<Vec<
             keys.push(full.0[depth].clone());
         }
     }
+    // Store order is by encoded segment (length first); the ABI promises byte order.
+    keys.sort();
     keys.dedup();
     Ok(keys)
 }

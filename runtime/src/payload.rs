@@ -1,6 +1,7 @@
 //! What a delta made by an application carries: the CRDT actions its call recorded and the
 //! events it emitted. This is the payload the core treats as opaque bytes.
 
+#[cfg(doc)]
 use crate::limits::RuntimeLimits;
 use crate::path::Path;
 use crate::stamp::Stamp;
@@ -27,12 +28,15 @@ pub enum Action {
         /// Total decrements by this author so far.
         decrements: u64,
     },
-    /// Adds an element to an add-wins set; the action's stamp is its tag.
+    /// Adds an element to an add-wins set; the action's stamp is its new tag, and the element's
+    /// tags the writer saw are retired (so re-adding does not pile up tags).
     SetAdd {
         /// Where.
         path: Path,
         /// The element.
         element: Vec<u8>,
+        /// Tags of the element this add supersedes.
+        replaces: Vec<Stamp>,
     },
     /// Removes the add tags of an element that the writer had seen.
     SetRemove {
@@ -89,43 +93,75 @@ pub enum AppPayload {
     },
 }
 
+/// Bounds on a payload that every replica enforces identically when it merges a delta. They
+/// are part of the protocol (they change only with a new payload version), never a node's
+/// setting: if two nodes bounded payloads differently, one would apply a delta the other
+/// quarantines, and their states would part. A node's call limits ([`RuntimeLimits`]) must fit
+/// inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadBounds {
+    /// Most actions.
+    pub max_actions: usize,
+    /// Most events.
+    pub max_events: usize,
+    /// Most segments in a path.
+    pub max_path_depth: usize,
+    /// Most bytes over a path's segments.
+    pub max_path_bytes: usize,
+    /// Largest register value or set element.
+    pub max_value_bytes: usize,
+    /// Largest event (kind and data).
+    pub max_event_bytes: usize,
+    /// Most tags a set add replaces or a set remove names.
+    pub max_observed_tags: usize,
+}
+
+/// The bounds of payload version 1.
+pub const PAYLOAD_BOUNDS_V1: PayloadBounds = PayloadBounds {
+    max_actions: 4_096,
+    max_events: 64,
+    max_path_depth: 16,
+    max_path_bytes: 1_024,
+    max_value_bytes: 256 * 1024,
+    max_event_bytes: 64 * 1024,
+    max_observed_tags: 1_024,
+};
+
 impl AppPayload {
     /// Encodes the payload.
     pub fn encode(&self) -> Vec<u8> {
         borsh::to_vec(self).expect("encoding into a Vec never fails")
     }
 
-    /// Decodes a payload and checks every bound.
-    pub fn decode(bytes: &[u8], limits: &RuntimeLimits) -> Result<Self, ApplyError> {
+    /// Decodes a payload and checks it against the protocol bounds.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ApplyError> {
+        let limits = &PAYLOAD_BOUNDS_V1;
         let payload: AppPayload = borsh::from_slice(bytes)
             .map_err(|error| ApplyError::InvalidPayload(format!("undecodable payload: {error}")))?;
         let AppPayload::V1 { actions, events, .. } = &payload;
-        if actions.len() > limits.max_actions_per_call {
-            return Err(ApplyError::InvalidPayload(format!(
-                "{} actions, over {}",
-                actions.len(),
-                limits.max_actions_per_call
-            )));
+        if actions.len() > limits.max_actions {
+            return Err(ApplyError::InvalidPayload(format!("{} actions, over {}", actions.len(), limits.max_actions)));
         }
-        if events.len() > limits.max_events_per_call {
-            return Err(ApplyError::InvalidPayload(format!(
-                "{} events, over {}",
-                events.len(),
-                limits.max_events_per_call
-            )));
+        if events.len() > limits.max_events {
+            return Err(ApplyError::InvalidPayload(format!("{} events, over {}", events.len(), limits.max_events)));
         }
         for action in actions {
-            check_path(action.path(), limits).map_err(ApplyError::InvalidPayload)?;
-            let value_len = match action {
-                Action::RegisterSet { value, .. } => value.len(),
-                Action::SetAdd { element, .. } | Action::SetRemove { element, .. } => element.len(),
-                _ => 0,
+            check_path(action.path(), limits.max_path_depth, limits.max_path_bytes)
+                .map_err(ApplyError::InvalidPayload)?;
+            let (value_len, tags) = match action {
+                Action::RegisterSet { value, .. } => (value.len(), 0),
+                Action::SetAdd { element, replaces, .. } => (element.len(), replaces.len()),
+                Action::SetRemove { element, observed, .. } => (element.len(), observed.len()),
+                _ => (0, 0),
             };
             if value_len > limits.max_value_bytes {
                 return Err(ApplyError::InvalidPayload(format!(
                     "value of {value_len} bytes, over {}",
                     limits.max_value_bytes
                 )));
+            }
+            if tags > limits.max_observed_tags {
+                return Err(ApplyError::InvalidPayload(format!("{tags} tags, over {}", limits.max_observed_tags)));
             }
         }
         for event in events {
@@ -137,16 +173,16 @@ impl AppPayload {
     }
 }
 
-/// Checks a path against the bounds: not empty, not too deep, not too long.
-pub fn check_path(path: &Path, limits: &RuntimeLimits) -> Result<(), String> {
+/// Checks a path: not empty, not deeper than `max_depth`, not longer than `max_bytes`.
+pub fn check_path(path: &Path, max_depth: usize, max_bytes: usize) -> Result<(), String> {
     if path.depth() == 0 {
         return Err("empty path".to_owned());
     }
-    if path.depth() > limits.max_path_depth {
-        return Err(format!("path of depth {}, over {}", path.depth(), limits.max_path_depth));
+    if path.depth() > max_depth {
+        return Err(format!("path of depth {}, over {max_depth}", path.depth()));
     }
-    if path.byte_len() > limits.max_path_bytes {
-        return Err(format!("path of {} bytes, over {}", path.byte_len(), limits.max_path_bytes));
+    if path.byte_len() > max_bytes {
+        return Err(format!("path of {} bytes, over {max_bytes}", path.byte_len()));
     }
     Ok(())
 }

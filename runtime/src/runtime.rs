@@ -1,7 +1,7 @@
 //! The runtime: installed apps, one state store per context, application calls, and the
 //! [`Applier`] the core drives to merge deltas natively.
 
-use crate::handlers::{job_key, HandlerInput, HandlerJob, JOB_PREFIX};
+use crate::handlers::{job_key, queued_key, HandlerInput, HandlerJob, JOB_PREFIX};
 use crate::limits::RuntimeLimits;
 use crate::merge;
 use crate::payload::AppPayload;
@@ -66,6 +66,8 @@ pub struct RuntimeMetrics {
     pub handler_jobs_dropped: u64,
     /// Handler runs that failed (the job is dropped and counted; its event is not retried).
     pub handler_failures: u64,
+    /// Handler jobs dropped because their delta could not be committed or they did not decode.
+    pub handler_jobs_abandoned: u64,
     /// Log lines dropped over the per-call budget.
     pub logs_dropped: u64,
 }
@@ -76,6 +78,8 @@ struct ContextRuntime<B: KvBackend> {
     app: AppId,
     state: Option<StateStore<B>>,
     meta: B,
+    /// Jobs in `meta`, counted once at start-up and kept in step since.
+    pending_jobs: usize,
 }
 
 /// What a restart keeps of one context: its app and its two backends.
@@ -97,6 +101,8 @@ pub struct Runtime<B: KvBackend + Default + 'static = MemoryBackend> {
     apps: BTreeMap<AppId, Arc<App<B>>>,
     contexts: BTreeMap<ContextId, ContextRuntime<B>>,
     metrics: RuntimeMetrics,
+    /// The HLC of a writing call whose delta is not applied yet.
+    uncommitted: Option<Hlc>,
 }
 
 impl<B: KvBackend + Default + 'static> std::fmt::Debug for Runtime<B> {
@@ -108,6 +114,7 @@ impl<B: KvBackend + Default + 'static> std::fmt::Debug for Runtime<B> {
 impl<B: KvBackend + Default + 'static> Runtime<B> {
     /// A runtime with no apps and no contexts.
     pub fn new(options: RuntimeOptions) -> Result<Self, CallError> {
+        options.limits.check().map_err(CallError::Config)?;
         let engine = build_engine(&options.engine).map_err(|error| CallError::InvalidModule(error.to_string()))?;
         let linker = host::linker::<B>(&engine).map_err(|error| CallError::InvalidModule(error.to_string()))?;
         Ok(Self {
@@ -117,6 +124,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
             apps: BTreeMap::new(),
             contexts: BTreeMap::new(),
             metrics: RuntimeMetrics::default(),
+            uncommitted: None,
         })
     }
 
@@ -163,7 +171,8 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
             return Err(CallError::UnknownApp);
         }
         let state = Some(StateStore::new(parts.state));
-        self.contexts.insert(context, ContextRuntime { app: parts.app, state, meta: parts.meta });
+        let pending_jobs = parts.meta.scan_prefix(JOB_PREFIX).len();
+        self.contexts.insert(context, ContextRuntime { app: parts.app, state, meta: parts.meta, pending_jobs });
         Ok(())
     }
 
@@ -196,6 +205,10 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
     /// Runs `method` as this node's author at `hlc` (the HLC the resulting delta will carry:
     /// `Node::next_local_hlc`). Nothing is committed: if the outcome needs a delta, the caller
     /// makes one from `outcome.payload`, and applying it commits the writes.
+    ///
+    /// Run one writing call at a time: until its delta is applied (or
+    /// [`Runtime::discard_uncommitted`]), another call fails with [`CallError::Uncommitted`],
+    /// because it would get the same HLC, the same stamps and the same randomness.
     pub fn call(
         &mut self,
         context: ContextId,
@@ -203,12 +216,18 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         input: Vec<u8>,
         hlc: Hlc,
     ) -> Result<CallOutcome, CallError> {
+        if self.uncommitted.is_some() {
+            return Err(CallError::Uncommitted);
+        }
         let call = CallInput { context, caller: self.options.local_author, hlc, input };
         let result = self.run(&call, method);
         match &result {
             Ok(outcome) => {
                 self.metrics.calls_ok += 1;
                 self.metrics.fuel_used += outcome.fuel_used;
+                if outcome.needs_delta() {
+                    self.uncommitted = Some(hlc);
+                }
             }
             Err(error) => *self.metrics.calls_failed.entry(error.label()).or_default() += 1,
         }
@@ -240,9 +259,27 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         })
     }
 
+    /// Forgets the outcome of the last writing call: its delta will not be made.
+    pub fn discard_uncommitted(&mut self) {
+        self.uncommitted = None;
+    }
+
     /// Handler jobs waiting in `context`.
     pub fn pending_handler_jobs(&self, context: &ContextId) -> usize {
-        self.contexts.get(context).map_or(0, |runtime| runtime.meta.scan_prefix(JOB_PREFIX).len())
+        self.contexts.get(context).map_or(0, |runtime| runtime.pending_jobs)
+    }
+
+    /// Drops a handler job whose delta could not be committed (the core refused it), so that it
+    /// does not block the jobs behind it. Counted in `handler_jobs_abandoned`.
+    pub fn abandon_handler_job(&mut self, context: &ContextId, delta: &rhizome_core::DeltaId, index: u32) {
+        self.uncommitted = None;
+        if let Some(runtime) = self.contexts.get_mut(context) {
+            if runtime.meta.get(&job_key(delta, index)).is_some() {
+                runtime.meta.delete(&job_key(delta, index));
+                runtime.pending_jobs -= 1;
+                self.metrics.handler_jobs_abandoned += 1;
+            }
+        }
     }
 
     /// Runs the oldest pending handler job of `context` at `hlc`. Returns `None` when no job is
@@ -251,14 +288,23 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
     /// completes the job. Run one job at a time, committing each before the next.
     pub fn run_next_handler(&mut self, context: ContextId, hlc: Hlc) -> Result<Option<Option<AppPayload>>, CallError> {
         let runtime = self.contexts.get(&context).ok_or(CallError::UnknownContext)?;
+        if runtime.pending_jobs == 0 {
+            return Ok(None);
+        }
         let Some((key, bytes)) = runtime.meta.scan_prefix(JOB_PREFIX).into_iter().next() else { return Ok(None) };
-        let job: HandlerJob = borsh::from_slice(&bytes).map_err(|error| CallError::State(error.to_string()))?;
-        let has_handler = self.apps.get(&runtime.app).is_some_and(|app| app.has_method(EVENT_HANDLER_EXPORT));
         let done = |runtime: &mut Self| {
             if let Some(context_runtime) = runtime.contexts.get_mut(&context) {
                 context_runtime.meta.delete(&key);
+                context_runtime.pending_jobs -= 1;
             }
         };
+        let Ok(job) = borsh::from_slice::<HandlerJob>(&bytes) else {
+            // A job that does not decode never will: drop it rather than block the queue.
+            self.metrics.handler_jobs_abandoned += 1;
+            done(self);
+            return Ok(Some(None));
+        };
+        let has_handler = self.apps.get(&runtime.app).is_some_and(|app| app.has_method(EVENT_HANDLER_EXPORT));
         if !has_handler {
             done(self);
             return Ok(Some(None));
@@ -280,13 +326,15 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
                 done(self);
                 Ok(Some(None))
             }
-            Err(error) => {
-                // A handler that fails deterministically would fail on every retry; drop the
-                // job, count it, and report the error.
+            Err(error) if error.is_guest_fault() => {
+                // The handler failed on its own (trap, fuel, abort...): it would fail the same
+                // way on every retry, so drop the job, count it, and report the error.
                 self.metrics.handler_failures += 1;
                 done(self);
                 Err(error)
             }
+            // The host could not run it now (state error, a call awaiting commit): keep the job.
+            Err(error) => Err(error),
         }
     }
 }
@@ -297,7 +345,7 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
     /// and validated first, then committed together.
     fn apply(&mut self, context: &ContextId, delta: &CausalDelta) -> Result<(), ApplyError> {
         let limits = &self.options.limits;
-        let payload = AppPayload::decode(&delta.payload, limits)?;
+        let payload = AppPayload::decode(&delta.payload)?;
         let AppPayload::V1 { actions, events, handled } = &payload;
         let runtime = self.contexts.get_mut(context).ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
         let store = runtime.state.as_mut().ok_or_else(|| ApplyError::Failed("state store missing".to_owned()))?;
@@ -307,12 +355,14 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
             merge::apply_action(&mut txn, action, stamp)?;
         }
         let writes = txn.into_writes();
-        let remote = delta.author != self.options.local_author;
-        let queued = runtime.meta.scan_prefix(JOB_PREFIX).len();
-        let room = limits.max_pending_handler_jobs.saturating_sub(queued);
+        let local = delta.author == self.options.local_author;
+        let room = limits.max_pending_handler_jobs.saturating_sub(runtime.pending_jobs);
         let mut new_jobs = Vec::new();
-        if remote {
+        if !local {
             for (index, event) in events.iter().enumerate() {
+                if runtime.meta.get(&queued_key(&delta.id, index as u32)).is_some() {
+                    continue; // queued before: a re-application (after a snapshot) owes nothing
+                }
                 let job = HandlerJob {
                     delta: delta.id,
                     index: index as u32,
@@ -327,11 +377,22 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         new_jobs.truncate(room);
         // Commit: state, then meta. Nothing above can fail after this point.
         store.commit(writes);
-        if let Some((handled_delta, handled_index)) = handled {
-            runtime.meta.delete(&job_key(handled_delta, *handled_index));
+        // Only our own handler deltas complete our jobs: another node's handler delta names
+        // the same (delta, event) but says nothing about whether *this* node handled it.
+        if let (true, Some((handled_delta, handled_index))) = (local, handled) {
+            let key = job_key(handled_delta, *handled_index);
+            if runtime.meta.get(&key).is_some() {
+                runtime.meta.delete(&key);
+                runtime.pending_jobs -= 1;
+            }
         }
         for job in &new_jobs {
             runtime.meta.put(job_key(&job.delta, job.index), borsh::to_vec(job).expect("encoding never fails"));
+            runtime.meta.put(queued_key(&job.delta, job.index), Vec::new());
+        }
+        runtime.pending_jobs += new_jobs.len();
+        if local && self.uncommitted.is_some_and(|hlc| hlc == delta.hlc) {
+            self.uncommitted = None;
         }
         self.metrics.deltas_merged += 1;
         self.metrics.handler_jobs_queued += new_jobs.len() as u64;

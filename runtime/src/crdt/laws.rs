@@ -42,8 +42,8 @@ fn set_strategy() -> impl Strategy<Value = AwSet> {
         })
 }
 
-/// Registers with equal stamps but different values cannot occur (a stamp names one action),
-/// so generated registers take their value from their stamp.
+/// Registers with equal stamps but different values are generated on purpose: a faulty or
+/// hostile author can reuse a stamp, and the join must still be order-independent.
 fn slot_strategy() -> impl Strategy<Value = Slot> {
     (
         proptest::option::of(register_strategy()),
@@ -77,7 +77,8 @@ fn action_strategy() -> impl Strategy<Value = Action> {
             increments,
             decrements
         }),
-        (path.clone(), 0u8..3).prop_map(|(path, e)| Action::SetAdd { path, element: vec![e] }),
+        (path.clone(), 0u8..3, proptest::collection::vec(stamp_strategy(), 0..2))
+            .prop_map(|(path, e, replaces)| Action::SetAdd { path, element: vec![e], replaces }),
         (path.clone(), 0u8..3, proptest::collection::vec(stamp_strategy(), 0..3))
             .prop_map(|(path, e, observed)| Action::SetRemove { path, element: vec![e], observed }),
         path.prop_map(|path| Action::Remove { path }),

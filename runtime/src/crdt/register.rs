@@ -13,10 +13,11 @@ pub struct LwwRegister {
 }
 
 impl LwwRegister {
-    /// Keeps whichever write has the greater stamp. Stamps are unique per action, so two
-    /// different writes never tie.
+    /// Keeps whichever write has the greater stamp. Stamps are meant to be unique per action,
+    /// but nothing can force a faulty or hostile author never to reuse one, so a tie breaks on
+    /// the value: the join stays a total order and every replica keeps the same write.
     pub fn join(&mut self, other: &LwwRegister) {
-        if other.stamp > self.stamp {
+        if (other.stamp, &other.value) > (self.stamp, &self.value) {
             *self = other.clone();
         }
     }

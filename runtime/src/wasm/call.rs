@@ -30,6 +30,8 @@ pub struct CallState<B: KvBackend> {
     pub(crate) logs: Vec<String>,
     pub(crate) log_bytes: usize,
     pub(crate) logs_dropped: u64,
+    /// Encoded bytes of the actions and events so far: the payload this call will produce.
+    pub(crate) payload_bytes: usize,
     pub(crate) limits: RuntimeLimits,
 }
 
@@ -69,6 +71,7 @@ impl<B: KvBackend> CallState<B> {
             logs: Vec::new(),
             log_bytes: 0,
             logs_dropped: 0,
+            payload_bytes: 0,
             limits: limits.clone(),
         }
     }
@@ -86,14 +89,30 @@ impl<B: KvBackend> CallState<B> {
 
     /// Records an action and applies it to this call's view, with the stamp it will have in
     /// the delta, so the call reads its own writes exactly as every replica will see them.
-    pub(crate) fn record(&mut self, action: Action) -> Result<(), CallError> {
+    /// Returns the bytes of state it wrote, which the call pays for in fuel.
+    pub(crate) fn record(&mut self, action: Action) -> Result<usize, CallError> {
         if self.actions.len() >= self.limits.max_actions_per_call {
             return Err(CallError::LimitExceeded(format!("more than {} actions", self.limits.max_actions_per_call)));
         }
+        self.grow_payload(borsh::object_length(&action).unwrap_or(usize::MAX))?;
         let stamp = Stamp { hlc: self.hlc, author: self.caller, index: self.actions.len() as u32 };
-        self.with_txn(|txn| crate::merge::apply_action(txn, &action, stamp))
+        let written = self
+            .with_txn(|txn| crate::merge::apply_action(txn, &action, stamp))
             .map_err(|error| CallError::State(error.to_string()))?;
         self.actions.push(action);
+        Ok(written)
+    }
+
+    /// Accounts for `bytes` more of payload, failing the call past `max_payload_bytes`: a
+    /// payload the core would refuse must fail here, as a call error, not later as a delta.
+    pub(crate) fn grow_payload(&mut self, bytes: usize) -> Result<(), CallError> {
+        self.payload_bytes = self.payload_bytes.saturating_add(bytes);
+        if self.payload_bytes > self.limits.max_payload_bytes {
+            return Err(CallError::LimitExceeded(format!(
+                "payload over {} bytes (delta size limit)",
+                self.limits.max_payload_bytes
+            )));
+        }
         Ok(())
     }
 }

@@ -49,6 +49,21 @@ pub enum CallError {
     /// The state store is corrupt.
     #[error("state error: {0}")]
     State(String),
+    /// The runtime's configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// An earlier writing call's delta has not been applied (or discarded) yet: running another
+    /// would give both the same HLC, so the same stamps and the same randomness.
+    #[error("an earlier call's delta is not committed yet")]
+    Uncommitted,
+}
+
+impl CallError {
+    /// True if the guest caused the failure (it would fail again on a retry), as opposed to
+    /// the host being unable to run it right now.
+    pub fn is_guest_fault(&self) -> bool {
+        !matches!(self, Self::UnknownContext | Self::UnknownApp | Self::State(_) | Self::Config(_) | Self::Uncommitted)
+    }
 }
 
 impl CallError {
@@ -67,6 +82,8 @@ impl CallError {
             Self::BadAbi(_) => "bad_abi",
             Self::Trap(_) => "trap",
             Self::State(_) => "state",
+            Self::Config(_) => "config",
+            Self::Uncommitted => "uncommitted",
         }
     }
 

@@ -25,6 +25,22 @@ fn bad_abi(message: &str) -> wasmtime::Error {
     fail(CallError::BadAbi(message.to_owned()))
 }
 
+/// Fuel every host call costs, on top of one unit per byte it moves: host work is real work
+/// (a state read, a join, a hash), and a guest must not get it for free.
+const HOST_CALL_FUEL: u64 = 200;
+/// Fuel per entry a listing read returns.
+const LISTED_ENTRY_FUEL: u64 = 50;
+
+/// Takes `units` of fuel from the call, failing it with `OutOfFuel` if there is not enough.
+fn charge<B: KvBackend>(caller: &mut Ctx<'_, B>, units: u64) -> wasmtime::Result<()> {
+    let fuel = caller.get_fuel()?;
+    if fuel < units {
+        caller.set_fuel(0)?;
+        return Err(fail(CallError::OutOfFuel));
+    }
+    caller.set_fuel(fuel - units)
+}
+
 fn memory<B: KvBackend>(caller: &mut Ctx<'_, B>) -> wasmtime::Result<Memory> {
     caller
         .get_export("memory")
@@ -43,6 +59,7 @@ fn read_bytes<B: KvBackend>(
     if len > max {
         return Err(fail(CallError::LimitExceeded(format!("{what} of {len} bytes, over {max}"))));
     }
+    charge(caller, HOST_CALL_FUEL + len as u64)?;
     let memory = memory(caller)?;
     let mut buffer = vec![0u8; len];
     memory.read(&*caller, ptr as u32 as usize, &mut buffer).map_err(|_| bad_abi("pointer outside memory"))?;
@@ -50,6 +67,7 @@ fn read_bytes<B: KvBackend>(
 }
 
 fn write_bytes<B: KvBackend>(caller: &mut Ctx<'_, B>, ptr: i32, bytes: &[u8]) -> wasmtime::Result<()> {
+    charge(caller, HOST_CALL_FUEL + bytes.len() as u64)?;
     let memory = memory(caller)?;
     memory.write(&mut *caller, ptr as u32 as usize, bytes).map_err(|_| bad_abi("pointer outside memory"))
 }
@@ -60,7 +78,9 @@ fn read_path<B: KvBackend>(caller: &mut Ctx<'_, B>, ptr: i32, len: i32) -> wasmt
     let max_encoded = 4 + 4 * limits.max_path_depth + limits.max_path_bytes;
     let bytes = read_bytes(caller, ptr, len, max_encoded, "path")?;
     let path: Path = borsh::from_slice(&bytes).map_err(|_| bad_abi("path is not a borsh Vec<Vec<u8>>"))?;
-    check_path(&path, &caller.data().limits).map_err(|message| fail(CallError::LimitExceeded(message)))?;
+    let limits = &caller.data().limits;
+    check_path(&path, limits.max_path_depth, limits.max_path_bytes)
+        .map_err(|message| fail(CallError::LimitExceeded(message)))?;
     Ok(path)
 }
 
@@ -78,6 +98,18 @@ fn to_register<B: KvBackend>(caller: &mut Ctx<'_, B>, bytes: Vec<u8>) -> i64 {
     let len = bytes.len() as i64;
     caller.data_mut().register = bytes;
     len
+}
+
+/// Records an action and charges the state bytes it wrote.
+fn record<B: KvBackend>(caller: &mut Ctx<'_, B>, action: Action) -> wasmtime::Result<()> {
+    let written = caller.data_mut().record(action).map_err(fail)?;
+    charge(caller, written as u64)
+}
+
+/// Puts a listing in the register, charging per entry.
+fn list_to_register<B: KvBackend>(caller: &mut Ctx<'_, B>, entries: Vec<Vec<u8>>) -> wasmtime::Result<i64> {
+    charge(caller, LISTED_ENTRY_FUEL.saturating_mul(entries.len() as u64))?;
+    Ok(to_register(caller, borsh::to_vec(&entries).expect("encoding never fails")))
 }
 
 /// The linker with every host function of the ABI.
@@ -112,7 +144,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
          -> wasmtime::Result<()> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
             let value = read_value(&mut caller, value_ptr, value_len)?;
-            caller.data_mut().record(Action::RegisterSet { path, value }).map_err(fail)
+            record(&mut caller, Action::RegisterSet { path, value })
         },
     )?;
     linker.func_wrap(
@@ -142,7 +174,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
             } else {
                 decrements = decrements.saturating_add(amount.unsigned_abs());
             }
-            caller.data_mut().record(Action::CounterTotals { path, increments, decrements }).map_err(fail)
+            record(&mut caller, Action::CounterTotals { path, increments, decrements })
         },
     )?;
     linker.func_wrap(
@@ -164,7 +196,9 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
          -> wasmtime::Result<()> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
             let element = read_value(&mut caller, element_ptr, element_len)?;
-            caller.data_mut().record(Action::SetAdd { path, element }).map_err(fail)
+            let replaces =
+                caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+            record(&mut caller, Action::SetAdd { path, element, replaces })
         },
     )?;
     linker.func_wrap(
@@ -183,7 +217,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
             if observed.is_empty() {
                 return Ok(0);
             }
-            caller.data_mut().record(Action::SetRemove { path, element, observed }).map_err(fail)?;
+            record(&mut caller, Action::SetRemove { path, element, observed })?;
             Ok(1)
         },
     )?;
@@ -209,7 +243,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
             let members = caller.data_mut().with_txn(|txn| merge::read_set_members(txn, &path)).map_err(state_error)?;
-            Ok(to_register(&mut caller, borsh::to_vec(&members).expect("encoding never fails")))
+            list_to_register(&mut caller, members)
         },
     )?;
     linker.func_wrap(
@@ -221,12 +255,12 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
             let bytes = read_bytes(&mut caller, path_ptr, path_len, max, "path")?;
             let path: Path = borsh::from_slice(&bytes).map_err(|_| bad_abi("path is not a borsh Vec<Vec<u8>>"))?;
             let keys = caller.data_mut().with_txn(|txn| merge::read_map_keys(txn, &path)).map_err(state_error)?;
-            Ok(to_register(&mut caller, borsh::to_vec(&keys).expect("encoding never fails")))
+            list_to_register(&mut caller, keys)
         },
     )?;
     linker.func_wrap(m, "remove", |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<()> {
         let path = read_path(&mut caller, path_ptr, path_len)?;
-        caller.data_mut().record(Action::Remove { path }).map_err(fail)
+        record(&mut caller, Action::Remove { path })
     })?;
 
     linker.func_wrap(
@@ -241,7 +275,9 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
             let kind = read_bytes(&mut caller, kind_ptr, kind_len, max_bytes, "event kind")?;
             let kind = String::from_utf8(kind).map_err(|_| bad_abi("event kind is not UTF-8"))?;
             let data = read_bytes(&mut caller, data_ptr, data_len, max_bytes.saturating_sub(kind.len()), "event")?;
-            caller.data_mut().events.push(AppEvent { kind, data });
+            let event = AppEvent { kind, data };
+            caller.data_mut().grow_payload(borsh::object_length(&event).unwrap_or(usize::MAX)).map_err(fail)?;
+            caller.data_mut().events.push(event);
             Ok(())
         },
     )?;
@@ -278,6 +314,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         if len > MAX_RANDOM_BYTES {
             return Err(fail(CallError::LimitExceeded(format!("{len} random bytes, over {MAX_RANDOM_BYTES}"))));
         }
+        charge(&mut caller, len as u64)?;
         let mut bytes = vec![0u8; len];
         caller.data_mut().rng.fill_bytes(&mut bytes);
         write_bytes(&mut caller, ptr, &bytes)

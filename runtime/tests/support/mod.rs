@@ -75,10 +75,15 @@ impl Replica {
 
     /// Delivers gossip, then runs every handler job it created, committing each write.
     pub fn deliver(&mut self, from: &Replica, bytes: Vec<u8>) {
+        self.receive(from, bytes);
+        self.run_handlers();
+    }
+
+    /// Delivers gossip without running handlers yet.
+    pub fn receive(&mut self, from: &Replica, bytes: Vec<u8>) {
         self.now = self.now.add_millis(1);
         self.node.handle_input(self.now, Input::Gossip { from: from.node.peer_id(), bytes });
         self.drain();
-        self.run_handlers();
     }
 
     pub fn run_handlers(&mut self) {

@@ -1,0 +1,113 @@
+//! Regression tests for defects an independent review of the runtime found.
+
+mod support;
+
+use rhizome_core::{Applier, CausalDelta, Hlc};
+use rhizome_runtime::{AppPayload, CallError, RuntimeLimits};
+use support::*;
+
+#[test]
+fn another_nodes_handler_delta_does_not_complete_this_nodes_job() {
+    let module = module("todo");
+    let mut a = Replica::new(1, &module);
+    let mut b = Replica::new(2, &module);
+    let mut c = Replica::new(3, &module);
+    a.call::<_, String>("add", &"shared".to_owned()).unwrap();
+    let added = a.outbox.remove(0);
+    b.deliver(&a, added.clone());
+    c.receive(&a, added);
+    assert_eq!(c.node.applier().pending_handler_jobs(&context()), 1);
+    // b's handler delta names the same (delta, event) job; it must not cancel c's.
+    for bytes in std::mem::take(&mut b.outbox) {
+        c.receive(&b, bytes);
+    }
+    assert_eq!(c.node.applier().pending_handler_jobs(&context()), 1, "c still owes its handler run");
+    c.run_handlers();
+    let c_key = *key(3).author_key().as_bytes();
+    assert_eq!(c.call::<_, i64>("seen_count", &c_key).unwrap(), 1);
+}
+
+#[test]
+fn re_applying_a_delta_does_not_queue_its_handlers_again() {
+    let module = module("todo");
+    let mut a = Replica::new(1, &module);
+    a.call::<_, String>("add", &"once".to_owned()).unwrap();
+    let rhizome_core::wire::GossipV1::Delta(delta) =
+        rhizome_core::wire::GossipMessage::decode(&a.outbox[0], &Default::default()).unwrap()
+    else {
+        panic!("a delta")
+    };
+    let mut runtime = runtime_for(key(2).author_key(), RuntimeLimits::default());
+    let app = runtime.install_app(&module).unwrap();
+    runtime.create_context(context(), app).unwrap();
+    runtime.apply(&context(), &delta).unwrap();
+    let hlc = Hlc { physical_ms: T0.as_millis() + 5, logical: 0, node: 2 };
+    let Ok(Some(Some(payload))) = runtime.run_next_handler(context(), hlc) else { panic!("handler writes") };
+    let handled = CausalDelta::new_signed(&key(2), context(), vec![delta.id], hlc, payload.encode());
+    runtime.apply(&context(), &handled).unwrap();
+    assert_eq!(runtime.pending_handler_jobs(&context()), 0);
+    // A snapshot adoption re-applies deltas the snapshot lacked: no second handler run.
+    runtime.apply(&context(), &delta).unwrap();
+    assert_eq!(runtime.pending_handler_jobs(&context()), 0);
+}
+
+#[test]
+fn payload_bounds_are_protocol_constants_not_node_settings() {
+    // A node whose own calls are limited to tiny values still merges a peer's larger value.
+    let tight = RuntimeLimits { max_value_bytes: 8, ..RuntimeLimits::default() };
+    let mut small = Replica::with_limits(1, &module("kv_store"), tight);
+    let mut big = Replica::new(2, &module("kv_store"));
+    big.call::<_, ()>("set", &("k".to_owned(), "a value longer than eight bytes".to_owned())).unwrap();
+    exchange(&mut big, &mut small);
+    assert_eq!(small.root(), big.root());
+    assert!(small.call::<_, ()>("set", &("k".to_owned(), "too long for me".to_owned())).is_err());
+    // And call limits above the protocol bounds are refused outright.
+    let loose = RuntimeLimits { max_value_bytes: 1 << 30, ..RuntimeLimits::default() };
+    let options = rhizome_runtime::RuntimeOptions {
+        engine: Default::default(),
+        limits: loose,
+        local_author: key(1).author_key(),
+    };
+    assert!(matches!(
+        rhizome_runtime::Runtime::<rhizome_runtime::MemoryBackend>::new(options),
+        Err(CallError::Config(_))
+    ));
+}
+
+#[test]
+fn a_call_whose_payload_would_be_too_large_for_a_delta_fails_as_a_call() {
+    let limits = RuntimeLimits { max_payload_bytes: 1_000, ..RuntimeLimits::default() };
+    let mut a = Replica::with_limits(1, &module("kv_store"), limits);
+    let error = a.call::<_, ()>("set", &("k".to_owned(), "x".repeat(2_000))).unwrap_err();
+    assert!(matches!(&error, CallError::LimitExceeded(message) if message.contains("payload")), "{error:?}");
+    a.call::<_, ()>("set", &("k".to_owned(), "fits".to_owned())).unwrap();
+}
+
+#[test]
+fn a_second_writing_call_waits_for_the_first_ones_delta() {
+    let mut runtime = runtime_for(key(1).author_key(), RuntimeLimits::default());
+    let app = runtime.install_app(&module("counter")).unwrap();
+    runtime.create_context(context(), app).unwrap();
+    let hlc = Hlc { physical_ms: T0.as_millis(), logical: 0, node: 1 };
+    let first = runtime.call(context(), "increment", borsh::to_vec(&1i64).unwrap(), hlc).unwrap();
+    assert!(first.needs_delta());
+    assert_eq!(runtime.call(context(), "get", vec![], hlc).unwrap_err(), CallError::Uncommitted);
+    // Committing the delta (applying it) releases the guard.
+    let delta = CausalDelta::new_signed(&key(1), context(), vec![], hlc, first.payload.encode());
+    runtime.apply(&context(), &delta).unwrap();
+    let next = Hlc { logical: 1, ..hlc };
+    let second = runtime.call(context(), "increment", borsh::to_vec(&1i64).unwrap(), next).unwrap();
+    assert_eq!(borsh::from_slice::<i64>(&second.return_value).unwrap(), 2, "both increments count");
+    runtime.discard_uncommitted();
+    assert!(runtime.call(context(), "get", vec![], next).is_ok());
+}
+
+#[test]
+fn host_work_is_paid_for_in_fuel() {
+    let mut a = Replica::new(1, &module("kv_store"));
+    let small = a.call_raw("set", borsh::to_vec(&("k".to_owned(), "v".to_owned())).unwrap()).unwrap().fuel_used;
+    let large = a.call_raw("set", borsh::to_vec(&("k".to_owned(), "v".repeat(100_000))).unwrap()).unwrap().fuel_used;
+    assert!(large > small + 200_000, "moving 100 KB in and writing it costs fuel: {small} vs {large}");
+    let AppPayload::V1 { .. } =
+        AppPayload::decode(&AppPayload::V1 { actions: vec![], events: vec![], handled: None }.encode()).unwrap();
+}

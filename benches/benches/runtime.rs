@@ -129,7 +129,7 @@ fn set_by_state_size(c: &mut Criterion) {
             };
             batch.insert(rhizome_runtime::merge::value_key_of(&path), Some(slot.encode()));
         }
-        store.commit(batch);
+        store.commit(batch, Default::default()).unwrap();
         let mut n = 0u64;
         group.bench_function(format!("{size}_keys"), |b| {
             b.iter_batched(
@@ -144,7 +144,7 @@ fn set_by_state_size(c: &mut Criterion) {
                     let action = Action::RegisterSet { path, value: b"w".to_vec() };
                     rhizome_runtime::merge::apply_action(&mut txn, &action, stamp).unwrap();
                     let writes = txn.into_writes();
-                    store.commit(writes);
+                    store.commit(writes, Default::default()).unwrap();
                 },
                 BatchSize::SmallInput,
             )

@@ -6,7 +6,7 @@ use crate::limits::RuntimeLimits;
 use crate::merge;
 use crate::payload::AppPayload;
 use crate::stamp::Stamp;
-use crate::state::{KvBackend, MemoryBackend, StateStore, Txn};
+use crate::state::{KvBackend, MemoryBackend, StagedWrites, StateStore, Txn};
 use crate::wasm::app::{App, AppId, EVENT_HANDLER_EXPORT};
 use crate::wasm::call::{run_export, CallInput, CallState};
 use crate::wasm::engine::{build_engine, EngineOptions};
@@ -72,25 +72,23 @@ pub struct RuntimeMetrics {
     pub logs_dropped: u64,
 }
 
-/// One context: its app, its replicated state and its local meta (handler jobs).
+/// One context: its app, and one store holding its replicated state and its local meta
+/// (handler jobs), so that both change in one atomic batch.
 #[derive(Debug)]
 struct ContextRuntime<B: KvBackend> {
     app: AppId,
     state: Option<StateStore<B>>,
-    meta: B,
-    /// Jobs in `meta`, counted once at start-up and kept in step since.
+    /// Handler jobs in the store, counted once at start-up and kept in step since.
     pending_jobs: usize,
 }
 
-/// What a restart keeps of one context: its app and its two backends.
+/// What a restart keeps of one context: its app and its backend.
 #[derive(Debug)]
 pub struct ContextParts<B> {
     /// The app it runs.
     pub app: AppId,
-    /// Replicated state.
-    pub state: B,
-    /// Local meta (pending handler jobs).
-    pub meta: B,
+    /// Replicated state and local meta.
+    pub backend: B,
 }
 
 /// The application runtime of one node.
@@ -162,7 +160,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
 
     /// Binds a context to an installed app, with empty state.
     pub fn create_context(&mut self, context: ContextId, app: AppId) -> Result<(), CallError> {
-        self.restore_context(context, ContextParts { app, state: B::default(), meta: B::default() })
+        self.restore_context(context, ContextParts { app, backend: B::default() })
     }
 
     /// Binds a context to an installed app over existing backends (a restart).
@@ -170,9 +168,9 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         if !self.apps.contains_key(&parts.app) {
             return Err(CallError::UnknownApp);
         }
-        let state = Some(StateStore::new(parts.state));
-        let pending_jobs = parts.meta.scan_prefix(JOB_PREFIX).len();
-        self.contexts.insert(context, ContextRuntime { app: parts.app, state, meta: parts.meta, pending_jobs });
+        let store = StateStore::new(parts.backend);
+        let pending_jobs = store.scan_prefix(JOB_PREFIX).len();
+        self.contexts.insert(context, ContextRuntime { app: parts.app, state: Some(store), pending_jobs });
         Ok(())
     }
 
@@ -181,8 +179,8 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         self.contexts
             .into_iter()
             .filter_map(|(context, runtime)| {
-                let state = runtime.state?.into_backend();
-                Some((context, ContextParts { app: runtime.app, state, meta: runtime.meta }))
+                let backend = runtime.state?.into_backend();
+                Some((context, ContextParts { app: runtime.app, backend }))
             })
             .collect()
     }
@@ -273,13 +271,30 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
     /// does not block the jobs behind it. Counted in `handler_jobs_abandoned`.
     pub fn abandon_handler_job(&mut self, context: &ContextId, delta: &rhizome_core::DeltaId, index: u32) {
         self.uncommitted = None;
-        if let Some(runtime) = self.contexts.get_mut(context) {
-            if runtime.meta.get(&job_key(delta, index)).is_some() {
-                runtime.meta.delete(&job_key(delta, index));
+        let Some(runtime) = self.contexts.get_mut(context) else { return };
+        let Some(store) = runtime.state.as_mut() else { return };
+        let key = job_key(delta, index);
+        if store.get(&key).is_none() {
+            return;
+        }
+        match store.commit(StagedWrites::new(), StagedWrites::from([(key, None)])) {
+            Ok(()) => {
                 runtime.pending_jobs -= 1;
                 self.metrics.handler_jobs_abandoned += 1;
             }
+            Err(error) => tracing::error!(%context, %delta, index, %error, "could not drop a handler job"),
         }
+    }
+
+    /// Deletes a handler job (its handler wrote nothing, failed, or did not decode).
+    fn finish_job(&mut self, context: &ContextId, key: Vec<u8>) -> Result<(), CallError> {
+        let runtime = self.contexts.get_mut(context).ok_or(CallError::UnknownContext)?;
+        let store = runtime.state.as_mut().ok_or(CallError::State("state store missing".to_owned()))?;
+        store
+            .commit(StagedWrites::new(), StagedWrites::from([(key, None)]))
+            .map_err(|error| CallError::State(error.to_string()))?;
+        runtime.pending_jobs -= 1;
+        Ok(())
     }
 
     /// Runs the oldest pending handler job of `context` at `hlc`. Returns `None` when no job is
@@ -291,22 +306,17 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         if runtime.pending_jobs == 0 {
             return Ok(None);
         }
-        let Some((key, bytes)) = runtime.meta.scan_prefix(JOB_PREFIX).into_iter().next() else { return Ok(None) };
-        let done = |runtime: &mut Self| {
-            if let Some(context_runtime) = runtime.contexts.get_mut(&context) {
-                context_runtime.meta.delete(&key);
-                context_runtime.pending_jobs -= 1;
-            }
-        };
+        let store = runtime.state.as_ref().ok_or(CallError::State("state store missing".to_owned()))?;
+        let Some((key, bytes)) = store.scan_prefix(JOB_PREFIX).into_iter().next() else { return Ok(None) };
         let Ok(job) = borsh::from_slice::<HandlerJob>(&bytes) else {
             // A job that does not decode never will: drop it rather than block the queue.
             self.metrics.handler_jobs_abandoned += 1;
-            done(self);
+            self.finish_job(&context, key)?;
             return Ok(Some(None));
         };
         let has_handler = self.apps.get(&runtime.app).is_some_and(|app| app.has_method(EVENT_HANDLER_EXPORT));
         if !has_handler {
-            done(self);
+            self.finish_job(&context, key)?;
             return Ok(Some(None));
         }
         let input = HandlerInput {
@@ -323,14 +333,14 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
                 Ok(Some(Some(AppPayload::V1 { actions, events, handled: Some((job.delta, job.index)) })))
             }
             Ok(_) => {
-                done(self);
+                self.finish_job(&context, key)?;
                 Ok(Some(None))
             }
             Err(error) if error.is_guest_fault() => {
                 // The handler failed on its own (trap, fuel, abort...): it would fail the same
                 // way on every retry, so drop the job, count it, and report the error.
                 self.metrics.handler_failures += 1;
-                done(self);
+                self.finish_job(&context, key)?;
                 Err(error)
             }
             // The host could not run it now (state error, a call awaiting commit): keep the job.
@@ -360,7 +370,7 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         let mut new_jobs = Vec::new();
         if !local {
             for (index, event) in events.iter().enumerate() {
-                if runtime.meta.get(&queued_key(&delta.id, index as u32)).is_some() {
+                if store.get(&queued_key(&delta.id, index as u32)).is_some() {
                     continue; // queued before: a re-application (after a snapshot) owes nothing
                 }
                 let job = HandlerJob {
@@ -375,22 +385,24 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         }
         let dropped = new_jobs.len().saturating_sub(room);
         new_jobs.truncate(room);
-        // Commit: state, then meta. Nothing above can fail after this point.
-        store.commit(writes);
+        let mut meta = StagedWrites::new();
+        let mut completed = 0;
         // Only our own handler deltas complete our jobs: another node's handler delta names
         // the same (delta, event) but says nothing about whether *this* node handled it.
         if let (true, Some((handled_delta, handled_index))) = (local, handled) {
             let key = job_key(handled_delta, *handled_index);
-            if runtime.meta.get(&key).is_some() {
-                runtime.meta.delete(&key);
-                runtime.pending_jobs -= 1;
+            if store.get(&key).is_some() {
+                meta.insert(key, None);
+                completed = 1;
             }
         }
         for job in &new_jobs {
-            runtime.meta.put(job_key(&job.delta, job.index), borsh::to_vec(job).expect("encoding never fails"));
-            runtime.meta.put(queued_key(&job.delta, job.index), Vec::new());
+            meta.insert(job_key(&job.delta, job.index), Some(borsh::to_vec(job).expect("encoding never fails")));
+            meta.insert(queued_key(&job.delta, job.index), Some(Vec::new()));
         }
-        runtime.pending_jobs += new_jobs.len();
+        // One batch: the state changes, the completed job and the new jobs land together.
+        store.commit(writes, meta).map_err(|error| ApplyError::Failed(error.to_string()))?;
+        runtime.pending_jobs = runtime.pending_jobs + new_jobs.len() - completed;
         if local && self.uncommitted.is_some_and(|hlc| hlc == delta.hlc) {
             self.uncommitted = None;
         }
@@ -425,14 +437,13 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
             borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(format!("snapshot state: {error}")))?;
         // Verify on a scratch store before touching the real one.
         let mut scratch = StateStore::new(MemoryBackend::default());
-        scratch.replace_all(entries.clone());
+        scratch.replace_all(entries.clone()).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
         let actual = scratch.root();
         if actual != *expected_root {
             return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
         }
         let runtime = self.contexts.get_mut(context).ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
         let store = runtime.state.as_mut().ok_or_else(|| ApplyError::Failed("state store missing".to_owned()))?;
-        store.replace_all(entries);
-        Ok(())
+        store.replace_all(entries).map_err(|error| ApplyError::Failed(error.to_string()))
     }
 }

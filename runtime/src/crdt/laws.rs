@@ -92,7 +92,7 @@ fn apply_all(actions: &[(Stamp, Action)]) -> StateStore<MemoryBackend> {
         let mut txn = Txn::new(&store);
         apply_action(&mut txn, action, *stamp).unwrap();
         let writes = txn.into_writes();
-        store.commit(writes);
+        store.commit(writes, crate::state::StagedWrites::new()).unwrap();
     }
     store
 }

@@ -8,26 +8,23 @@ use merkle::MerkleIndex;
 use rhizome_core::RootHash;
 use std::collections::BTreeMap;
 
-/// A sorted key-value store. Implementations must iterate in key order.
+/// Why a backend could not commit a batch. Nothing of the batch was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct BackendError(pub String);
+
+/// A sorted key-value store holding one context's replicated state and its local meta (handler
+/// jobs), under distinct key namespaces.
+///
+/// Writes come only as batches, applied all or nothing: a durable backend maps one batch to one
+/// write transaction, so a delta's state changes and its handler bookkeeping land together.
 pub trait KvBackend: Send + Sync + 'static {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
-    /// Sets `key`.
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
-    /// Deletes `key`.
-    fn delete(&mut self, key: &[u8]);
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
-    /// Every entry, in key order.
-    fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)>;
-    /// Number of entries.
-    fn len(&self) -> usize;
-    /// Deletes every entry (before importing a snapshot).
-    fn clear(&mut self);
-    /// True if empty.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    /// Applies every write of `batch` (`None` deletes), or none of them.
+    fn write_batch(&mut self, batch: StagedWrites) -> Result<(), BackendError>;
 }
 
 /// An in-memory backend.
@@ -41,14 +38,6 @@ impl KvBackend for MemoryBackend {
         self.entries.get(key).cloned()
     }
 
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.entries.insert(key, value);
-    }
-
-    fn delete(&mut self, key: &[u8]) {
-        self.entries.remove(key);
-    }
-
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.entries
             .range(prefix.to_vec()..)
@@ -57,20 +46,26 @@ impl KvBackend for MemoryBackend {
             .collect()
     }
 
-    fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.entries.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
+    fn write_batch(&mut self, batch: StagedWrites) -> Result<(), BackendError> {
+        for (key, value) in batch {
+            match value {
+                Some(value) => self.entries.insert(key, value),
+                None => self.entries.remove(&key),
+            };
+        }
+        Ok(())
     }
 }
 
-/// A backend plus the Merkle index of its contents.
+/// Namespaces of replicated state (value slots and removal markers); everything else in a
+/// backend is local meta, outside the root hash.
+const STATE_NAMESPACES: [u8; 2] = [crate::path::VALUE_NAMESPACE, crate::path::REMOVAL_NAMESPACE];
+
+fn is_state_key(key: &[u8]) -> bool {
+    key.first().is_some_and(|namespace| STATE_NAMESPACES.contains(namespace))
+}
+
+/// A backend plus the Merkle index of its replicated state.
 #[derive(Debug, Clone, Default)]
 pub struct StateStore<B: KvBackend = MemoryBackend> {
     backend: B,
@@ -81,16 +76,16 @@ pub struct StateStore<B: KvBackend = MemoryBackend> {
 pub type StagedWrites = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 impl<B: KvBackend> StateStore<B> {
-    /// A store over `backend`, indexing what it already holds (O(n), once at start-up).
+    /// A store over `backend`, indexing the state it already holds (O(n), once at start-up).
     pub fn new(backend: B) -> Self {
-        let mut index = MerkleIndex::default();
-        for (key, value) in backend.entries() {
-            index.upsert(key_hash(&key), value_hash(&value));
+        let mut store = Self { backend, index: MerkleIndex::default() };
+        for (key, value) in store.entries() {
+            store.index.upsert(key_hash(&key), value_hash(&value));
         }
-        Self { backend, index }
+        store
     }
 
-    /// The value at `key`.
+    /// The value at `key` (state or meta).
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.backend.get(key)
     }
@@ -105,35 +100,40 @@ impl<B: KvBackend> StateStore<B> {
         RootHash::from_bytes(self.index.root())
     }
 
-    /// Number of entries.
+    /// Number of state entries.
     pub fn len(&self) -> usize {
-        self.backend.len()
+        self.index.len()
     }
 
-    /// True if empty.
+    /// True if there is no state.
     pub fn is_empty(&self) -> bool {
-        self.backend.is_empty()
+        self.index.is_empty()
     }
 
-    /// Applies staged writes to the backend and the index. Cannot fail.
-    pub fn commit(&mut self, writes: StagedWrites) {
-        for (key, value) in writes {
+    /// Commits staged state writes and meta writes as one batch; the index follows only once
+    /// the backend has accepted it. On error, nothing changed.
+    pub fn commit(&mut self, state: StagedWrites, meta: StagedWrites) -> Result<(), BackendError> {
+        debug_assert!(state.keys().all(|key| is_state_key(key)), "state write outside the state namespaces");
+        debug_assert!(meta.keys().all(|key| !is_state_key(key)), "meta write inside the state namespaces");
+        let index_updates: Vec<([u8; 32], Option<[u8; 32]>)> =
+            state.iter().map(|(key, value)| (key_hash(key), value.as_deref().map(value_hash))).collect();
+        let mut batch = state;
+        batch.extend(meta);
+        self.backend.write_batch(batch)?;
+        for (key, value) in index_updates {
             match value {
-                Some(value) => {
-                    self.index.upsert(key_hash(&key), value_hash(&value));
-                    self.backend.put(key, value);
-                }
+                Some(value) => self.index.upsert(key, value),
                 None => {
-                    self.index.remove(&key_hash(&key));
-                    self.backend.delete(&key);
+                    self.index.remove(&key);
                 }
             }
         }
+        Ok(())
     }
 
-    /// Every entry, for a snapshot.
+    /// Every state entry (not meta), for a snapshot.
     pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.backend.entries()
+        STATE_NAMESPACES.iter().flat_map(|namespace| self.backend.scan_prefix(&[*namespace])).collect()
     }
 
     /// The backend.
@@ -146,12 +146,20 @@ impl<B: KvBackend> StateStore<B> {
         self.backend
     }
 
-    /// Replaces the whole contents with `entries` (a verified snapshot).
-    pub fn replace_all(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) {
-        self.backend.clear();
-        self.index = MerkleIndex::default();
-        let writes: StagedWrites = entries.into_iter().map(|(key, value)| (key, Some(value))).collect();
-        self.commit(writes);
+    /// Replaces the whole state with `entries` (a verified snapshot), in one batch; meta stays.
+    pub fn replace_all(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), BackendError> {
+        if let Some((key, _)) = entries.iter().find(|(key, _)| !is_state_key(key)) {
+            return Err(BackendError(format!("snapshot entry outside the state namespaces: {key:?}")));
+        }
+        let mut batch: StagedWrites = self.entries().into_iter().map(|(key, _)| (key, None)).collect();
+        batch.extend(entries.into_iter().map(|(key, value)| (key, Some(value))));
+        self.backend.write_batch(batch)?;
+        let mut index = MerkleIndex::default();
+        for (key, value) in self.entries() {
+            index.upsert(key_hash(&key), value_hash(&value));
+        }
+        self.index = index;
+        Ok(())
     }
 }
 
@@ -215,5 +223,56 @@ impl<'a, B: KvBackend> Txn<'a, B> {
     /// True if nothing is staged.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend that refuses every batch, as a full disk would.
+    #[derive(Debug, Default)]
+    struct FullDisk(MemoryBackend);
+
+    impl KvBackend for FullDisk {
+        fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+            self.0.get(key)
+        }
+
+        fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+            self.0.scan_prefix(prefix)
+        }
+
+        fn write_batch(&mut self, _: StagedWrites) -> Result<(), BackendError> {
+            Err(BackendError("no space left".to_owned()))
+        }
+    }
+
+    #[test]
+    fn a_refused_batch_changes_neither_the_backend_nor_the_root() {
+        let mut store = StateStore::new(FullDisk::default());
+        let before = store.root();
+        let state = StagedWrites::from([(b"v\x00\x00\x00\x01k".to_vec(), Some(b"slot".to_vec()))]);
+        let meta = StagedWrites::from([(b"hjob".to_vec(), Some(b"job".to_vec()))]);
+        assert!(store.commit(state, meta).is_err());
+        assert_eq!(store.root(), before);
+        assert!(store.get(b"hjob").is_none());
+    }
+
+    #[test]
+    fn meta_lives_beside_state_but_outside_the_root() {
+        let mut store = StateStore::new(MemoryBackend::default());
+        let state = StagedWrites::from([(b"v\x00\x00\x00\x01k".to_vec(), Some(b"slot".to_vec()))]);
+        store.commit(state, StagedWrites::new()).unwrap();
+        let root = store.root();
+        store.commit(StagedWrites::new(), StagedWrites::from([(b"hjob".to_vec(), Some(b"job".to_vec()))])).unwrap();
+        assert_eq!(store.root(), root, "meta does not move the root");
+        assert_eq!(store.entries().len(), 1, "snapshots carry state only");
+        store.replace_all(vec![]).unwrap();
+        assert_eq!(store.get(b"hjob"), Some(b"job".to_vec()), "a snapshot replaces state, not meta");
+        assert!(store.is_empty());
+        // A rebuilt store indexes the same root from the backend alone.
+        let rebuilt = StateStore::new(store.into_backend());
+        assert!(rebuilt.is_empty());
     }
 }

@@ -39,8 +39,13 @@ pub struct HandlerInput {
 
 /// The meta-store key of a job: ordered by delta id, then index.
 pub(crate) fn job_key(delta: &DeltaId, index: u32) -> Vec<u8> {
+    event_key(JOB_PREFIX[0], delta, index)
+}
+
+/// `namespace ‖ delta id ‖ event index (big-endian)`.
+fn event_key(namespace: u8, delta: &DeltaId, index: u32) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + 32 + 4);
-    key.push(b'h');
+    key.push(namespace);
     key.extend_from_slice(delta.as_bytes());
     key.extend_from_slice(&index.to_be_bytes());
     key
@@ -52,9 +57,5 @@ pub(crate) const JOB_PREFIX: &[u8] = b"h";
 /// The key recording that the events of (delta, index) were queued once. Kept after the job
 /// is done, so re-applying the delta (after a snapshot, say) never queues its handler again.
 pub(crate) fn queued_key(delta: &DeltaId, index: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + 32 + 4);
-    key.push(b'q');
-    key.extend_from_slice(delta.as_bytes());
-    key.extend_from_slice(&index.to_be_bytes());
-    key
+    event_key(b'q', delta, index)
 }

@@ -100,6 +100,18 @@ fn to_register<B: KvBackend>(caller: &mut Ctx<'_, B>, bytes: Vec<u8>) -> i64 {
     len
 }
 
+/// Reads a set's path and an element, with the element's live tags in that set.
+fn read_set_element<B: KvBackend>(
+    caller: &mut Ctx<'_, B>,
+    path: (i32, i32),
+    element: (i32, i32),
+) -> wasmtime::Result<(Path, Vec<u8>, Vec<crate::stamp::Stamp>)> {
+    let path = read_path(caller, path.0, path.1)?;
+    let element = read_value(caller, element.0, element.1)?;
+    let tags = caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+    Ok((path, element, tags))
+}
+
 /// Records an action and charges the state bytes it wrote.
 fn record<B: KvBackend>(caller: &mut Ctx<'_, B>, action: Action) -> wasmtime::Result<()> {
     let written = caller.data_mut().record(action).map_err(fail)?;
@@ -194,10 +206,8 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
          element_ptr: i32,
          element_len: i32|
          -> wasmtime::Result<()> {
-            let path = read_path(&mut caller, path_ptr, path_len)?;
-            let element = read_value(&mut caller, element_ptr, element_len)?;
-            let replaces =
-                caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+            let (path, element, replaces) =
+                read_set_element(&mut caller, (path_ptr, path_len), (element_ptr, element_len))?;
             record(&mut caller, Action::SetAdd { path, element, replaces })
         },
     )?;
@@ -210,10 +220,8 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
          element_ptr: i32,
          element_len: i32|
          -> wasmtime::Result<i32> {
-            let path = read_path(&mut caller, path_ptr, path_len)?;
-            let element = read_value(&mut caller, element_ptr, element_len)?;
-            let observed =
-                caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+            let (path, element, observed) =
+                read_set_element(&mut caller, (path_ptr, path_len), (element_ptr, element_len))?;
             if observed.is_empty() {
                 return Ok(0);
             }
@@ -230,10 +238,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
          element_ptr: i32,
          element_len: i32|
          -> wasmtime::Result<i32> {
-            let path = read_path(&mut caller, path_ptr, path_len)?;
-            let element = read_value(&mut caller, element_ptr, element_len)?;
-            let tags =
-                caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+            let (_, _, tags) = read_set_element(&mut caller, (path_ptr, path_len), (element_ptr, element_len))?;
             Ok(i32::from(!tags.is_empty()))
         },
     )?;

@@ -1,7 +1,7 @@
 //! Native merge: applying an action to state, and reading state as the application sees it.
 //! No WASM runs here; a remote delta is merged by these functions alone.
 
-use crate::crdt::{AwSet, LwwRegister, PnCounter, Slot};
+use crate::crdt::{AwSet, ListNode, LwwRegister, PnCounter, RgaList, Slot};
 use crate::path::Path;
 use crate::payload::Action;
 use crate::stamp::Stamp;
@@ -28,6 +28,14 @@ pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: 
         Action::SetRemove { path, observed, .. } => {
             let removed = observed.iter().copied().collect();
             (path, Slot { set: Some(AwSet { adds: Default::default(), removed, stamp }), ..Slot::default() })
+        }
+        Action::ListInsert { path, after, value } => {
+            let nodes = BTreeMap::from([(stamp, ListNode { after: *after, value: value.clone() })]);
+            (path, Slot { list: Some(RgaList { nodes, removed: Default::default(), stamp }), ..Slot::default() })
+        }
+        Action::ListRemove { path, node } => {
+            let removed = [*node].into_iter().collect();
+            (path, Slot { list: Some(RgaList { nodes: Default::default(), removed, stamp }), ..Slot::default() })
         }
         Action::Remove { path } => {
             let key = path.removal_key();
@@ -137,6 +145,16 @@ pub fn read_set_tags<B: KvBackend>(txn: &Txn<'_, B>, path: &Path, element: &[u8]
     })
 }
 
+/// The ordered list at `path`: visible elements with their node ids, in list order.
+pub fn read_list<B: KvBackend>(txn: &Txn<'_, B>, path: &Path) -> Result<Vec<(Stamp, Vec<u8>)>, ApplyError> {
+    Ok(match visible_slot(txn, path)? {
+        Some((Slot { list: Some(list), .. }, cutoff)) => {
+            list.visible(cutoff).into_iter().map(|(id, value)| (id, value.to_vec())).collect()
+        }
+        _ => Vec::new(),
+    })
+}
+
 /// The keys of the map at `path` (empty path: the root map) that hold something visible.
 pub fn read_map_keys<B: KvBackend>(txn: &Txn<'_, B>, path: &Path) -> Result<Vec<Vec<u8>>, ApplyError> {
     let depth = path.depth();
@@ -162,7 +180,8 @@ fn is_visible<B: KvBackend>(txn: &Txn<'_, B>, path: &Path) -> Result<bool, Apply
     let register = slot.register.as_ref().is_some_and(|register| register.value.is_some() && after(register.stamp));
     let counter = slot.counter.as_ref().is_some_and(|counter| after(counter.stamp));
     let set = slot.set.as_ref().is_some_and(|set| !set.members_after(cutoff).is_empty());
-    Ok(register || counter || set)
+    let list = slot.list.as_ref().is_some_and(|list| !list.visible(cutoff).is_empty());
+    Ok(register || counter || set || list)
 }
 
 /// The store key of the value slot at `path` (for tools and benchmarks that fill a store).

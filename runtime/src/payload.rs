@@ -47,6 +47,23 @@ pub enum Action {
         /// The tags removed.
         observed: Vec<Stamp>,
     },
+    /// Inserts into an ordered list after the node `after` (`None`: at the head); the action's
+    /// stamp names the new node.
+    ListInsert {
+        /// Where.
+        path: Path,
+        /// The node to insert after.
+        after: Option<Stamp>,
+        /// The element.
+        value: Vec<u8>,
+    },
+    /// Removes one node of an ordered list.
+    ListRemove {
+        /// Where.
+        path: Path,
+        /// The node removed.
+        node: Stamp,
+    },
     /// Removes whatever is at `path`, including a whole nested map: writes stamped before
     /// this action are hidden; later or concurrent-but-later writes stay visible.
     Remove {
@@ -63,6 +80,8 @@ impl Action {
             | Self::CounterTotals { path, .. }
             | Self::SetAdd { path, .. }
             | Self::SetRemove { path, .. }
+            | Self::ListInsert { path, .. }
+            | Self::ListRemove { path, .. }
             | Self::Remove { path } => path,
         }
     }
@@ -149,7 +168,7 @@ impl AppPayload {
             check_path(action.path(), limits.max_path_depth, limits.max_path_bytes)
                 .map_err(ApplyError::InvalidPayload)?;
             let (value_len, tags) = match action {
-                Action::RegisterSet { value, .. } => (value.len(), 0),
+                Action::RegisterSet { value, .. } | Action::ListInsert { value, .. } => (value.len(), 0),
                 Action::SetAdd { element, replaces, .. } => (element.len(), replaces.len()),
                 Action::SetRemove { element, observed, .. } => (element.len(), observed.len()),
                 _ => (0, 0),

@@ -210,3 +210,27 @@ fn every_limit_holds_against_an_sdk_built_hostile_app() {
     let failed = &hostile.node.applier().metrics().calls_failed;
     assert_eq!(failed.values().sum::<u64>(), 5);
 }
+
+#[test]
+fn concurrent_todo_additions_keep_one_order_on_every_replica() {
+    let module = module("todo");
+    let mut a = Replica::new(1, &module);
+    let mut b = Replica::new(2, &module);
+    a.call::<_, String>("add", &"first".to_owned()).unwrap();
+    exchange(&mut a, &mut b);
+    // Both add at the end at once; the RGA orders the two the same way everywhere.
+    a.call::<_, String>("add", &"from a".to_owned()).unwrap();
+    b.call::<_, String>("add", &"from b".to_owned()).unwrap();
+    a.call::<_, String>("add", &"a again".to_owned()).unwrap();
+    exchange(&mut a, &mut b);
+    let titles = |r: &mut Replica| -> Vec<String> {
+        r.call::<_, Vec<(String, String, bool)>>("list", &()).unwrap().into_iter().map(|(_, title, _)| title).collect()
+    };
+    let on_a = titles(&mut a);
+    assert_eq!(on_a, titles(&mut b));
+    assert_eq!(on_a.len(), 4);
+    assert_eq!(on_a[0], "first");
+    let pos = |t: &str| on_a.iter().position(|x| x == t).unwrap();
+    assert!(pos("from a") < pos("a again"), "a's own inserts keep their order: {on_a:?}");
+    assert_eq!(a.root(), b.root());
+}

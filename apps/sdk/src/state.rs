@@ -3,6 +3,8 @@
 //! - registers (last writer wins): [`set`], [`get`];
 //! - counters (increments and decrements from every replica add up): [`counter_add`], [`counter`];
 //! - add-wins sets: [`set_add`], [`set_remove`], [`set_contains`], [`set_members`];
+//! - ordered lists (concurrent inserts interleave the same way everywhere): [`list_insert`],
+//!   [`list_remove`], [`list`];
 //! - maps: [`keys`] lists a map's keys, [`remove`] removes a value or a whole nested map.
 
 use crate::sys;
@@ -86,4 +88,30 @@ pub fn keys(path: &[&[u8]]) -> Vec<Vec<u8>> {
 pub fn remove(path: &[&[u8]]) {
     let path = encode_path(path);
     unsafe { sys::remove(path.as_ptr() as i32, path.len() as i32) };
+}
+
+/// Inserts `value` at position `index` of the list at `path` (0 is the front, `len` the end).
+pub fn list_insert(path: &[&[u8]], index: usize, value: &[u8]) {
+    let path = encode_path(path);
+    unsafe {
+        sys::list_insert(
+            path.as_ptr() as i32,
+            path.len() as i32,
+            index as i32,
+            value.as_ptr() as i32,
+            value.len() as i32,
+        )
+    };
+}
+
+/// Removes the element at position `index` of the list at `path`; false if there is none.
+pub fn list_remove(path: &[&[u8]], index: usize) -> bool {
+    let path = encode_path(path);
+    unsafe { sys::list_remove(path.as_ptr() as i32, path.len() as i32, index as i32) == 1 }
+}
+
+/// The elements of the list at `path`, in order.
+pub fn list(path: &[&[u8]]) -> Vec<Vec<u8>> {
+    let path = encode_path(path);
+    read_list(unsafe { sys::list_get(path.as_ptr() as i32, path.len() as i32) })
 }

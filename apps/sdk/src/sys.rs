@@ -16,6 +16,9 @@ extern "C" {
     pub(crate) fn set_members(path_ptr: i32, path_len: i32) -> i64;
     pub(crate) fn map_keys(path_ptr: i32, path_len: i32) -> i64;
     pub(crate) fn remove(path_ptr: i32, path_len: i32);
+    pub(crate) fn list_insert(path_ptr: i32, path_len: i32, index: i32, value_ptr: i32, value_len: i32);
+    pub(crate) fn list_remove(path_ptr: i32, path_len: i32, index: i32) -> i32;
+    pub(crate) fn list_get(path_ptr: i32, path_len: i32) -> i64;
     pub(crate) fn emit(kind_ptr: i32, kind_len: i32, data_ptr: i32, data_len: i32);
     pub(crate) fn log(ptr: i32, len: i32);
     pub(crate) fn context_id(ptr: i32);

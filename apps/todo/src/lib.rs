@@ -1,4 +1,4 @@
-//! todo: a replicated to-do list whose event handler writes state. Every node counts, in a
+//! todo: a replicated to-do list, kept in order in an RGA list, whose event handler writes state. Every node counts, in a
 //! per-node counter, the to-dos other nodes added that it has seen. The handler's write is a
 //! new delta of the handling node, so the counts replicate too.
 
@@ -7,6 +7,7 @@ use rhizome_sdk::{caller_id, emit, entry, input_as, random_bytes, state, Handler
 const TODOS: &[u8] = b"todos";
 const OPEN: &[u8] = b"open";
 const SEEN: &[u8] = b"seen";
+const ORDER: &[u8] = b"order";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -19,6 +20,8 @@ pub extern "C" fn add() {
         let id = hex(&random_bytes(8));
         state::set(&[TODOS, id.as_bytes(), b"title"], title.as_bytes());
         state::set_add(&[OPEN], id.as_bytes());
+        let end = state::list(&[ORDER]).len();
+        state::list_insert(&[ORDER], end, id.as_bytes());
         emit("Added", id.as_bytes());
         Ok(id)
     })
@@ -38,11 +41,12 @@ pub extern "C" fn complete() {
     })
 }
 
-/// (id, title, done) for every to-do, sorted by id.
+/// (id, title, done) for every to-do, in the order they were added (concurrent additions
+/// interleave the same way on every replica).
 #[no_mangle]
 pub extern "C" fn list() {
     entry(|| {
-        let todos: Vec<(String, String, bool)> = state::keys(&[TODOS])
+        let todos: Vec<(String, String, bool)> = state::list(&[ORDER])
             .into_iter()
             .map(|id| {
                 let title = state::get(&[TODOS, &id, b"title"]).unwrap_or_default();

@@ -341,6 +341,7 @@ impl DagStore {
             return 0;
         };
         let evicted = self.pending.evict_received_before(Timestamp::from_nanos(cutoff));
+        self.pending.compact();
         self.counters.pending_evicted_stale += evicted as u64;
         evicted
     }

@@ -42,6 +42,19 @@ fn set_strategy() -> impl Strategy<Value = AwSet> {
         })
 }
 
+fn list_strategy() -> impl Strategy<Value = RgaList> {
+    (
+        proptest::collection::btree_map(stamp_strategy(), (proptest::option::of(stamp_strategy()), 0u8..3), 0..4),
+        proptest::collection::btree_set(stamp_strategy(), 0..3),
+        stamp_strategy(),
+    )
+        .prop_map(|(nodes, removed, stamp)| {
+            let nodes =
+                nodes.into_iter().map(|(id, (after, value))| (id, ListNode { after, value: vec![value] })).collect();
+            RgaList { nodes, removed, stamp }
+        })
+}
+
 /// Registers with equal stamps but different values are generated on purpose: a faulty or
 /// hostile author can reuse a stamp, and the join must still be order-independent.
 fn slot_strategy() -> impl Strategy<Value = Slot> {
@@ -49,12 +62,9 @@ fn slot_strategy() -> impl Strategy<Value = Slot> {
         proptest::option::of(register_strategy()),
         proptest::option::of(counter_strategy()),
         proptest::option::of(set_strategy()),
+        proptest::option::of(list_strategy()),
     )
-        .prop_map(|(register, counter, set)| {
-            let register = register
-                .map(|register| LwwRegister { value: Some(borsh::to_vec(&register.stamp).unwrap()), ..register });
-            Slot { register, counter, set }
-        })
+        .prop_map(|(register, counter, set, list)| Slot { register, counter, set, list })
 }
 
 fn joined(a: &Slot, b: &Slot) -> Slot {
@@ -81,6 +91,9 @@ fn action_strategy() -> impl Strategy<Value = Action> {
             .prop_map(|(path, e, replaces)| Action::SetAdd { path, element: vec![e], replaces }),
         (path.clone(), 0u8..3, proptest::collection::vec(stamp_strategy(), 0..3))
             .prop_map(|(path, e, observed)| Action::SetRemove { path, element: vec![e], observed }),
+        (path.clone(), proptest::option::of(stamp_strategy()), 0u8..3)
+            .prop_map(|(path, after, v)| Action::ListInsert { path, after, value: vec![v] }),
+        (path.clone(), stamp_strategy()).prop_map(|(path, node)| Action::ListRemove { path, node }),
         path.prop_map(|path| Action::Remove { path }),
     ]
 }

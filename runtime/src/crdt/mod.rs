@@ -4,10 +4,12 @@
 //! number of times, gives the same state.
 
 mod counter;
+mod list;
 mod register;
 mod set;
 
 pub use counter::PnCounter;
+pub use list::{ListNode, RgaList};
 pub use register::LwwRegister;
 pub use set::AwSet;
 
@@ -26,6 +28,8 @@ pub struct Slot {
     pub counter: Option<PnCounter>,
     /// The set component.
     pub set: Option<AwSet>,
+    /// The ordered-list component.
+    pub list: Option<RgaList>,
 }
 
 impl Slot {
@@ -34,7 +38,8 @@ impl Slot {
         let register = self.register.as_ref().map(|register| register.stamp);
         let counter = self.counter.as_ref().map(|counter| counter.stamp);
         let set = self.set.as_ref().map(|set| set.stamp);
-        register.max(counter).max(set).unwrap_or_default()
+        let list = self.list.as_ref().map(|list| list.stamp);
+        register.max(counter).max(set).max(list).unwrap_or_default()
     }
 
     /// Joins `other` into `self`, component by component.
@@ -42,6 +47,7 @@ impl Slot {
         join_component(&mut self.register, &other.register, LwwRegister::join);
         join_component(&mut self.counter, &other.counter, PnCounter::join);
         join_component(&mut self.set, &other.set, AwSet::join);
+        join_component(&mut self.list, &other.list, RgaList::join);
     }
 
     /// The slot's canonical bytes (what the Merkle index hashes).

@@ -263,6 +263,50 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
             list_to_register(&mut caller, keys)
         },
     )?;
+    linker.func_wrap(
+        m,
+        "list_insert",
+        |mut caller: Ctx<'_, B>,
+         path_ptr: i32,
+         path_len: i32,
+         index: i32,
+         value_ptr: i32,
+         value_len: i32|
+         -> wasmtime::Result<()> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let value = read_value(&mut caller, value_ptr, value_len)?;
+            let visible = caller.data_mut().with_txn(|txn| merge::read_list(txn, &path)).map_err(state_error)?;
+            let index = usize::try_from(index).map_err(|_| bad_abi("negative list index"))?;
+            if index > visible.len() {
+                return Err(bad_abi("list index past the end"));
+            }
+            let after = index.checked_sub(1).map(|previous| visible[previous].0);
+            record(&mut caller, Action::ListInsert { path, after, value })
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "list_remove",
+        |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32, index: i32| -> wasmtime::Result<i32> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let visible = caller.data_mut().with_txn(|txn| merge::read_list(txn, &path)).map_err(state_error)?;
+            let Some((node, _)) = usize::try_from(index).ok().and_then(|index| visible.get(index)) else {
+                return Ok(0);
+            };
+            let node = *node;
+            record(&mut caller, Action::ListRemove { path, node })?;
+            Ok(1)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        "list_get",
+        |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
+            let path = read_path(&mut caller, path_ptr, path_len)?;
+            let visible = caller.data_mut().with_txn(|txn| merge::read_list(txn, &path)).map_err(state_error)?;
+            list_to_register(&mut caller, visible.into_iter().map(|(_, value)| value).collect())
+        },
+    )?;
     linker.func_wrap(m, "remove", |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<()> {
         let path = read_path(&mut caller, path_ptr, path_len)?;
         record(&mut caller, Action::Remove { path })

@@ -93,6 +93,14 @@ fn state_error(error: rhizome_core::ApplyError) -> wasmtime::Error {
     fail(CallError::State(error.to_string()))
 }
 
+/// Reads through the call's view of state (committed state plus the call's own writes).
+fn view<B: KvBackend, T>(
+    caller: &mut Ctx<'_, B>,
+    read: impl FnOnce(&mut crate::state::Txn<'_, B>) -> Result<T, rhizome_core::ApplyError>,
+) -> wasmtime::Result<T> {
+    caller.data_mut().with_txn(read).map_err(state_error)
+}
+
 /// Puts `bytes` in the register and returns its length.
 fn to_register<B: KvBackend>(caller: &mut Ctx<'_, B>, bytes: Vec<u8>) -> i64 {
     let len = bytes.len() as i64;
@@ -108,7 +116,7 @@ fn read_set_element<B: KvBackend>(
 ) -> wasmtime::Result<(Path, Vec<u8>, Vec<crate::stamp::Stamp>)> {
     let path = read_path(caller, path.0, path.1)?;
     let element = read_value(caller, element.0, element.1)?;
-    let tags = caller.data_mut().with_txn(|txn| merge::read_set_tags(txn, &path, &element)).map_err(state_error)?;
+    let tags = view(caller, |txn| merge::read_set_tags(txn, &path, &element))?;
     Ok((path, element, tags))
 }
 
@@ -164,7 +172,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         "register_get",
         |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
-            let value = caller.data_mut().with_txn(|txn| merge::read_register(txn, &path)).map_err(state_error)?;
+            let value = view(&mut caller, |txn| merge::read_register(txn, &path))?;
             Ok(match value {
                 Some(value) => to_register(&mut caller, value),
                 None => -1,
@@ -177,10 +185,8 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32, amount: i64| -> wasmtime::Result<()> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
             let author = caller.data().caller;
-            let (mut increments, mut decrements) = caller
-                .data_mut()
-                .with_txn(|txn| merge::read_counter_totals(txn, &path, &author))
-                .map_err(state_error)?;
+            let (mut increments, mut decrements) =
+                view(&mut caller, |txn| merge::read_counter_totals(txn, &path, &author))?;
             if amount >= 0 {
                 increments = increments.saturating_add(amount.unsigned_abs());
             } else {
@@ -194,7 +200,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         "counter_get",
         |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
-            caller.data_mut().with_txn(|txn| merge::read_counter(txn, &path)).map_err(state_error)
+            view(&mut caller, |txn| merge::read_counter(txn, &path))
         },
     )?;
     linker.func_wrap(
@@ -247,7 +253,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         "set_members",
         |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
-            let members = caller.data_mut().with_txn(|txn| merge::read_set_members(txn, &path)).map_err(state_error)?;
+            let members = view(&mut caller, |txn| merge::read_set_members(txn, &path))?;
             list_to_register(&mut caller, members)
         },
     )?;
@@ -259,7 +265,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
             let max = caller.data().limits.max_path_bytes + 4 + 4 * caller.data().limits.max_path_depth;
             let bytes = read_bytes(&mut caller, path_ptr, path_len, max, "path")?;
             let path: Path = borsh::from_slice(&bytes).map_err(|_| bad_abi("path is not a borsh Vec<Vec<u8>>"))?;
-            let keys = caller.data_mut().with_txn(|txn| merge::read_map_keys(txn, &path)).map_err(state_error)?;
+            let keys = view(&mut caller, |txn| merge::read_map_keys(txn, &path))?;
             list_to_register(&mut caller, keys)
         },
     )?;
@@ -275,7 +281,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
          -> wasmtime::Result<()> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
             let value = read_value(&mut caller, value_ptr, value_len)?;
-            let visible = caller.data_mut().with_txn(|txn| merge::read_list(txn, &path)).map_err(state_error)?;
+            let visible = view(&mut caller, |txn| merge::read_list(txn, &path))?;
             let index = usize::try_from(index).map_err(|_| bad_abi("negative list index"))?;
             if index > visible.len() {
                 return Err(bad_abi("list index past the end"));
@@ -289,7 +295,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         "list_remove",
         |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32, index: i32| -> wasmtime::Result<i32> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
-            let visible = caller.data_mut().with_txn(|txn| merge::read_list(txn, &path)).map_err(state_error)?;
+            let visible = view(&mut caller, |txn| merge::read_list(txn, &path))?;
             let Some((node, _)) = usize::try_from(index).ok().and_then(|index| visible.get(index)) else {
                 return Ok(0);
             };
@@ -303,7 +309,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
         "list_get",
         |mut caller: Ctx<'_, B>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i64> {
             let path = read_path(&mut caller, path_ptr, path_len)?;
-            let visible = caller.data_mut().with_txn(|txn| merge::read_list(txn, &path)).map_err(state_error)?;
+            let visible = view(&mut caller, |txn| merge::read_list(txn, &path))?;
             list_to_register(&mut caller, visible.into_iter().map(|(_, value)| value).collect())
         },
     )?;

@@ -21,6 +21,9 @@ pub struct Config {
     pub sync_backoff_base_ms: u64,
     /// Cap on the failure backoff.
     pub sync_backoff_max_ms: u64,
+    /// Sessions chained at once after a session that brought deltas, before the context waits
+    /// for the next tick or fresh evidence. Spreads a heal to every node in a few round trips.
+    pub sync_follow_ups_max: u32,
     /// A sync whose gap is larger than this many deltas falls back to a snapshot.
     pub snapshot_gap_threshold_deltas: u64,
     /// How often stale pending deltas are cleaned up.
@@ -42,6 +45,7 @@ impl Default for Config {
             sync_session_max_ms: 600_000,
             sync_backoff_base_ms: 5_000,
             sync_backoff_max_ms: 300_000,
+            sync_follow_ups_max: 4,
             snapshot_gap_threshold_deltas: 2_000,
             pending_cleanup_interval_ms: 60_000,
             blob_eviction_interval_ms: 300_000,

@@ -82,6 +82,16 @@ impl HlcClock {
         Ok(())
     }
 
+    /// Takes a stored value into account after a restart, with no drift bound: the value was
+    /// issued or accepted before the crash, and ticks after the restart must order after it
+    /// even if the wall clock stepped back meanwhile.
+    pub fn restore_high_water(&mut self, stored: Hlc) {
+        if (stored.physical_ms, stored.logical) > (self.last.physical_ms, self.last.logical) {
+            self.last.physical_ms = stored.physical_ms;
+            self.last.logical = stored.logical;
+        }
+    }
+
     fn bump_logical(&mut self) {
         match self.last.logical.checked_add(1) {
             Some(logical) => self.last.logical = logical,
@@ -162,6 +172,16 @@ mod tests {
 #[cfg(test)]
 mod peek_tests {
     use super::*;
+
+    #[test]
+    fn a_restored_high_water_mark_orders_later_ticks_after_it() {
+        let mut clock = HlcClock::new(1);
+        clock.restore_high_water(Hlc { physical_ms: 5_000, logical: 7, node: 9 });
+        let next = clock.tick(1_000);
+        assert_eq!((next.physical_ms, next.logical, next.node), (5_000, 8, 1));
+        clock.restore_high_water(Hlc { physical_ms: 10, logical: 0, node: 9 });
+        assert_eq!(clock.tick(1_000).logical, 9, "an older stored value changes nothing");
+    }
 
     #[test]
     fn peek_predicts_the_next_tick_without_issuing_it() {

@@ -53,6 +53,10 @@ pub struct NodeMetrics {
     pub syncs_failed: u64,
     /// Syncs not started because the concurrency limit was reached.
     pub syncs_deferred: u64,
+    /// Follow-up sessions chained after a session that brought deltas.
+    pub sync_follow_ups: u64,
+    /// Sessions started back toward a peer whose request named ids we lacked.
+    pub syncs_reciprocal: u64,
     /// Snapshots adopted.
     pub snapshots_adopted: u64,
     /// Snapshots refused (bad checkpoint, bad pages, root mismatch).

@@ -6,11 +6,13 @@
 
 mod pending;
 mod quarantine;
+mod restore;
 mod since;
 
 pub use pending::EvictionCause;
 pub use quarantine::QuarantinedDelta;
 
+pub use restore::{RestoreDagError, RestoredEntry};
 pub use since::{SinceCursor, SinceError, SincePage};
 
 use crate::applier::{Applier, ApplyError};

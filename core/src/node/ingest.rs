@@ -107,6 +107,7 @@ impl<A: Applier> Node<A> {
             }
             AddOutcome::Pending { missing } => {
                 self.metrics.deltas_pended += 1;
+                self.outputs.push_back(Output::Event(Event::DeltaPending { context, id: delta.id }));
                 if let Some(peer) = from {
                     self.fetch_parents(context, missing, Some(peer), Vec::new());
                 }

@@ -137,6 +137,14 @@ pub enum Event {
         /// True if this node authored it.
         local: bool,
     },
+    /// A delta is held in the pending queue until its parents arrive (a driver that persists
+    /// the queue stores it).
+    DeltaPending {
+        /// Its context.
+        context: ContextId,
+        /// The delta.
+        id: DeltaId,
+    },
     /// A delta's application failed; it is held for a retry.
     DeltaQuarantined {
         /// Its context.

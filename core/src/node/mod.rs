@@ -74,6 +74,20 @@ pub enum NodeError {
     ApplyFailed(ApplyError),
 }
 
+/// Why a stored context could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// Joining failed (limits).
+    #[error("joining the restored context failed: {0}")]
+    Join(NodeError),
+    /// The context already holds deltas.
+    #[error("context {0} already holds deltas")]
+    AlreadyPopulated(ContextId),
+    /// The stored DAG is inconsistent.
+    #[error("stored DAG is inconsistent: {0}")]
+    Dag(crate::dag::RestoreDagError),
+}
+
 /// One rhizome node: every context it replicates, its sync state and its timers.
 #[derive(Debug)]
 pub struct Node<A: Applier> {
@@ -89,6 +103,10 @@ pub struct Node<A: Applier> {
     connected: BTreeSet<PeerId>,
     tracking: SyncTracking,
     sessions: BTreeMap<ContextId, SyncSession>,
+    /// Follow-up sessions chained so far per context (see [`Config::sync_follow_ups_max`]).
+    follow_ups: BTreeMap<ContextId, u32>,
+    /// Set while serving a request whose `known` named ids we lack.
+    reciprocal: Option<(ContextId, PeerId)>,
     outstanding: BTreeMap<RequestId, Outstanding>,
     next_request_id: u64,
     parent_fetches_inflight: usize,
@@ -131,6 +149,8 @@ impl<A: Applier> Node<A> {
             connected: BTreeSet::new(),
             tracking,
             sessions: BTreeMap::new(),
+            follow_ups: BTreeMap::new(),
+            reciprocal: None,
             outstanding: BTreeMap::new(),
             next_request_id: 1,
             parent_fetches_inflight: 0,
@@ -151,11 +171,7 @@ impl<A: Applier> Node<A> {
             Input::Request { from, request_id, bytes } => self.on_request(from, request_id, &bytes),
             Input::Response { request_id, bytes } => self.on_response(request_id, &bytes),
             Input::RequestFailed { request_id, reason } => self.on_transport_failure(request_id, reason),
-            Input::PeerUp { peer } => {
-                if peer != self.peer_id {
-                    self.connected.insert(peer);
-                }
-            }
+            Input::PeerUp { peer } => self.on_peer_up(peer),
             Input::PeerDown { peer } => self.on_peer_down(peer),
             Input::BlobCached { id, size_bytes } => {
                 self.blobs.insert(id, size_bytes, self.now);
@@ -212,12 +228,42 @@ impl<A: Applier> Node<A> {
         Ok(())
     }
 
+    /// Rebuilds a context from storage after a restart: joins it, reinstates the applied DAG
+    /// (parents before children, without applying anything: the applier's state was stored
+    /// with it), then adds the stored pending deltas again. The clock observes every restored
+    /// delta's HLC, so the node's next delta is later than all of them.
+    pub fn restore_context(
+        &mut self,
+        context: ContextId,
+        members: impl IntoIterator<Item = AuthorKey>,
+        applied: Vec<crate::dag::RestoredEntry>,
+        pending: Vec<Arc<CausalDelta>>,
+    ) -> Result<(), RestoreError> {
+        self.join_context(context, members).map_err(RestoreError::Join)?;
+        let state = self.contexts.get_mut(&context).expect("joined above");
+        if !state.dag.is_fresh() {
+            return Err(RestoreError::AlreadyPopulated(context));
+        }
+        for entry in &applied {
+            if let crate::dag::RestoredEntry::Body(delta) = entry {
+                self.clock.restore_high_water(delta.hlc);
+            }
+        }
+        state.dag.restore_applied(applied).map_err(RestoreError::Dag)?;
+        for delta in pending {
+            self.clock.restore_high_water(delta.hlc);
+            self.add_verified(None, delta);
+        }
+        Ok(())
+    }
+
     /// Stops replicating `context` and forgets everything about it. Returns false if unknown.
     pub fn leave_context(&mut self, context: &ContextId) -> bool {
         if self.contexts.remove(context).is_none() {
             return false;
         }
         self.sessions.remove(context);
+        self.follow_ups.remove(context);
         self.tracking.remove(context);
         self.served.remove_context(context);
         self.inflight_missing.retain(|(owner, _)| owner != context);
@@ -378,6 +424,25 @@ impl<A: Applier> Node<A> {
             metrics.pending_evicted_stale += counters.pending_evicted_stale;
         }
         metrics
+    }
+
+    /// A new connection is evidence that the peer may hold what we lack (after a partition
+    /// heals, every cross-group link comes up): sync each shared context at once unless a
+    /// session runs. The minimum interval does not apply, since a link comes up only once.
+    fn on_peer_up(&mut self, peer: PeerId) {
+        if peer == self.peer_id || !self.connected.insert(peer) {
+            return;
+        }
+        let shared: Vec<ContextId> = self
+            .contexts
+            .iter()
+            .filter(|(context, state)| state.is_member_peer(&peer) && self.tracking.may_force(context))
+            .map(|(context, _)| *context)
+            .collect();
+        for context in shared {
+            self.follow_ups.remove(&context);
+            self.start_sync(context, peer, crate::sync::SyncReason::PeerConnected, crate::sync::SyncMode::Deltas);
+        }
     }
 
     fn advance(&mut self, now: Timestamp) {

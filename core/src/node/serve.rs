@@ -6,6 +6,7 @@ use crate::applier::{Applier, ApplyError};
 use crate::dag::SinceError;
 use crate::ids::PeerId;
 use crate::sync::snapshot::{FrozenState, PageLimits, ServedSnapshot};
+use crate::sync::{SyncMode, SyncReason};
 use crate::wire::{SyncErrorCode, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
 
 /// Room left in a response for everything but the deltas themselves.
@@ -25,6 +26,15 @@ impl<A: Applier> Node<A> {
             self.metrics.request_errors_sent += 1;
         }
         self.outputs.push_back(Output::Respond { to: from, request_id, bytes: SyncResponse::encode_v1(response) });
+        if let Some((context, peer)) = self.reciprocal.take() {
+            // The requester holds ids we lack: pull them back (push-pull anti-entropy), unless
+            // a session of ours already runs for the context.
+            if self.tracking.may_force(&context)
+                && self.start_sync(context, peer, SyncReason::Reciprocal, SyncMode::Deltas)
+            {
+                self.metrics.syncs_reciprocal += 1;
+            }
+        }
     }
 
     fn serve(&mut self, from: PeerId, request: SyncRequestV1) -> SyncResponseV1 {
@@ -55,6 +65,9 @@ impl<A: Applier> Node<A> {
                     return SyncResponseV1::Error(SyncErrorCode::UnknownContext);
                 };
                 state.note_peer(from, now, limits.max_peers_per_context);
+                if after.is_none() && known.iter().any(|id| !state.dag.is_known(id)) {
+                    self.reciprocal = Some((context, from));
+                }
                 let wanted = (!wanted.is_empty()).then_some(wanted.as_slice());
                 let max_deltas = (max_deltas as usize).min(limits.max_deltas_per_page);
                 let max_bytes = limits.max_message_bytes.saturating_sub(RESPONSE_ENVELOPE_BYTES);

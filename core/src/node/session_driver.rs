@@ -282,8 +282,10 @@ impl<A: Applier> Node<A> {
     /// Ends a session, records the result with the tracker, and replays buffered gossip.
     pub(super) fn finish_session(&mut self, session: SyncSession, result: Result<(), String>) {
         let context = session.context;
+        let mut follow_up = None;
         match result {
             Ok(()) => {
+                follow_up = self.follow_up_peer(&session);
                 self.tracking.on_success(context, self.now);
                 self.metrics.syncs_succeeded += 1;
                 self.outputs.push_back(Output::Event(Event::SyncCompleted {
@@ -309,5 +311,27 @@ impl<A: Applier> Node<A> {
         for (from, delta) in buffered {
             self.ingest_remote(from, delta, Via::Replay);
         }
+        if let Some(peer) = follow_up {
+            self.metrics.sync_follow_ups += 1;
+            self.start_sync(context, peer, SyncReason::FollowUp, SyncMode::Deltas);
+        }
+    }
+
+    /// After a session that brought deltas, another peer may hold yet more (a heal joins
+    /// several groups at once): pick one to ask at once, up to the configured chain length. A
+    /// session that brought nothing ends the chain.
+    fn follow_up_peer(&mut self, session: &SyncSession) -> Option<PeerId> {
+        let context = session.context;
+        if session.deltas_received == 0 || session.mode != SyncMode::Deltas {
+            self.follow_ups.remove(&context);
+            return None;
+        }
+        let chained = self.follow_ups.entry(context).or_default();
+        if *chained >= self.config.sync_follow_ups_max {
+            self.follow_ups.remove(&context);
+            return None;
+        }
+        *chained += 1;
+        self.choose_peer(&context, &[session.peer])
     }
 }

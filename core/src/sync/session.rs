@@ -34,6 +34,12 @@ pub enum SyncReason {
     HeartbeatAhead,
     /// A heartbeat showed equal heads but a different root.
     Divergence,
+    /// A member peer connected (a new link, or one healed after a partition).
+    PeerConnected,
+    /// The previous session brought deltas, so the world is moving: ask another peer at once.
+    FollowUp,
+    /// A peer asking us for deltas named ids we lack: sync back from it.
+    Reciprocal,
 }
 
 /// Where a session is.

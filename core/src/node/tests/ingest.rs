@@ -103,6 +103,8 @@ fn pending_delta_asks_its_sender_for_missing_parents_at_once() {
     let mut a = node(1, Config::default());
     let sender = key(2).peer_id();
     a.handle_input(T0, Input::PeerUp { peer: sender });
+    let connect = requests(&drain(&mut a));
+    assert!(matches!(connect.as_slice(), [(to, _, SyncRequestV1::Heads { .. })] if *to == sender), "a new link syncs");
     let mut factory = author(2);
     let parent = factory.make(&[], set("a", "1"));
     let child = factory.make(&[parent.id], set("b", "2"));

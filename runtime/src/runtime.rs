@@ -91,10 +91,50 @@ pub struct ContextParts<B> {
     pub backend: B,
 }
 
+/// One wasmtime engine, its host-function linker and the apps compiled on it, shareable by
+/// every runtime in a process: a simulator's hundred nodes compile each module once.
+pub struct WasmHost<B: KvBackend + 'static> {
+    engine: Engine,
+    linker: Linker<CallState<B>>,
+    compiled: Arc<std::sync::Mutex<BTreeMap<AppId, Arc<App<B>>>>>,
+}
+
+impl<B: KvBackend + 'static> Clone for WasmHost<B> {
+    fn clone(&self) -> Self {
+        Self { engine: self.engine.clone(), linker: self.linker.clone(), compiled: self.compiled.clone() }
+    }
+}
+
+impl<B: KvBackend + 'static> std::fmt::Debug for WasmHost<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmHost").finish_non_exhaustive()
+    }
+}
+
+impl<B: KvBackend + Default + 'static> WasmHost<B> {
+    /// An engine with `options` and the host functions linked.
+    pub fn new(options: &EngineOptions) -> Result<Self, CallError> {
+        let engine = build_engine(options).map_err(|error| CallError::InvalidModule(error.to_string()))?;
+        let linker = host::linker::<B>(&engine).map_err(|error| CallError::InvalidModule(error.to_string()))?;
+        Ok(Self { engine, linker, compiled: Arc::default() })
+    }
+
+    fn compile(&self, module: &[u8], max_module_bytes: usize) -> Result<Arc<App<B>>, CallError> {
+        let id = AppId(*blake3::hash(module).as_bytes());
+        let mut compiled = self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(app) = compiled.get(&id) {
+            return Ok(app.clone());
+        }
+        let app = Arc::new(App::compile(&self.engine, &self.linker, module, max_module_bytes)?);
+        compiled.insert(id, app.clone());
+        Ok(app)
+    }
+}
+
 /// The application runtime of one node.
 pub struct Runtime<B: KvBackend + Default + 'static = MemoryBackend> {
     engine: Engine,
-    linker: Linker<CallState<B>>,
+    host: WasmHost<B>,
     options: RuntimeOptions,
     apps: BTreeMap<AppId, Arc<App<B>>>,
     contexts: BTreeMap<ContextId, ContextRuntime<B>>,
@@ -112,12 +152,17 @@ impl<B: KvBackend + Default + 'static> std::fmt::Debug for Runtime<B> {
 impl<B: KvBackend + Default + 'static> Runtime<B> {
     /// A runtime with no apps and no contexts.
     pub fn new(options: RuntimeOptions) -> Result<Self, CallError> {
+        let host = WasmHost::new(&options.engine)?;
+        Self::with_host(options, host)
+    }
+
+    /// A runtime on a shared engine: apps already compiled there install without compiling.
+    /// `options.engine` is ignored; the host's engine was built with its own.
+    pub fn with_host(options: RuntimeOptions, host: WasmHost<B>) -> Result<Self, CallError> {
         options.limits.check().map_err(CallError::Config)?;
-        let engine = build_engine(&options.engine).map_err(|error| CallError::InvalidModule(error.to_string()))?;
-        let linker = host::linker::<B>(&engine).map_err(|error| CallError::InvalidModule(error.to_string()))?;
         Ok(Self {
-            engine,
-            linker,
+            engine: host.engine.clone(),
+            host,
             options,
             apps: BTreeMap::new(),
             contexts: BTreeMap::new(),
@@ -130,8 +175,8 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
     pub fn install_app(&mut self, module: &[u8]) -> Result<AppId, CallError> {
         let id = AppId(*blake3::hash(module).as_bytes());
         if !self.apps.contains_key(&id) {
-            let app = App::compile(&self.engine, &self.linker, module, self.options.limits.max_module_bytes)?;
-            self.apps.insert(id, Arc::new(app));
+            let app = self.host.compile(module, self.options.limits.max_module_bytes)?;
+            self.apps.insert(id, app);
             if let Err(error) = self.instantiate_probe(&id) {
                 self.apps.remove(&id);
                 return Err(error);

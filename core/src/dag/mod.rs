@@ -254,6 +254,16 @@ impl DagStore {
         self.applied.get(id).and_then(AppliedEntry::body)
     }
 
+    /// A pending delta's body.
+    pub fn pending_delta(&self, id: &DeltaId) -> Option<&DeltaRef> {
+        self.pending.get(id)
+    }
+
+    /// True if `id` waits in the pending queue.
+    pub fn is_pending(&self, id: &DeltaId) -> bool {
+        self.pending.contains(id)
+    }
+
     /// An applied delta's height (generation).
     pub fn height(&self, id: &DeltaId) -> Option<u64> {
         self.applied.get(id).map(|entry| entry.height)

@@ -47,6 +47,10 @@ impl PendingQueue {
         self.entries.contains_key(id)
     }
 
+    pub(crate) fn get(&self, id: &DeltaId) -> Option<&DeltaRef> {
+        self.entries.get(id).map(|entry| &entry.delta)
+    }
+
     /// Queues `delta`, which waits on `unapplied` (its parents not yet applied, non-empty).
     pub(crate) fn insert(&mut self, now: Timestamp, delta: DeltaRef, unapplied: &[DeltaId]) {
         debug_assert!(!unapplied.is_empty());

@@ -1,0 +1,191 @@
+//! The node's local API: what an application, the HTTP server or the simulator's workload asks
+//! of a running node. Every method is a message to the node loop, answered after the commit
+//! that makes its effect durable.
+
+use crate::events::Subscription;
+use rhizome_core::{AuthorKey, ContextId, DeltaId, NodeMetrics, PeerId, RootHash};
+use rhizome_runtime::{AppId, RuntimeMetrics};
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a local request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The node does not replicate this context.
+    #[error("unknown context {0}")]
+    UnknownContext(ContextId),
+    /// No app with this id is installed.
+    #[error("unknown app")]
+    UnknownApp,
+    /// The context is already joined.
+    #[error("context {0} already joined")]
+    AlreadyJoined(ContextId),
+    /// The app refused the call or failed (the text names the cause).
+    #[error("call failed: {0}")]
+    Call(String),
+    /// A query changed state; queries must be read-only.
+    #[error("method {0} writes state; use call, not query")]
+    QueryWrote(String),
+    /// The core refused (not a member, limits...).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The node stopped (shut down, or its storage failed) before answering.
+    #[error("the node is not running")]
+    Stopped,
+}
+
+/// The answer to a writing call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReply {
+    /// What the method returned.
+    pub return_value: Vec<u8>,
+    /// The delta that carries its writes, durable when this reply is sent; `None` if the call
+    /// wrote nothing.
+    pub delta: Option<DeltaId>,
+}
+
+/// One context's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextStatus {
+    /// The context.
+    pub context: ContextId,
+    /// Its app.
+    pub app: AppId,
+    /// Its members.
+    pub members: Vec<AuthorKey>,
+    /// Current heads.
+    pub heads: Vec<DeltaId>,
+    /// State root.
+    pub root: RootHash,
+    /// Applied deltas.
+    pub applied: usize,
+    /// Pending deltas.
+    pub pending: usize,
+    /// Gossip held for a running snapshot.
+    pub snapshot_buffer: usize,
+    /// Handler jobs waiting.
+    pub handler_jobs: usize,
+    /// When the last sync succeeded (node time, ms).
+    pub last_sync_ms: Option<u64>,
+}
+
+/// The node's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node's peer id.
+    pub peer_id: PeerId,
+    /// Connected peers.
+    pub peers: Vec<PeerId>,
+    /// Per context.
+    pub contexts: Vec<ContextStatus>,
+    /// Core counters.
+    pub metrics: NodeMetrics,
+    /// Runtime counters.
+    pub runtime: RuntimeMetrics,
+    /// The node loop's own counters.
+    pub driver: crate::driver::DriverMetrics,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+
+/// A request to the node loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    InstallApp { module: Vec<u8>, reply: Reply<AppId> },
+    CreateContext { app: AppId, members: Vec<AuthorKey>, nonce: [u8; 16], reply: Reply<ContextId> },
+    JoinContext { context: ContextId, app: AppId, members: Vec<AuthorKey>, reply: Reply<()> },
+    Call { context: ContextId, method: String, input: Vec<u8>, reply: Reply<CallReply> },
+    Query { context: ContextId, method: String, input: Vec<u8>, reply: Reply<Vec<u8>> },
+    Subscribe { context: ContextId, reply: Reply<Subscription> },
+    Status { reply: Reply<NodeStatus> },
+    Shutdown { reply: Reply<()> },
+}
+
+/// A cheap, cloneable handle on a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl NodeHandle {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
+        Self { commands, peer_id }
+    }
+
+    /// The node's peer id (its author key's bytes).
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The node's author key.
+    pub fn author_key(&self) -> AuthorKey {
+        AuthorKey::from_bytes(*self.peer_id.as_bytes())
+    }
+
+    /// True once the node loop has ended.
+    pub fn is_stopped(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(make(reply)).await.map_err(|_| ApiError::Stopped)?;
+        answer.await.map_err(|_| ApiError::Stopped)?
+    }
+
+    /// Installs (compiles and stores) an app module.
+    pub async fn install_app(&self, module: Vec<u8>) -> Result<AppId, ApiError> {
+        self.ask(|reply| Command::InstallApp { module, reply }).await
+    }
+
+    /// Creates a context running `app` with these members; its id is derived from the app, this
+    /// node's key and `nonce`.
+    pub async fn create_context(
+        &self,
+        app: AppId,
+        members: Vec<AuthorKey>,
+        nonce: [u8; 16],
+    ) -> Result<ContextId, ApiError> {
+        self.ask(|reply| Command::CreateContext { app, members, nonce, reply }).await
+    }
+
+    /// Joins an existing context (its app must be installed here).
+    pub async fn join_context(&self, context: ContextId, app: AppId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
+        self.ask(|reply| Command::JoinContext { context, app, members, reply }).await
+    }
+
+    /// Calls a method; its writes are durable and published when this returns.
+    pub async fn call(&self, context: ContextId, method: &str, input: Vec<u8>) -> Result<CallReply, ApiError> {
+        self.ask(|reply| Command::Call { context, method: method.to_owned(), input, reply }).await
+    }
+
+    /// Calls a read-only method.
+    pub async fn query(&self, context: ContextId, method: &str, input: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+        self.ask(|reply| Command::Query { context, method: method.to_owned(), input, reply }).await
+    }
+
+    /// Subscribes to a context's events (bounded; a subscriber that falls behind is dropped).
+    pub async fn subscribe(&self, context: ContextId) -> Result<Subscription, ApiError> {
+        self.ask(|reply| Command::Subscribe { context, reply }).await
+    }
+
+    /// The node's figures.
+    pub async fn status(&self) -> Result<NodeStatus, ApiError> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// Finishes in-flight commits and stops the node loop.
+    pub async fn shutdown(&self) -> Result<(), ApiError> {
+        self.ask(|reply| Command::Shutdown { reply }).await
+    }
+}
+
+/// A context id: BLAKE3 over a domain tag, the app, the creator and a nonce.
+pub fn derive_context_id(app: &AppId, creator: &AuthorKey, nonce: &[u8; 16]) -> ContextId {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"rhizome/context/v1");
+    hasher.update(&app.0);
+    hasher.update(creator.as_bytes());
+    hasher.update(nonce);
+    ContextId::from_bytes(*hasher.finalize().as_bytes())
+}

@@ -1,0 +1,180 @@
+//! Local commands: apps, contexts, calls, queries, subscriptions, status.
+
+use super::NodeTask;
+use crate::api::{derive_context_id, ApiError, CallReply, Command, ContextStatus, NodeStatus};
+use crate::store::ContextRecord;
+use crate::transport::Transport;
+use rhizome_core::{AuthorKey, ContextId};
+use rhizome_runtime::{AppId, ContextParts};
+
+impl<T: Transport> NodeTask<T> {
+    /// Handles one command. Returns true when the loop must stop after the commit.
+    pub(super) fn on_command(&mut self, command: Command) -> bool {
+        let now = self.clock.now();
+        match command {
+            Command::InstallApp { module, reply } => {
+                let result = self.install_app(module);
+                self.ack(reply, result);
+            }
+            Command::CreateContext { app, members, nonce, reply } => {
+                let context = derive_context_id(&app, &self.node.author_key(), &nonce);
+                let result = self.join(context, app, members).map(|()| context);
+                self.ack(reply, result);
+            }
+            Command::JoinContext { context, app, members, reply } => {
+                let result = self.join(context, app, members);
+                self.ack(reply, result);
+            }
+            Command::Call { context, method, input, reply } => {
+                let result = self.call(now, context, &method, input);
+                match &result {
+                    Ok(_) => self.metrics.calls_committed += 1,
+                    Err(_) => self.metrics.calls_failed += 1,
+                }
+                self.ack(reply, result);
+                self.run_handlers(now);
+            }
+            Command::Query { context, method, input, reply } => {
+                let _ = reply.send(self.query(now, context, &method, input));
+            }
+            Command::Subscribe { context, reply } => {
+                let result = if self.node.dag(&context).is_none() {
+                    Err(ApiError::UnknownContext(context))
+                } else if self.subscribers.len() >= self.config.max_subscribers {
+                    Err(ApiError::Refused(format!("at the limit of {} subscribers", self.config.max_subscribers)))
+                } else {
+                    Ok(self.subscribers.add(context, self.config.subscriber_queue_events))
+                };
+                let _ = reply.send(result);
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(Ok(self.status()));
+            }
+            Command::Shutdown { reply } => {
+                self.ack(reply, Ok(()));
+                return true;
+            }
+        }
+        false
+    }
+
+    fn install_app(&mut self, module: Vec<u8>) -> Result<AppId, ApiError> {
+        let app = self.node.applier_mut().install_app(&module).map_err(|error| ApiError::Call(error.to_string()))?;
+        if self.stored_apps.insert(app) {
+            self.batch.apps.push((app, module));
+        }
+        Ok(app)
+    }
+
+    fn join(&mut self, context: ContextId, app: AppId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
+        if self.node.dag(&context).is_some() {
+            return Err(ApiError::AlreadyJoined(context));
+        }
+        if self.node.applier().app(&app).is_none() {
+            return Err(ApiError::UnknownApp);
+        }
+        // The core checks the member list and context limits first, so a refusal leaves the
+        // runtime untouched.
+        self.node
+            .join_context(context, members.iter().copied())
+            .map_err(|error| ApiError::Refused(error.to_string()))?;
+        let parts = ContextParts { app, backend: self.store.context_backend(context) };
+        if let Err(error) = self.node.applier_mut().restore_context(context, parts) {
+            self.node.leave_context(&context);
+            return Err(ApiError::Call(error.to_string()));
+        }
+        let record = ContextRecord { app, members };
+        self.records.insert(context, record.clone());
+        self.batch.contexts.push((context, record));
+        self.transport.subscribe(context);
+        Ok(())
+    }
+
+    fn call(
+        &mut self,
+        now: rhizome_core::Timestamp,
+        context: ContextId,
+        method: &str,
+        input: Vec<u8>,
+    ) -> Result<CallReply, ApiError> {
+        if self.node.dag(&context).is_none() {
+            return Err(ApiError::UnknownContext(context));
+        }
+        // The call runs at the HLC its delta will carry (same `now` for both).
+        let hlc = self.node.next_local_hlc(now);
+        let outcome = self
+            .node
+            .applier_mut()
+            .call(context, method, input, hlc)
+            .map_err(|error| ApiError::Call(error.to_string()))?;
+        if !outcome.needs_delta() {
+            return Ok(CallReply { return_value: outcome.return_value, delta: None });
+        }
+        match self.node.local_delta(now, context, outcome.payload.encode()) {
+            Ok(id) => {
+                self.collect_outputs(now);
+                Ok(CallReply { return_value: outcome.return_value, delta: Some(id) })
+            }
+            Err(error) => {
+                self.node.applier_mut().discard_uncommitted();
+                self.collect_outputs(now);
+                Err(ApiError::Refused(error.to_string()))
+            }
+        }
+    }
+
+    fn query(
+        &mut self,
+        now: rhizome_core::Timestamp,
+        context: ContextId,
+        method: &str,
+        input: Vec<u8>,
+    ) -> Result<Vec<u8>, ApiError> {
+        if self.node.dag(&context).is_none() {
+            return Err(ApiError::UnknownContext(context));
+        }
+        let hlc = self.node.next_local_hlc(now);
+        let outcome = self
+            .node
+            .applier_mut()
+            .call(context, method, input, hlc)
+            .map_err(|error| ApiError::Call(error.to_string()))?;
+        if outcome.needs_delta() {
+            self.node.applier_mut().discard_uncommitted();
+            return Err(ApiError::QueryWrote(method.to_owned()));
+        }
+        Ok(outcome.return_value)
+    }
+
+    fn status(&self) -> NodeStatus {
+        let contexts = self
+            .node
+            .context_ids()
+            .into_iter()
+            .filter_map(|context| {
+                let dag = self.node.dag(&context)?;
+                let record = self.records.get(&context)?;
+                Some(ContextStatus {
+                    context,
+                    app: record.app,
+                    members: record.members.clone(),
+                    heads: dag.heads_vec(),
+                    root: self.node.root_hash(&context),
+                    applied: dag.applied_len(),
+                    pending: dag.pending_len(),
+                    snapshot_buffer: self.node.snapshot_buffer_len(&context),
+                    handler_jobs: self.node.applier().pending_handler_jobs(&context),
+                    last_sync_ms: self.node.last_sync_success(&context).map(|at| at.as_millis()),
+                })
+            })
+            .collect();
+        NodeStatus {
+            peer_id: self.node.peer_id(),
+            peers: self.node.connected_peers(),
+            contexts,
+            metrics: self.node.metrics(),
+            runtime: self.node.applier().metrics().clone(),
+            driver: self.metrics.clone(),
+        }
+    }
+}

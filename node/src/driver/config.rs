@@ -1,0 +1,42 @@
+//! The node loop's settings.
+
+use rhizome_runtime::{EngineOptions, RuntimeLimits};
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The core's settings.
+    pub core: rhizome_core::Config,
+    /// Call bounds.
+    pub runtime_limits: RuntimeLimits,
+    /// WASM engine settings (ignored when a shared engine is given).
+    pub engine: EngineOptions,
+    /// How long the transport waits for a response, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Commands waiting for the loop.
+    pub command_queue_len: usize,
+    /// Inputs taken into one commit besides the one that woke the loop.
+    pub max_inputs_per_commit: usize,
+    /// Events queued per subscriber before it is dropped as too slow.
+    pub subscriber_queue_events: usize,
+    /// Live subscriptions.
+    pub max_subscribers: usize,
+    /// Handler jobs run per context between two inputs (the rest run after the next input).
+    pub max_handler_runs_per_input: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            core: rhizome_core::Config::default(),
+            runtime_limits: RuntimeLimits::default(),
+            engine: EngineOptions::default(),
+            request_timeout_ms: 10_000,
+            command_queue_len: 1_024,
+            max_inputs_per_commit: 256,
+            subscriber_queue_events: 1_024,
+            max_subscribers: 256,
+            max_handler_runs_per_input: 64,
+        }
+    }
+}

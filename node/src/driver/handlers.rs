@@ -1,0 +1,50 @@
+//! Running the apps' event handlers: each job's writes become a local delta of this node,
+//! committed with the job's completion (the runtime's exactly-once rule).
+
+use super::NodeTask;
+use crate::transport::Transport;
+use rhizome_core::Timestamp;
+use rhizome_runtime::AppPayload;
+
+impl<T: Transport> NodeTask<T> {
+    pub(super) fn run_handlers(&mut self, now: Timestamp) {
+        while let Some(context) = self.handler_due.pop_first() {
+            for _ in 0..self.config.max_handler_runs_per_input {
+                let hlc = self.node.next_local_hlc(now);
+                match self.node.applier_mut().run_next_handler(context, hlc) {
+                    Ok(None) => break,
+                    Ok(Some(None)) => self.metrics.handler_runs += 1,
+                    Ok(Some(Some(payload))) => {
+                        self.metrics.handler_runs += 1;
+                        let handled = match &payload {
+                            AppPayload::V1 { handled, .. } => *handled,
+                        };
+                        if let Err(error) = self.node.local_delta(now, context, payload.encode()) {
+                            tracing::warn!(%context, %error, "handler delta refused; job abandoned");
+                            self.node.applier_mut().discard_uncommitted();
+                            if let Some((delta, index)) = handled {
+                                self.node.applier_mut().abandon_handler_job(&context, &delta, index);
+                            }
+                            self.metrics.handler_jobs_abandoned += 1;
+                        }
+                        self.collect_outputs(now);
+                    }
+                    Err(error) => {
+                        self.metrics.handler_errors += 1;
+                        tracing::debug!(%context, %error, "event handler failed");
+                        if !error.is_guest_fault() {
+                            // The host could not run it now; the job stays for the next input.
+                            break;
+                        }
+                    }
+                }
+            }
+            if self.node.applier().pending_handler_jobs(&context) > 0 {
+                // More than one pass's worth: continue after the next input, so that a flood
+                // of events cannot starve the network.
+                self.handler_later.insert(context);
+            }
+        }
+        self.handler_due.append(&mut self.handler_later);
+    }
+}

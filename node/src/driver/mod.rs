@@ -1,0 +1,383 @@
+//! The node loop: one task owns the core `Node` (with the runtime as its applier), the store and
+//! the transport. It feeds in transport events, local commands and timer wake-ups, commits what
+//! they changed in one write transaction, and only then answers callers and carries out the
+//! core's outputs.
+
+mod commands;
+mod config;
+mod handlers;
+mod persist;
+
+pub use config::NodeConfig;
+
+use crate::api::{ApiError, Command, NodeHandle};
+use crate::clock::Clock;
+use crate::events::{NodeEvent, Subscribers};
+use crate::observer::Observer;
+use crate::store::{CommitBatch, ContextBackend, Store, StoreError};
+use crate::transport::{Transport, TransportEvent};
+use rhizome_core::{ContextId, DeltaId, Input, Keypair, Node, Output, Timestamp};
+use rhizome_runtime::{ContextParts, Runtime, RuntimeOptions, WasmHost};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The core node as this crate runs it.
+pub type CoreNode = Node<Runtime<ContextBackend>>;
+
+/// The longest the loop sleeps without looking at the clock again.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// Why a node could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be read.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The runtime could not be built or a stored app did not compile.
+    #[error("runtime: {0}")]
+    Runtime(String),
+    /// A stored context could not be restored.
+    #[error("restoring context {context}: {reason}")]
+    Restore {
+        /// The context.
+        context: ContextId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a running node stopped on its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeFailure {
+    /// A commit failed; memory is ahead of disk, so the node must restart from disk.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The transport closed.
+    #[error("the transport closed")]
+    TransportClosed,
+}
+
+/// The node loop's own counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverMetrics {
+    /// Write transactions committed.
+    pub commits: u64,
+    /// Inputs fed to the core.
+    pub inputs: u64,
+    /// Local calls acknowledged with a delta.
+    pub calls_committed: u64,
+    /// Local calls that failed.
+    pub calls_failed: u64,
+    /// Event handler runs.
+    pub handler_runs: u64,
+    /// Event handler runs that failed.
+    pub handler_errors: u64,
+    /// Handler deltas the core refused (the job is abandoned).
+    pub handler_jobs_abandoned: u64,
+    /// Subscribers dropped because they fell behind.
+    pub subscribers_dropped_slow: u64,
+    /// Blob evictions asked for by the core (there is no blob store yet).
+    pub blob_evictions_ignored: u64,
+    /// Sync responses dropped by the test-only injected bug.
+    pub injected_drops: u64,
+}
+
+/// What a node is made of.
+pub struct NodeParts<T: Transport> {
+    /// Settings.
+    pub config: NodeConfig,
+    /// Identity.
+    pub keypair: Keypair,
+    /// Seed of every random choice the core makes.
+    pub rng_seed: u64,
+    /// The network.
+    pub transport: T,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// The database (on disk, or on the simulator's disk).
+    pub db: redb::Database,
+    /// A shared WASM engine, if several nodes share a process; `None` builds one.
+    pub wasm: Option<WasmHost<ContextBackend>>,
+    /// A window on the loop (the simulator's trace); `None` on a real node.
+    pub observer: Option<Box<dyn Observer>>,
+}
+
+impl<T: Transport> std::fmt::Debug for NodeParts<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeParts").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// A node ready to run: drive [`NodeTask::run`] on a task.
+pub struct NodeTask<T: Transport> {
+    config: NodeConfig,
+    node: CoreNode,
+    store: Store,
+    transport: T,
+    clock: Arc<dyn Clock>,
+    observer: Option<Box<dyn Observer>>,
+    commands: mpsc::Receiver<Command>,
+    subscribers: Subscribers,
+    /// Rows for the next commit.
+    batch: CommitBatch,
+    /// Contexts whose DAG is rewritten at the next commit (a snapshot was adopted).
+    rewrites: BTreeSet<ContextId>,
+    /// Pending deltas stored in the database.
+    stored_pending: BTreeSet<(ContextId, DeltaId)>,
+    /// Apps whose modules are stored.
+    stored_apps: BTreeSet<rhizome_runtime::AppId>,
+    /// Contexts with handler jobs to run.
+    handler_due: BTreeSet<ContextId>,
+    /// Contexts with handler jobs left over from this pass.
+    handler_later: BTreeSet<ContextId>,
+    /// Replies to send once the commit is durable.
+    acks: Vec<Box<dyn FnOnce() + Send>>,
+    /// Subscriber events to publish after the commit.
+    events: Vec<(ContextId, NodeEvent)>,
+    /// Outputs to carry out after the commit.
+    outbox: Vec<Output>,
+    /// Context records (members, app), as stored.
+    records: BTreeMap<ContextId, crate::store::ContextRecord>,
+    metrics: DriverMetrics,
+    #[cfg(feature = "inject-drop-sync-response")]
+    responses_sent: u64,
+}
+
+impl<T: Transport> std::fmt::Debug for NodeTask<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeTask").field("peer_id", &self.node.peer_id()).finish_non_exhaustive()
+    }
+}
+
+/// Builds a node from its parts, restoring whatever its database holds. Returns the handle
+/// callers use and the task to run.
+pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<T>), StartError> {
+    let NodeParts { config, keypair, rng_seed, mut transport, clock, db, wasm, observer } = parts;
+    let store = Store::open(db)?;
+    let restored = store.load()?;
+    let options = RuntimeOptions {
+        engine: config.engine,
+        limits: config.runtime_limits.clone(),
+        local_author: keypair.author_key(),
+    };
+    let host = match wasm {
+        Some(host) => host,
+        None => WasmHost::new(&options.engine).map_err(|error| StartError::Runtime(error.to_string()))?,
+    };
+    let mut runtime = Runtime::with_host(options, host).map_err(|error| StartError::Runtime(error.to_string()))?;
+    let mut stored_apps = BTreeSet::new();
+    for module in &restored.apps {
+        let app = runtime.install_app(module).map_err(|error| StartError::Runtime(error.to_string()))?;
+        stored_apps.insert(app);
+    }
+    for context in &restored.contexts {
+        let parts = ContextParts { app: context.record.app, backend: store.context_backend(context.id) };
+        runtime
+            .restore_context(context.id, parts)
+            .map_err(|error| StartError::Restore { context: context.id, reason: error.to_string() })?;
+    }
+    let peer_id = keypair.peer_id();
+    let node = Node::new(config.core.clone(), keypair, rng_seed, runtime, clock.now());
+    let (sender, commands) = mpsc::channel(config.command_queue_len.max(1));
+    let mut task = NodeTask {
+        config,
+        node,
+        store,
+        transport: {
+            for context in &restored.contexts {
+                transport.subscribe(context.id);
+            }
+            transport
+        },
+        clock,
+        observer,
+        commands,
+        subscribers: Subscribers::default(),
+        batch: CommitBatch::default(),
+        rewrites: BTreeSet::new(),
+        stored_pending: BTreeSet::new(),
+        stored_apps,
+        handler_due: BTreeSet::new(),
+        handler_later: BTreeSet::new(),
+        acks: Vec::new(),
+        events: Vec::new(),
+        outbox: Vec::new(),
+        records: BTreeMap::new(),
+        metrics: DriverMetrics::default(),
+        #[cfg(feature = "inject-drop-sync-response")]
+        responses_sent: 0,
+    };
+    for context in restored.contexts {
+        for delta in &context.pending {
+            task.stored_pending.insert((context.id, delta.id));
+        }
+        task.records.insert(context.id, context.record.clone());
+        task.node
+            .restore_context(context.id, context.record.members, context.applied, context.pending)
+            .map_err(|error| StartError::Restore { context: context.id, reason: error.to_string() })?;
+        // Handler jobs left from before the restart run now.
+        task.handler_due.insert(context.id);
+    }
+    let now = task.clock.now();
+    task.collect_outputs(now);
+    task.run_handlers(now);
+    Ok((NodeHandle::new(sender, peer_id), task))
+}
+
+impl<T: Transport> NodeTask<T> {
+    /// Runs until shut down (every handle dropped, or `shutdown`), or until a failure.
+    pub async fn run(mut self) -> Result<(), NodeFailure> {
+        self.flush()?;
+        loop {
+            let now = self.clock.now();
+            let wake = self.node.poll_timeout();
+            let wait = Duration::from_nanos(wake.as_nanos().saturating_sub(now.as_nanos())).min(MAX_SLEEP);
+            // `biased`: the branch order is fixed, so a simulated run never depends on the
+            // macro's own random pick.
+            tokio::select! {
+                biased;
+                event = self.transport.next_event() => match event {
+                    Some(event) => self.on_transport(event),
+                    None => {
+                        self.flush()?;
+                        return Err(NodeFailure::TransportClosed);
+                    }
+                },
+                command = self.commands.recv() => match command {
+                    Some(command) => {
+                        if self.on_command(command) {
+                            self.flush()?;
+                            return Ok(());
+                        }
+                    }
+                    None => {
+                        self.flush()?;
+                        return Ok(());
+                    }
+                },
+                () = tokio::time::sleep(wait) => self.feed(Input::Timeout),
+            }
+            // Group commit: take what else is ready now into the same transaction.
+            let mut stop = false;
+            for _ in 0..self.config.max_inputs_per_commit {
+                if let Some(event) = self.transport.try_next_event() {
+                    self.on_transport(event);
+                } else if let Ok(command) = self.commands.try_recv() {
+                    if self.on_command(command) {
+                        stop = true;
+                        break;
+                    }
+                } else {
+                    break;
+                }
+            }
+            if self.node.poll_timeout() <= self.clock.now() {
+                self.feed(Input::Timeout);
+            }
+            self.flush()?;
+            if stop {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The core node (read-only), for tests and status.
+    pub fn node(&self) -> &CoreNode {
+        &self.node
+    }
+
+    fn on_transport(&mut self, event: TransportEvent) {
+        let input = match event {
+            TransportEvent::Gossip { from, context: _, bytes } => Input::Gossip { from, bytes },
+            TransportEvent::Request { from, id, bytes } => Input::Request { from, request_id: id, bytes },
+            TransportEvent::Response { id, bytes } => Input::Response { request_id: id, bytes },
+            TransportEvent::RequestFailed { id, reason } => Input::RequestFailed { request_id: id, reason },
+            TransportEvent::PeerUp(peer) => Input::PeerUp { peer },
+            TransportEvent::PeerDown(peer) => Input::PeerDown { peer },
+        };
+        self.feed(input);
+    }
+
+    /// Feeds one input to the core and takes in everything it produced.
+    fn feed(&mut self, input: Input) {
+        let now = self.clock.now();
+        self.metrics.inputs += 1;
+        if let Some(observer) = &mut self.observer {
+            observer.on_input(now, &input);
+        }
+        self.node.handle_input(now, input);
+        self.collect_outputs(now);
+        self.run_handlers(now);
+    }
+
+    /// Drains the core's outputs: events become rows and subscriber events now; the rest is
+    /// carried out after the commit.
+    fn collect_outputs(&mut self, now: Timestamp) {
+        while let Some(output) = self.node.poll_output() {
+            if let Some(observer) = &mut self.observer {
+                observer.on_output(now, &output);
+            }
+            match output {
+                Output::Event(event) => self.on_core_event(event),
+                other => self.outbox.push(other),
+            }
+        }
+    }
+
+    /// Makes everything since the last commit durable, then answers callers, publishes events
+    /// and carries out the outputs. A failed commit stops the node: nothing it held back is
+    /// sent, so no caller hears of a write that is not on disk.
+    fn flush(&mut self) -> Result<(), NodeFailure> {
+        let mut batch = std::mem::take(&mut self.batch);
+        for context in std::mem::take(&mut self.rewrites) {
+            batch.dag_rewrites.push((context, self.dag_image(&context)));
+        }
+        if !batch.is_empty() || self.store.has_staged() {
+            self.store.commit(batch)?;
+            self.metrics.commits += 1;
+        }
+        for ack in self.acks.drain(..) {
+            ack();
+        }
+        for (context, event) in std::mem::take(&mut self.events) {
+            self.subscribers.publish(&context, &event);
+        }
+        self.metrics.subscribers_dropped_slow = self.subscribers.dropped_slow;
+        for output in std::mem::take(&mut self.outbox) {
+            self.carry_out(output);
+        }
+        Ok(())
+    }
+
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Broadcast { context, bytes } => self.transport.publish(context, bytes),
+            Output::Request { to, request_id, bytes } => {
+                let timeout = Duration::from_millis(self.config.request_timeout_ms);
+                self.transport.request(to, request_id, bytes, timeout);
+            }
+            Output::Respond { to, request_id, bytes } => {
+                #[cfg(feature = "inject-drop-sync-response")]
+                {
+                    self.responses_sent += 1;
+                    if self.responses_sent % 50 == 0 {
+                        self.metrics.injected_drops += 1;
+                        return;
+                    }
+                }
+                self.transport.respond(to, request_id, bytes);
+            }
+            Output::EvictBlobs { blobs } => self.metrics.blob_evictions_ignored += blobs.len() as u64,
+            Output::Event(_) => {}
+        }
+    }
+
+    /// Queues a reply for after the next commit.
+    fn ack<V: Send + 'static>(&mut self, reply: crate::api::Reply<V>, result: Result<V, ApiError>) {
+        self.acks.push(Box::new(move || {
+            let _ = reply.send(result);
+        }));
+    }
+}

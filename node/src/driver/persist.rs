@@ -1,0 +1,96 @@
+//! Turning the core's events into rows of the next commit and into subscriber events.
+
+use super::NodeTask;
+use crate::events::NodeEvent;
+use crate::store::StoredEntry;
+use crate::transport::Transport;
+use rhizome_core::dag::CheckpointEntry;
+use rhizome_core::{ContextId, Event};
+use rhizome_runtime::AppPayload;
+
+impl<T: Transport> NodeTask<T> {
+    pub(super) fn on_core_event(&mut self, event: Event) {
+        match event {
+            Event::DeltaApplied { context, id, author, local } => {
+                let Some(body) = self.node.dag(&context).and_then(|dag| dag.get(&id)).cloned() else {
+                    return;
+                };
+                if !self.rewrites.contains(&context) {
+                    self.batch.dag_appends.push((context, StoredEntry::Body(body.as_ref().clone())));
+                }
+                if self.stored_pending.remove(&(context, id)) {
+                    self.batch.pending_deletes.push((context, id));
+                }
+                if !local {
+                    self.handler_due.insert(context);
+                }
+                if self.subscribers.has_any(&context) {
+                    let events = match AppPayload::decode(&body.payload) {
+                        Ok(AppPayload::V1 { events, .. }) => {
+                            events.into_iter().map(|event| (event.kind, event.data)).collect()
+                        }
+                        Err(_) => Vec::new(),
+                    };
+                    self.events.push((context, NodeEvent::Applied { context, delta: id, author, local, events }));
+                }
+            }
+            Event::DeltaPending { context, id } => {
+                let body = self.node.dag(&context).and_then(|dag| dag.pending_delta(&id)).cloned();
+                if let Some(body) = body {
+                    if self.stored_pending.insert((context, id)) {
+                        self.batch.pending_puts.push((context, body));
+                    }
+                }
+            }
+            Event::PendingEvicted { context, .. } => self.forget_evicted_pending(&context),
+            Event::SnapshotAdopted { context, entries, .. } => {
+                // The applied set was replaced: rewrite the context's DAG rows from memory at
+                // the commit (appends staged before it are covered by the rewrite).
+                self.rewrites.insert(context);
+                self.batch.dag_appends.retain(|(owner, _)| *owner != context);
+                self.forget_evicted_pending(&context);
+                self.handler_due.insert(context);
+                if self.subscribers.has_any(&context) {
+                    self.events.push((context, NodeEvent::SnapshotAdopted { context, entries }));
+                }
+            }
+            Event::DeltaQuarantined { context, id, error } => {
+                tracing::warn!(%context, %id, %error, "delta quarantined");
+            }
+            Event::Divergence { context, peer, .. } => {
+                tracing::warn!(%context, %peer, "divergence detected");
+            }
+            Event::SyncStarted { .. } | Event::SyncCompleted { .. } => {}
+            Event::SyncFailed { context, peer, reason, .. } => {
+                tracing::debug!(%context, %peer, %reason, "sync failed");
+            }
+        }
+    }
+
+    /// Drops stored pending rows whose delta left the queue without being applied.
+    fn forget_evicted_pending(&mut self, context: &ContextId) {
+        let Some(dag) = self.node.dag(context) else { return };
+        let gone: Vec<_> = self
+            .stored_pending
+            .iter()
+            .filter(|(owner, id)| owner == context && !dag.is_pending(id) && !dag.is_applied(id))
+            .copied()
+            .collect();
+        for key in gone {
+            self.stored_pending.remove(&key);
+            self.batch.pending_deletes.push(key);
+        }
+    }
+
+    /// A context's whole applied DAG, parents first, with bodies where held.
+    pub(super) fn dag_image(&self, context: &ContextId) -> Vec<StoredEntry> {
+        let Some(dag) = self.node.dag(context) else { return Vec::new() };
+        dag.checkpoint()
+            .into_iter()
+            .map(|entry: CheckpointEntry| match dag.get(&entry.id) {
+                Some(body) => StoredEntry::Body(body.as_ref().clone()),
+                None => StoredEntry::Structure(entry),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,19 @@
+//! The async rhizome node: one loop that owns a core [`rhizome_core::Node`], the WASM runtime
+//! and a redb store, and talks to the network through a [`Transport`]. The same code runs on
+//! tokio with libp2p and inside the madsim simulator (tokio comes through madsim-tokio).
+
+pub mod api;
+pub mod clock;
+pub mod driver;
+pub mod events;
+pub mod observer;
+pub mod store;
+pub mod transport;
+
+pub use api::{derive_context_id, ApiError, CallReply, ContextStatus, NodeHandle, NodeStatus};
+pub use clock::Clock;
+pub use driver::{start, CoreNode, DriverMetrics, NodeConfig, NodeFailure, NodeParts, NodeTask, StartError};
+pub use events::{NodeEvent, Subscription};
+pub use observer::Observer;
+pub use store::{ContextBackend, Store, StoreError};
+pub use transport::{Transport, TransportEvent};

@@ -1,0 +1,14 @@
+//! A window on the node loop for the simulator (trace hash, propagation figures). A real node
+//! runs without one.
+
+use rhizome_core::{Input, Output, Timestamp};
+
+/// Sees every core input and output, in order, with the node time it happened at.
+pub trait Observer: Send + 'static {
+    /// An input about to be fed to the core.
+    fn on_input(&mut self, now: Timestamp, input: &Input);
+    /// An output the core produced (seen before it is carried out).
+    fn on_output(&mut self, now: Timestamp, output: &Output);
+    /// A local call's delta was committed, with the number of app events it carries.
+    fn on_local_commit(&mut self, now: Timestamp, delta: rhizome_core::DeltaId, app_events: usize);
+}

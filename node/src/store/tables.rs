@@ -1,0 +1,40 @@
+//! The database layout. Every key that belongs to a context starts with its 32-byte id, so a
+//! context's rows are one range.
+
+use redb::TableDefinition;
+use rhizome_core::{ContextId, DeltaId};
+
+/// Replicated state and runtime meta (handler jobs): `context ‖ key → value`.
+pub(crate) const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+/// Applied DAG entries in application order: `context ‖ seq (u64 BE) → StoredEntry`.
+pub(crate) const DAG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dag");
+/// Pending deltas: `context ‖ delta id → CausalDelta`.
+pub(crate) const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending");
+/// Joined contexts: `context → ContextRecord`.
+pub(crate) const CONTEXTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contexts");
+/// Installed app modules: `app id → wasm bytes`.
+pub(crate) const APPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("apps");
+
+pub(crate) fn context_key(context: &ContextId, suffix: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32 + suffix.len());
+    key.extend_from_slice(context.as_bytes());
+    key.extend_from_slice(suffix);
+    key
+}
+
+pub(crate) fn dag_key(context: &ContextId, seq: u64) -> Vec<u8> {
+    context_key(context, &seq.to_be_bytes())
+}
+
+pub(crate) fn pending_key(context: &ContextId, id: &DeltaId) -> Vec<u8> {
+    context_key(context, id.as_bytes())
+}
+
+/// The exclusive end of a context's key range: the id plus one, as a 33-byte key that sorts
+/// after every `id ‖ suffix`.
+pub(crate) fn context_range_end(context: &ContextId) -> Vec<u8> {
+    let mut end = context.as_bytes().to_vec();
+    end.push(0xff);
+    end.extend_from_slice(&[0xff; 64]);
+    end
+}

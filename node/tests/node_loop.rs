@@ -1,0 +1,238 @@
+//! The node loop end to end on tokio, over an in-process loopback network: calls replicate,
+//! subscribers see events, handlers run, and a restart restores everything from redb.
+
+use rhizome_core::{ContextId, InboundRequestId, Keypair, PeerId, RequestId, Timestamp};
+use rhizome_node::{start, Clock, NodeConfig, NodeEvent, NodeHandle, NodeParts, Transport, TransportEvent};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const QUEUE_EVENTS: usize = 10_000;
+
+fn app(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}; run `cargo xtask apps` first", path.display()))
+}
+
+/// Instant, lossless delivery between nodes of one test.
+#[derive(Clone, Default)]
+struct Hub {
+    inboxes: Arc<Mutex<BTreeMap<PeerId, mpsc::Sender<TransportEvent>>>>,
+    /// Inbound request id → requester and its request id.
+    requests: Arc<Mutex<BTreeMap<u64, (PeerId, RequestId)>>>,
+    next_request: Arc<Mutex<u64>>,
+}
+
+struct Loopback {
+    me: PeerId,
+    hub: Hub,
+    inbox: mpsc::Receiver<TransportEvent>,
+}
+
+impl Hub {
+    fn join(&self, me: PeerId) -> Loopback {
+        let (sender, inbox) = mpsc::channel(QUEUE_EVENTS);
+        let mut inboxes = self.inboxes.lock().unwrap();
+        for (peer, other) in inboxes.iter() {
+            let _ = other.try_send(TransportEvent::PeerUp(me));
+            let _ = sender.try_send(TransportEvent::PeerUp(*peer));
+        }
+        inboxes.insert(me, sender);
+        Loopback { me, hub: self.clone(), inbox }
+    }
+
+    fn send(&self, to: &PeerId, event: TransportEvent) -> bool {
+        self.inboxes.lock().unwrap().get(to).is_some_and(|inbox| inbox.try_send(event).is_ok())
+    }
+}
+
+impl Transport for Loopback {
+    fn subscribe(&mut self, _context: ContextId) {}
+    fn unsubscribe(&mut self, _context: ContextId) {}
+    fn publish(&mut self, context: ContextId, bytes: Vec<u8>) {
+        let peers: Vec<PeerId> = self.hub.inboxes.lock().unwrap().keys().copied().filter(|p| *p != self.me).collect();
+        for peer in peers {
+            self.hub.send(&peer, TransportEvent::Gossip { from: self.me, context, bytes: bytes.clone() });
+        }
+    }
+    fn request(&mut self, to: PeerId, id: RequestId, bytes: Vec<u8>, _timeout: Duration) {
+        let inbound = {
+            let mut next = self.hub.next_request.lock().unwrap();
+            *next += 1;
+            *next
+        };
+        self.hub.requests.lock().unwrap().insert(inbound, (self.me, id));
+        let event = TransportEvent::Request { from: self.me, id: InboundRequestId(inbound), bytes };
+        if !self.hub.send(&to, event) {
+            self.hub.send(
+                &self.me,
+                TransportEvent::RequestFailed { id, reason: rhizome_core::RequestFailure::Unreachable },
+            );
+        }
+    }
+    fn respond(&mut self, _to: PeerId, id: InboundRequestId, bytes: Vec<u8>) {
+        if let Some((requester, request)) = self.hub.requests.lock().unwrap().remove(&id.0) {
+            self.hub.send(&requester, TransportEvent::Response { id: request, bytes });
+        }
+    }
+    async fn next_event(&mut self) -> Option<TransportEvent> {
+        self.inbox.recv().await
+    }
+    fn try_next_event(&mut self) -> Option<TransportEvent> {
+        self.inbox.try_recv().ok()
+    }
+}
+
+/// A fixed instant: the loop's timers never fire during these short tests, which is the point
+/// (everything here is driven by messages).
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_secs(1_000)
+    }
+}
+
+fn keypair(n: u8) -> Keypair {
+    Keypair::from_secret_bytes([n; 32])
+}
+
+fn open_db(path: &std::path::Path) -> redb::Database {
+    redb::Database::create(path).expect("open database")
+}
+
+fn db_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rhizome-node-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn launch(hub: &Hub, n: u8, path: &std::path::Path) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+    let keypair = keypair(n);
+    let transport = hub.join(keypair.peer_id());
+    let parts = NodeParts {
+        config: NodeConfig::default(),
+        keypair,
+        rng_seed: u64::from(n),
+        transport,
+        clock: Arc::new(FixedClock),
+        db: open_db(path),
+        wasm: None,
+        observer: None,
+    };
+    let (handle, task) = start(parts).expect("start");
+    let join = tokio::spawn(async move {
+        task.run().await.expect("node loop");
+    });
+    (handle, join)
+}
+
+fn set(key: &str, value: &str) -> Vec<u8> {
+    borsh::to_vec(&(key.to_owned(), value.to_owned())).unwrap()
+}
+
+async fn get(handle: &NodeHandle, context: ContextId, key: &str) -> Option<String> {
+    let bytes = handle.query(context, "get", borsh::to_vec(&key.to_owned()).unwrap()).await.unwrap();
+    borsh::from_slice(&bytes).unwrap()
+}
+
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached");
+}
+
+#[tokio::test]
+async fn calls_replicate_subscribers_see_events_and_a_restart_restores_everything() {
+    let hub = Hub::default();
+    let (a_path, b_path) = (db_path("a.redb"), db_path("b.redb"));
+    let (a, a_join) = launch(&hub, 1, &a_path);
+    let (b, _b_join) = launch(&hub, 2, &b_path);
+    let kv = app("kv_store");
+    let app_id = a.install_app(kv.clone()).await.unwrap();
+    assert_eq!(b.install_app(kv).await.unwrap(), app_id);
+    let members = vec![a.author_key(), b.author_key()];
+    let context = a.create_context(app_id, members.clone(), [7; 16]).await.unwrap();
+    b.join_context(context, app_id, members).await.unwrap();
+    let mut events = b.subscribe(context).await.unwrap();
+
+    for index in 0..20 {
+        let reply = a.call(context, "set", set(&format!("k{index}"), "v")).await.unwrap();
+        assert!(reply.delta.is_some(), "a write is acknowledged with its delta");
+    }
+    eventually(|| async { get(&b, context, "k19").await.is_some() }).await;
+    let first = events.next().await.unwrap();
+    assert!(
+        matches!(&first, NodeEvent::Applied { local: false, events, .. } if events[0].0 == "Inserted"),
+        "{first:?}"
+    );
+    // Queries must not write; unknown contexts are typed errors.
+    assert!(matches!(a.query(context, "set", set("x", "y")).await, Err(rhizome_node::ApiError::QueryWrote(_))));
+    let unknown = ContextId::hash_of(b"nope");
+    assert_eq!(a.call(unknown, "set", set("x", "y")).await, Err(rhizome_node::ApiError::UnknownContext(unknown)));
+
+    let before = a.status().await.unwrap().contexts[0].clone();
+    a.shutdown().await.unwrap();
+    a_join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(1).peer_id());
+
+    let (a, _a_join) = launch(&hub, 1, &a_path);
+    let after = a.status().await.unwrap().contexts[0].clone();
+    assert_eq!((after.heads.clone(), after.root, after.applied), (before.heads, before.root, before.applied));
+    assert_eq!(get(&a, context, "k3").await.as_deref(), Some("v"));
+    // The restarted node keeps writing on top of its restored heads, and b takes it.
+    a.call(context, "set", set("after", "restart")).await.unwrap();
+    eventually(|| async { get(&b, context, "after").await.is_some() }).await;
+    let (a_status, b_status) = (a.status().await.unwrap(), b.status().await.unwrap());
+    assert_eq!(a_status.contexts[0].root, b_status.contexts[0].root);
+    assert_eq!(a_status.contexts[0].heads, b_status.contexts[0].heads);
+}
+
+#[tokio::test]
+async fn event_handlers_run_once_per_node_even_across_a_restart() {
+    let hub = Hub::default();
+    let (a_path, b_path) = (db_path("ha.redb"), db_path("hb.redb"));
+    let (a, _a_join) = launch(&hub, 3, &a_path);
+    let (b, b_join) = launch(&hub, 4, &b_path);
+    let todo = app("todo");
+    let app_id = a.install_app(todo.clone()).await.unwrap();
+    b.install_app(todo).await.unwrap();
+    let members = vec![a.author_key(), b.author_key()];
+    let context = a.create_context(app_id, members.clone(), [1; 16]).await.unwrap();
+    b.join_context(context, app_id, members).await.unwrap();
+    for index in 0..5 {
+        a.call(context, "add", borsh::to_vec(&format!("task {index}")).unwrap()).await.unwrap();
+    }
+    let seen = |handle: NodeHandle, node: [u8; 32]| async move {
+        let bytes = handle.query(context, "seen_count", borsh::to_vec(&node).unwrap()).await.unwrap();
+        borsh::from_slice::<i64>(&bytes).unwrap()
+    };
+    let b_key = *b.author_key().as_bytes();
+    eventually(|| {
+        let a = a.clone();
+        async move { seen(a, b_key).await == 5 }
+    })
+    .await;
+    b.shutdown().await.unwrap();
+    b_join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(4).peer_id());
+    let (b, _b_join) = launch(&hub, 4, &b_path);
+    a.call(context, "add", borsh::to_vec(&"one more".to_owned()).unwrap()).await.unwrap();
+    eventually(|| {
+        let a = a.clone();
+        async move { seen(a, b_key).await == 6 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(seen(b.clone(), b_key).await, 6, "each Added handled exactly once at b");
+}

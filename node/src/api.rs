@@ -97,6 +97,7 @@ pub(crate) enum Command {
     Query { context: ContextId, method: String, input: Vec<u8>, reply: Reply<Vec<u8>> },
     Subscribe { context: ContextId, reply: Reply<Subscription> },
     Status { reply: Reply<NodeStatus> },
+    Missing { context: ContextId, ids: Vec<DeltaId>, reply: Reply<Vec<DeltaId>> },
     Shutdown { reply: Reply<()> },
 }
 
@@ -172,6 +173,11 @@ impl NodeHandle {
     /// The node's figures.
     pub async fn status(&self) -> Result<NodeStatus, ApiError> {
         self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// Which of `ids` this node has not applied in `context`.
+    pub async fn missing(&self, context: ContextId, ids: Vec<DeltaId>) -> Result<Vec<DeltaId>, ApiError> {
+        self.ask(|reply| Command::Missing { context, ids, reply }).await
     }
 
     /// Finishes in-flight commits and stops the node loop.

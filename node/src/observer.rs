@@ -9,6 +9,4 @@ pub trait Observer: Send + 'static {
     fn on_input(&mut self, now: Timestamp, input: &Input);
     /// An output the core produced (seen before it is carried out).
     fn on_output(&mut self, now: Timestamp, output: &Output);
-    /// A local call's delta was committed, with the number of app events it carries.
-    fn on_local_commit(&mut self, now: Timestamp, delta: rhizome_core::DeltaId, app_events: usize);
 }

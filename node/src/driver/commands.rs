@@ -50,6 +50,13 @@ impl<T: Transport> NodeTask<T> {
             Command::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
             }
+            Command::Missing { context, ids, reply } => {
+                let result = match self.node.dag(&context) {
+                    Some(dag) => Ok(ids.into_iter().filter(|id| !dag.is_applied(id)).collect()),
+                    None => Err(ApiError::UnknownContext(context)),
+                };
+                let _ = reply.send(result);
+            }
             Command::Shutdown { reply } => {
                 self.ack(reply, Ok(()));
                 return true;

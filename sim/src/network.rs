@@ -1,0 +1,502 @@
+//! The simulated network: per-link model, gossip mesh with a seen cache, request/response with
+//! timeouts, connections that drop on partitions and crashes. Deliveries run as timed tasks on
+//! a dedicated simulator node that is never killed, so a message in flight outlives its sender.
+
+use crate::link::{fate, serialization_time, unit, Fate};
+use crate::scenario::LinkProfile;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestId};
+use rhizome_node::{Transport, TransportEvent};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Events a node's inbox holds before the network drops for it (a node that stops reading).
+pub(crate) const INBOX_EVENTS: usize = 16_384;
+/// Bytes a message costs besides its payload (framing, topic, ids).
+const MESSAGE_OVERHEAD_BYTES: usize = 64;
+
+/// Traffic figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NetStats {
+    /// Messages put on a link (gossip, requests, responses), duplicates included.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Gossip lost to link loss.
+    pub lost: u64,
+    /// Messages dropped by partitions, clogs or a down node.
+    pub cut: u64,
+    /// Gossip deliveries suppressed by a seen cache.
+    pub duplicates_suppressed: u64,
+    /// Events dropped because an inbox was full.
+    pub inbox_full: u64,
+    /// Requests that timed out.
+    pub request_timeouts: u64,
+}
+
+struct SeenCache {
+    ids: BTreeSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+    max_ids: usize,
+}
+
+impl SeenCache {
+    fn new(max_ids: usize) -> Self {
+        Self { ids: BTreeSet::new(), order: VecDeque::new(), max_ids: max_ids.max(1) }
+    }
+
+    /// True the first time `id` is seen.
+    fn insert(&mut self, id: [u8; 32]) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.max_ids {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+struct NetNode {
+    peer: PeerId,
+    inbox: Option<mpsc::Sender<TransportEvent>>,
+    mesh: BTreeSet<usize>,
+    seen: SeenCache,
+    subscribed: BTreeSet<ContextId>,
+}
+
+struct PendingRequest {
+    requester: usize,
+    responder: usize,
+    id: RequestId,
+}
+
+struct NetState {
+    nodes: Vec<NetNode>,
+    by_peer: BTreeMap<PeerId, usize>,
+    default_profile: LinkProfile,
+    overrides: BTreeMap<(usize, usize), LinkProfile>,
+    /// Directed cuts.
+    blocked: BTreeSet<(usize, usize)>,
+    clogged: BTreeSet<usize>,
+    /// When each directed link finishes sending what it already has (bandwidth queue).
+    busy_until: BTreeMap<(usize, usize), Duration>,
+    mesh_degree: usize,
+    rng: ChaCha8Rng,
+    requests: BTreeMap<u64, PendingRequest>,
+    next_inbound: u64,
+    stats: NetStats,
+}
+
+/// The shared network.
+#[derive(Clone)]
+pub(crate) struct Net {
+    state: Arc<Mutex<NetState>>,
+    spawner: madsim::runtime::NodeHandle,
+    start: tokio::time::Instant,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net").finish_non_exhaustive()
+    }
+}
+
+impl Net {
+    pub(crate) fn new(
+        peers: &[PeerId],
+        default_profile: LinkProfile,
+        overrides: BTreeMap<(usize, usize), LinkProfile>,
+        mesh_degree: usize,
+        seen_cache_ids: usize,
+        seed: u64,
+        spawner: madsim::runtime::NodeHandle,
+    ) -> Self {
+        let nodes = peers
+            .iter()
+            .map(|peer| NetNode {
+                peer: *peer,
+                inbox: None,
+                mesh: BTreeSet::new(),
+                seen: SeenCache::new(seen_cache_ids),
+                subscribed: BTreeSet::new(),
+            })
+            .collect();
+        let state = NetState {
+            nodes,
+            by_peer: peers.iter().enumerate().map(|(index, peer)| (*peer, index)).collect(),
+            default_profile,
+            overrides,
+            blocked: BTreeSet::new(),
+            clogged: BTreeSet::new(),
+            busy_until: BTreeMap::new(),
+            mesh_degree,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
+            requests: BTreeMap::new(),
+            next_inbound: 1,
+            stats: NetStats::default(),
+        };
+        Self { state: Arc::new(Mutex::new(state)), spawner, start: tokio::time::Instant::now() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, NetState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn elapsed(&self) -> Duration {
+        tokio::time::Instant::now().duration_since(self.start)
+    }
+
+    /// Traffic so far.
+    pub(crate) fn stats(&self) -> NetStats {
+        self.lock().stats.clone()
+    }
+
+    /// A node (re)starts: it gets a fresh inbox and connects to every reachable live node.
+    pub(crate) fn attach(&self, index: usize) -> SimTransport {
+        let (sender, inbox) = mpsc::channel(INBOX_EVENTS);
+        let before = self.connections();
+        {
+            let mut state = self.lock();
+            state.nodes[index].inbox = Some(sender);
+            state.nodes[index].subscribed.clear();
+        }
+        self.apply_connection_changes(&before);
+        SimTransport { index, net: self.clone(), inbox }
+    }
+
+    /// A node dies: its inbox goes, and its peers see it disconnect.
+    pub(crate) fn detach(&self, index: usize) {
+        let before = self.connections();
+        self.lock().nodes[index].inbox = None;
+        self.apply_connection_changes(&before);
+    }
+
+    /// Cuts every link between groups (both directions).
+    pub(crate) fn partition(&self, groups: &[Vec<usize>]) {
+        let before = self.connections();
+        {
+            let mut state = self.lock();
+            for (a_index, a) in groups.iter().enumerate() {
+                for (b_index, b) in groups.iter().enumerate() {
+                    if a_index != b_index {
+                        for x in a {
+                            for y in b {
+                                state.blocked.insert((*x, *y));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.apply_connection_changes(&before);
+    }
+
+    /// Cuts links from `from` to `to` only.
+    pub(crate) fn partition_one_way(&self, from: &[usize], to: &[usize]) {
+        let before = self.connections();
+        {
+            let mut state = self.lock();
+            for x in from {
+                for y in to {
+                    if x != y {
+                        state.blocked.insert((*x, *y));
+                    }
+                }
+            }
+        }
+        self.apply_connection_changes(&before);
+    }
+
+    /// Restores every cut link.
+    pub(crate) fn heal(&self) {
+        let before = self.connections();
+        self.lock().blocked.clear();
+        self.apply_connection_changes(&before);
+    }
+
+    /// Drops (or stops dropping) everything to and from a node, silently.
+    pub(crate) fn set_clogged(&self, index: usize, clogged: bool) {
+        let mut state = self.lock();
+        if clogged {
+            state.clogged.insert(index);
+        } else {
+            state.clogged.remove(&index);
+        }
+    }
+
+    /// Sets the loss of every link.
+    pub(crate) fn set_loss(&self, loss: f64) {
+        let mut state = self.lock();
+        state.default_profile.loss = loss;
+        for profile in state.overrides.values_mut() {
+            profile.loss = loss;
+        }
+    }
+
+    /// Pairs (a < b) with a live connection: both attached, not cut in both directions.
+    fn connections(&self) -> BTreeSet<(usize, usize)> {
+        let state = self.lock();
+        let live: Vec<usize> = (0..state.nodes.len()).filter(|index| state.nodes[*index].inbox.is_some()).collect();
+        let mut pairs = BTreeSet::new();
+        for (position, a) in live.iter().enumerate() {
+            for b in &live[position + 1..] {
+                if !(state.blocked.contains(&(*a, *b)) && state.blocked.contains(&(*b, *a))) {
+                    pairs.insert((*a, *b));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Tells both ends of every connection that came up or went down, fails requests over
+    /// dropped connections, and repairs the gossip mesh.
+    fn apply_connection_changes(&self, before: &BTreeSet<(usize, usize)>) {
+        let after = self.connections();
+        let mut state = self.lock();
+        for (a, b) in before.difference(&after) {
+            let (peer_a, peer_b) = (state.nodes[*a].peer, state.nodes[*b].peer);
+            state.send_now(*a, TransportEvent::PeerDown(peer_b));
+            state.send_now(*b, TransportEvent::PeerDown(peer_a));
+            let broken: Vec<u64> = state
+                .requests
+                .iter()
+                .filter(|(_, request)| {
+                    (request.requester == *a && request.responder == *b)
+                        || (request.requester == *b && request.responder == *a)
+                })
+                .map(|(inbound, _)| *inbound)
+                .collect();
+            for inbound in broken {
+                if let Some(request) = state.requests.remove(&inbound) {
+                    let event = TransportEvent::RequestFailed { id: request.id, reason: RequestFailure::Unreachable };
+                    state.send_now(request.requester, event);
+                }
+            }
+        }
+        for (a, b) in after.difference(before) {
+            let (peer_a, peer_b) = (state.nodes[*a].peer, state.nodes[*b].peer);
+            state.send_now(*a, TransportEvent::PeerUp(peer_b));
+            state.send_now(*b, TransportEvent::PeerUp(peer_a));
+        }
+        state.repair_mesh(&after);
+    }
+
+    fn schedule(
+        &self,
+        state: &mut NetState,
+        from: usize,
+        to: usize,
+        event: TransportEvent,
+        size: usize,
+        reliable: bool,
+    ) {
+        if state.nodes[to].inbox.is_none()
+            || state.blocked.contains(&(from, to))
+            || state.clogged.contains(&from)
+            || state.clogged.contains(&to)
+        {
+            state.stats.cut += 1;
+            if let TransportEvent::Request { id, .. } = &event {
+                // The stream cannot be opened: the requester learns at once.
+                if let Some(request) = state.requests.remove(&id.0) {
+                    let failed = TransportEvent::RequestFailed { id: request.id, reason: RequestFailure::Unreachable };
+                    state.send_now(request.requester, failed);
+                }
+            }
+            return;
+        }
+        let profile = state.overrides.get(&(from, to)).copied().unwrap_or(state.default_profile);
+        let bytes = size + MESSAGE_OVERHEAD_BYTES;
+        let now = self.elapsed();
+        let busy = state.busy_until.get(&(from, to)).copied().unwrap_or_default().max(now);
+        let done = busy + serialization_time(bytes, profile.bandwidth_kbps);
+        if profile.bandwidth_kbps > 0 {
+            state.busy_until.insert((from, to), done);
+        }
+        let queued = done - now;
+        match fate(&profile, reliable, queued, &mut state.rng) {
+            Fate::Lost => state.stats.lost += 1,
+            Fate::Arrives(delays) => {
+                for delay in delays {
+                    state.stats.messages += 1;
+                    state.stats.bytes += bytes as u64;
+                    let net = self.clone();
+                    let event = event.clone();
+                    self.spawner.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        net.deliver(from, to, event);
+                    });
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, from: usize, to: usize, event: TransportEvent) {
+        let mut state = self.lock();
+        if state.nodes[to].inbox.is_none() || state.clogged.contains(&to) {
+            state.stats.cut += 1;
+            return;
+        }
+        if let TransportEvent::Gossip { context, bytes, .. } = &event {
+            let id = *blake3::hash(bytes).as_bytes();
+            if !state.nodes[to].seen.insert(id) {
+                state.stats.duplicates_suppressed += 1;
+                return;
+            }
+            if !state.nodes[to].subscribed.contains(context) {
+                return;
+            }
+            // Forward to the mesh the first time, like gossipsub: before the node even reads it.
+            let forward_to: Vec<usize> = state.nodes[to].mesh.iter().copied().filter(|peer| *peer != from).collect();
+            let peer = state.nodes[to].peer;
+            for next in forward_to {
+                let forwarded = TransportEvent::Gossip { from: peer, context: *context, bytes: bytes.clone() };
+                self.schedule(&mut state, to, next, forwarded, bytes.len(), false);
+            }
+        }
+        state.send_now(to, event);
+    }
+
+    fn publish(&self, from: usize, context: ContextId, bytes: Vec<u8>) {
+        let mut state = self.lock();
+        let id = *blake3::hash(&bytes).as_bytes();
+        state.nodes[from].seen.insert(id);
+        let peer = state.nodes[from].peer;
+        let mesh: Vec<usize> = state.nodes[from].mesh.iter().copied().collect();
+        for to in mesh {
+            let event = TransportEvent::Gossip { from: peer, context, bytes: bytes.clone() };
+            self.schedule(&mut state, from, to, event, bytes.len(), false);
+        }
+    }
+
+    fn request(&self, from: usize, to: PeerId, id: RequestId, bytes: Vec<u8>, timeout: Duration) {
+        let mut state = self.lock();
+        let Some(to) = state.by_peer.get(&to).copied() else {
+            state.send_now(from, TransportEvent::RequestFailed { id, reason: RequestFailure::Unreachable });
+            return;
+        };
+        let inbound = state.next_inbound;
+        state.next_inbound += 1;
+        state.requests.insert(inbound, PendingRequest { requester: from, responder: to, id });
+        let peer = state.nodes[from].peer;
+        let size = bytes.len();
+        let event = TransportEvent::Request { from: peer, id: InboundRequestId(inbound), bytes };
+        self.schedule(&mut state, from, to, event, size, true);
+        let net = self.clone();
+        self.spawner.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let mut state = net.lock();
+            if let Some(request) = state.requests.remove(&inbound) {
+                state.stats.request_timeouts += 1;
+                let failed = TransportEvent::RequestFailed { id: request.id, reason: RequestFailure::Timeout };
+                state.send_now(request.requester, failed);
+            }
+        });
+    }
+
+    fn respond(&self, from: usize, id: InboundRequestId, bytes: Vec<u8>) {
+        let mut state = self.lock();
+        let Some(request) = state.requests.remove(&id.0) else { return };
+        if request.responder != from {
+            // Not ours to answer; put it back.
+            state.requests.insert(id.0, request);
+            return;
+        }
+        let size = bytes.len();
+        let event = TransportEvent::Response { id: request.id, bytes };
+        self.schedule(&mut state, from, request.requester, event, size, true);
+    }
+}
+
+impl NetState {
+    fn send_now(&mut self, to: usize, event: TransportEvent) {
+        if let Some(inbox) = &self.nodes[to].inbox {
+            if inbox.try_send(event).is_err() {
+                self.stats.inbox_full += 1;
+            }
+        }
+    }
+
+    /// Drops mesh links that lost their connection, then tops every node up to the degree with
+    /// random connected peers (symmetric, like GRAFT), in index order for determinism.
+    fn repair_mesh(&mut self, connections: &BTreeSet<(usize, usize)>) {
+        let connected = |a: usize, b: usize| connections.contains(&(a.min(b), a.max(b)));
+        for index in 0..self.nodes.len() {
+            let stale: Vec<usize> =
+                self.nodes[index].mesh.iter().copied().filter(|peer| !connected(index, *peer)).collect();
+            for peer in stale {
+                self.nodes[index].mesh.remove(&peer);
+                self.nodes[peer].mesh.remove(&index);
+            }
+        }
+        let degree = self.mesh_degree;
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].inbox.is_none() {
+                continue;
+            }
+            let mut candidates: Vec<usize> = (0..self.nodes.len())
+                .filter(|peer| {
+                    *peer != index
+                        && connected(index, *peer)
+                        && !self.nodes[index].mesh.contains(peer)
+                        && self.nodes[*peer].mesh.len() < degree * 2
+                })
+                .collect();
+            while self.nodes[index].mesh.len() < degree && !candidates.is_empty() {
+                let pick = (self.rng.next_u64() % candidates.len() as u64) as usize;
+                let peer = candidates.swap_remove(pick);
+                self.nodes[index].mesh.insert(peer);
+                self.nodes[peer].mesh.insert(index);
+            }
+        }
+    }
+}
+
+/// One node's end of the simulated network.
+pub(crate) struct SimTransport {
+    index: usize,
+    net: Net,
+    inbox: mpsc::Receiver<TransportEvent>,
+}
+
+impl Transport for SimTransport {
+    fn subscribe(&mut self, context: ContextId) {
+        self.net.lock().nodes[self.index].subscribed.insert(context);
+    }
+
+    fn unsubscribe(&mut self, context: ContextId) {
+        self.net.lock().nodes[self.index].subscribed.remove(&context);
+    }
+
+    fn publish(&mut self, context: ContextId, bytes: Vec<u8>) {
+        self.net.publish(self.index, context, bytes);
+    }
+
+    fn request(&mut self, to: PeerId, id: RequestId, bytes: Vec<u8>, timeout: Duration) {
+        self.net.request(self.index, to, id, bytes, timeout);
+    }
+
+    fn respond(&mut self, _to: PeerId, id: InboundRequestId, bytes: Vec<u8>) {
+        self.net.respond(self.index, id, bytes);
+    }
+
+    async fn next_event(&mut self) -> Option<TransportEvent> {
+        self.inbox.recv().await
+    }
+
+    fn try_next_event(&mut self) -> Option<TransportEvent> {
+        self.inbox.try_recv().ok()
+    }
+}
+
+/// A uniform draw, for the world's own choices.
+pub(crate) fn draw(rng: &mut ChaCha8Rng) -> f64 {
+    unit(rng)
+}

@@ -1,0 +1,185 @@
+//! What the simulator records while a world runs: the trace hash over every core input and
+//! output in order, a readable trace on request, delta propagation times and state samples.
+
+use rhizome_core::{DeltaId, Event, Input, Output, Timestamp};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// One sample of the world's state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// Simulated seconds.
+    pub t_s: f64,
+    /// Share of live nodes in the largest group with equal root and heads.
+    pub agreement: f64,
+    /// Largest pending queue of any node.
+    pub max_pending: usize,
+    /// Pending deltas summed over nodes.
+    pub total_pending: usize,
+    /// Largest snapshot buffer of any node.
+    pub max_snapshot_buffer: usize,
+    /// Live nodes.
+    pub live: usize,
+}
+
+/// The run's shared recorder.
+pub(crate) struct Recorder {
+    trace: blake3::Hasher,
+    pub(crate) trace_lines: Option<Vec<String>>,
+    /// Local deltas: when they were committed (simulated time).
+    pub(crate) authored: BTreeMap<DeltaId, Duration>,
+    /// Remote applications: (delta, node) → delay after authoring.
+    pub(crate) arrivals: BTreeMap<DeltaId, Vec<(usize, Duration)>>,
+    pub(crate) samples: Vec<Sample>,
+    pub(crate) events: u64,
+}
+
+/// A cheap-clone handle.
+#[derive(Clone)]
+pub(crate) struct SharedRecorder(Arc<Mutex<Recorder>>);
+
+impl SharedRecorder {
+    pub(crate) fn new(trace_lines: bool) -> Self {
+        Self(Arc::new(Mutex::new(Recorder {
+            trace: blake3::Hasher::new(),
+            trace_lines: trace_lines.then(Vec::new),
+            authored: BTreeMap::new(),
+            arrivals: BTreeMap::new(),
+            samples: Vec::new(),
+            events: 0,
+        })))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Recorder> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes a line in the readable trace (faults, calls) and in the hash.
+    pub(crate) fn note(&self, at: Duration, line: String) {
+        let mut recorder = self.lock();
+        recorder.trace.update(b"note");
+        recorder.trace.update(line.as_bytes());
+        if let Some(lines) = &mut recorder.trace_lines {
+            lines.push(format!("{:>10.3}s {line}", at.as_secs_f64()));
+        }
+    }
+
+    pub(crate) fn trace_hash(&self) -> String {
+        self.lock().trace.finalize().to_hex().to_string()
+    }
+}
+
+/// The node loop's observer in the simulator.
+pub(crate) struct NodeObserver {
+    pub(crate) index: usize,
+    pub(crate) recorder: SharedRecorder,
+    pub(crate) start: tokio::time::Instant,
+}
+
+fn short(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..8].to_owned()
+}
+
+impl NodeObserver {
+    fn elapsed(&self) -> Duration {
+        tokio::time::Instant::now().duration_since(self.start)
+    }
+}
+
+impl rhizome_node::Observer for NodeObserver {
+    fn on_input(&mut self, now: Timestamp, input: &Input) {
+        let at = self.elapsed();
+        let mut recorder = self.recorder.lock();
+        recorder.events += 1;
+        let hasher = &mut recorder.trace;
+        hasher.update(&(self.index as u64).to_le_bytes());
+        hasher.update(&now.as_nanos().to_le_bytes());
+        let line = match input {
+            Input::Gossip { from, bytes } => {
+                hasher.update(b"gossip").update(from.as_bytes()).update(bytes);
+                format!("gossip from {} {} B #{}", from, bytes.len(), short(bytes))
+            }
+            Input::Request { from, request_id, bytes } => {
+                hasher.update(b"request").update(from.as_bytes()).update(&request_id.0.to_le_bytes()).update(bytes);
+                format!("request from {} {} B #{}", from, bytes.len(), short(bytes))
+            }
+            Input::Response { request_id, bytes } => {
+                hasher.update(b"response").update(&request_id.0.to_le_bytes()).update(bytes);
+                format!("response to r{} {} B #{}", request_id.0, bytes.len(), short(bytes))
+            }
+            Input::RequestFailed { request_id, reason } => {
+                hasher.update(b"failed").update(&request_id.0.to_le_bytes()).update(format!("{reason:?}").as_bytes());
+                format!("request r{} failed: {reason:?}", request_id.0)
+            }
+            Input::PeerUp { peer } => {
+                hasher.update(b"up").update(peer.as_bytes());
+                format!("peer up {peer}")
+            }
+            Input::PeerDown { peer } => {
+                hasher.update(b"down").update(peer.as_bytes());
+                format!("peer down {peer}")
+            }
+            Input::Timeout => {
+                hasher.update(b"timeout");
+                "timeout".to_owned()
+            }
+            other => {
+                let text = format!("{other:?}");
+                hasher.update(text.as_bytes());
+                text
+            }
+        };
+        if let Some(lines) = &mut recorder.trace_lines {
+            lines.push(format!("{:>10.3}s n{} <- {line}", at.as_secs_f64(), self.index));
+        }
+    }
+
+    fn on_output(&mut self, now: Timestamp, output: &Output) {
+        let at = self.elapsed();
+        let mut recorder = self.recorder.lock();
+        let hasher = &mut recorder.trace;
+        hasher.update(&(self.index as u64).to_le_bytes());
+        hasher.update(&now.as_nanos().to_le_bytes());
+        let line = match output {
+            Output::Broadcast { context, bytes } => {
+                hasher.update(b"broadcast").update(context.as_bytes()).update(bytes);
+                format!("broadcast {} B #{}", bytes.len(), short(bytes))
+            }
+            Output::Request { to, request_id, bytes } => {
+                hasher.update(b"send-request").update(to.as_bytes()).update(&request_id.0.to_le_bytes()).update(bytes);
+                format!("request r{} to {} {} B #{}", request_id.0, to, bytes.len(), short(bytes))
+            }
+            Output::Respond { to, request_id, bytes } => {
+                hasher.update(b"respond").update(to.as_bytes()).update(&request_id.0.to_le_bytes()).update(bytes);
+                format!("respond to {} {} B #{}", to, bytes.len(), short(bytes))
+            }
+            Output::Event(event) => {
+                let text = match event {
+                    Event::DeltaApplied { id, author, local, .. } => {
+                        format!("applied {id} by {author}{}", if *local { " (local)" } else { "" })
+                    }
+                    other => format!("{other:?}"),
+                };
+                hasher.update(text.as_bytes());
+                text
+            }
+            other => {
+                let text = format!("{other:?}");
+                hasher.update(text.as_bytes());
+                text
+            }
+        };
+        if let Some(lines) = &mut recorder.trace_lines {
+            lines.push(format!("{:>10.3}s n{} -> {line}", at.as_secs_f64(), self.index));
+        }
+        if let Output::Event(Event::DeltaApplied { id, local, .. }) = output {
+            if *local {
+                recorder.authored.insert(*id, at);
+            } else if let Some(authored) = recorder.authored.get(id).copied() {
+                let delay = at.saturating_sub(authored);
+                recorder.arrivals.entry(*id).or_default().push((self.index, delay));
+            }
+        }
+    }
+}

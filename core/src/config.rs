@@ -45,7 +45,7 @@ impl Default for Config {
             sync_session_max_ms: 600_000,
             sync_backoff_base_ms: 5_000,
             sync_backoff_max_ms: 300_000,
-            sync_follow_ups_max: 4,
+            sync_follow_ups_max: 6,
             snapshot_gap_threshold_deltas: 2_000,
             pending_cleanup_interval_ms: 60_000,
             blob_eviction_interval_ms: 300_000,

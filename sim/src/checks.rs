@@ -161,7 +161,7 @@ async fn divergence_detail(
         if first.is_none() {
             if let Some(handle) = handles.get(&majority[0]) {
                 if let Ok(missing) = handle.missing(context, state.heads.clone()).await {
-                    first = missing.first().map(|id| *id);
+                    first = missing.first().copied();
                 }
             }
         }

@@ -1,5 +1,8 @@
 //! The command line.
 
+// Printing reports is this binary's whole job.
+#![allow(clippy::print_stdout)]
+
 use clap::{Parser, Subcommand};
 use rhizome_sim::report;
 use rhizome_sim::runner::{passed, run_one, shrink, sweep};
@@ -85,7 +88,7 @@ enum Command {
     },
 }
 
-fn load(file: &PathBuf, seed: u64, use_swarm: bool) -> Result<Scenario, ExitCode> {
+fn load(file: &std::path::Path, seed: u64, use_swarm: bool) -> Result<Scenario, ExitCode> {
     match Scenario::load(file) {
         Ok(scenario) if use_swarm => Ok(swarm(&scenario, seed)),
         Ok(scenario) => Ok(scenario),

@@ -12,7 +12,7 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
 /// `scenario` with its faults replaced by a random schedule drawn from `seed`. Every fault is
 /// undone before the end of the fault window, and a crashed node is restarted.
 pub fn swarm(scenario: &Scenario, seed: u64) -> Scenario {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7377_6172_6d);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0073_7761_726d);
     let mut out = scenario.clone();
     out.faults.clear();
     let window = scenario.duration_s * 0.8;

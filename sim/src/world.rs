@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// What agreement compares: root, heads and handler jobs left.
+type Fingerprint = (RootHash, Vec<DeltaId>, usize);
+
 /// Unix time the simulated clocks start at (HLCs look like real ones).
 const EPOCH_MS: u64 = 1_700_000_000_000;
 /// How often the world samples every node during the run, and during the liveness phase.
@@ -96,8 +99,8 @@ fn keypair(seed: u64, index: usize) -> Keypair {
 }
 
 fn node_config(scenario: &Scenario) -> NodeConfig {
-    let mut config = NodeConfig::default();
-    config.request_timeout_ms = scenario.node.request_timeout_ms.unwrap_or(5_000);
+    let mut config =
+        NodeConfig { request_timeout_ms: scenario.node.request_timeout_ms.unwrap_or(5_000), ..NodeConfig::default() };
     if let Some(threshold) = scenario.node.snapshot_gap_threshold_deltas {
         config.core.snapshot_gap_threshold_deltas = threshold as u64;
     }
@@ -185,13 +188,9 @@ fn boot_node(
                 }
             }
             *slot_handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
-            match running.await {
-                Ok(Err(error)) => shared
-                    .storage_failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(format!("n{index}: node stopped: {error}")),
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(error)) = running.await {
+                let failure = format!("n{index}: node stopped: {error}");
+                shared.storage_failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
             }
         })
     }
@@ -264,7 +263,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
             boots: Arc::default(),
         })
         .collect();
-    let mut world_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x776f_726c_64);
+    let mut world_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0077_6f72_6c64);
     for index in 0..scenario.nodes {
         launch(&handle, &shared, &mut slots, index);
     }
@@ -329,7 +328,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
         }
     }
     let bound = Duration::from_secs_f64(scenario.liveness_s);
-    let mut history: BTreeMap<usize, (Option<(RootHash, Vec<DeltaId>, usize)>, Duration)> = BTreeMap::new();
+    let mut history: BTreeMap<usize, (Option<Fingerprint>, Duration)> = BTreeMap::new();
     let mut converged_at = None;
     loop {
         let now = start.elapsed();
@@ -569,7 +568,7 @@ fn spawn_workload(
     }
 }
 
-async fn fingerprints(slots: &[Slot], context: ContextId) -> BTreeMap<usize, (RootHash, Vec<DeltaId>, usize)> {
+async fn fingerprints(slots: &[Slot], context: ContextId) -> BTreeMap<usize, Fingerprint> {
     let mut states = BTreeMap::new();
     for (index, slot) in slots.iter().enumerate() {
         if !slot.up || slot.paused {

@@ -9,6 +9,7 @@
 
 mod apps;
 mod cmd;
+mod sim;
 mod test;
 
 use std::ffi::OsString;
@@ -22,7 +23,12 @@ usage: cargo xtask <command> [args]
 commands:
   test                 apps, fmt --check, clippy -D warnings, all tests, the demo (what CI runs)
   apps                 build the WASM apps in apps/ into target/wasm/*.wasm
-  demo [--seed N]      run the in-process 5-node cluster demo (default seed 7)
+  sim <args>           build the simulator (--cfg madsim, target/madsim) and run rhizome-sim:
+                         sim run scenarios/smoke-3.toml [--seed N] [--json OUT] [--html OUT]
+                         sim sweep FILE --seeds A..B [--jobs J] [--swarm] [--check-determinism]
+                         sim replay FILE --seed N --trace
+                         sim shrink FILE --seed N [--out PATH]
+  demo [--seed N]      run the in-process 5-node core cluster demo (default seed 7)
   bench [args...]      run criterion benchmarks (args are passed to `cargo bench`, e.g. `-- <filter>`)
   help                 print this message";
 
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
         }
         Some("test") => no_extra_args("test", &rest).and_then(|()| test::run()),
         Some("demo") => demo(&rest),
+        Some("sim") => sim::run(&rest),
         Some("apps") => no_extra_args("apps", &rest).and_then(|()| apps::build().map(|()| ExitCode::SUCCESS)),
         Some("bench") => bench(&rest),
         Some(_) => {

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -41,24 +41,12 @@ fn steps() -> Vec<Step> {
         },
         Step { name: "cargo clippy -D warnings (apps)", action: Action::Run(crate::apps::clippy) },
         Step { name: "cargo test", action: Action::Run(run_workspace_tests) },
+        Step { name: "simulator build (--cfg madsim, release)", action: Action::Run(crate::sim::build) },
+        Step { name: "simulator clippy -D warnings", action: Action::Run(sim_clippy) },
+        Step { name: "simulator tests (with and without the injected bug)", action: Action::Run(sim_tests) },
+        Step { name: "every scenario, seeds 1..3, determinism checked", action: Action::Run(all_scenarios) },
         // The README's main job, so the quick start cannot silently break.
-        Step {
-            name: "main job: core demo, seed 7",
-            action: Action::Cargo(&[
-                "run",
-                "--quiet",
-                "--locked",
-                "-p",
-                "rhizome-core",
-                "--features",
-                "testing",
-                "--example",
-                "cluster_demo",
-                "--",
-                "--seed",
-                "7",
-            ]),
-        },
+        Step { name: "main job: cargo xtask sim run scenarios/smoke-3.toml", action: Action::Run(main_job) },
     ]
 }
 
@@ -91,7 +79,7 @@ pub(crate) fn run() -> Result<ExitCode> {
     }
 
     print_summary(&steps, &outcomes);
-    let tally = TEST_TALLY.get().copied();
+    let tally = Some(*TEST_TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     match failure {
         Some(err) => {
             if let Some(tally) = tally {
@@ -135,12 +123,51 @@ impl TestTally {
     }
 }
 
-static TEST_TALLY: OnceLock<TestTally> = OnceLock::new();
+static TEST_TALLY: Mutex<TestTally> = Mutex::new(TestTally { passed: 0, failed: 0, ignored: 0 });
+
+fn sim_clippy() -> Result<()> {
+    let mut command = crate::sim::cargo();
+    command.args(["clippy", "--release", "--locked", "-p", "rhizome-sim", "-p", "rhizome-node", "--all-targets"]);
+    command.args(["--", "-D", "warnings"]);
+    run_checked(&mut command)
+}
+
+fn sim_tests() -> Result<()> {
+    let mut plain = crate::sim::cargo();
+    plain.args(["test", "--release", "--locked", "-p", "rhizome-sim"]);
+    run_tallied(plain)?;
+    let mut buggy = crate::sim::cargo();
+    buggy.args(["test", "--release", "--locked", "-p", "rhizome-sim", "--features", "inject-drop-sync-response"]);
+    buggy.args(["--test", "injected_bug"]);
+    run_tallied(buggy)
+}
+
+fn all_scenarios() -> Result<()> {
+    for file in crate::sim::scenarios()? {
+        let mut command = Command::new(crate::sim::binary());
+        command.current_dir(cmd::workspace_root()).arg("sweep").arg(&file);
+        command.args(["--seeds", "1..3", "--jobs", "2", "--check-determinism"]);
+        run_checked(&mut command)?;
+    }
+    Ok(())
+}
+
+fn main_job() -> Result<()> {
+    let mut command = Command::new(crate::sim::binary());
+    command.current_dir(cmd::workspace_root()).args(["run", "scenarios/smoke-3.toml", "--seed", "1"]);
+    run_checked(&mut command)
+}
 
 /// `cargo test --workspace`, echoing its output live while counting the tests it ran.
 fn run_workspace_tests() -> Result<()> {
     let mut command = cmd::cargo();
-    command.args(["test", "--workspace", "--locked"]).stdout(Stdio::piped());
+    command.args(["test", "--workspace", "--locked"]);
+    run_tallied(command)
+}
+
+/// Runs a `cargo test` command, echoing its output live and adding its counts to the tally.
+fn run_tallied(mut command: Command) -> Result<()> {
+    command.stdout(Stdio::piped());
     let shown = cmd::display(&command);
     println!("$ {shown}");
     let mut child = command.spawn().with_context(|| format!("could not start `{shown}`"))?;
@@ -152,7 +179,12 @@ fn run_workspace_tests() -> Result<()> {
         tally.add_line(&line);
     }
     let status = child.wait().context("waiting for cargo test")?;
-    let _ = TEST_TALLY.set(tally);
+    {
+        let mut total = TEST_TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        total.passed += tally.passed;
+        total.failed += tally.failed;
+        total.ignored += tally.ignored;
+    }
     if !status.success() {
         bail!("`{shown}` failed with {}", cmd::describe(status));
     }

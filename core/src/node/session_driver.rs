@@ -318,11 +318,13 @@ impl<A: Applier> Node<A> {
     }
 
     /// After a session that brought deltas, another peer may hold yet more (a heal joins
-    /// several groups at once): pick one to ask at once, up to the configured chain length. A
-    /// session that brought nothing ends the chain.
+    /// several groups at once): ask random peers at once, up to the configured chain length.
+    /// A chain starts only from a session that brought deltas; inside a chain, an empty
+    /// session does not end it (the peer picked may have been from our own side).
     fn follow_up_peer(&mut self, session: &SyncSession) -> Option<PeerId> {
         let context = session.context;
-        if session.deltas_received == 0 || session.mode != SyncMode::Deltas {
+        let in_chain = session.reason == SyncReason::FollowUp;
+        if session.mode != SyncMode::Deltas || (session.deltas_received == 0 && !in_chain) {
             self.follow_ups.remove(&context);
             return None;
         }

@@ -26,6 +26,10 @@ use tokio::sync::mpsc;
 /// The core node as this crate runs it.
 pub type CoreNode = Node<Runtime<ContextBackend>>;
 
+/// Test-only injected bug: every this many sync responses, one is dropped.
+#[cfg(feature = "inject-drop-sync-response")]
+const INJECTED_DROP_EVERY: u64 = 10;
+
 /// The longest the loop sleeps without looking at the clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
@@ -362,7 +366,7 @@ impl<T: Transport> NodeTask<T> {
                 #[cfg(feature = "inject-drop-sync-response")]
                 {
                     self.responses_sent += 1;
-                    if self.responses_sent % 50 == 0 {
+                    if self.responses_sent % INJECTED_DROP_EVERY == 0 {
                         self.metrics.injected_drops += 1;
                         return;
                     }

@@ -65,6 +65,14 @@ impl SharedRecorder {
         }
     }
 
+    /// Adds a line to the readable trace only: the hash must not depend on whether a trace
+    /// is printed.
+    pub(crate) fn trace_only(&self, at: Duration, line: String) {
+        if let Some(lines) = &mut self.lock().trace_lines {
+            lines.push(format!("{:>10.3}s {line}", at.as_secs_f64()));
+        }
+    }
+
     pub(crate) fn trace_hash(&self) -> String {
         self.lock().trace.finalize().to_hex().to_string()
     }

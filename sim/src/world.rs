@@ -558,9 +558,7 @@ fn spawn_workload(
                 if let Ok(reply) = handle.call(context, method, input).await {
                     if let Some(delta) = reply.delta {
                         acks.lock().unwrap_or_else(|p| p.into_inner()).push(Ack { node, delta });
-                        if recorder.lock().trace_lines.is_some() {
-                            recorder.note(start.elapsed(), format!("n{node} call {method} acknowledged as {delta}"));
-                        }
+                        recorder.trace_only(start.elapsed(), format!("n{node} call {method} acknowledged as {delta}"));
                     }
                 }
             }

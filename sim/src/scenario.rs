@@ -460,9 +460,10 @@ mod tests {
 
     #[test]
     fn every_shipped_scenario_parses_and_validates() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let mut count = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
+        let entries = std::fs::read_dir(&root).unwrap().chain(std::fs::read_dir(root.join("long")).unwrap());
+        for entry in entries {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|ext| ext == "toml") {
                 let scenario = Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));

@@ -301,7 +301,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
             let fault = fault_iter.next().expect("peeked");
             recorder.note(now, format!("fault: {}", fault.label()));
             applied_faults.push((now.as_secs_f64(), fault.label()));
-            apply_fault(&handle, &shared, &mut slots, &fault, &mut added, &mut world_rng, scenario.nodes);
+            apply_fault(&handle, &shared, &mut slots, &fault, &mut added, &mut world_rng);
         }
         if now >= next_sample {
             sample(&slots, context, start, &recorder).await;
@@ -448,7 +448,6 @@ fn apply_fault(
     fault: &Fault,
     added: &mut usize,
     rng: &mut ChaCha8Rng,
-    _initial: usize,
 ) {
     match fault {
         Fault::Partition { groups, .. } => shared.net.partition(&resolve_groups(groups, slots.len())),
@@ -505,7 +504,6 @@ fn apply_fault(
         Fault::SetLoss { loss, .. } => shared.net.set_loss(*loss),
         Fault::Skew { node, ms, .. } => slots[*node].skew_ms.store(*ms, Ordering::Relaxed),
     }
-    let _ = draw;
 }
 
 #[allow(clippy::too_many_arguments)]

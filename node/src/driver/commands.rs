@@ -97,6 +97,22 @@ impl<T: Transport> NodeTask<T> {
         Ok(())
     }
 
+    /// Runs an app method at the HLC its delta would carry (the same `now` is then used for
+    /// the delta, so the stamps match).
+    fn run_method(
+        &mut self,
+        now: rhizome_core::Timestamp,
+        context: ContextId,
+        method: &str,
+        input: Vec<u8>,
+    ) -> Result<rhizome_runtime::CallOutcome, ApiError> {
+        if self.node.dag(&context).is_none() {
+            return Err(ApiError::UnknownContext(context));
+        }
+        let hlc = self.node.next_local_hlc(now);
+        self.node.applier_mut().call(context, method, input, hlc).map_err(|error| ApiError::Call(error.to_string()))
+    }
+
     fn call(
         &mut self,
         now: rhizome_core::Timestamp,
@@ -104,16 +120,7 @@ impl<T: Transport> NodeTask<T> {
         method: &str,
         input: Vec<u8>,
     ) -> Result<CallReply, ApiError> {
-        if self.node.dag(&context).is_none() {
-            return Err(ApiError::UnknownContext(context));
-        }
-        // The call runs at the HLC its delta will carry (same `now` for both).
-        let hlc = self.node.next_local_hlc(now);
-        let outcome = self
-            .node
-            .applier_mut()
-            .call(context, method, input, hlc)
-            .map_err(|error| ApiError::Call(error.to_string()))?;
+        let outcome = self.run_method(now, context, method, input)?;
         if !outcome.needs_delta() {
             return Ok(CallReply { return_value: outcome.return_value, delta: None });
         }
@@ -137,15 +144,7 @@ impl<T: Transport> NodeTask<T> {
         method: &str,
         input: Vec<u8>,
     ) -> Result<Vec<u8>, ApiError> {
-        if self.node.dag(&context).is_none() {
-            return Err(ApiError::UnknownContext(context));
-        }
-        let hlc = self.node.next_local_hlc(now);
-        let outcome = self
-            .node
-            .applier_mut()
-            .call(context, method, input, hlc)
-            .map_err(|error| ApiError::Call(error.to_string()))?;
+        let outcome = self.run_method(now, context, method, input)?;
         if outcome.needs_delta() {
             self.node.applier_mut().discard_uncommitted();
             return Err(ApiError::QueryWrote(method.to_owned()));

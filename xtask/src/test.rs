@@ -142,7 +142,10 @@ fn sim_tests() -> Result<()> {
     run_tallied(buggy)
 }
 
+/// The injected-bug test rebuilds the simulator binary with the bug compiled in (same target
+/// directory, so features unify); build the plain one again before anything runs it.
 fn all_scenarios() -> Result<()> {
+    crate::sim::build()?;
     for file in crate::sim::scenarios()? {
         let mut command = Command::new(crate::sim::binary());
         command.current_dir(cmd::workspace_root()).arg("sweep").arg(&file);
@@ -153,6 +156,7 @@ fn all_scenarios() -> Result<()> {
 }
 
 fn main_job() -> Result<()> {
+    crate::sim::build()?;
     let mut command = Command::new(crate::sim::binary());
     command.current_dir(cmd::workspace_root()).args(["run", "scenarios/smoke-3.toml", "--seed", "1"]);
     run_checked(&mut command)

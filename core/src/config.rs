@@ -13,6 +13,12 @@ pub struct Config {
     pub sync_tick_interval_ms: u64,
     /// Least time between two syncs of one context.
     pub sync_min_interval_ms: u64,
+    /// Least time between two syncs of one context when a peer has shown heads we lack.
+    pub sync_evidence_min_interval_ms: u64,
+    /// After a sync brings deltas, the node announces its new heads at once (a heartbeat
+    /// outside the schedule), at most this often per context. Nodes still behind learn whom
+    /// to pull from instead of waiting for the next heartbeat.
+    pub sync_announce_min_interval_ms: u64,
     /// A sync request unanswered for this long fails its session.
     pub sync_timeout_ms: u64,
     /// A sync session still running after this long fails, however it is progressing.
@@ -24,6 +30,10 @@ pub struct Config {
     /// Sessions chained at once after a session that brought deltas, before the context waits
     /// for the next tick or fresh evidence. Spreads a heal to every node in a few round trips.
     pub sync_follow_ups_max: u32,
+    /// A session must bring at least this many deltas to start a follow-up chain. Fewer is
+    /// routine repair of gossip lost on the way; starting chains for it multiplied sessions
+    /// (and reciprocal syncs) several times over while writes flowed.
+    pub sync_follow_up_min_deltas: u64,
     /// A sync whose gap is larger than this many deltas falls back to a snapshot.
     pub snapshot_gap_threshold_deltas: u64,
     /// How often stale pending deltas are cleaned up.
@@ -41,11 +51,14 @@ impl Default for Config {
             heartbeat_interval_ms: 30_000,
             sync_tick_interval_ms: 10_000,
             sync_min_interval_ms: 5_000,
+            sync_evidence_min_interval_ms: 250,
+            sync_announce_min_interval_ms: 500,
             sync_timeout_ms: 30_000,
             sync_session_max_ms: 600_000,
             sync_backoff_base_ms: 5_000,
             sync_backoff_max_ms: 300_000,
             sync_follow_ups_max: 6,
+            sync_follow_up_min_deltas: 16,
             snapshot_gap_threshold_deltas: 2_000,
             pending_cleanup_interval_ms: 60_000,
             blob_eviction_interval_ms: 300_000,

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod reject;
+pub mod signature_memo;
 pub mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -39,4 +40,5 @@ pub use limits::Limits;
 pub use metrics::NodeMetrics;
 pub use node::{Event, InboundRequestId, Input, Node, NodeError, Output, RequestFailure, RequestId};
 pub use reject::RejectReason;
+pub use signature_memo::SignatureMemo;
 pub use time::Timestamp;

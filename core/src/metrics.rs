@@ -55,6 +55,8 @@ pub struct NodeMetrics {
     pub syncs_deferred: u64,
     /// Follow-up sessions chained after a session that brought deltas.
     pub sync_follow_ups: u64,
+    /// Heads broadcast at once after a sync brought deltas.
+    pub heads_announced: u64,
     /// Sessions started back toward a peer whose request named ids we lacked.
     pub syncs_reciprocal: u64,
     /// Snapshots adopted.

@@ -110,10 +110,19 @@ fn db_path(name: &str) -> std::path::PathBuf {
 }
 
 fn launch(hub: &Hub, n: u8, path: &std::path::Path) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+    launch_with(hub, n, path, NodeConfig::default())
+}
+
+fn launch_with(
+    hub: &Hub,
+    n: u8,
+    path: &std::path::Path,
+    config: NodeConfig,
+) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let keypair = keypair(n);
     let transport = hub.join(keypair.peer_id());
     let parts = NodeParts {
-        config: NodeConfig::default(),
+        config,
         keypair,
         rng_seed: u64::from(n),
         transport,
@@ -235,4 +244,48 @@ async fn event_handlers_run_once_per_node_even_across_a_restart() {
     .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(seen(b.clone(), b_key).await, 6, "each Added handled exactly once at b");
+}
+
+/// Regression: handler jobs beyond one pass waited for the node's next input, so a node that
+/// caught up by sync and then heard nothing sat on them (convergence-100, seed 1: 58 jobs
+/// for 5.6 s, until a timer fired). Here one pass runs a single job, ten jobs arrive in one
+/// sync response, and the clock never fires a timer: all ten must still run.
+#[tokio::test]
+async fn handler_jobs_beyond_one_pass_run_without_waiting_for_another_input() {
+    let hub = Hub::default();
+    let (a_path, b_path) = (db_path("ra.redb"), db_path("rb.redb"));
+    let (a, _a_join) = launch(&hub, 5, &a_path);
+    let (b, b_join) = launch(&hub, 6, &b_path);
+    let todo = app("todo");
+    let app_id = a.install_app(todo.clone()).await.unwrap();
+    b.install_app(todo).await.unwrap();
+    let members = vec![a.author_key(), b.author_key()];
+    let context = a.create_context(app_id, members.clone(), [2; 16]).await.unwrap();
+    b.join_context(context, app_id, members).await.unwrap();
+    let b_key = *b.author_key().as_bytes();
+    let seen_at_b = move |b: NodeHandle| async move {
+        let bytes = b.query(context, "seen_count", borsh::to_vec(&b_key).unwrap()).await.unwrap();
+        borsh::from_slice::<i64>(&bytes).unwrap()
+    };
+    // One task while b is up, so that b holds history and catches up by deltas (a fresh
+    // context would take a snapshot, which runs no handlers).
+    a.call(context, "add", borsh::to_vec(&"first".to_owned()).unwrap()).await.unwrap();
+    eventually(|| {
+        let b = b.clone();
+        async move { seen_at_b(b).await == 1 }
+    })
+    .await;
+    b.shutdown().await.unwrap();
+    b_join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(6).peer_id());
+    for index in 0..10 {
+        a.call(context, "add", borsh::to_vec(&format!("task {index}")).unwrap()).await.unwrap();
+    }
+    let config = NodeConfig { max_handler_runs_per_input: 1, ..NodeConfig::default() };
+    let (b, _b_join) = launch_with(&hub, 6, &b_path, config);
+    eventually(|| {
+        let b = b.clone();
+        async move { b.status().await.unwrap().contexts[0].handler_jobs == 0 && seen_at_b(b).await == 11 }
+    })
+    .await;
 }

@@ -352,7 +352,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
             return Ok(None);
         }
         let store = runtime.state.as_ref().ok_or(CallError::State("state store missing".to_owned()))?;
-        let Some((key, bytes)) = store.scan_prefix(JOB_PREFIX).into_iter().next() else { return Ok(None) };
+        let Some((key, bytes)) = store.first_with_prefix(JOB_PREFIX) else { return Ok(None) };
         let Ok(job) = borsh::from_slice::<HandlerJob>(&bytes) else {
             // A job that does not decode never will: drop it rather than block the queue.
             self.metrics.handler_jobs_abandoned += 1;
@@ -402,6 +402,13 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         let limits = &self.options.limits;
         let payload = AppPayload::decode(&delta.payload)?;
         let AppPayload::V1 { actions, events, handled } = &payload;
+        // An app without a handler owes nothing for events: queueing jobs only to drop them
+        // would cost two rows per remote event.
+        let has_handler = self
+            .contexts
+            .get(context)
+            .and_then(|runtime| self.apps.get(&runtime.app))
+            .is_some_and(|app| app.has_method(EVENT_HANDLER_EXPORT));
         let runtime = self.contexts.get_mut(context).ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
         let store = runtime.state.as_mut().ok_or_else(|| ApplyError::Failed("state store missing".to_owned()))?;
         let mut txn = Txn::new(store);
@@ -413,7 +420,7 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         let local = delta.author == self.options.local_author;
         let room = limits.max_pending_handler_jobs.saturating_sub(runtime.pending_jobs);
         let mut new_jobs = Vec::new();
-        if !local {
+        if !local && has_handler {
             for (index, event) in events.iter().enumerate() {
                 if store.get(&queued_key(&delta.id, index as u32)).is_some() {
                     continue; // queued before: a re-application (after a snapshot) owes nothing

@@ -214,6 +214,13 @@ impl Net {
         self.apply_connection_changes(&before);
     }
 
+    /// True while some link is cut or some node clogged: deltas written now cannot reach
+    /// everyone until the cut ends.
+    pub(crate) fn is_cut(&self) -> bool {
+        let state = self.lock();
+        !state.blocked.is_empty() || !state.clogged.is_empty()
+    }
+
     /// Restores every cut link.
     pub(crate) fn heal(&self) {
         let before = self.connections();

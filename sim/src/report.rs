@@ -38,6 +38,11 @@ pub struct Figures {
     /// Per delta: time until every node that applied it had (all-node propagation), for deltas
     /// that reached every live node.
     pub propagation_all: Percentiles,
+    /// [`Self::propagation_all`] for deltas written while the network was whole.
+    pub propagation_connected: Percentiles,
+    /// [`Self::propagation_all`] for deltas written while some link was cut: they wait for the
+    /// heal, so they measure the heal, not gossip.
+    pub propagation_cut: Percentiles,
     /// Per (delta, node): time from authoring to application there.
     pub propagation_each: Percentiles,
     /// Acknowledged writes.
@@ -62,23 +67,62 @@ pub struct Figures {
     pub live_nodes: usize,
 }
 
-pub(crate) fn figures(
-    recorder: &SharedRecorder,
-    network: &NetStats,
-    per_node_convergence: &[Duration],
-    converged_at: Option<Duration>,
-    writes: usize,
-    simulated: Duration,
-    live_nodes: usize,
-) -> Figures {
+/// The spans of simulated time during which some link was cut or a node clogged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CutWindows {
+    closed: Vec<(Duration, Duration)>,
+    open_since: Option<Duration>,
+}
+
+impl CutWindows {
+    /// Notes the network's state at `now` (after a fault was applied).
+    pub(crate) fn observe(&mut self, now: Duration, cut: bool) {
+        match (cut, self.open_since) {
+            (true, None) => self.open_since = Some(now),
+            (false, Some(since)) => {
+                self.closed.push((since, now));
+                self.open_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn contains(&self, at: Duration) -> bool {
+        self.open_since.is_some_and(|since| at >= since) || self.closed.iter().any(|(from, to)| at >= *from && at < *to)
+    }
+}
+
+/// What the world hands over at the end of a run to compute its figures.
+pub(crate) struct RunTotals<'a> {
+    pub(crate) recorder: &'a SharedRecorder,
+    pub(crate) cuts: &'a CutWindows,
+    pub(crate) network: &'a NetStats,
+    pub(crate) per_node_convergence: &'a [Duration],
+    pub(crate) converged_at: Option<Duration>,
+    pub(crate) writes: usize,
+    pub(crate) simulated: Duration,
+    pub(crate) live_nodes: usize,
+}
+
+pub(crate) fn figures(totals: RunTotals<'_>) -> Figures {
+    let RunTotals { recorder, cuts, network, per_node_convergence, converged_at, writes, simulated, live_nodes } =
+        totals;
     let recorder = recorder.lock();
     let mut all = Vec::new();
+    let (mut connected, mut cut) = (Vec::new(), Vec::new());
     let mut each = Vec::new();
-    for arrivals in recorder.arrivals.values() {
+    for (id, arrivals) in &recorder.arrivals {
         each.extend(arrivals.iter().map(|(_, delay)| *delay));
         let nodes: std::collections::BTreeSet<usize> = arrivals.iter().map(|(node, _)| *node).collect();
         if nodes.len() + 1 >= live_nodes {
-            all.push(arrivals.iter().map(|(_, delay)| *delay).max().unwrap_or_default());
+            let slowest = arrivals.iter().map(|(_, delay)| *delay).max().unwrap_or_default();
+            all.push(slowest);
+            let written_at = recorder.authored.get(id).copied().unwrap_or_default();
+            if cuts.contains(written_at) {
+                cut.push(slowest);
+            } else {
+                connected.push(slowest);
+            }
         }
     }
     let deltas = recorder.authored.len().max(1);
@@ -86,6 +130,8 @@ pub(crate) fn figures(
         convergence: percentiles(per_node_convergence.to_vec()),
         converged_after_ms: converged_at.map(|at| at.as_secs_f64() * 1_000.0),
         propagation_all: percentiles(all),
+        propagation_connected: percentiles(connected),
+        propagation_cut: percentiles(cut),
         propagation_each: percentiles(each),
         writes_acknowledged: writes,
         deltas_authored: recorder.authored.len(),
@@ -125,6 +171,10 @@ pub fn text(name: &str, seed: u64, outcome: &RunOutcome) -> String {
         figures.converged_after_ms.map_or("never".to_owned(), |ms| format!("{ms:.0} ms")),
     );
     line(&mut out, "propagation to all nodes", p(&figures.propagation_all));
+    if figures.propagation_cut.count > 0 {
+        line(&mut out, "  written while connected", p(&figures.propagation_connected));
+        line(&mut out, "  written during a cut", p(&figures.propagation_cut));
+    }
     line(&mut out, "propagation per node", p(&figures.propagation_each));
     line(&mut out, "writes acknowledged", figures.writes_acknowledged.to_string());
     line(&mut out, "deltas authored", figures.deltas_authored.to_string());
@@ -226,4 +276,30 @@ pub fn html(name: &str, seed: u64, outcome: &RunOutcome) -> String {
 
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_windows_cover_from_the_cut_to_the_heal_and_stay_open_until_healed() {
+        let secs = Duration::from_secs;
+        let mut cuts = CutWindows::default();
+        cuts.observe(secs(10), true);
+        cuts.observe(secs(15), true);
+        cuts.observe(secs(20), false);
+        cuts.observe(secs(30), true);
+        assert!(!cuts.contains(secs(9)));
+        assert!(cuts.contains(secs(10)) && cuts.contains(secs(19)));
+        assert!(!cuts.contains(secs(20)) && !cuts.contains(secs(29)));
+        assert!(cuts.contains(secs(45)), "a cut not yet healed is still open");
+    }
+
+    #[test]
+    fn percentiles_pick_ranks_from_sorted_values() {
+        let values = (1..=100).map(Duration::from_millis).collect();
+        let figures = percentiles(values);
+        assert_eq!((figures.p50_ms.round(), figures.p99_ms, figures.max_ms, figures.count), (51.0, 99.0, 100.0, 100));
+    }
 }

@@ -108,6 +108,8 @@ fn node_config(scenario: &Scenario) -> NodeConfig {
         config.core.heartbeat_interval_ms = interval;
     }
     config.core.limits.max_members_per_context = config.core.limits.max_members_per_context.max(scenario.total_nodes());
+    // One memo for the whole run: each delta's signature is checked once, not once per node.
+    config.signature_memo = Some(rhizome_core::SignatureMemo::default());
     config
 }
 
@@ -277,6 +279,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     let mut applied_faults = Vec::new();
     let mut next_sample = Duration::ZERO;
     let mut added = scenario.nodes;
+    let mut cuts = crate::report::CutWindows::default();
     let mut fault_iter = faults.into_iter().peekable();
     let duration = Duration::from_secs_f64(scenario.duration_s);
     let writes_stop = Duration::from_secs_f64(scenario.writes_stop_s());
@@ -302,6 +305,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
             recorder.note(now, format!("fault: {}", fault.label()));
             applied_faults.push((now.as_secs_f64(), fault.label()));
             apply_fault(&handle, &shared, &mut slots, &fault, &mut added, &mut world_rng);
+            cuts.observe(now, net.is_cut());
         }
         if now >= next_sample {
             sample(&slots, context, start, &recorder).await;
@@ -316,6 +320,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     let liveness_start = start.elapsed();
     recorder.note(liveness_start, "liveness phase: faults lifted".to_owned());
     applied_faults.push((liveness_start.as_secs_f64(), "liveness".to_owned()));
+    cuts.observe(liveness_start, false);
     net.heal();
     net.set_loss(default_profile.loss);
     for (index, slot) in slots.iter_mut().enumerate() {
@@ -378,15 +383,17 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     })
     .await;
     let wall_end = start.elapsed();
-    let figures = crate::report::figures(
-        &recorder,
-        &net.stats(),
-        &per_node_convergence,
+    let network = net.stats();
+    let figures = crate::report::figures(crate::report::RunTotals {
+        recorder: &recorder,
+        cuts: &cuts,
+        network: &network,
+        per_node_convergence: &per_node_convergence,
         converged_at,
-        acks.len(),
-        wall_end,
-        live.len(),
-    );
+        writes: acks.len(),
+        simulated: wall_end,
+        live_nodes: live.len(),
+    });
     let (samples, trace_lines) = {
         let mut recorder = recorder.lock();
         (std::mem::take(&mut recorder.samples), recorder.trace_lines.take().unwrap_or_default())

@@ -21,6 +21,8 @@ pub(crate) struct ContextState {
     pub(crate) members: BTreeSet<AuthorKey>,
     pub(crate) peers: BTreeMap<PeerId, PeerView>,
     pub(crate) buffer: GossipBuffer,
+    /// When we last announced our heads outside the heartbeat schedule.
+    pub(crate) last_announced_at: Option<Timestamp>,
 }
 
 impl ContextState {
@@ -30,6 +32,7 @@ impl ContextState {
             members,
             peers: BTreeMap::new(),
             buffer: GossipBuffer::default(),
+            last_announced_at: None,
         }
     }
 
@@ -37,6 +40,19 @@ impl ContextState {
     /// the member list names both who may write and whom we sync with.
     pub(crate) fn is_member_peer(&self, peer: &PeerId) -> bool {
         self.members.contains(&AuthorKey::from_bytes(*peer.as_bytes()))
+    }
+
+    /// Peers in `candidates` whose last reported heads include a delta we neither applied nor
+    /// quarantined: syncing with one of them is sure to bring something.
+    pub(crate) fn peers_ahead(&self, candidates: impl Fn(&PeerId) -> bool) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(peer, view)| {
+                candidates(peer)
+                    && view.heads.iter().any(|head| !self.dag.is_applied(head) && self.dag.quarantined(head).is_none())
+            })
+            .map(|(peer, _)| *peer)
+            .collect()
     }
 
     /// Records that `peer` takes part in this context, forgetting the least recently seen

@@ -75,7 +75,7 @@ impl<A: Applier> Node<A> {
 
     /// Checks a delta that is new to us: shape, id, signature, membership, clock bound.
     fn check_remote(&mut self, delta: &DeltaRef) -> Result<(), RejectReason> {
-        delta.verify(&self.config.limits)?;
+        delta.verify_with(&self.config.limits, self.signature_memo.as_ref())?;
         let state = self.contexts.get(&delta.context).ok_or(RejectReason::UnknownContext)?;
         if !state.members.contains(&delta.author) {
             return Err(RejectReason::NotMember);
@@ -181,6 +181,8 @@ impl<A: Applier> Node<A> {
             HeartbeatVerdict::PeerAhead { .. } => {
                 if self.tracking.may_start_on_evidence(&context, now) {
                     self.start_sync(context, from, SyncReason::HeartbeatAhead, SyncMode::Deltas);
+                } else {
+                    self.defer_evidence(context);
                 }
             }
             HeartbeatVerdict::Diverged => {

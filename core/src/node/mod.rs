@@ -5,6 +5,7 @@
 //! changes between calls; the node never reads a clock, spawns or does IO.
 
 mod context;
+mod evidence;
 mod ingest;
 mod io;
 mod requests;
@@ -23,6 +24,7 @@ use crate::hlc::HlcClock;
 use crate::identity::Keypair;
 use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
 use crate::metrics::NodeMetrics;
+use crate::signature_memo::SignatureMemo;
 use crate::sync::snapshot::ServedSnapshots;
 use crate::sync::tracking::TrackingPolicy;
 use crate::sync::{SyncSession, SyncTracking};
@@ -105,6 +107,8 @@ pub struct Node<A: Applier> {
     sessions: BTreeMap<ContextId, SyncSession>,
     /// Follow-up sessions chained so far per context (see [`Config::sync_follow_ups_max`]).
     follow_ups: BTreeMap<ContextId, u32>,
+    /// Contexts with a peer ahead that we could not sync with yet, and when we may.
+    evidence_due: BTreeMap<ContextId, Timestamp>,
     /// Set while serving a request whose `known` named ids we lack.
     reciprocal: Option<(ContextId, PeerId)>,
     outstanding: BTreeMap<RequestId, Outstanding>,
@@ -116,6 +120,8 @@ pub struct Node<A: Applier> {
     timers: Timers,
     outputs: VecDeque<Output>,
     metrics: NodeMetrics,
+    /// Verified signatures shared with other nodes in this process, if any.
+    signature_memo: Option<SignatureMemo>,
 }
 
 impl<A: Applier> Node<A> {
@@ -131,6 +137,7 @@ impl<A: Applier> Node<A> {
         let timers = Timers::new(&config, now, &mut rng);
         let tracking = SyncTracking::new(TrackingPolicy {
             min_interval_ms: config.sync_min_interval_ms,
+            evidence_min_interval_ms: config.sync_evidence_min_interval_ms,
             backoff_base_ms: config.sync_backoff_base_ms,
             backoff_max_ms: config.sync_backoff_max_ms,
         });
@@ -150,6 +157,7 @@ impl<A: Applier> Node<A> {
             tracking,
             sessions: BTreeMap::new(),
             follow_ups: BTreeMap::new(),
+            evidence_due: BTreeMap::new(),
             reciprocal: None,
             outstanding: BTreeMap::new(),
             next_request_id: 1,
@@ -160,7 +168,14 @@ impl<A: Applier> Node<A> {
             timers,
             outputs: VecDeque::new(),
             metrics: NodeMetrics::default(),
+            signature_memo: None,
         }
+    }
+
+    /// Shares `memo` for signature checks (see [`SignatureMemo`]). Answers do not change, so
+    /// neither do outputs or traces.
+    pub fn set_signature_memo(&mut self, memo: SignatureMemo) {
+        self.signature_memo = Some(memo);
     }
 
     /// Feeds one input. Afterwards, drain [`Node::poll_output`].
@@ -200,7 +215,8 @@ impl<A: Applier> Node<A> {
             .map(|session| session.started_at.add_millis(self.config.sync_session_max_ms))
             .min()
             .unwrap_or(Timestamp::MAX);
-        self.timers.earliest().min(request_deadline).min(session_deadline)
+        let evidence_due = self.evidence_due.values().min().copied().unwrap_or(Timestamp::MAX);
+        self.timers.earliest().min(request_deadline).min(session_deadline).min(evidence_due)
     }
 
     /// Starts replicating `context`, or replaces its member list if already joined.
@@ -264,6 +280,7 @@ impl<A: Applier> Node<A> {
         }
         self.sessions.remove(context);
         self.follow_ups.remove(context);
+        self.evidence_due.remove(context);
         self.tracking.remove(context);
         self.served.remove_context(context);
         self.inflight_missing.retain(|(owner, _)| owner != context);

@@ -4,6 +4,7 @@ use super::Node;
 use crate::applier::Applier;
 use crate::config::Config;
 use crate::eviction::EvictionLimits;
+use crate::ids::ContextId;
 use crate::node::{Event, Output};
 use crate::sync::SyncMode;
 use crate::sync::SyncReason;
@@ -44,6 +45,7 @@ impl<A: Applier> Node<A> {
         let now = self.now;
         self.expire_requests();
         self.expire_sessions();
+        self.run_due_evidence();
         if now >= self.timers.heartbeat_at {
             self.timers.heartbeat_at = now.add_millis(self.config.heartbeat_interval_ms);
             self.broadcast_heartbeats();
@@ -63,20 +65,23 @@ impl<A: Applier> Node<A> {
     }
 
     fn broadcast_heartbeats(&mut self) {
-        let heartbeats: Vec<Heartbeat> = self
-            .contexts
-            .iter()
-            .map(|(context, state)| Heartbeat {
-                context: *context,
-                root: self.applier.root_hash(context),
-                heads: self.capped_heads(&state.dag),
-                applied_count: state.dag.applied_len() as u64,
-            })
-            .collect();
-        for heartbeat in heartbeats {
-            self.metrics.heartbeats_sent += 1;
-            self.broadcast(heartbeat.context, GossipV1::Heartbeat(heartbeat));
+        let contexts: Vec<ContextId> = self.contexts.keys().copied().collect();
+        for context in contexts {
+            self.broadcast_heartbeat(context);
         }
+    }
+
+    /// Broadcasts `context`'s root and heads.
+    pub(super) fn broadcast_heartbeat(&mut self, context: ContextId) {
+        let Some(state) = self.contexts.get(&context) else { return };
+        let heartbeat = Heartbeat {
+            context,
+            root: self.applier.root_hash(&context),
+            heads: self.capped_heads(&state.dag),
+            applied_count: state.dag.applied_len() as u64,
+        };
+        self.metrics.heartbeats_sent += 1;
+        self.broadcast(context, GossipV1::Heartbeat(heartbeat));
     }
 
     /// Starts a routine sync for every context that is due, with a random peer, within the

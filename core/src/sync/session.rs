@@ -3,6 +3,8 @@
 //! ```text
 //!  Deltas mode:   AwaitingHeads ──heads we lack──▶ FetchingDeltas ──last page──▶ done
 //!                      │ nothing missing ─────────────────────────────────────▶ done
+//!  (a session whose reason already shows the peer ahead starts in FetchingDeltas, with the
+//!   peer's heads as the target)
 //!                      │ fresh node / gap over threshold / peer says so
 //!                      ▼
 //!  Snapshot mode: AwaitingCheckpoint ──checkpoint──▶ FetchingSnapshot ──last page, root ok──▶ done
@@ -40,6 +42,15 @@ pub enum SyncReason {
     FollowUp,
     /// A peer asking us for deltas named ids we lack: sync back from it.
     Reciprocal,
+}
+
+impl SyncReason {
+    /// True if the reason already says the peer holds more than we do, so the session may
+    /// skip the heads exchange and ask for "everything past our heads" at once (when the
+    /// context holds history). Periodic and divergence syncs have no such evidence.
+    pub fn fetches_directly(self) -> bool {
+        matches!(self, Self::HeartbeatAhead | Self::PeerConnected | Self::FollowUp | Self::Reciprocal)
+    }
 }
 
 /// Where a session is.

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 pub struct TrackingPolicy {
     /// Least time between the starts of two syncs of one context.
     pub min_interval_ms: u64,
+    /// Least time between the starts of two syncs when the second is prompted by evidence (a
+    /// peer showing heads we lack). Shorter than `min_interval_ms`: the evidence says a sync
+    /// will bring something, and waiting the full interval is what stalled a node after a heal.
+    pub evidence_min_interval_ms: u64,
     /// Backoff after the first failure; doubled per further consecutive failure.
     pub backoff_base_ms: u64,
     /// Cap on the backoff.
@@ -51,11 +55,21 @@ impl SyncTracking {
 
     /// True if a sync prompted by fresh evidence (a live peer's heartbeat showing heads we
     /// lack) may start. The failure backoff is skipped: it was earned against peers that did
-    /// not answer, and this peer just spoke. The minimum interval still holds.
+    /// not answer, and this peer just spoke. The (shorter) evidence interval still holds, so a
+    /// peer repeating claims cannot make us sync with it without pause.
     pub fn may_start_on_evidence(&self, context: &ContextId, now: Timestamp) -> bool {
         let Some(track) = self.contexts.get(context) else { return true };
         !track.in_progress
-            && track.last_started_at.is_none_or(|last| now >= last.add_millis(self.policy.min_interval_ms))
+            && track.last_started_at.is_none_or(|last| now >= last.add_millis(self.policy.evidence_min_interval_ms))
+    }
+
+    /// The earliest time an evidence-prompted sync of `context` may start (ignoring a session
+    /// that is running).
+    pub fn evidence_ready_at(&self, context: &ContextId) -> Timestamp {
+        self.contexts
+            .get(context)
+            .and_then(|track| track.last_started_at)
+            .map_or(Timestamp::ZERO, |last| last.add_millis(self.policy.evidence_min_interval_ms))
     }
 
     /// True if a forced sync (divergence) may start: only needs no session running.
@@ -111,7 +125,12 @@ mod tests {
     use super::*;
 
     fn policy() -> TrackingPolicy {
-        TrackingPolicy { min_interval_ms: 5_000, backoff_base_ms: 5_000, backoff_max_ms: 300_000 }
+        TrackingPolicy {
+            min_interval_ms: 5_000,
+            evidence_min_interval_ms: 250,
+            backoff_base_ms: 5_000,
+            backoff_max_ms: 300_000,
+        }
     }
 
     #[test]
@@ -150,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn evidence_from_a_live_peer_skips_the_backoff_but_not_the_minimum_interval() {
+    fn evidence_from_a_live_peer_skips_the_backoff_but_not_the_evidence_interval() {
         let mut tracking = SyncTracking::new(policy());
         let context = ContextId::hash_of(b"c");
         for _ in 0..5 {
@@ -158,8 +177,10 @@ mod tests {
             tracking.on_failure(context, Timestamp::ZERO);
         }
         assert!(!tracking.is_due(&context, Timestamp::from_secs(60)), "backing off for 80 s");
-        assert!(!tracking.may_start_on_evidence(&context, Timestamp::from_secs(4)));
-        assert!(tracking.may_start_on_evidence(&context, Timestamp::from_secs(5)));
+        assert!(!tracking.may_start_on_evidence(&context, Timestamp::from_millis(249)));
+        assert!(tracking.may_start_on_evidence(&context, Timestamp::from_millis(250)));
+        tracking.on_start(context, Timestamp::from_millis(250));
+        assert!(!tracking.may_start_on_evidence(&context, Timestamp::from_millis(400)), "a session runs");
     }
 
     #[test]

@@ -21,8 +21,12 @@ pub struct NodeConfig {
     pub subscriber_queue_events: usize,
     /// Live subscriptions.
     pub max_subscribers: usize,
-    /// Handler jobs run per context between two inputs (the rest run after the next input).
+    /// Handler jobs run per context in one pass; the rest run in the next pass, which comes
+    /// before the loop waits for another input.
     pub max_handler_runs_per_input: usize,
+    /// A signature memo shared with other nodes in this process (the simulator's); `None`
+    /// on a real node. See [`rhizome_core::SignatureMemo`].
+    pub signature_memo: Option<rhizome_core::SignatureMemo>,
 }
 
 impl Default for NodeConfig {
@@ -37,6 +41,7 @@ impl Default for NodeConfig {
             subscriber_queue_events: 1_024,
             max_subscribers: 256,
             max_handler_runs_per_input: 64,
+            signature_memo: None,
         }
     }
 }

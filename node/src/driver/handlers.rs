@@ -7,15 +7,26 @@ use rhizome_core::Timestamp;
 use rhizome_runtime::AppPayload;
 
 impl<T: Transport> NodeTask<T> {
+    /// True if handler jobs are left and the last pass got through some: worth another pass
+    /// without waiting for an input.
+    pub(super) fn handlers_resumable(&self) -> bool {
+        self.handler_progressed && !self.handler_due.is_empty()
+    }
+
     pub(super) fn run_handlers(&mut self, now: Timestamp) {
+        self.handler_progressed = false;
         while let Some(context) = self.handler_due.pop_first() {
             for _ in 0..self.config.max_handler_runs_per_input {
                 let hlc = self.node.next_local_hlc(now);
                 match self.node.applier_mut().run_next_handler(context, hlc) {
                     Ok(None) => break,
-                    Ok(Some(None)) => self.metrics.handler_runs += 1,
+                    Ok(Some(None)) => {
+                        self.metrics.handler_runs += 1;
+                        self.handler_progressed = true;
+                    }
                     Ok(Some(Some(payload))) => {
                         self.metrics.handler_runs += 1;
+                        self.handler_progressed = true;
                         let handled = match &payload {
                             AppPayload::V1 { handled, .. } => *handled,
                         };
@@ -36,6 +47,8 @@ impl<T: Transport> NodeTask<T> {
                             // The host could not run it now; the job stays for the next input.
                             break;
                         }
+                        // The app's own fault used the job up: that is progress too.
+                        self.handler_progressed = true;
                     }
                 }
             }

@@ -136,6 +136,9 @@ pub struct NodeTask<T: Transport> {
     handler_due: BTreeSet<ContextId>,
     /// Contexts with handler jobs left over from this pass.
     handler_later: BTreeSet<ContextId>,
+    /// The last handler pass ran at least one job. A pass that ran none (the host could not
+    /// run them) waits for the next input instead of spinning.
+    handler_progressed: bool,
     /// Replies to send once the commit is durable.
     acks: Vec<Box<dyn FnOnce() + Send>>,
     /// Subscriber events to publish after the commit.
@@ -183,7 +186,10 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
             .map_err(|error| StartError::Restore { context: context.id, reason: error.to_string() })?;
     }
     let peer_id = keypair.peer_id();
-    let node = Node::new(config.core.clone(), keypair, rng_seed, runtime, clock.now());
+    let mut node = Node::new(config.core.clone(), keypair, rng_seed, runtime, clock.now());
+    if let Some(memo) = &config.signature_memo {
+        node.set_signature_memo(memo.clone());
+    }
     let (sender, commands) = mpsc::channel(config.command_queue_len.max(1));
     let mut task = NodeTask {
         config,
@@ -205,6 +211,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         stored_apps,
         handler_due: BTreeSet::new(),
         handler_later: BTreeSet::new(),
+        handler_progressed: false,
         acks: Vec::new(),
         events: Vec::new(),
         outbox: Vec::new(),
@@ -262,6 +269,12 @@ impl<T: Transport> NodeTask<T> {
                     }
                 },
                 () = tokio::time::sleep(wait) => self.feed(Input::Timeout),
+                // Handler jobs left over from the last pass run now rather than after the next
+                // input: a quiet node would otherwise sit on them until its next timer.
+                () = std::future::ready(()), if self.handlers_resumable() => {
+                    let now = self.clock.now();
+                    self.run_handlers(now);
+                }
             }
             // Group commit: take what else is ready now into the same transaction.
             let mut stop = false;

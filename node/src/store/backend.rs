@@ -53,11 +53,73 @@ impl KvBackend for ContextBackend {
         }
     }
 
+    fn first_with_prefix(&self, prefix: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let Some((context, store)) = &self.attached else {
+            return self.detached.first_with_prefix(prefix);
+        };
+        match store.first_state(&context_key(context, prefix)) {
+            Ok(row) => row.map(|(key, value)| (key[32..].to_vec(), value)),
+            Err(error) => {
+                tracing::error!(%error, "state scan failed");
+                None
+            }
+        }
+    }
+
     fn write_batch(&mut self, batch: StagedWrites) -> Result<(), BackendError> {
         let Some((context, store)) = &self.attached else {
             return self.detached.write_batch(batch);
         };
         store.stage(batch.into_iter().map(|(key, value)| (context_key(context, &key), value)));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CommitBatch;
+
+    fn store() -> Store {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("in-memory database");
+        Store::open(db).expect("open store")
+    }
+
+    fn put(key: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+        (key.as_bytes().to_vec(), Some(key.to_uppercase().into_bytes()))
+    }
+
+    fn delete(key: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+        (key.as_bytes().to_vec(), None)
+    }
+
+    fn first(backend: &ContextBackend, prefix: &str) -> Option<String> {
+        let found = backend.first_with_prefix(prefix.as_bytes());
+        assert_eq!(found, backend.scan_prefix(prefix.as_bytes()).into_iter().next(), "agrees with a full scan");
+        found.map(|(key, _)| String::from_utf8(key).unwrap())
+    }
+
+    #[test]
+    fn first_with_prefix_sees_committed_rows_through_staged_writes() {
+        let store = store();
+        let mut backend = store.context_backend(ContextId::hash_of(b"c"));
+        let other = store.context_backend(ContextId::hash_of(b"other"));
+        backend.write_batch([put("a1"), put("a2"), put("a3"), put("b1")].into_iter().collect()).unwrap();
+        assert_eq!(first(&backend, "a").as_deref(), Some("a1"), "staged, not yet committed");
+        store.commit(CommitBatch::default()).unwrap();
+        assert_eq!(first(&backend, "a").as_deref(), Some("a1"));
+        assert_eq!(first(&other, "a"), None, "another context's rows are not ours");
+        backend.write_batch([delete("a1")].into_iter().collect()).unwrap();
+        assert_eq!(first(&backend, "a").as_deref(), Some("a2"), "a staged delete hides the row");
+        backend.write_batch([put("a0")].into_iter().collect()).unwrap();
+        assert_eq!(first(&backend, "a").as_deref(), Some("a0"), "a staged insert before every row");
+        backend.write_batch([delete("a0"), delete("a2"), delete("zz")].into_iter().collect()).unwrap();
+        assert_eq!(first(&backend, "a").as_deref(), Some("a3"));
+        assert_eq!(first(&backend, "b").as_deref(), Some("b1"));
+        assert_eq!(first(&backend, "c"), None);
+        store.commit(CommitBatch::default()).unwrap();
+        assert_eq!(first(&backend, "a").as_deref(), Some("a3"));
     }
 }

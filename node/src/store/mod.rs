@@ -284,6 +284,37 @@ impl Store {
         Ok(merged.into_iter().collect())
     }
 
+    /// The first live row under `prefix`: the smaller of the first staged insert and the
+    /// first committed row that no staged write overrides. Only rows staged for deletion are
+    /// walked past, and the overlay holds one batch's writes at most.
+    fn first_state(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        let shared = self.lock();
+        let in_prefix = |key: &Vec<u8>| key.starts_with(prefix);
+        let staged = shared
+            .overlay
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| in_prefix(key))
+            .find_map(|(key, value)| value.as_ref().map(|value| (key.clone(), value.clone())));
+        let txn = shared.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(STATE).map_err(storage)?;
+        let mut committed = None;
+        for row in table.range(prefix..).map_err(storage)? {
+            let (key, value) = row.map_err(storage)?;
+            let key = key.value().to_vec();
+            if !in_prefix(&key) {
+                break;
+            }
+            if !shared.overlay.contains_key(&key) {
+                committed = Some((key, value.value().to_vec()));
+                break;
+            }
+        }
+        Ok(match (staged, committed) {
+            (Some(staged), Some(committed)) => Some(if staged.0 < committed.0 { staged } else { committed }),
+            (staged, committed) => staged.or(committed),
+        })
+    }
+
     fn stage(&self, writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) {
         self.lock().overlay.extend(writes);
     }

@@ -23,6 +23,11 @@ pub trait KvBackend: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// The first entry whose key starts with `prefix`. Backends should override this: the
+    /// default reads the whole range, which makes draining a queue quadratic.
+    fn first_with_prefix(&self, prefix: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.scan_prefix(prefix).into_iter().next()
+    }
     /// Applies every write of `batch` (`None` deletes), or none of them.
     fn write_batch(&mut self, batch: StagedWrites) -> Result<(), BackendError>;
 }
@@ -44,6 +49,14 @@ impl KvBackend for MemoryBackend {
             .take_while(|(key, _)| key.starts_with(prefix))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect()
+    }
+
+    fn first_with_prefix(&self, prefix: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.entries
+            .range(prefix.to_vec()..)
+            .next()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
     }
 
     fn write_batch(&mut self, batch: StagedWrites) -> Result<(), BackendError> {
@@ -93,6 +106,11 @@ impl<B: KvBackend> StateStore<B> {
     /// Entries under `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.backend.scan_prefix(prefix)
+    }
+
+    /// The first entry under `prefix`, if any.
+    pub fn first_with_prefix(&self, prefix: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.backend.first_with_prefix(prefix)
     }
 
     /// The state root.

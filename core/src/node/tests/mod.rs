@@ -2,6 +2,7 @@
 //! virtual-clock harness in `cluster.rs`.
 
 mod cluster;
+mod evidence;
 mod ingest;
 mod sync;
 mod timers;

@@ -3,7 +3,7 @@ use crate::sync::{SyncMode, SyncReason};
 use crate::wire::{Heartbeat, SyncErrorCode};
 use crate::{Event, Limits, RequestFailure};
 
-fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
+pub(super) fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
     let dag = node.dag(&context()).unwrap();
     GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
         context: context(),
@@ -13,7 +13,7 @@ fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
     }))
 }
 
-fn write_many(node: &mut Node<KvCounterApplier>, count: usize) -> Vec<Vec<u8>> {
+pub(super) fn write_many(node: &mut Node<KvCounterApplier>, count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
             node.local_delta(T0, context(), set(&format!("k{}", i % 97), &format!("v{i}"))).unwrap();
@@ -28,7 +28,7 @@ fn write_many(node: &mut Node<KvCounterApplier>, count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn events(outputs: &[Output]) -> Vec<&Event> {
+pub(super) fn events(outputs: &[Output]) -> Vec<&Event> {
     outputs.iter().filter_map(|output| if let Output::Event(event) = output { Some(event) } else { None }).collect()
 }
 
@@ -41,7 +41,7 @@ fn sync_from(client: &mut Node<KvCounterApplier>, server: &mut Node<KvCounterApp
 }
 
 #[test]
-fn heads_exchange_then_paged_deltas_bring_a_lagging_node_up_to_date() {
+fn a_peer_known_to_be_ahead_is_fetched_from_at_once_in_pages() {
     let mut b = node(2, Config::default());
     let mut a = node(1, Config::default());
     let broadcasts = write_many(&mut b, 1_200);
@@ -57,7 +57,36 @@ fn heads_exchange_then_paged_deltas_bring_a_lagging_node_up_to_date() {
     });
     assert_eq!(completed, Some((SyncMode::Deltas, 1_100)));
     assert_eq!(a.metrics().syncs_succeeded, 1);
-    assert_eq!(b.metrics().requests_served, 1 + 3, "heads, then 1,100 deltas in pages of 500");
+    // The new connection already says the peer may be ahead: no heads exchange, just 1,100
+    // deltas in pages of 500.
+    assert_eq!(b.metrics().requests_served, 3);
+}
+
+#[test]
+fn a_periodic_sync_asks_for_heads_before_fetching() {
+    let mut b = node(2, Config::default());
+    let mut a = node(1, Config::default());
+    let broadcasts = write_many(&mut b, 50);
+    for bytes in &broadcasts[..10] {
+        a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: bytes.clone() });
+    }
+    drain(&mut a);
+    // The connection's sync fetches directly; then `a` falls behind again (gossip it missed)
+    // and only the periodic tick finds out.
+    a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
+    let outputs = drain(&mut a);
+    exchange(&mut a, &mut b, outputs, T0);
+    let served_before = b.metrics().requests_served;
+    write_many(&mut b, 5);
+    let tick = T0.add_millis(Config::default().sync_tick_interval_ms * 2);
+    a.handle_input(tick, Input::Timeout);
+    let outputs = drain(&mut a);
+    assert!(events(&outputs)
+        .iter()
+        .any(|event| matches!(event, Event::SyncStarted { reason: SyncReason::Periodic, .. })));
+    exchange(&mut a, &mut b, outputs, tick);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert_eq!(b.metrics().requests_served - served_before, 2, "heads, then one page");
 }
 
 #[test]

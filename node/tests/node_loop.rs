@@ -289,3 +289,50 @@ async fn handler_jobs_beyond_one_pass_run_without_waiting_for_another_input() {
     })
     .await;
 }
+
+/// Data received from peers is staged, readable at once, and committed with the node's next
+/// own write (or after `max_non_durable_ms`, which the fixed clock here never reaches). A
+/// crash loses what was only staged, never an acknowledged write, and sync brings the rest
+/// back; a clean shutdown commits everything.
+#[tokio::test]
+async fn received_data_waits_for_the_next_commit_and_a_crash_costs_only_that() {
+    let hub = Hub::default();
+    let (a_path, b_path) = (db_path("da.redb"), db_path("db.redb"));
+    let (a, _a_join) = launch(&hub, 7, &a_path);
+    let (b, b_join) = launch(&hub, 8, &b_path);
+    let kv = app("kv_store");
+    let app_id = a.install_app(kv.clone()).await.unwrap();
+    b.install_app(kv).await.unwrap();
+    let members = vec![a.author_key(), b.author_key()];
+    let context = a.create_context(app_id, members.clone(), [3; 16]).await.unwrap();
+    b.join_context(context, app_id, members).await.unwrap();
+    b.call(context, "set", set("mine", "acknowledged")).await.unwrap();
+    for index in 0..5 {
+        a.call(context, "set", set(&format!("theirs{index}"), "v")).await.unwrap();
+    }
+    eventually(|| async { get(&b, context, "theirs4").await.is_some() }).await;
+    assert_eq!(b.status().await.unwrap().contexts[0].applied, 6, "b's write and a's five, readable at once");
+
+    // Crash b: its task is dropped mid-flight, with a's deltas only staged.
+    b_join.abort();
+    let _ = b_join.await;
+    hub.inboxes.lock().unwrap().remove(&keypair(8).peer_id());
+    let a_inbox = hub.inboxes.lock().unwrap().remove(&keypair(7).peer_id()).unwrap();
+    let (b, b_join) = launch(&hub, 8, &b_path);
+    assert_eq!(get(&b, context, "mine").await.as_deref(), Some("acknowledged"), "an acknowledged write survives");
+    assert_eq!(get(&b, context, "theirs4").await, None, "what was only staged is gone");
+
+    // Back in touch with a, b fetches what it lost; a clean shutdown then keeps all of it.
+    hub.inboxes.lock().unwrap().insert(keypair(7).peer_id(), a_inbox);
+    b.shutdown().await.unwrap();
+    b_join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(8).peer_id());
+    let (b, b_join) = launch(&hub, 8, &b_path);
+    eventually(|| async { get(&b, context, "theirs4").await.is_some() }).await;
+    b.shutdown().await.unwrap();
+    b_join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(8).peer_id());
+    hub.inboxes.lock().unwrap().remove(&keypair(7).peer_id());
+    let (b, _b_join) = launch(&hub, 8, &b_path);
+    assert_eq!(get(&b, context, "theirs4").await.as_deref(), Some("v"), "committed by the clean shutdown");
+}

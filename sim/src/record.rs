@@ -100,45 +100,46 @@ impl rhizome_node::Observer for NodeObserver {
         let at = self.elapsed();
         let mut recorder = self.recorder.lock();
         recorder.events += 1;
+        let tracing = recorder.trace_lines.is_some();
         let hasher = &mut recorder.trace;
         hasher.update(&(self.index as u64).to_le_bytes());
         hasher.update(&now.as_nanos().to_le_bytes());
         let line = match input {
             Input::Gossip { from, bytes } => {
                 hasher.update(b"gossip").update(from.as_bytes()).update(bytes);
-                format!("gossip from {} {} B #{}", from, bytes.len(), short(bytes))
+                tracing.then(|| format!("gossip from {} {} B #{}", from, bytes.len(), short(bytes)))
             }
             Input::Request { from, request_id, bytes } => {
                 hasher.update(b"request").update(from.as_bytes()).update(&request_id.0.to_le_bytes()).update(bytes);
-                format!("request from {} {} B #{}", from, bytes.len(), short(bytes))
+                tracing.then(|| format!("request from {} {} B #{}", from, bytes.len(), short(bytes)))
             }
             Input::Response { request_id, bytes } => {
                 hasher.update(b"response").update(&request_id.0.to_le_bytes()).update(bytes);
-                format!("response to r{} {} B #{}", request_id.0, bytes.len(), short(bytes))
+                tracing.then(|| format!("response to r{} {} B #{}", request_id.0, bytes.len(), short(bytes)))
             }
             Input::RequestFailed { request_id, reason } => {
                 hasher.update(b"failed").update(&request_id.0.to_le_bytes()).update(format!("{reason:?}").as_bytes());
-                format!("request r{} failed: {reason:?}", request_id.0)
+                tracing.then(|| format!("request r{} failed: {reason:?}", request_id.0))
             }
             Input::PeerUp { peer } => {
                 hasher.update(b"up").update(peer.as_bytes());
-                format!("peer up {peer}")
+                tracing.then(|| format!("peer up {peer}"))
             }
             Input::PeerDown { peer } => {
                 hasher.update(b"down").update(peer.as_bytes());
-                format!("peer down {peer}")
+                tracing.then(|| format!("peer down {peer}"))
             }
             Input::Timeout => {
                 hasher.update(b"timeout");
-                "timeout".to_owned()
+                tracing.then(|| "timeout".to_owned())
             }
             other => {
                 let text = format!("{other:?}");
                 hasher.update(text.as_bytes());
-                text
+                Some(text)
             }
         };
-        if let Some(lines) = &mut recorder.trace_lines {
+        if let (Some(lines), Some(line)) = (&mut recorder.trace_lines, line) {
             lines.push(format!("{:>10.3}s n{} <- {line}", at.as_secs_f64(), self.index));
         }
     }
@@ -146,39 +147,40 @@ impl rhizome_node::Observer for NodeObserver {
     fn on_output(&mut self, now: Timestamp, output: &Output) {
         let at = self.elapsed();
         let mut recorder = self.recorder.lock();
+        let tracing = recorder.trace_lines.is_some();
         let hasher = &mut recorder.trace;
         hasher.update(&(self.index as u64).to_le_bytes());
         hasher.update(&now.as_nanos().to_le_bytes());
         let line = match output {
             Output::Broadcast { context, bytes } => {
                 hasher.update(b"broadcast").update(context.as_bytes()).update(bytes);
-                format!("broadcast {} B #{}", bytes.len(), short(bytes))
+                tracing.then(|| format!("broadcast {} B #{}", bytes.len(), short(bytes)))
             }
             Output::Request { to, request_id, bytes } => {
                 hasher.update(b"send-request").update(to.as_bytes()).update(&request_id.0.to_le_bytes()).update(bytes);
-                format!("request r{} to {} {} B #{}", request_id.0, to, bytes.len(), short(bytes))
+                tracing.then(|| format!("request r{} to {} {} B #{}", request_id.0, to, bytes.len(), short(bytes)))
             }
             Output::Respond { to, request_id, bytes } => {
                 hasher.update(b"respond").update(to.as_bytes()).update(&request_id.0.to_le_bytes()).update(bytes);
-                format!("respond to {} {} B #{}", to, bytes.len(), short(bytes))
+                tracing.then(|| format!("respond to {} {} B #{}", to, bytes.len(), short(bytes)))
             }
-            Output::Event(event) => {
-                let text = match event {
-                    Event::DeltaApplied { id, author, local, .. } => {
-                        format!("applied {id} by {author}{}", if *local { " (local)" } else { "" })
-                    }
-                    other => format!("{other:?}"),
-                };
+            // The most frequent event is hashed from its fields; the rest from their text.
+            Output::Event(Event::DeltaApplied { id, author, local, .. }) => {
+                hasher.update(b"applied").update(id.as_bytes()).update(author.as_bytes()).update(&[u8::from(*local)]);
+                tracing.then(|| format!("applied {id} by {author}{}", if *local { " (local)" } else { "" }))
+            }
+            Output::Event(other) => {
+                let text = format!("{other:?}");
                 hasher.update(text.as_bytes());
-                text
+                Some(text)
             }
             other => {
                 let text = format!("{other:?}");
                 hasher.update(text.as_bytes());
-                text
+                Some(text)
             }
         };
-        if let Some(lines) = &mut recorder.trace_lines {
+        if let (Some(lines), Some(line)) = (&mut recorder.trace_lines, line) {
             lines.push(format!("{:>10.3}s n{} -> {line}", at.as_secs_f64(), self.index));
         }
         if let Output::Event(Event::DeltaApplied { id, local, .. }) = output {

@@ -190,17 +190,25 @@ impl DagStore {
     /// our newest heads (unpublished local writes, a branch it has not seen) still finds a
     /// nearby ancestor it knows, so the gap it computes overshoots by at most about twice the
     /// depth of what it lacks, instead of becoming the whole history.
+    ///
+    /// A walk stops where an earlier head's walk already passed: from there on the chain is
+    /// sampled already, and heads of one context meet within a few steps, so the cost is about
+    /// one walk rather than sixteen.
     pub fn known_sample(&self, max: usize) -> Vec<DeltaId> {
         const WALKED_HEADS: usize = 16;
         const MAX_DISTANCE: u64 = 4096;
         let mut sample: Vec<DeltaId> = self.heads.iter().take(max).copied().collect();
         let mut seen: crate::ids::IdSet<DeltaId> = sample.iter().copied().collect();
+        let mut walked: crate::ids::IdSet<DeltaId> = crate::ids::IdSet::default();
         for head in self.heads.iter().take(WALKED_HEADS) {
             let (mut current, mut distance, mut next_mark) = (*head, 0u64, 1u64);
             while sample.len() < max && next_mark <= MAX_DISTANCE {
                 let Some(parent) = self.applied.get(&current).and_then(|entry| entry.parents().first().copied()) else {
                     break;
                 };
+                if !walked.insert(parent) {
+                    break;
+                }
                 current = parent;
                 distance += 1;
                 if distance == next_mark {

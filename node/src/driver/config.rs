@@ -24,6 +24,14 @@ pub struct NodeConfig {
     /// Handler jobs run per context in one pass; the rest run in the next pass, which comes
     /// before the loop waits for another input.
     pub max_handler_runs_per_input: usize,
+    /// Longest data received from peers may stay staged in memory before a commit, in
+    /// milliseconds. Local writes, acknowledged calls and handler runs commit at once (with
+    /// everything staged before them); this bounds what a crash can cost of received data
+    /// (sync fetches it again) while sparing a write transaction per received message.
+    pub max_non_durable_ms: u64,
+    /// Staged rows (state writes and DAG, pending, context and app rows) that force a commit
+    /// however young they are: the bound on the staging memory.
+    pub max_staged_rows: usize,
     /// A signature memo shared with other nodes in this process (the simulator's); `None`
     /// on a real node. See [`rhizome_core::SignatureMemo`].
     pub signature_memo: Option<rhizome_core::SignatureMemo>,
@@ -41,6 +49,8 @@ impl Default for NodeConfig {
             subscriber_queue_events: 1_024,
             max_subscribers: 256,
             max_handler_runs_per_input: 64,
+            max_non_durable_ms: 1_000,
+            max_staged_rows: 8_192,
             signature_memo: None,
         }
     }

@@ -23,6 +23,8 @@ impl<T: Transport> NodeTask<T> {
                     Ok(Some(None)) => {
                         self.metrics.handler_runs += 1;
                         self.handler_progressed = true;
+                        // The job's end must not be forgotten in a crash: it would run again.
+                        self.batch.durable = true;
                     }
                     Ok(Some(Some(payload))) => {
                         self.metrics.handler_runs += 1;
@@ -49,6 +51,7 @@ impl<T: Transport> NodeTask<T> {
                         }
                         // The app's own fault used the job up: that is progress too.
                         self.handler_progressed = true;
+                        self.batch.durable = true;
                     }
                 }
             }

@@ -68,6 +68,9 @@ pub enum NodeFailure {
 pub struct DriverMetrics {
     /// Write transactions committed.
     pub commits: u64,
+    /// Flushes whose received data stayed staged for a later commit (see
+    /// [`NodeConfig::max_non_durable_ms`]).
+    pub commits_deferred: u64,
     /// Inputs fed to the core.
     pub inputs: u64,
     /// Local calls acknowledged with a delta.
@@ -139,6 +142,8 @@ pub struct NodeTask<T: Transport> {
     /// The last handler pass ran at least one job. A pass that ran none (the host could not
     /// run them) waits for the next input instead of spinning.
     handler_progressed: bool,
+    /// When the oldest data staged but not committed was staged.
+    staged_since: Option<Timestamp>,
     /// Replies to send once the commit is durable.
     acks: Vec<Box<dyn FnOnce() + Send>>,
     /// Subscriber events to publish after the commit.
@@ -212,6 +217,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         handler_due: BTreeSet::new(),
         handler_later: BTreeSet::new(),
         handler_progressed: false,
+        staged_since: None,
         acks: Vec::new(),
         events: Vec::new(),
         outbox: Vec::new(),
@@ -252,19 +258,19 @@ impl<T: Transport> NodeTask<T> {
                 event = self.transport.next_event() => match event {
                     Some(event) => self.on_transport(event),
                     None => {
-                        self.flush()?;
+                        self.flush_final()?;
                         return Err(NodeFailure::TransportClosed);
                     }
                 },
                 command = self.commands.recv() => match command {
                     Some(command) => {
                         if self.on_command(command) {
-                            self.flush()?;
+                            self.flush_final()?;
                             return Ok(());
                         }
                     }
                     None => {
-                        self.flush()?;
+                        self.flush_final()?;
                         return Ok(());
                     }
                 },
@@ -293,10 +299,11 @@ impl<T: Transport> NodeTask<T> {
             if self.node.poll_timeout() <= self.clock.now() {
                 self.feed(Input::Timeout);
             }
-            self.flush()?;
             if stop {
+                self.flush_final()?;
                 return Ok(());
             }
+            self.flush()?;
         }
     }
 
@@ -343,17 +350,39 @@ impl<T: Transport> NodeTask<T> {
         }
     }
 
-    /// Makes everything since the last commit durable, then answers callers, publishes events
-    /// and carries out the outputs. A failed commit stops the node: nothing it held back is
-    /// sent, so no caller hears of a write that is not on disk.
+    /// Commits what must be durable, then answers callers, publishes events and carries out
+    /// the outputs. A failed commit stops the node: nothing it held back is sent, so no caller
+    /// hears of a write that is not on disk.
+    ///
+    /// A batch of only what peers sent is not committed at once: it stays staged (reads see
+    /// it) and joins the next commit, which comes with the next local write, call, handler run
+    /// or context change, or once the oldest staged data is `max_non_durable_ms` old or the
+    /// staged rows reach `max_staged_rows`. A crash loses at most that, and sync fetches it
+    /// again; a commit per received gossip message was most of a simulated node's time.
     fn flush(&mut self) -> Result<(), NodeFailure> {
         let mut batch = std::mem::take(&mut self.batch);
         for context in std::mem::take(&mut self.rewrites) {
             batch.dag_rewrites.push((context, self.dag_image(&context)));
         }
-        if !batch.is_empty() || self.store.has_staged() {
-            self.store.commit(batch)?;
-            self.metrics.commits += 1;
+        let staged_rows = batch.row_count() + self.store.staged_len();
+        if staged_rows > 0 {
+            let now = self.clock.now();
+            let oldest = *self.staged_since.get_or_insert(now);
+            let commit_now = batch.durable
+                || !self.acks.is_empty()
+                || !batch.contexts.is_empty()
+                || !batch.apps.is_empty()
+                || !batch.dag_rewrites.is_empty()
+                || now >= oldest.add_millis(self.config.max_non_durable_ms)
+                || staged_rows >= self.config.max_staged_rows;
+            if commit_now {
+                self.store.commit(batch)?;
+                self.metrics.commits += 1;
+                self.staged_since = None;
+            } else {
+                self.batch = batch;
+                self.metrics.commits_deferred += 1;
+            }
         }
         for ack in self.acks.drain(..) {
             ack();
@@ -366,6 +395,12 @@ impl<T: Transport> NodeTask<T> {
             self.carry_out(output);
         }
         Ok(())
+    }
+
+    /// The last flush before the loop ends: whatever is staged is committed.
+    fn flush_final(&mut self) -> Result<(), NodeFailure> {
+        self.batch.durable = true;
+        self.flush()
     }
 
     fn carry_out(&mut self, output: Output) {

@@ -21,7 +21,9 @@ impl<T: Transport> NodeTask<T> {
                 if self.stored_pending.remove(&(context, id)) {
                     self.batch.pending_deletes.push((context, id));
                 }
-                if !local {
+                if local {
+                    self.batch.durable = true;
+                } else {
                     self.handler_due.insert(context);
                 }
                 if self.subscribers.has_any(&context) {

@@ -68,16 +68,21 @@ pub(crate) struct CommitBatch {
     pub(crate) contexts: Vec<(ContextId, ContextRecord)>,
     /// Apps installed.
     pub(crate) apps: Vec<(AppId, Vec<u8>)>,
+    /// The batch must be committed now: it holds something we authored or promised (a local
+    /// delta, a handler run). Otherwise a batch of only what peers sent may wait in memory
+    /// for a later commit: a crash loses it, and sync fetches it again.
+    pub(crate) durable: bool,
 }
 
 impl CommitBatch {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.dag_appends.is_empty()
-            && self.dag_rewrites.is_empty()
-            && self.pending_puts.is_empty()
-            && self.pending_deletes.is_empty()
-            && self.contexts.is_empty()
-            && self.apps.is_empty()
+    /// Rows the batch writes (a DAG rewrite counts its entries).
+    pub(crate) fn row_count(&self) -> usize {
+        self.dag_appends.len()
+            + self.dag_rewrites.iter().map(|(_, entries)| entries.len().max(1)).sum::<usize>()
+            + self.pending_puts.len()
+            + self.pending_deletes.len()
+            + self.contexts.len()
+            + self.apps.len()
     }
 }
 
@@ -136,6 +141,11 @@ impl Store {
     /// True if state writes are staged and not yet committed.
     pub fn has_staged(&self) -> bool {
         !self.lock().overlay.is_empty()
+    }
+
+    /// State writes staged and not yet committed.
+    pub fn staged_len(&self) -> usize {
+        self.lock().overlay.len()
     }
 
     /// Commits the staged state writes and `batch` in one durable write transaction. On error

@@ -192,11 +192,24 @@ async fn handler_check(context: ContextId, live: &[(usize, NodeHandle)], acks: &
             Err(error) => return CheckResult::new("handlers exactly once", false, format!("n{index}: {error}")),
         };
         if seen != expected {
+            // The counters cover the node's current incarnation only (they restart with it).
+            let counters = match handle.status().await {
+                Ok(status) => format!(
+                    "since its last start: {} jobs queued, {} runs, {} errors, {} abandoned, {} dropped, {} failed in the app",
+                    status.runtime.handler_jobs_queued,
+                    status.driver.handler_runs,
+                    status.driver.handler_errors,
+                    status.driver.handler_jobs_abandoned + status.runtime.handler_jobs_abandoned,
+                    status.runtime.handler_jobs_dropped,
+                    status.runtime.handler_failures,
+                ),
+                Err(error) => format!("status unavailable: {error}"),
+            };
             return CheckResult::new(
                 "handlers exactly once",
                 false,
                 format!(
-                    "n{index} handled {seen} Added events from other nodes in context {context}, expected {expected}"
+                    "n{index} handled {seen} Added events from other nodes in context {context}, expected {expected} ({counters})"
                 ),
             );
         }

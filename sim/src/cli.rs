@@ -154,10 +154,18 @@ pub(crate) fn main() -> ExitCode {
                 Ok(scenario) => scenario,
                 Err(code) => return code,
             };
-            let total = (range.end - range.start) as usize;
+            // A file's regression seeds ride along (a swarm draws its own scenario per seed, so
+            // they would not reproduce anything there).
+            let mut seeds: Vec<u64> = range.collect();
+            if !use_swarm {
+                let extra: Vec<u64> =
+                    base.regression_seeds.iter().copied().filter(|seed| !seeds.contains(seed)).collect();
+                seeds.extend(extra);
+            }
+            let total = seeds.len();
             let name = base.name.clone();
             let make = move |seed| if use_swarm { swarm(&base, seed) } else { base.clone() };
-            let results = sweep(make, range, jobs, check_determinism, move |done, failing| {
+            let results = sweep(make, seeds, jobs, check_determinism, move |done, failing| {
                 let width = 30;
                 let filled = done * width / total.max(1);
                 eprint!(

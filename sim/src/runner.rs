@@ -3,7 +3,7 @@
 use crate::scenario::Scenario;
 use crate::world::{self, RunOutcome};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,24 +57,24 @@ pub struct SeedResult {
 /// Runs `seeds` on `jobs` threads, calling `progress(done, failing)` after each seed.
 pub fn sweep(
     make: impl Fn(u64) -> Scenario + Send + Sync + 'static,
-    seeds: std::ops::Range<u64>,
+    seeds: impl IntoIterator<Item = u64>,
     jobs: usize,
     check_determinism: bool,
     progress: impl Fn(usize, usize) + Send + Sync + 'static,
 ) -> Vec<SeedResult> {
-    let next = Arc::new(AtomicU64::new(seeds.start));
+    let seeds: Arc<Vec<u64>> = Arc::new(seeds.into_iter().collect());
+    let next = Arc::new(AtomicUsize::new(0));
     let results = Arc::new(Mutex::new(Vec::new()));
     let make = Arc::new(make);
     let progress = Arc::new(progress);
     let threads: Vec<_> = (0..jobs.max(1))
         .map(|_| {
             let (next, results, make, progress) = (next.clone(), results.clone(), make.clone(), progress.clone());
-            let end = seeds.end;
+            let seeds = seeds.clone();
             std::thread::spawn(move || loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= end {
+                let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     return;
-                }
+                };
                 let scenario = make(seed);
                 let outcome = run_one(&scenario, seed, false);
                 let nondeterministic =

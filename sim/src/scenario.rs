@@ -43,6 +43,9 @@ pub struct Scenario {
     /// Node settings that differ from the defaults.
     #[serde(default)]
     pub node: NodeOverrides,
+    /// Seeds that once found a bug: every sweep of this file runs them too, besides its range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regression_seeds: Vec<u64>,
 }
 
 /// The gossip mesh model.

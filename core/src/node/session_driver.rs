@@ -118,10 +118,10 @@ impl<A: Applier> Node<A> {
         if !lacking {
             return Step::Done;
         }
-        if state.dag.is_fresh() {
-            self.begin_snapshot(session);
-            return Step::Continue;
-        }
+        // A fresh context asks for deltas too: the first page's gap total sends it to a
+        // snapshot only when the history is over the threshold. Deltas run the app's event
+        // handlers and a snapshot cannot, so a node joining a young context must not skip
+        // them (crash-restart, seed 24: a node that joined 4 deltas late never handled one).
         self.request_deltas_page(session, heads, None);
         Step::Continue
     }
@@ -163,7 +163,7 @@ impl<A: Applier> Node<A> {
     }
 
     /// True if `context` holds deltas, so a gap can be described by our heads (a fresh
-    /// context needs the heads exchange, which may send it to a snapshot).
+    /// context starts with the heads exchange, to learn whether there is anything at all).
     fn holds_history(&self, context: &ContextId) -> bool {
         self.contexts.get(context).is_some_and(|state| !state.dag.is_fresh())
     }

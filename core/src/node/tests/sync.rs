@@ -28,6 +28,11 @@ pub(super) fn write_many(node: &mut Node<KvCounterApplier>, count: usize) -> Vec
         .collect()
 }
 
+/// A client that takes a snapshot for gaps over 5 deltas, so the tests stay small.
+fn small_snapshot_threshold() -> Config {
+    Config { snapshot_gap_threshold_deltas: 5, ..Config::default() }
+}
+
 pub(super) fn events(outputs: &[Output]) -> Vec<&Event> {
     outputs.iter().filter_map(|output| if let Output::Event(event) = output { Some(event) } else { None }).collect()
 }
@@ -90,9 +95,24 @@ fn a_periodic_sync_asks_for_heads_before_fetching() {
 }
 
 #[test]
-fn a_fresh_node_catches_up_by_snapshot() {
+fn a_fresh_node_behind_a_short_history_fetches_deltas_not_a_snapshot() {
     let mut b = node(2, Config::default());
     let mut a = node(1, Config::default());
+    write_many(&mut b, 30);
+    let outputs = sync_from(&mut a, &mut b);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let completed = events(&outputs).into_iter().find_map(|event| match event {
+        Event::SyncCompleted { mode, deltas_received, .. } => Some((*mode, *deltas_received)),
+        _ => None,
+    });
+    assert_eq!(completed, Some((SyncMode::Deltas, 30)), "applied one by one, so event handlers run");
+    assert_eq!(a.metrics().snapshots_adopted, 0);
+}
+
+#[test]
+fn a_fresh_node_catches_up_by_snapshot() {
+    let mut b = node(2, Config::default());
+    let mut a = node(1, small_snapshot_threshold());
     write_many(&mut b, 300);
     let outputs = sync_from(&mut a, &mut b);
     assert_eq!(a.fingerprint(), b.fingerprint());
@@ -129,30 +149,15 @@ fn a_gap_over_the_threshold_falls_back_to_snapshot_and_keeps_local_writes() {
 #[test]
 fn gossip_during_a_snapshot_is_buffered_then_replayed() {
     let mut b = node(2, Config::default());
-    let mut a = node(1, Config::default());
+    let mut a = node(1, small_snapshot_threshold());
     write_many(&mut b, 20);
     a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
     a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
-    // Answer Heads only; a is fresh, so it asks for a snapshot next.
+    // Answer Heads, then the first deltas page: its gap is over a's threshold, so a asks for
+    // a snapshot next.
     let heads_request = drain(&mut a);
-    let (_, request_id, _) = requests(&heads_request)[0].clone();
-    b.handle_input(
-        T0,
-        Input::Request {
-            from: a.peer_id(),
-            request_id: InboundRequestId(0),
-            bytes: match &heads_request[0] {
-                Output::Request { bytes, .. } => bytes.clone(),
-                _ => unreachable!(),
-            },
-        },
-    );
-    let reply = drain(&mut b)
-        .into_iter()
-        .find_map(|o| if let Output::Respond { bytes, .. } = o { Some(bytes) } else { None })
-        .unwrap();
-    a.handle_input(T0, Input::Response { request_id, bytes: reply });
-    let snapshot_begin = drain(&mut a);
+    let deltas_request = exchange_one(&mut a, &mut b, heads_request);
+    let snapshot_begin = exchange_one(&mut a, &mut b, deltas_request);
     assert!(matches!(requests(&snapshot_begin)[0].2, SyncRequestV1::SnapshotBegin { .. }));
     // Meanwhile b writes again and gossips it: a holds it instead of applying it.
     let late = write_many(&mut b, 3);
@@ -168,7 +173,11 @@ fn gossip_during_a_snapshot_is_buffered_then_replayed() {
 
 #[test]
 fn snapshot_buffer_overflow_drops_and_counts() {
-    let config = Config { limits: Limits { max_snapshot_buffer_deltas: 1, ..Limits::default() }, ..Config::default() };
+    let config = Config {
+        limits: Limits { max_snapshot_buffer_deltas: 1, ..Limits::default() },
+        snapshot_gap_threshold_deltas: 2,
+        ..Config::default()
+    };
     let mut b = node(2, config.clone());
     let mut a = node(1, config);
     write_many(&mut b, 5);
@@ -176,8 +185,9 @@ fn snapshot_buffer_overflow_drops_and_counts() {
     // Force a snapshot session directly through a divergence-free path: a is fresh.
     a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
     let outputs = drain(&mut a);
-    // Serve Heads so a enters snapshot mode, but not the snapshot itself.
-    let mut pending = exchange_one(&mut a, &mut b, outputs);
+    // Serve Heads and the first deltas page so a enters snapshot mode, but not the snapshot.
+    let deltas_request = exchange_one(&mut a, &mut b, outputs);
+    let mut pending = exchange_one(&mut a, &mut b, deltas_request);
     assert!(a.sync_session(&context()).is_some_and(|s| s.mode == SyncMode::Snapshot));
     for bytes in write_many(&mut b, 3) {
         a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes });
@@ -202,7 +212,7 @@ fn exchange_one(
 #[test]
 fn a_snapshot_whose_state_does_not_match_its_root_is_refused() {
     let mut b = node(2, Config::default());
-    let mut a = node(1, Config::default());
+    let mut a = node(1, small_snapshot_threshold());
     write_many(&mut b, 10);
     a.handle_input(T0, Input::PeerUp { peer: b.peer_id() });
     a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });

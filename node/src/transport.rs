@@ -11,7 +11,9 @@ use std::time::Duration;
 pub enum TransportEvent {
     /// A message published on a context topic we subscribe to.
     Gossip {
-        /// The peer that delivered it (not necessarily its author).
+        /// The peer that published it (gossipsub's "source"), not the mesh neighbour that
+        /// relayed it: a heartbeat describes its publisher's state, and a delta's publisher
+        /// holds its parents, so both evidence and parent fetches must go to the publisher.
         from: PeerId,
         /// The topic.
         context: ContextId,

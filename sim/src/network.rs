@@ -1,6 +1,8 @@
 //! The simulated network: per-link model, gossip mesh with a seen cache, request/response with
-//! timeouts, connections that drop on partitions and crashes. Deliveries run as timed tasks on
-//! a dedicated simulator node that is never killed, so a message in flight outlives its sender.
+//! timeouts, connections that drop on partitions and crashes. Messages in flight wait in one
+//! queue ordered by arrival time, emptied by a single task on a dedicated simulator node that
+//! is never killed, so a message in flight outlives its sender. (One timed task per message
+//! was a fifth of a 100-node run's time.)
 
 use crate::link::{fate, serialization_time, unit, Fate};
 use crate::scenario::LinkProfile;
@@ -8,10 +10,12 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestId};
 use rhizome_node::{Transport, TransportEvent};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// Events a node's inbox holds before the network drops for it (a node that stops reading).
 pub(crate) const INBOX_EVENTS: usize = 16_384;
@@ -37,15 +41,31 @@ pub struct NetStats {
     pub request_timeouts: u64,
 }
 
+/// Message ids are BLAKE3 outputs: their first bytes are a fine hash, with no random seed.
+#[derive(Default)]
+struct IdPrefixHasher(u64);
+
+impl Hasher for IdPrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for (index, byte) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*byte) << (8 * index);
+        }
+    }
+}
+
 struct SeenCache {
-    ids: BTreeSet<[u8; 32]>,
+    ids: std::collections::HashSet<[u8; 32], BuildHasherDefault<IdPrefixHasher>>,
     order: VecDeque<[u8; 32]>,
     max_ids: usize,
 }
 
 impl SeenCache {
     fn new(max_ids: usize) -> Self {
-        Self { ids: BTreeSet::new(), order: VecDeque::new(), max_ids: max_ids.max(1) }
+        Self { ids: std::collections::HashSet::default(), order: VecDeque::new(), max_ids: max_ids.max(1) }
     }
 
     /// True the first time `id` is seen.
@@ -71,6 +91,50 @@ struct NetNode {
     subscribed: BTreeSet<ContextId>,
 }
 
+/// What travels on a link. Gossip carries its id (hashed once, at publish) and a shared
+/// payload: a node's copy is made only if the message is delivered, not for each of the
+/// several times a mesh sends it.
+#[derive(Clone)]
+enum Wire {
+    /// `origin` is the publisher; relays keep it, as gossipsub keeps a message's source.
+    Gossip {
+        origin: PeerId,
+        context: ContextId,
+        id: [u8; 32],
+        bytes: Arc<Vec<u8>>,
+    },
+    Other(TransportEvent),
+}
+
+/// A message in flight, ordered by arrival time, then by when it was sent.
+struct InFlight {
+    at: Duration,
+    seq: u64,
+    from: usize,
+    to: usize,
+    wire: Wire,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 struct PendingRequest {
     requester: usize,
     responder: usize,
@@ -92,6 +156,9 @@ struct NetState {
     requests: BTreeMap<u64, PendingRequest>,
     next_inbound: u64,
     stats: NetStats,
+    /// Messages in flight, earliest first.
+    in_flight: BinaryHeap<Reverse<InFlight>>,
+    next_seq: u64,
 }
 
 /// The shared network.
@@ -100,6 +167,8 @@ pub(crate) struct Net {
     state: Arc<Mutex<NetState>>,
     spawner: madsim::runtime::NodeHandle,
     start: tokio::time::Instant,
+    /// Wakes the delivery task when a message lands before the one it waits for.
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Net {
@@ -141,8 +210,51 @@ impl Net {
             requests: BTreeMap::new(),
             next_inbound: 1,
             stats: NetStats::default(),
+            in_flight: BinaryHeap::new(),
+            next_seq: 0,
         };
-        Self { state: Arc::new(Mutex::new(state)), spawner, start: tokio::time::Instant::now() }
+        let net = Self {
+            state: Arc::new(Mutex::new(state)),
+            spawner,
+            start: tokio::time::Instant::now(),
+            wake: Arc::new(Notify::new()),
+        };
+        let pump = net.clone();
+        net.spawner.spawn(async move { pump.deliver_in_order().await });
+        net
+    }
+
+    /// Delivers each message at its arrival time, in (time, send order) order.
+    async fn deliver_in_order(self) {
+        loop {
+            let next = self.lock().in_flight.peek().map(|Reverse(message)| message.at);
+            match next {
+                None => self.wake.notified().await,
+                Some(at) => {
+                    let now = self.elapsed();
+                    if at > now {
+                        // `biased`: a fixed branch order keeps runs deterministic.
+                        tokio::select! {
+                            biased;
+                            () = self.wake.notified() => continue,
+                            () = tokio::time::sleep(at - now) => {}
+                        }
+                    }
+                    loop {
+                        let due = {
+                            let mut state = self.lock();
+                            let now = self.elapsed();
+                            match state.in_flight.peek() {
+                                Some(Reverse(message)) if message.at <= now => state.in_flight.pop(),
+                                _ => None,
+                            }
+                        };
+                        let Some(Reverse(message)) = due else { break };
+                        self.deliver(message.from, message.to, message.wire);
+                    }
+                }
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, NetState> {
@@ -295,22 +407,14 @@ impl Net {
         state.repair_mesh(&after);
     }
 
-    fn schedule(
-        &self,
-        state: &mut NetState,
-        from: usize,
-        to: usize,
-        event: TransportEvent,
-        size: usize,
-        reliable: bool,
-    ) {
+    fn schedule(&self, state: &mut NetState, from: usize, to: usize, wire: Wire, size: usize, reliable: bool) {
         if state.nodes[to].inbox.is_none()
             || state.blocked.contains(&(from, to))
             || state.clogged.contains(&from)
             || state.clogged.contains(&to)
         {
             state.stats.cut += 1;
-            if let TransportEvent::Request { id, .. } = &event {
+            if let Wire::Other(TransportEvent::Request { id, .. }) = &wire {
                 // The stream cannot be opened: the requester learns at once.
                 if let Some(request) = state.requests.remove(&id.0) {
                     let failed = TransportEvent::RequestFailed { id: request.id, reason: RequestFailure::Unreachable };
@@ -334,40 +438,45 @@ impl Net {
                 for delay in delays {
                     state.stats.messages += 1;
                     state.stats.bytes += bytes as u64;
-                    let net = self.clone();
-                    let event = event.clone();
-                    self.spawner.spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        net.deliver(from, to, event);
-                    });
+                    let at = now + delay;
+                    let earliest = state.in_flight.peek().is_none_or(|Reverse(head)| at < head.at);
+                    let seq = state.next_seq;
+                    state.next_seq += 1;
+                    state.in_flight.push(Reverse(InFlight { at, seq, from, to, wire: wire.clone() }));
+                    if earliest {
+                        self.wake.notify_one();
+                    }
                 }
             }
         }
     }
 
-    fn deliver(&self, from: usize, to: usize, event: TransportEvent) {
+    fn deliver(&self, from: usize, to: usize, wire: Wire) {
         let mut state = self.lock();
         if state.nodes[to].inbox.is_none() || state.clogged.contains(&to) {
             state.stats.cut += 1;
             return;
         }
-        if let TransportEvent::Gossip { context, bytes, .. } = &event {
-            let id = *blake3::hash(bytes).as_bytes();
-            if !state.nodes[to].seen.insert(id) {
-                state.stats.duplicates_suppressed += 1;
-                return;
+        let event = match wire {
+            Wire::Other(event) => event,
+            Wire::Gossip { origin, context, id, bytes } => {
+                if !state.nodes[to].seen.insert(id) {
+                    state.stats.duplicates_suppressed += 1;
+                    return;
+                }
+                if !state.nodes[to].subscribed.contains(&context) {
+                    return;
+                }
+                // Forward to the mesh the first time, like gossipsub: before the node reads it.
+                let forward_to: Vec<usize> =
+                    state.nodes[to].mesh.iter().copied().filter(|peer| *peer != from).collect();
+                for next in forward_to {
+                    let forwarded = Wire::Gossip { origin, context, id, bytes: bytes.clone() };
+                    self.schedule(&mut state, to, next, forwarded, bytes.len(), false);
+                }
+                TransportEvent::Gossip { from: origin, context, bytes: bytes.as_ref().clone() }
             }
-            if !state.nodes[to].subscribed.contains(context) {
-                return;
-            }
-            // Forward to the mesh the first time, like gossipsub: before the node even reads it.
-            let forward_to: Vec<usize> = state.nodes[to].mesh.iter().copied().filter(|peer| *peer != from).collect();
-            let peer = state.nodes[to].peer;
-            for next in forward_to {
-                let forwarded = TransportEvent::Gossip { from: peer, context: *context, bytes: bytes.clone() };
-                self.schedule(&mut state, to, next, forwarded, bytes.len(), false);
-            }
-        }
+        };
         state.send_now(to, event);
     }
 
@@ -376,10 +485,12 @@ impl Net {
         let id = *blake3::hash(&bytes).as_bytes();
         state.nodes[from].seen.insert(id);
         let peer = state.nodes[from].peer;
+        let size = bytes.len();
+        let bytes = Arc::new(bytes);
         let mesh: Vec<usize> = state.nodes[from].mesh.iter().copied().collect();
         for to in mesh {
-            let event = TransportEvent::Gossip { from: peer, context, bytes: bytes.clone() };
-            self.schedule(&mut state, from, to, event, bytes.len(), false);
+            let wire = Wire::Gossip { origin: peer, context, id, bytes: bytes.clone() };
+            self.schedule(&mut state, from, to, wire, size, false);
         }
     }
 
@@ -395,7 +506,7 @@ impl Net {
         let peer = state.nodes[from].peer;
         let size = bytes.len();
         let event = TransportEvent::Request { from: peer, id: InboundRequestId(inbound), bytes };
-        self.schedule(&mut state, from, to, event, size, true);
+        self.schedule(&mut state, from, to, Wire::Other(event), size, true);
         let net = self.clone();
         self.spawner.spawn(async move {
             tokio::time::sleep(timeout).await;
@@ -418,7 +529,7 @@ impl Net {
         }
         let size = bytes.len();
         let event = TransportEvent::Response { id: request.id, bytes };
-        self.schedule(&mut state, from, request.requester, event, size, true);
+        self.schedule(&mut state, from, request.requester, Wire::Other(event), size, true);
     }
 }
 
@@ -506,4 +617,48 @@ impl Transport for SimTransport {
 /// A uniform draw, for the world's own choices.
 pub(crate) fn draw(rng: &mut ChaCha8Rng) -> f64 {
     unit(rng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhizome_core::Keypair;
+
+    async fn next_gossip(transport: &mut SimTransport) -> (PeerId, Vec<u8>) {
+        loop {
+            match transport.next_event().await {
+                Some(TransportEvent::Gossip { from, bytes, .. }) => return (from, bytes),
+                Some(_) => continue,
+                None => panic!("inbox closed"),
+            }
+        }
+    }
+
+    /// Regression: relays used to put their own id in `from`, so a heartbeat relayed by a peer
+    /// that lacked the heads it carried sent the receiver to sync with the wrong peer, which
+    /// answered nothing (convergence-100, seed 1, after the delivery queue changed timings:
+    /// one node missed a third of the writes for the whole liveness phase).
+    #[madsim::test]
+    async fn relayed_gossip_names_its_publisher_and_is_delivered_once() {
+        let handle = madsim::runtime::Handle::current();
+        let spawner = handle.create_node().name("network").build();
+        let peers: Vec<PeerId> = (1..=3u8).map(|n| Keypair::from_secret_bytes([n; 32]).peer_id()).collect();
+        let profile = LinkProfile { latency_ms: crate::scenario::Latency::Fixed(10.0), ..LinkProfile::default() };
+        let net = Net::new(&peers, profile, BTreeMap::new(), 2, 1_024, 7, spawner);
+        let mut transports: Vec<SimTransport> = (0..3).map(|index| net.attach(index)).collect();
+        // 0 and 2 cannot reach each other: 0's messages reach 2 only through 1.
+        net.partition(&[vec![0], vec![2]]);
+        let context = ContextId::hash_of(b"relay");
+        for transport in &mut transports {
+            transport.subscribe(context);
+        }
+        transports[0].publish(context, b"hello".to_vec());
+        let (from, bytes) = next_gossip(&mut transports[2]).await;
+        assert_eq!((from, bytes.as_slice()), (peers[0], b"hello".as_slice()), "the publisher, not the relay");
+        let (from, _) = next_gossip(&mut transports[1]).await;
+        assert_eq!(from, peers[0]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(transports[2].try_next_event().is_none(), "delivered once");
+        assert_eq!(net.stats().messages, 2, "0 → 1, then 1 → 2 (1 does not send back to 0)");
+    }
 }

@@ -90,6 +90,7 @@ impl DagStore {
                 self.heads.insert(id);
             }
             self.counters.applied += 1;
+            self.mark_height(entry.height, id);
             self.applied.insert(id, entry);
         }
         Ok(())

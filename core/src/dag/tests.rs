@@ -455,3 +455,39 @@ fn hundred_thousand_chain_in_reverse_order_fits_the_default_test_stack() {
     assert_eq!(dag.pending_len(), 0);
     assert_eq!(dag.heads_vec(), vec![chain[99_999].id]);
 }
+
+#[test]
+fn known_sample_lets_a_server_missing_our_newest_deltas_send_only_a_small_gap() {
+    let mut factory = DeltaFactory::unsigned(context());
+    let mut ours = store();
+    let mut server = store();
+    let history = factory.chain(3_000);
+    for delta in &history {
+        ours.add(at(0), delta.clone(), &mut NoopApplier);
+        server.add(at(0), delta.clone(), &mut NoopApplier);
+    }
+    // Two branches only we hold (unpublished writes), and a newer stretch only the server has.
+    let mut our_tip = history[2_999].id;
+    for step in 0..40u16 {
+        let delta = factory.make(&[our_tip], step.to_le_bytes().to_vec());
+        ours.add(at(0), delta.clone(), &mut NoopApplier);
+        our_tip = delta.id;
+    }
+    let side = factory.make(&[history[2_990].id], b"side".to_vec());
+    ours.add(at(0), side, &mut NoopApplier);
+    let mut server_tip = history[2_999].id;
+    for step in 0..10u16 {
+        let delta = factory.make(&[server_tip], [b"s".as_slice(), &step.to_le_bytes()].concat());
+        server.add(at(0), delta.clone(), &mut NoopApplier);
+        server_tip = delta.id;
+    }
+    ours.check_invariants();
+    let sample = ours.known_sample(64);
+    assert!(sample.len() <= 64);
+    assert!(sample.iter().all(|id| ours.is_applied(id)), "only deltas we hold");
+    assert_eq!(&sample[..2], ours.heads_vec().as_slice(), "heads first");
+    let page = server.deltas_since(&sample, None, None, 10_000, usize::MAX, 100_000).unwrap();
+    // The nearest sampled height the server knows lies at most twice our 40-delta lead below
+    // our top: it resends at most that much of the shared chain, never the 3,000.
+    assert!((10..=10 + 2 * 40).contains(&page.gap_total), "gap {}", page.gap_total);
+}

@@ -399,10 +399,22 @@ impl Net {
                 }
             }
         }
+        let mut came_up = false;
         for (a, b) in after.difference(before) {
             let (peer_a, peer_b) = (state.nodes[*a].peer, state.nodes[*b].peer);
             state.send_now(*a, TransportEvent::PeerUp(peer_b));
             state.send_now(*b, TransportEvent::PeerUp(peer_a));
+            came_up = true;
+        }
+        if came_up && !before.is_empty() {
+            // After a heal every node still has a full mesh inside its old group, so topping up
+            // would add nothing and the groups would stay gossip islands, bridged only by
+            // sync (seconds of delay for every later write). Gossipsub's maintenance
+            // (opportunistic grafting, lazy gossip) bridges them within heartbeats; here the
+            // mesh is drawn afresh over the connections.
+            for node in &mut state.nodes {
+                node.mesh.clear();
+            }
         }
         state.repair_mesh(&after);
     }

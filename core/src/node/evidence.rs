@@ -13,10 +13,11 @@ impl<A: Applier> Node<A> {
     /// Remembers that `context` has a peer ahead, to sync with it once the evidence interval
     /// has passed. A running session needs no entry: its end looks at the evidence.
     pub(super) fn defer_evidence(&mut self, context: ContextId) {
-        if self.sessions.contains_key(&context) {
+        if self.sessions.contains_key(&context) || self.evidence_due.contains_key(&context) {
             return;
         }
-        let at = self.tracking.evidence_ready_at(&context).max(self.now);
+        let grace = self.now.add_millis(self.config.sync_evidence_min_interval_ms);
+        let at = self.tracking.evidence_ready_at(&context).max(grace);
         self.evidence_due.insert(context, at);
     }
 

@@ -178,13 +178,10 @@ impl<A: Applier> Node<A> {
             dag.is_applied(id) || dag.quarantined(id).is_some()
         });
         match verdict {
-            HeartbeatVerdict::PeerAhead { .. } => {
-                if self.tracking.may_start_on_evidence(&context, now) {
-                    self.start_sync(context, from, SyncReason::HeartbeatAhead, SyncMode::Deltas);
-                } else {
-                    self.defer_evidence(context);
-                }
-            }
+            // Not at once: heads we lack are often deltas still in flight to us by gossip. The
+            // evidence is looked at again after the evidence interval, and acted on only if
+            // the peer is still ahead then.
+            HeartbeatVerdict::PeerAhead { .. } => self.defer_evidence(context),
             HeartbeatVerdict::Diverged => {
                 self.metrics.divergences_detected += 1;
                 tracing::warn!(%context, peer = %from, "silent divergence: equal heads, different roots");

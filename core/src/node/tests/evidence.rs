@@ -19,11 +19,12 @@ fn sync_started(outputs: &[Output]) -> Option<SyncReason> {
     })
 }
 
-/// `a` holds the first two of `b`'s ten deltas, connects, and catches up by a direct fetch.
+/// `a` holds the first two of `b`'s forty deltas, connects, and catches up by a direct fetch
+/// (a backlog of 38).
 fn caught_up_pair() -> (Node<KvCounterApplier>, Node<KvCounterApplier>) {
     let mut b = node(2, quiet());
     let mut a = node(1, quiet());
-    let broadcasts = write_many(&mut b, 10);
+    let broadcasts = write_many(&mut b, 40);
     for bytes in &broadcasts[..2] {
         a.handle_input(T0, Input::Gossip { from: b.peer_id(), bytes: bytes.clone() });
     }
@@ -36,29 +37,46 @@ fn caught_up_pair() -> (Node<KvCounterApplier>, Node<KvCounterApplier>) {
     (a, b)
 }
 
+/// Feeds `b`'s heartbeat to `a` at `at`, then runs the sync the deferred evidence starts.
+fn evidence_sync(a: &mut Node<KvCounterApplier>, b: &mut Node<KvCounterApplier>, at: Timestamp) -> Timestamp {
+    a.handle_input(at, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(b) });
+    assert_eq!(sync_started(&drain(a)), None, "evidence waits: the deltas may be in flight");
+    let due = a.poll_timeout();
+    a.handle_input(due, Input::Timeout);
+    let outputs = drain(a);
+    assert_eq!(sync_started(&outputs), Some(SyncReason::HeartbeatAhead));
+    exchange(a, b, outputs, due);
+    due
+}
+
 #[test]
-fn a_sync_that_brings_deltas_announces_our_heads_at_most_once_per_interval() {
+fn a_sync_that_brings_a_backlog_announces_our_heads_at_most_once_per_interval() {
     let (mut a, mut b) = caught_up_pair();
-    assert_eq!(a.metrics().heads_announced, 1, "eight deltas came: announced");
-    write_many(&mut b, 3);
-    let soon = T0.add_millis(300);
-    a.handle_input(soon, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
-    let outputs = drain(&mut a);
-    exchange(&mut a, &mut b, outputs, soon);
+    assert_eq!(a.metrics().heads_announced, 1, "a backlog of 38 came: announced");
+    write_many(&mut b, 20);
+    let due = evidence_sync(&mut a, &mut b, T0.add_millis(10));
+    assert!(due < T0.add_millis(Config::default().sync_announce_min_interval_ms));
     assert_eq!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.metrics().heads_announced, 1, "within the announce interval: not again");
+    write_many(&mut b, 3);
+    evidence_sync(&mut a, &mut b, T0.add_millis(5_000));
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert_eq!(a.metrics().heads_announced, 1, "three deltas are routine repair, not news");
 }
 
 #[test]
 fn evidence_that_arrives_too_soon_is_acted_on_once_the_interval_passes() {
     let (mut a, mut b) = caught_up_pair();
     write_many(&mut b, 3);
-    // The last sync started at T0; the evidence interval is 250 ms.
+    // The evidence waits the evidence interval (250 ms) from its arrival, in case the deltas
+    // are in flight, and at least that long after the last start (T0).
     let early = T0.add_millis(100);
     a.handle_input(early, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
-    assert_eq!(sync_started(&drain(&mut a)), None, "too soon after the last start");
-    let due = T0.add_millis(Config::default().sync_evidence_min_interval_ms);
+    assert_eq!(sync_started(&drain(&mut a)), None, "not at once");
+    let due = early.add_millis(Config::default().sync_evidence_min_interval_ms);
     assert_eq!(a.poll_timeout(), due, "the deferred evidence sets the next wake-up");
+    a.handle_input(Timestamp::from_millis(due.as_millis() - 1), Input::Timeout);
+    assert_eq!(sync_started(&drain(&mut a)), None, "not before it is due");
     a.handle_input(due, Input::Timeout);
     let outputs = drain(&mut a);
     assert_eq!(sync_started(&outputs), Some(SyncReason::HeartbeatAhead));
@@ -80,9 +98,11 @@ fn a_peer_that_claims_heads_it_cannot_serve_stops_drawing_syncs() {
     }));
     let later = T0.add_millis(1_000);
     a.handle_input(later, Input::Gossip { from: b.peer_id(), bytes: claim });
+    let due = a.poll_timeout();
+    a.handle_input(due, Input::Timeout);
     let outputs = drain(&mut a);
     assert_eq!(sync_started(&outputs), Some(SyncReason::HeartbeatAhead));
-    exchange(&mut a, &mut b, outputs, later);
+    exchange(&mut a, &mut b, outputs, due);
     let after = a.poll_timeout();
     assert!(after > later.add_millis(1_000), "no evidence left to act on: next wake-up {after:?}");
     a.handle_input(later.add_millis(1_000), Input::Timeout);

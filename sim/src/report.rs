@@ -194,7 +194,10 @@ pub fn text(name: &str, seed: u64, outcome: &RunOutcome) -> String {
     line(&mut out, "live nodes at the end", figures.live_nodes.to_string());
     line(&mut out, "simulated time", format!("{:.1} s", figures.simulated_s));
     line(&mut out, "wall time", format!("{:.2} s", figures.wall_s));
-    line(&mut out, "simulated / wall", format!("{:.0}x", figures.simulated_s / figures.wall_s.max(1e-9)));
+    let speed = figures.simulated_s / figures.wall_s.max(1e-9);
+    // Slower than real time needs its decimals (0.12x, not 0x).
+    let speed = if speed < 10.0 { format!("{speed:.2}x") } else { format!("{speed:.0}x") };
+    line(&mut out, "simulated / wall", speed);
     out
 }
 

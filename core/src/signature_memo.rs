@@ -7,9 +7,7 @@
 //! verifies each new delta once anyway) and runs without one.
 
 use crate::identity::{verify_delta_signature, Signature, SignatureError};
-use crate::ids::{AuthorKey, DeltaId};
-use hashbrown::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::ids::{AuthorKey, DeltaId, IdSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Verified signatures a memo keeps before it starts over (32 bytes each).
@@ -23,7 +21,7 @@ pub struct SignatureMemo {
 
 #[derive(Debug)]
 struct MemoInner {
-    verified: HashSet<[u8; 32], BuildHasherDefault<PrefixHasher>>,
+    verified: IdSet<[u8; 32]>,
     max_entries: usize,
     hits: u64,
 }
@@ -40,7 +38,7 @@ impl SignatureMemo {
     pub fn with_max_entries(max_entries: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(MemoInner {
-                verified: HashSet::default(),
+                verified: IdSet::default(),
                 max_entries: max_entries.max(1),
                 hits: 0,
             })),
@@ -80,23 +78,6 @@ impl SignatureMemo {
     /// True if nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Keys are BLAKE3 outputs already: their first eight bytes are as good a hash as any, and
-/// no process-random seed is involved.
-#[derive(Debug, Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for (index, byte) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*byte) << (8 * index);
-        }
     }
 }
 

@@ -12,7 +12,6 @@ use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestI
 use rhizome_node::{Transport, TransportEvent};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -41,31 +40,15 @@ pub struct NetStats {
     pub request_timeouts: u64,
 }
 
-/// Message ids are BLAKE3 outputs: their first bytes are a fine hash, with no random seed.
-#[derive(Default)]
-struct IdPrefixHasher(u64);
-
-impl Hasher for IdPrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for (index, byte) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*byte) << (8 * index);
-        }
-    }
-}
-
 struct SeenCache {
-    ids: std::collections::HashSet<[u8; 32], BuildHasherDefault<IdPrefixHasher>>,
+    ids: rhizome_core::ids::IdSet<[u8; 32]>,
     order: VecDeque<[u8; 32]>,
     max_ids: usize,
 }
 
 impl SeenCache {
     fn new(max_ids: usize) -> Self {
-        Self { ids: std::collections::HashSet::default(), order: VecDeque::new(), max_ids: max_ids.max(1) }
+        Self { ids: rhizome_core::ids::IdSet::default(), order: VecDeque::new(), max_ids: max_ids.max(1) }
     }
 
     /// True the first time `id` is seen.

@@ -44,7 +44,10 @@ fn steps() -> Vec<Step> {
         Step { name: "simulator build (--cfg madsim, release)", action: Action::Run(crate::sim::build) },
         Step { name: "simulator clippy -D warnings", action: Action::Run(sim_clippy) },
         Step { name: "simulator tests (with and without the injected bug)", action: Action::Run(sim_tests) },
-        Step { name: "every scenario, seeds 1..3, determinism checked", action: Action::Run(all_scenarios) },
+        Step {
+            name: "every scenario, seeds 1..3 and its regression seeds, determinism checked",
+            action: Action::Run(all_scenarios),
+        },
         // The README's main job, so the quick start cannot silently break.
         Step { name: "main job: cargo xtask sim run scenarios/smoke-3.toml", action: Action::Run(main_job) },
     ]

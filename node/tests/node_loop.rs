@@ -138,6 +138,18 @@ fn launch_with(
     (handle, join)
 }
 
+/// Installs `app_name` on both nodes (same app id), creates a context of the two on `a` and
+/// joins `b` to it.
+async fn shared_context(a: &NodeHandle, b: &NodeHandle, app_name: &str, nonce: u8) -> ContextId {
+    let module = app(app_name);
+    let app_id = a.install_app(module.clone()).await.unwrap();
+    assert_eq!(b.install_app(module).await.unwrap(), app_id);
+    let members = vec![a.author_key(), b.author_key()];
+    let context = a.create_context(app_id, members.clone(), [nonce; 16]).await.unwrap();
+    b.join_context(context, app_id, members).await.unwrap();
+    context
+}
+
 fn set(key: &str, value: &str) -> Vec<u8> {
     borsh::to_vec(&(key.to_owned(), value.to_owned())).unwrap()
 }
@@ -167,12 +179,7 @@ async fn calls_replicate_subscribers_see_events_and_a_restart_restores_everythin
     let (a_path, b_path) = (db_path("a.redb"), db_path("b.redb"));
     let (a, a_join) = launch(&hub, 1, &a_path);
     let (b, _b_join) = launch(&hub, 2, &b_path);
-    let kv = app("kv_store");
-    let app_id = a.install_app(kv.clone()).await.unwrap();
-    assert_eq!(b.install_app(kv).await.unwrap(), app_id);
-    let members = vec![a.author_key(), b.author_key()];
-    let context = a.create_context(app_id, members.clone(), [7; 16]).await.unwrap();
-    b.join_context(context, app_id, members).await.unwrap();
+    let context = shared_context(&a, &b, "kv_store", 7).await;
     let mut events = b.subscribe(context).await.unwrap();
 
     for index in 0..20 {
@@ -213,12 +220,7 @@ async fn event_handlers_run_once_per_node_even_across_a_restart() {
     let (a_path, b_path) = (db_path("ha.redb"), db_path("hb.redb"));
     let (a, _a_join) = launch(&hub, 3, &a_path);
     let (b, b_join) = launch(&hub, 4, &b_path);
-    let todo = app("todo");
-    let app_id = a.install_app(todo.clone()).await.unwrap();
-    b.install_app(todo).await.unwrap();
-    let members = vec![a.author_key(), b.author_key()];
-    let context = a.create_context(app_id, members.clone(), [1; 16]).await.unwrap();
-    b.join_context(context, app_id, members).await.unwrap();
+    let context = shared_context(&a, &b, "todo", 1).await;
     for index in 0..5 {
         a.call(context, "add", borsh::to_vec(&format!("task {index}")).unwrap()).await.unwrap();
     }
@@ -256,12 +258,7 @@ async fn handler_jobs_beyond_one_pass_run_without_waiting_for_another_input() {
     let (a_path, b_path) = (db_path("ra.redb"), db_path("rb.redb"));
     let (a, _a_join) = launch(&hub, 5, &a_path);
     let (b, b_join) = launch(&hub, 6, &b_path);
-    let todo = app("todo");
-    let app_id = a.install_app(todo.clone()).await.unwrap();
-    b.install_app(todo).await.unwrap();
-    let members = vec![a.author_key(), b.author_key()];
-    let context = a.create_context(app_id, members.clone(), [2; 16]).await.unwrap();
-    b.join_context(context, app_id, members).await.unwrap();
+    let context = shared_context(&a, &b, "todo", 2).await;
     let b_key = *b.author_key().as_bytes();
     let seen_at_b = move |b: NodeHandle| async move {
         let bytes = b.query(context, "seen_count", borsh::to_vec(&b_key).unwrap()).await.unwrap();
@@ -300,12 +297,7 @@ async fn received_data_waits_for_the_next_commit_and_a_crash_costs_only_that() {
     let (a_path, b_path) = (db_path("da.redb"), db_path("db.redb"));
     let (a, _a_join) = launch(&hub, 7, &a_path);
     let (b, b_join) = launch(&hub, 8, &b_path);
-    let kv = app("kv_store");
-    let app_id = a.install_app(kv.clone()).await.unwrap();
-    b.install_app(kv).await.unwrap();
-    let members = vec![a.author_key(), b.author_key()];
-    let context = a.create_context(app_id, members.clone(), [3; 16]).await.unwrap();
-    b.join_context(context, app_id, members).await.unwrap();
+    let context = shared_context(&a, &b, "kv_store", 3).await;
     b.call(context, "set", set("mine", "acknowledged")).await.unwrap();
     for index in 0..5 {
         a.call(context, "set", set(&format!("theirs{index}"), "v")).await.unwrap();

@@ -139,11 +139,7 @@ pub(crate) fn main() -> ExitCode {
                 }
             }
             println!("trace_hash={}", outcome.trace_hash);
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            exit_code(ok)
         }
         Command::Sweep { file, seeds, jobs, swarm: use_swarm, check_determinism } => {
             let Some(range) = parse_seeds(&seeds) else {
@@ -191,11 +187,7 @@ pub(crate) fn main() -> ExitCode {
                 total - failing.len(),
                 seeds.join(", ")
             );
-            if failing.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            exit_code(failing.is_empty())
         }
         Command::Replay { file, seed, trace, swarm: use_swarm } => {
             let scenario = match load(&file, seed, use_swarm) {
@@ -208,11 +200,7 @@ pub(crate) fn main() -> ExitCode {
             }
             print!("{}", report::text(&scenario.name, seed, &outcome));
             println!("trace_hash={}", outcome.trace_hash);
-            if passed(&outcome) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            exit_code(passed(&outcome))
         }
         Command::Shrink { file, seed, out, swarm: use_swarm } => {
             let scenario = match load(&file, seed, use_swarm) {
@@ -242,5 +230,14 @@ pub(crate) fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Success when every check passed (and every seed, for a sweep).
+fn exit_code(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -90,6 +90,13 @@ struct Shared {
     storage_failures: Arc<Mutex<Vec<String>>>,
 }
 
+impl Shared {
+    /// Records a node that could not open its database, start, or keep running.
+    fn note_failure(&self, failure: String) {
+        self.storage_failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+    }
+}
+
 fn keypair(seed: u64, index: usize) -> Keypair {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"rhizome-sim/node-key");
@@ -149,11 +156,7 @@ fn boot_node(
             let db = match redb::Database::builder().create_with_backend(disk.clone()) {
                 Ok(db) => db,
                 Err(error) => {
-                    shared
-                        .storage_failures
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(format!("n{index}: opening its database after boot {boot}: {error}"));
+                    shared.note_failure(format!("n{index}: opening its database after boot {boot}: {error}"));
                     return;
                 }
             };
@@ -174,11 +177,7 @@ fn boot_node(
             let (handle, task) = match start(parts) {
                 Ok(started) => started,
                 Err(error) => {
-                    shared
-                        .storage_failures
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(format!("n{index}: restart failed: {error}"));
+                    shared.note_failure(format!("n{index}: restart failed: {error}"));
                     return;
                 }
             };
@@ -191,8 +190,7 @@ fn boot_node(
             }
             *slot_handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
             if let Ok(Err(error)) = running.await {
-                let failure = format!("n{index}: node stopped: {error}");
-                shared.storage_failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+                shared.note_failure(format!("n{index}: node stopped: {error}"));
             }
         })
     }

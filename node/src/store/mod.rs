@@ -138,11 +138,6 @@ impl Store {
         ContextBackend::attached(context, self.clone())
     }
 
-    /// True if state writes are staged and not yet committed.
-    pub fn has_staged(&self) -> bool {
-        !self.lock().overlay.is_empty()
-    }
-
     /// State writes staged and not yet committed.
     pub fn staged_len(&self) -> usize {
         self.lock().overlay.len()

@@ -93,6 +93,8 @@ pub(crate) enum Command {
     InstallApp { module: Vec<u8>, reply: Reply<AppId> },
     CreateContext { app: AppId, members: Vec<AuthorKey>, nonce: [u8; 16], reply: Reply<ContextId> },
     JoinContext { context: ContextId, app: AppId, members: Vec<AuthorKey>, reply: Reply<()> },
+    SetMembers { context: ContextId, members: Vec<AuthorKey>, reply: Reply<()> },
+    Apps { reply: Reply<Vec<AppId>> },
     Call { context: ContextId, method: String, input: Vec<u8>, reply: Reply<CallReply> },
     Query { context: ContextId, method: String, input: Vec<u8>, reply: Reply<Vec<u8>> },
     Subscribe { context: ContextId, reply: Reply<Subscription> },
@@ -153,6 +155,18 @@ impl NodeHandle {
     /// Joins an existing context (its app must be installed here).
     pub async fn join_context(&self, context: ContextId, app: AppId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
         self.ask(|reply| Command::JoinContext { context, app, members, reply }).await
+    }
+
+    /// Replaces the member list of a joined context (durable when this returns). The list
+    /// should name this node: the core does not insist, but a node outside its own list is
+    /// ignored by its peers.
+    pub async fn set_members(&self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
+        self.ask(|reply| Command::SetMembers { context, members, reply }).await
+    }
+
+    /// The installed apps, in id order.
+    pub async fn apps(&self) -> Result<Vec<AppId>, ApiError> {
+        self.ask(|reply| Command::Apps { reply }).await
     }
 
     /// Calls a method; its writes are durable and published when this returns.

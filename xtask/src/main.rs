@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod apps;
+mod cluster;
 mod cmd;
 mod sim;
 mod test;
@@ -29,6 +30,11 @@ commands:
                          sim replay FILE --seed N --trace
                          sim shrink FILE --seed N [--out PATH]
   demo [--seed N]      run the in-process 5-node core cluster demo (default seed 7)
+  cluster [--nodes N] [--release]
+                       start N rhizomed processes on loopback (default 3), all joined to one
+                       kv-store demo context; prints how to talk to them; Ctrl-C stops them
+  bench-node [args]    build rhizomed in release and benchmark it as real processes on loopback:
+                         bench-node [all | e2e --nodes N | calls | health | startup | memory]
   bench [args...]      run criterion benchmarks (args are passed to `cargo bench`, e.g. `-- <filter>`)
   help                 print this message";
 
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
         Some("sim") => sim::run(&rest),
         Some("apps") => no_extra_args("apps", &rest).and_then(|()| apps::build().map(|()| ExitCode::SUCCESS)),
         Some("bench") => bench(&rest),
+        Some("cluster") => cluster::run(&rest),
+        Some("bench-node") => bench_node(&rest),
         Some(_) => {
             let shown = command.unwrap_or_default();
             eprintln!("error: unknown command `{}`\n\n{USAGE}", shown.to_string_lossy());
@@ -129,4 +137,27 @@ fn bench(rest: &[OsString]) -> Result<ExitCode> {
     command.args(["bench", "-p", "rhizome-benches"]).args(rest);
     let status = cmd::status(&mut command).context("running benchmarks")?;
     Ok(cmd::exit_code(status))
+}
+
+/// `cargo xtask bench-node [args]`: builds rhizomed and the benchmark driver in release mode,
+/// then runs `node-bench` (default: `all`), which starts real rhizomed processes on loopback.
+fn bench_node(rest: &[OsString]) -> Result<ExitCode> {
+    apps::build()?;
+    let mut build = cmd::cargo();
+    build.args(["build", "--release", "--locked", "-p", "rhizomed", "-p", "rhizome-integration"]);
+    println!("$ {}", cmd::display(&build));
+    let status = cmd::status(&mut build)?;
+    if !status.success() {
+        anyhow::bail!("building the node benchmarks failed with {}", cmd::describe(status));
+    }
+    let driver = cmd::workspace_root().join("target").join("release").join("node-bench");
+    let mut command = std::process::Command::new(driver);
+    if rest.is_empty() {
+        command.arg("all");
+    } else {
+        command.args(rest);
+    }
+    command.env("RHIZOMED_BIN", cmd::workspace_root().join("target").join("release").join("rhizomed"));
+    println!("$ {}", cmd::display(&command));
+    Ok(cmd::exit_code(cmd::status(&mut command)?))
 }

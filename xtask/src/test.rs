@@ -40,7 +40,10 @@ fn steps() -> Vec<Step> {
             action: Action::Cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
         },
         Step { name: "cargo clippy -D warnings (apps)", action: Action::Run(crate::apps::clippy) },
-        Step { name: "cargo test", action: Action::Run(run_workspace_tests) },
+        Step {
+            name: "cargo test (workspace, with real rhizomed processes on loopback)",
+            action: Action::Run(run_workspace_tests),
+        },
         Step { name: "simulator build (--cfg madsim, release)", action: Action::Run(crate::sim::build) },
         Step { name: "simulator clippy -D warnings", action: Action::Run(sim_clippy) },
         Step { name: "simulator tests (with and without the injected bug)", action: Action::Run(sim_tests) },
@@ -167,6 +170,9 @@ fn main_job() -> Result<()> {
 
 /// `cargo test --workspace`, echoing its output live while counting the tests it ran.
 fn run_workspace_tests() -> Result<()> {
+    // The integration tests in tests/ run the rhizomed binary as real processes; build it first
+    // so they never race its build or find a stale one.
+    run_checked(cmd::cargo().args(["build", "--locked", "-p", "rhizomed"]))?;
     let mut command = cmd::cargo();
     command.args(["test", "--workspace", "--locked"]);
     run_tallied(command)

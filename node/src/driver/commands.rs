@@ -25,6 +25,13 @@ impl<T: Transport> NodeTask<T> {
                 let result = self.join(context, app, members);
                 self.ack(reply, result);
             }
+            Command::SetMembers { context, members, reply } => {
+                let result = self.set_members(context, members);
+                self.ack(reply, result);
+            }
+            Command::Apps { reply } => {
+                let _ = reply.send(Ok(self.stored_apps.iter().copied().collect()));
+            }
             Command::Call { context, method, input, reply } => {
                 let result = self.call(now, context, &method, input);
                 match &result {
@@ -94,6 +101,22 @@ impl<T: Transport> NodeTask<T> {
         self.records.insert(context, record.clone());
         self.batch.contexts.push((context, record));
         self.transport.subscribe(context);
+        Ok(())
+    }
+
+    /// Replaces a joined context's member list: the core first (it checks the list), then the
+    /// stored record, in the next commit, as a join does.
+    fn set_members(&mut self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
+        let app = match (self.node.dag(&context), self.records.get(&context)) {
+            (Some(_), Some(record)) => record.app,
+            _ => return Err(ApiError::UnknownContext(context)),
+        };
+        self.node
+            .join_context(context, members.iter().copied())
+            .map_err(|error| ApiError::Refused(error.to_string()))?;
+        let record = ContextRecord { app, members };
+        self.records.insert(context, record.clone());
+        self.batch.contexts.push((context, record));
         Ok(())
     }
 

@@ -1,0 +1,502 @@
+//! The API end to end over in-process nodes: requests go through the whole router (auth, rate
+//! limit, body limits, handlers) with `oneshot`; the WebSocket tests use a real listener.
+
+use super::test_support::*;
+use super::{router, serve, HttpConfig, PeerView};
+use axum::http::{Method, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Installs kv-store and creates a context on the API's node: (app, context), hex.
+async fn kv_context(api: &Router) -> (String, String) {
+    let (status, _, body) = send(api, request(Method::POST, "/admin/apps", kv_store())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let app = body["app"].as_str().expect("app id").to_owned();
+    let (status, _, body) = send(api, json_request(Method::POST, "/admin/contexts", &json!({"app": app}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (app, body["context"].as_str().expect("context id").to_owned())
+}
+
+async fn rpc_call(api: &Router, method: &str, params: Value) -> Value {
+    let (status, _, body) = send(api, json_request(Method::POST, "/jsonrpc", &rpc(method, params))).await;
+    assert_eq!(status, StatusCode::OK, "JSON-RPC answers 200: {body}");
+    body
+}
+
+#[tokio::test]
+async fn health_is_open_and_reports_a_stopped_node() {
+    let node = start_node(1);
+    let api = router(state(node.clone(), config()));
+    let no_token = request_from(SocketAddr::from(([203, 0, 113, 1], 1)), Method::GET, "/health", None, "");
+    let (status, _, body) = send(&api, no_token).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    node.shutdown().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !node.is_stopped() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the node loop ends");
+    let (status, _, body) = send(&api, request(Method::GET, "/health", "")).await;
+    assert_eq!((status, body), (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "stopping"})));
+}
+
+#[tokio::test]
+async fn guarded_routes_need_the_bearer_token() {
+    let api = router(state(start_node(2), config()));
+    let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+    for token in [None, Some("wrong"), Some("")] {
+        let (status, headers, body) = send(&api, request_from(peer, Method::GET, "/admin/status", token, "")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "token {token:?}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+    }
+    let mut lowercase = request_from(peer, Method::GET, "/admin/status", None, "");
+    lowercase.headers_mut().insert("authorization", format!("bearer {TOKEN}").parse().unwrap());
+    let (status, _, body) = send(&api, lowercase).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["author_key"].as_str().unwrap().len(), 64);
+
+    // An empty configured token opens nothing.
+    let mut closed = state(start_node(3), config());
+    closed.admin_token = String::new();
+    let (status, _, _) = send(&router(closed), request_from(peer, Method::GET, "/admin/status", Some(""), "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn install_create_call_and_query_through_jsonrpc() {
+    let node = start_node(4);
+    let api = router(state(node.clone(), config()));
+    let (app, context) = kv_context(&api).await;
+
+    let set =
+        rpc_call(&api, "call", json!({"context": context, "method": "set", "args": ["k", "v"], "returns": "unit"}))
+            .await;
+    let result = &set["result"];
+    assert_eq!(result["output"], Value::Null, "{set}");
+    assert_eq!(result["output_hex"], "");
+    assert_eq!(result["delta"].as_str().expect("a write has a delta").len(), 64);
+
+    let get = rpc_call(
+        &api,
+        "query",
+        json!({"context": context, "method": "get", "args": ["k"], "returns": "option_string"}),
+    )
+    .await;
+    assert_eq!(get["result"]["output"], "v", "{get}");
+    assert!(get["result"].get("delta").is_none(), "a query has no delta");
+    let missing = rpc_call(
+        &api,
+        "query",
+        json!({"context": context, "method": "get", "args": ["nope"], "returns": "option_string"}),
+    )
+    .await;
+    assert_eq!(missing["result"]["output"], Value::Null);
+    let list = rpc_call(&api, "query", json!({"context": context, "method": "list", "returns": "string_pairs"})).await;
+    assert_eq!(list["result"]["output"], json!([["k", "v"]]));
+    // Raw input and the default (bytes) output.
+    let input_hex = hex::encode(borsh::to_vec(&"k".to_owned()).unwrap());
+    let raw = rpc_call(&api, "query", json!({"context": context, "method": "get", "input_hex": input_hex})).await;
+    assert_eq!(raw["result"]["output"], hex::encode(borsh::to_vec(&Some("v".to_owned())).unwrap()));
+    // A shape that does not fit still reports the call, with the reason.
+    let wrong =
+        rpc_call(&api, "query", json!({"context": context, "method": "get", "args": ["k"], "returns": "u64"})).await;
+    assert_eq!(wrong["result"]["output"], Value::Null);
+    assert!(wrong["result"]["output_error"].as_str().unwrap().contains("u64"));
+
+    let (status, _, apps) = send(&api, request(Method::GET, "/admin/apps", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(apps, json!({"apps": [{"app": app, "contexts": 1}]}));
+    let (_, _, listed) = send(&api, request(Method::GET, "/admin/contexts", "")).await;
+    let entry = &listed["contexts"][0];
+    assert_eq!((entry["context"].as_str(), entry["applied"].as_u64()), (Some(context.as_str()), Some(1)));
+    assert_eq!(entry["heads"][0], set["result"]["delta"]);
+    assert_eq!(entry["member_count"], 1);
+    let (status, _, one) = send(&api, request(Method::GET, &format!("/admin/contexts/{context}"), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["members"], json!([node.author_key().to_string()]));
+    let (_, _, status_body) = send(&api, request(Method::GET, "/admin/status", "")).await;
+    assert_eq!(status_body["peer_id"], node.peer_id().to_string());
+    assert_eq!(status_body["counters"]["calls_committed"], 1);
+    assert_eq!(status_body["contexts"][0]["pending"], 0);
+}
+
+#[tokio::test]
+async fn jsonrpc_errors_carry_stable_codes() {
+    let api = router(state(start_node(5), config()));
+    let (_, context) = kv_context(&api).await;
+    let unknown = "ab".repeat(32);
+
+    let cases = [
+        (rpc("call", json!({"context": unknown, "method": "set", "args": ["k", "v"]})), -32001, "unknown_context"),
+        (rpc("query", json!({"context": context, "method": "set", "args": ["k", "v"]})), -32005, "query_wrote"),
+        (rpc("call", json!({"context": context, "method": "no_such_method"})), -32004, "call_failed"),
+        (rpc("call", json!({"context": context, "method": "set", "args": [1.5]})), -32602, "bad_request"),
+        (rpc("call", json!({"context": "xyz", "method": "set"})), -32602, "bad_request"),
+        (rpc("call", json!({"context": context, "method": "set", "args": [], "input_hex": ""})), -32602, "bad_request"),
+        (rpc("call", json!({"context": context, "method": "set", "surprise": 1})), -32602, "bad_request"),
+        (rpc("delete", json!({})), -32601, "not_found"),
+        (json!({"id": 1, "method": "call"}), -32600, "bad_request"),
+        (json!([rpc("call", json!({}))]), -32600, "bad_request"),
+    ];
+    for (request_body, code, stable) in cases {
+        let (status, _, answer) = send(&api, json_request(Method::POST, "/jsonrpc", &request_body)).await;
+        assert_eq!(status, StatusCode::OK, "{request_body}");
+        assert_eq!(answer["error"]["code"], code, "{request_body} → {answer}");
+        assert_eq!(answer["error"]["data"]["code"], stable, "{request_body} → {answer}");
+        assert_eq!(answer["jsonrpc"], "2.0");
+    }
+
+    let (status, _, answer) = send(&api, request(Method::POST, "/jsonrpc", "{not json")).await;
+    assert_eq!(status, StatusCode::OK, "a parse error is a JSON-RPC answer");
+    assert_eq!((answer["error"]["code"].as_i64(), answer["id"].clone()), (Some(-32700), Value::Null));
+    assert_eq!(answer["error"]["data"]["code"], "bad_json");
+
+    // A notification is carried out and not answered.
+    let notification = json!({"jsonrpc": "2.0", "method": "call", "params": {"context": context, "method": "set", "args": ["n", "1"]}});
+    let (status, _, _) = send(&api, json_request(Method::POST, "/jsonrpc", &notification)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let get = rpc_call(
+        &api,
+        "query",
+        json!({"context": context, "method": "get", "args": ["n"], "returns": "option_string"}),
+    )
+    .await;
+    assert_eq!(get["result"]["output"], "1");
+}
+
+#[tokio::test]
+async fn rest_errors_are_json_with_their_status() {
+    let api = router(state(start_node(6), config()));
+    let unknown = "cd".repeat(32);
+    let cases = [
+        (request(Method::GET, &format!("/admin/contexts/{unknown}"), ""), StatusCode::NOT_FOUND, "unknown_context"),
+        (
+            request(Method::GET, &format!("/admin/contexts/{unknown}/members"), ""),
+            StatusCode::NOT_FOUND,
+            "unknown_context",
+        ),
+        (request(Method::GET, "/admin/contexts/not-hex", ""), StatusCode::BAD_REQUEST, "bad_request"),
+        (request(Method::POST, "/admin/contexts", "{\"app\": "), StatusCode::BAD_REQUEST, "bad_json"),
+        (request(Method::POST, "/admin/contexts", "{\"application\": 1}"), StatusCode::BAD_REQUEST, "bad_request"),
+        (json_request(Method::POST, "/admin/contexts", &json!({"app": unknown})), StatusCode::NOT_FOUND, "unknown_app"),
+        (request(Method::POST, "/admin/apps", "not wasm"), StatusCode::UNPROCESSABLE_ENTITY, "call_failed"),
+        (request(Method::GET, "/no/such/route", ""), StatusCode::NOT_FOUND, "not_found"),
+        (request(Method::DELETE, "/admin/apps", ""), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (request(Method::GET, "/jsonrpc", ""), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (request(Method::GET, &format!("/ws/contexts/{unknown}/events"), ""), StatusCode::NOT_FOUND, "unknown_context"),
+    ];
+    for (request, expected_status, code) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, headers, body) = send(&api, request).await;
+        assert_eq!(status, expected_status, "{what}: {body}");
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()));
+        assert_eq!(headers["content-type"], "application/json", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_413() {
+    let config = HttpConfig { max_json_body_bytes: 1_024, ..config() };
+    let api = router(state(start_node(7), config));
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": {"pad": "x".repeat(2_000)}});
+    for uri in ["/jsonrpc", "/admin/contexts"] {
+        let (status, _, body) = send(&api, json_request(Method::POST, uri, &big)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        assert_eq!(body["error"]["code"], "body_too_large");
+    }
+    // The module upload has its own, larger limit.
+    let (status, _, body) = send(&api, request(Method::POST, "/admin/apps", kv_store())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let config = HttpConfig { max_wasm_body_bytes: 1_024, ..super::test_support::config() };
+    let api = router(state(start_node(8), config));
+    let (status, _, body) = send(&api, request(Method::POST, "/admin/apps", kv_store())).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")));
+}
+
+fn limited_config(burst: f64, per_s: f64) -> HttpConfig {
+    let mut config = config();
+    config.rate_limit.enabled = true;
+    config.rate_limit.external_burst = burst;
+    config.rate_limit.external_per_s = per_s;
+    config
+}
+
+#[tokio::test]
+async fn an_empty_bucket_gets_429_with_retry_after_and_health_is_never_limited() {
+    let api_state = state(start_node(9), limited_config(2.0, 0.5));
+    let metrics = api_state.metrics.clone();
+    let api = router(api_state);
+    let client = SocketAddr::from(([203, 0, 113, 5], 5555));
+    for _ in 0..2 {
+        let (status, _, _) = send(&api, request_from(client, Method::GET, "/admin/status", Some(TOKEN), "")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, headers, body) = send(&api, request_from(client, Method::GET, "/admin/status", Some(TOKEN), "")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(headers["retry-after"], "2", "one token at 0.5/s is two seconds away");
+    // Without a token it is still limited: guesses spend the same bucket.
+    let (status, _, _) = send(&api, request_from(client, Method::GET, "/admin/status", None, "")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    for _ in 0..100 {
+        let (status, _, _) = send(&api, request_from(client, Method::GET, "/health", None, "")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Another client, and the loopback (internal) class, are unaffected.
+    let other = SocketAddr::from(([203, 0, 113, 6], 5555));
+    assert_eq!(send(&api, request_from(other, Method::GET, "/admin/status", Some(TOKEN), "")).await.0, StatusCode::OK);
+    assert_eq!(send(&api, request(Method::GET, "/admin/status", "")).await.0, StatusCode::OK);
+    assert_eq!(metrics.rate_limited(), 2);
+}
+
+#[tokio::test]
+async fn forwarded_for_is_honoured_only_from_a_trusted_proxy() {
+    let proxy = SocketAddr::from(([10, 0, 0, 9], 443));
+    let mut config = limited_config(1.0, 0.01);
+    config.rate_limit.trusted_proxies = vec![proxy.ip()];
+    let api = router(state(start_node(10), config));
+    let via = |from: SocketAddr, forwarded_for: &str| {
+        let mut request = request_from(from, Method::GET, "/admin/status", Some(TOKEN), "");
+        request.headers_mut().insert("x-forwarded-for", forwarded_for.parse().unwrap());
+        request
+    };
+    // Through the proxy, each forwarded client has its own (external) bucket of one, even
+    // though the proxy itself is on an internal network.
+    assert_eq!(send(&api, via(proxy, "203.0.113.7")).await.0, StatusCode::OK);
+    assert_eq!(send(&api, via(proxy, "203.0.113.7")).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(send(&api, via(proxy, "203.0.113.8")).await.0, StatusCode::OK);
+    // From anyone else the header is ignored: the TCP peer is the client, so naming a fresh
+    // address does not buy a fresh bucket.
+    let direct = SocketAddr::from(([198, 51, 100, 20], 1));
+    assert_eq!(send(&api, via(direct, "203.0.113.99")).await.0, StatusCode::OK);
+    assert_eq!(send(&api, via(direct, "203.0.113.100")).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn invite_and_join_between_two_nodes() {
+    let (a, b) = (start_node(11), start_node(12));
+    let (api_a, api_b) = (router(state(a.clone(), config())), router(state(b.clone(), config())));
+    let (_, context) = kv_context(&api_a).await;
+    let b_key = b.author_key().to_string();
+
+    let (status, _, body) = send(
+        &api_a,
+        json_request(Method::POST, &format!("/admin/contexts/{context}/invite"), &json!({"keys": [b_key]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let invitation = body["invitation"].clone();
+    assert_eq!(invitation["context"], context.as_str());
+    assert_eq!(invitation["inviter"], a.author_key().to_string());
+    let members: Vec<&str> = invitation["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(members.contains(&b_key.as_str()) && members.contains(&a.author_key().to_string().as_str()));
+    let (_, _, listed) = send(&api_a, request(Method::GET, &format!("/admin/contexts/{context}/members"), "")).await;
+    assert_eq!(listed["members"].as_array().unwrap().len(), 2, "a's own list now has b: {listed}");
+
+    let join = json!({ "invitation": invitation });
+    let (status, _, body) = send(&api_b, json_request(Method::POST, "/admin/contexts/join", &join)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_app")), "{body}");
+    let (status, _, _) = send(&api_b, request(Method::POST, "/admin/apps", kv_store())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, body) = send(&api_b, json_request(Method::POST, "/admin/contexts/join", &join)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["context"], context.as_str());
+    let (status, _, body) = send(&api_b, json_request(Method::POST, "/admin/contexts/join", &join)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_joined")));
+    let (_, _, on_b) = send(&api_b, request(Method::GET, &format!("/admin/contexts/{context}"), "")).await;
+    assert_eq!(on_b["member_count"], 2);
+    // b can write in it.
+    let set = rpc_call(&api_b, "call", json!({"context": context, "method": "set", "args": ["from", "b"]})).await;
+    assert!(set["result"]["delta"].is_string(), "{set}");
+
+    // A node that is not in the invitation is told so.
+    let c = start_node(13);
+    let api_c = router(state(c, config()));
+    send(&api_c, request(Method::POST, "/admin/apps", kv_store())).await;
+    let (status, _, body) = send(&api_c, json_request(Method::POST, "/admin/contexts/join", &join)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("refused")));
+}
+
+#[tokio::test]
+async fn peers_come_from_the_directory() {
+    let peer = |connected| PeerView {
+        peer_id: "01".repeat(32),
+        libp2p_id: "12D3KooW".into(),
+        addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+        connected,
+        healthy: connected,
+        last_seen_ms_ago: connected.then_some(10),
+        success_rate: 1.0,
+    };
+    let mut api_state = state(start_node(14), config());
+    api_state.peers = Arc::new(StaticPeers(vec![peer(true), peer(false)]));
+    let (status, _, body) = send(&router(api_state), request(Method::GET, "/admin/peers", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["connected"], 1);
+    assert_eq!(body["peers"][0]["libp2p_id"], "12D3KooW");
+    assert_eq!(body["peers"][1]["last_seen_ms_ago"], Value::Null);
+}
+
+#[tokio::test]
+async fn metrics_expose_the_required_series_without_a_token() {
+    let api = router(state(start_node(15), config()));
+    let (_, context) = kv_context(&api).await;
+    rpc_call(&api, "call", json!({"context": context, "method": "set", "args": ["k", "v"]})).await;
+    let scrape = request_from(SocketAddr::from(([203, 0, 113, 1], 1)), Method::GET, "/metrics", None, "");
+    let (status, headers, body) = send(&api, scrape).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = body.as_str().expect("text");
+    for series in [
+        "rhizome_delta_apply_seconds_bucket",
+        "rhizome_pending_deltas{context=",
+        "rhizome_peers 0",
+        "rhizome_syncs_started_total",
+        "rhizome_syncs_failed_total",
+        "rhizome_gossip_received_total",
+        "rhizome_gossip_sent_total",
+        "rhizome_divergences_detected_total",
+        "rhizome_wasm_fuel_used_total",
+        "rhizome_deltas_applied_total 1",
+        "rhizome_calls_total{outcome=\"committed\"} 1",
+        "rhizome_http_rate_limited_total",
+        "rhizome_ws_clients_dropped_slow_total",
+        "rhizome_http_requests_total{class=\"2xx\"}",
+        "rhizome_node_running 1",
+    ] {
+        assert!(text.contains(series), "missing {series} in\n{text}");
+    }
+    assert!(text.contains("# TYPE rhizome_syncs_started counter"), "node totals are counters");
+}
+
+#[tokio::test]
+async fn websocket_streams_applied_events_and_closes_on_shutdown() {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let node = start_node(16);
+    let api = router(state(node.clone(), config()));
+    let (_, context) = kv_context(&api).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state(node.clone(), config()), async move {
+        let _ = stopped.await;
+    }));
+
+    let connect = |context: String, token: &str| {
+        let mut request = format!("ws://{address}/ws/contexts/{context}/events").into_client_request().unwrap();
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    match connect("ef".repeat(32), TOKEN).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("an unknown context must be refused before the upgrade: {other:?}"),
+    }
+    match connect(context.clone(), "wrong").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a wrong token must be refused: {other:?}"),
+    }
+    let (mut socket, _) = connect(context.clone(), TOKEN).await.expect("upgrade");
+
+    let context_id = rhizome_core::ContextId::from_bytes(super::extract::parse_id("context", &context).unwrap());
+    let reply = node.call(context_id, "set", borsh::to_vec(&("k".to_owned(), "v".to_owned())).unwrap()).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a frame").unwrap().unwrap();
+    let Message::Text(text) = frame else { panic!("expected a text frame, got {frame:?}") };
+    let event: Value = serde_json::from_str(text.as_str()).unwrap();
+    assert_eq!(event["type"], "applied");
+    assert_eq!(event["context"], context.as_str());
+    assert_eq!(event["delta"], reply.delta.unwrap().to_string());
+    assert_eq!(event["author"], node.author_key().to_string());
+    assert_eq!(event["local"], true);
+    assert_eq!(event["events"], json!([{"kind": "Inserted", "data_hex": hex::encode("k"), "data_utf8": "k"}]));
+
+    stop.send(()).unwrap();
+    let close =
+        tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a close frame").unwrap().unwrap();
+    let Message::Close(Some(close)) = close else { panic!("expected a close frame, got {close:?}") };
+    assert_eq!((u16::from(close.code), close.reason.as_str()), (1001, "server shutting down"));
+    drop(socket);
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_does_not_read_is_closed_as_slow() {
+    use axum::extract::ws::Message;
+    use futures::StreamExt as _;
+
+    let node = start_node(17);
+    let api = router(state(node.clone(), config()));
+    let (_, context) = kv_context(&api).await;
+    let context_id = rhizome_core::ContextId::from_bytes(super::extract::parse_id("context", &context).unwrap());
+    let subscription = node.subscribe(context_id).await.unwrap();
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    // A socket whose peer reads nothing until we say: one frame fits in the channel's slot,
+    // then every send waits.
+    let (sink, mut client) = futures::channel::mpsc::channel::<Message>(0);
+    let (_keep_open, shutdown) = tokio::sync::watch::channel(false);
+    let session = tokio::spawn({
+        let metrics = metrics.clone();
+        async move {
+            let incoming = futures::stream::pending::<Result<Message, std::convert::Infallible>>();
+            super::ws::run_session(sink, incoming, subscription, 2, shutdown, &metrics).await
+        }
+    });
+    for index in 0..8 {
+        node.call(context_id, "set", borsh::to_vec(&(format!("k{index}"), "v".to_owned())).unwrap()).await.unwrap();
+    }
+    let mut frames = Vec::new();
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("frames") {
+        frames.push(frame);
+    }
+    let end = session.await.unwrap();
+    assert!(matches!(&end, super::ws::SessionEnd::Slow(reason) if reason.starts_with("slow consumer:")), "{end:?}");
+    let Some(Message::Close(Some(close))) = frames.last() else { panic!("the last frame must be a close: {frames:?}") };
+    assert_eq!(close.code, super::ws::CLOSE_SLOW);
+    assert!(close.reason.as_str().starts_with("slow consumer:"), "{}", close.reason.as_str());
+    assert!(frames.len() < 8, "the slow client did not get every event: {}", frames.len());
+    assert_eq!(metrics.ws_dropped_slow(), 1);
+    assert!(metrics.render(None).contains("rhizome_ws_clients 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn scratch_health_throughput() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = start_node(30);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, state(node, HttpConfig::default()), std::future::pending()));
+    let started = std::time::Instant::now();
+    let per_conn = 25_000usize;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        tasks.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            let batch = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100);
+            let mut buf = vec![0u8; 1 << 16];
+            let mut seen = 0usize;
+            for _ in 0..per_conn / 100 {
+                stream.write_all(batch.as_bytes()).await.unwrap();
+                let target = seen + 100;
+                while seen < target {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    seen += buf[..n].windows(6).filter(|w| w == b"\"ok\"}\x00" || w.starts_with(b"\"ok\"}")).count();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    eprintln!("100000 health requests in {elapsed:?}: {:.0}/s", 100_000.0 / elapsed.as_secs_f64());
+}

@@ -1,0 +1,285 @@
+//! Prometheus metrics. Two kinds of series live in one registry:
+//!
+//! - measured here, live: the delta apply latency histogram (fed by
+//!   [`crate::apply_timer::ApplyTimer`]), HTTP responses by status class, rate-limited requests,
+//!   WebSocket clients (connected, dropped as slow);
+//! - copied from the node's own counters ([`NodeStatus`]) at each scrape: a collector encodes
+//!   the last snapshot, so totals the node keeps are still exposed as Prometheus counters (not
+//!   gauges set to a value) and never go through a second copy that could drift.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use rhizome_node::NodeStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The content type of [`Metrics::render`]'s output (OpenMetrics text, which Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// HTTP status classes counted, `1xx` to `5xx`.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The node binary's metrics.
+pub struct Metrics {
+    registry: Registry,
+    delta_apply_seconds: Histogram,
+    http_responses: [Counter; 5],
+    rate_limited: Counter,
+    ws_clients: Gauge,
+    ws_dropped_slow: Counter,
+    node: Arc<NodeCollector>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every series registered (at zero).
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        // 50 µs to ~3.3 s: a merge of a small delta up to a heavy cascade.
+        let delta_apply_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 17));
+        registry.register(
+            "rhizome_delta_apply_seconds",
+            "Time from the input that carried or unblocked a peer's delta to its application (commit excluded)",
+            delta_apply_seconds.clone(),
+        );
+        let http_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let http_responses = STATUS_CLASSES.map(|class| http_family.get_or_create(&[("class", class)]).clone());
+        registry.register("rhizome_http_requests", "HTTP responses by status class", http_family);
+        let rate_limited = Counter::default();
+        registry.register("rhizome_http_rate_limited", "Requests refused by the rate limiter", rate_limited.clone());
+        let ws_clients = Gauge::default();
+        registry.register("rhizome_ws_clients", "Connected WebSocket event clients", ws_clients.clone());
+        let ws_dropped_slow = Counter::default();
+        registry.register(
+            "rhizome_ws_clients_dropped_slow",
+            "WebSocket clients closed because they fell behind",
+            ws_dropped_slow.clone(),
+        );
+        let node = Arc::new(NodeCollector::default());
+        registry.register_collector(Box::new(node.clone()));
+        Self { registry, delta_apply_seconds, http_responses, rate_limited, ws_clients, ws_dropped_slow, node }
+    }
+
+    /// Records one delta's apply latency.
+    pub fn observe_delta_apply(&self, elapsed: Duration) {
+        self.delta_apply_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one HTTP response by its status class.
+    pub fn count_http_response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.http_responses[class].inc();
+    }
+
+    /// Counts a request the rate limiter refused.
+    pub fn count_rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    /// A WebSocket client connected.
+    pub fn ws_client_connected(&self) {
+        self.ws_clients.inc();
+    }
+
+    /// A WebSocket client went away; `slow` if we closed it for falling behind.
+    pub fn ws_client_disconnected(&self, slow: bool) {
+        self.ws_clients.dec();
+        if slow {
+            self.ws_dropped_slow.inc();
+        }
+    }
+
+    /// WebSocket clients closed for falling behind, so far.
+    pub fn ws_dropped_slow(&self) -> u64 {
+        self.ws_dropped_slow.get()
+    }
+
+    /// Requests refused by the rate limiter, so far.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.get()
+    }
+
+    /// The exposition text. `status` refreshes the node's series; `None` (the node has
+    /// stopped) keeps the last snapshot, so its counters never go backwards.
+    pub fn render(&self, status: Option<&NodeStatus>) -> String {
+        if let Some(status) = status {
+            *self.node.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(status.clone());
+        }
+        self.node.running.store(status.is_some(), std::sync::atomic::Ordering::Relaxed);
+        let mut text = String::new();
+        // Writing to a String cannot fail; an encoder error would be a bug in a collector.
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "encoding metrics");
+        }
+        text
+    }
+}
+
+/// Encodes the node's counters from the last [`NodeStatus`] seen.
+#[derive(Debug, Default)]
+struct NodeCollector {
+    snapshot: Mutex<Option<NodeStatus>>,
+    running: std::sync::atomic::AtomicBool,
+}
+
+fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// One series per `(label value, value)` under one name.
+fn labelled(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    label: &'static str,
+    values: impl IntoIterator<Item = (String, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (label_value, value) in values {
+        let labels = [(label, label_value)];
+        let series = family.encode_family(&labels)?;
+        match metric_type {
+            MetricType::Counter => ConstCounter::new(value).encode(series)?,
+            _ => ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(series)?,
+        }
+    }
+    Ok(())
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let running = self.running.load(std::sync::atomic::Ordering::Relaxed);
+        gauge(&mut encoder, "rhizome_node_running", "1 while the node loop runs", i64::from(running))?;
+        let snapshot = self.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let Some(status) = snapshot else {
+            return Ok(());
+        };
+        let core = &status.metrics;
+        let e = &mut encoder;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        gauge(e, "rhizome_peers", "Connected peers", count(status.peers.len()))?;
+        gauge(e, "rhizome_contexts", "Joined contexts", count(status.contexts.len()))?;
+        let per_context = |pick: fn(&rhizome_node::ContextStatus) -> usize| {
+            status.contexts.iter().map(move |context| (context.context.to_string(), pick(context) as u64))
+        };
+        labelled(
+            e,
+            "rhizome_pending_deltas",
+            "Deltas waiting for parents",
+            MetricType::Gauge,
+            "context",
+            per_context(|c| c.pending),
+        )?;
+        labelled(
+            e,
+            "rhizome_applied_deltas",
+            "Deltas in the applied DAG",
+            MetricType::Gauge,
+            "context",
+            per_context(|c| c.applied),
+        )?;
+        labelled(
+            e,
+            "rhizome_handler_jobs",
+            "Event handler jobs waiting",
+            MetricType::Gauge,
+            "context",
+            per_context(|c| c.handler_jobs),
+        )?;
+        counter(e, "rhizome_syncs_started", "Sync sessions started", core.syncs_started)?;
+        counter(e, "rhizome_syncs_succeeded", "Sync sessions that completed", core.syncs_succeeded)?;
+        counter(e, "rhizome_syncs_failed", "Sync sessions that failed", core.syncs_failed)?;
+        counter(e, "rhizome_gossip_received", "Gossip messages received", core.gossip_received)?;
+        counter(e, "rhizome_gossip_sent", "Gossip messages published", core.gossip_sent)?;
+        counter(
+            e,
+            "rhizome_divergences_detected",
+            "Silent divergences detected (equal heads, different roots)",
+            core.divergences_detected,
+        )?;
+        counter(e, "rhizome_deltas_applied", "Deltas applied (directly or by cascade)", core.deltas_applied)?;
+        counter(e, "rhizome_deltas_received", "Deltas received from peers", core.deltas_received)?;
+        counter(e, "rhizome_deltas_pended", "Deltas that went pending", core.deltas_pended)?;
+        counter(e, "rhizome_local_deltas", "Deltas authored here", core.local_deltas)?;
+        counter(e, "rhizome_snapshots_adopted", "Snapshots adopted", core.snapshots_adopted)?;
+        let reasons = |map: &std::collections::BTreeMap<&'static str, u64>| {
+            map.iter().map(|(reason, value)| ((*reason).to_owned(), *value)).collect::<Vec<_>>()
+        };
+        labelled(
+            e,
+            "rhizome_deltas_rejected",
+            "Deltas refused, by reason",
+            MetricType::Counter,
+            "reason",
+            reasons(&core.rejected),
+        )?;
+        labelled(
+            e,
+            "rhizome_decode_errors",
+            "Peer messages that did not decode, by reason",
+            MetricType::Counter,
+            "reason",
+            reasons(&core.decode_errors),
+        )?;
+        counter(e, "rhizome_wasm_fuel_used", "WASM fuel used by all calls", status.runtime.fuel_used)?;
+        let calls = [
+            ("committed".to_owned(), status.driver.calls_committed),
+            ("failed".to_owned(), status.driver.calls_failed),
+        ];
+        labelled(e, "rhizome_calls", "API calls by outcome", MetricType::Counter, "outcome", calls)?;
+        counter(e, "rhizome_commits", "Write transactions committed", status.driver.commits)?;
+        counter(
+            e,
+            "rhizome_subscribers_dropped_slow",
+            "Node event subscribers dropped for falling behind",
+            status.driver.subscribers_dropped_slow,
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_series_render_and_count() {
+        let metrics = Metrics::new();
+        metrics.observe_delta_apply(Duration::from_millis(2));
+        metrics.count_http_response(200);
+        metrics.count_http_response(429);
+        metrics.count_rate_limited();
+        let text = metrics.render(None);
+        assert!(text.contains("rhizome_delta_apply_seconds_count 1"), "{text}");
+        assert!(text.contains("rhizome_http_requests_total{class=\"2xx\"} 1"), "{text}");
+        assert!(text.contains("rhizome_http_requests_total{class=\"4xx\"} 1"), "{text}");
+        assert!(text.contains("rhizome_http_rate_limited_total 1"), "{text}");
+        assert!(text.contains("rhizome_node_running 0"), "{text}");
+        assert!(!text.contains("rhizome_peers"), "no node series before a first snapshot");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -34,6 +34,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use futures::future::BoxFuture;
 use rate_limit::{client_ip, Decision, RateLimiter};
@@ -265,6 +266,14 @@ pub async fn serve(
         shutdown.await;
         shared.shutdown.send_replace(true);
     };
+    // Without TCP_NODELAY, Nagle holds each small response until the previous one is
+    // acknowledged: a keep-alive client then gets a few thousand answers a second, not tens
+    // of thousands.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on an API connection");
+        }
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(signal)
         .await

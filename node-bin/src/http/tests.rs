@@ -466,37 +466,3 @@ async fn a_websocket_client_that_does_not_read_is_closed_as_slow() {
     assert_eq!(metrics.ws_dropped_slow(), 1);
     assert!(metrics.render(None).contains("rhizome_ws_clients 0"));
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn scratch_health_throughput() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let node = start_node(30);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, state(node, HttpConfig::default()), std::future::pending()));
-    let started = std::time::Instant::now();
-    let per_conn = 25_000usize;
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        tasks.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-            let batch = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100);
-            let mut buf = vec![0u8; 1 << 16];
-            let mut seen = 0usize;
-            for _ in 0..per_conn / 100 {
-                stream.write_all(batch.as_bytes()).await.unwrap();
-                let target = seen + 100;
-                while seen < target {
-                    let n = stream.read(&mut buf).await.unwrap();
-                    seen += buf[..n].windows(6).filter(|w| w == b"\"ok\"}\x00" || w.starts_with(b"\"ok\"}")).count();
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    eprintln!("100000 health requests in {elapsed:?}: {:.0}/s", 100_000.0 / elapsed.as_secs_f64());
-}

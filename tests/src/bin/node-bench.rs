@@ -139,20 +139,39 @@ fn calls(seconds: u64, connections: usize) -> anyhow::Result<()> {
     let accept: BodyCheck = Arc::new(|body| {
         body.windows(8).any(|window| window == b"\"delta\":") && !body.windows(8).any(|window| window == b"\"error\":")
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let report = runtime.block_on(http_load::run(address, connections, Duration::from_secs(seconds), request, accept));
+    let report = load(address, connections, seconds, request, accept)?;
     let status = node.api.get("/admin/status")?;
     println!(
-        "calls connections={connections} seconds={seconds}: {:.0} calls/s ({} ok, {} failed, {} io errors), latency p50 {:.2} ms p99 {:.2} ms; node commits {}",
+        "calls connections={connections} seconds={seconds}: {} calls/s; node commits {}",
+        summary(&report),
+        status.pointer("/counters/commits").cloned().unwrap_or(Value::Null),
+    );
+    Ok(())
+}
+
+/// Runs the load generator on one worker thread (the other core is the node's).
+fn load(
+    address: SocketAddr,
+    connections: usize,
+    seconds: u64,
+    request: RequestMaker,
+    accept: BodyCheck,
+) -> anyhow::Result<http_load::LoadReport> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    Ok(runtime.block_on(http_load::run(address, connections, Duration::from_secs(seconds), request, accept)))
+}
+
+/// A load report's rate, counts and latencies, for one result line.
+fn summary(report: &http_load::LoadReport) -> String {
+    format!(
+        "{:.0} ({} ok, {} failed, {} io errors), latency p50 {:.3} ms p99 {:.3} ms",
         report.per_second(),
         report.ok,
         report.failed,
         report.io_errors,
         millis(report.percentile_us(0.5)),
-        millis(report.percentile_us(0.99)),
-        status.pointer("/counters/commits").cloned().unwrap_or(Value::Null),
-    );
-    Ok(())
+        millis(report.percentile_us(0.99))
+    )
 }
 
 /// GET /health requests per second.
@@ -162,17 +181,8 @@ fn health(seconds: u64, connections: usize) -> anyhow::Result<()> {
     let address = api_address(&node)?;
     let request: RequestMaker = Arc::new(|_, _| http_load::get_request("/health", None));
     let accept: BodyCheck = Arc::new(|body| body.starts_with(b"{\"status\":\"ok\""));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let report = runtime.block_on(http_load::run(address, connections, Duration::from_secs(seconds), request, accept));
-    println!(
-        "health connections={connections} seconds={seconds}: {:.0} req/s ({} ok, {} failed, {} io errors), latency p50 {:.3} ms p99 {:.3} ms",
-        report.per_second(),
-        report.ok,
-        report.failed,
-        report.io_errors,
-        millis(report.percentile_us(0.5)),
-        millis(report.percentile_us(0.99)),
-    );
+    let report = load(address, connections, seconds, request, accept)?;
+    println!("health connections={connections} seconds={seconds}: {} req/s", summary(&report));
     Ok(())
 }
 

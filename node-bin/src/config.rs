@@ -164,7 +164,13 @@ pub struct NodeSettings {
     pub subscriber_queue_events: usize,
     /// Use the WASM pooling allocator (fast calls; reserves address space up front).
     pub wasm_pooling_allocator: bool,
+    /// redb's page cache, in MiB. redb's own default (1 GiB) lets a busy node's resident memory
+    /// grow with everything it ever wrote; pages past the cache are read from the file.
+    pub db_cache_mib: usize,
 }
+
+/// The default page cache: enough for the hot pages of many contexts, small next to the DAGs.
+pub const DEFAULT_DB_CACHE_MIB: usize = 16;
 
 impl Default for NodeSettings {
     fn default() -> Self {
@@ -174,6 +180,7 @@ impl Default for NodeSettings {
             max_non_durable_ms: node.max_non_durable_ms,
             subscriber_queue_events: node.subscriber_queue_events,
             wasm_pooling_allocator: true,
+            db_cache_mib: DEFAULT_DB_CACHE_MIB,
         }
     }
 }

@@ -124,13 +124,16 @@ pub async fn run(config: Config, passphrase: Option<Zeroizing<String>>) -> anyho
     let started = Instant::now();
     let (identity, token) = prepare_data_dir(&config, passphrase)?;
     let database_path = config.data_dir.join(DATABASE_FILE);
-    let db = redb::Database::create(&database_path).map_err(|error| match error {
-        redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
-            "{} is in use by another process: is another rhizomed running on this data directory?",
-            database_path.display()
-        ),
-        other => anyhow::anyhow!("opening {}: {other}", database_path.display()),
-    })?;
+    let db = redb::Database::builder()
+        .set_cache_size(config.node.db_cache_mib.saturating_mul(1 << 20))
+        .create(&database_path)
+        .map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+                "{} is in use by another process: is another rhizomed running on this data directory?",
+                database_path.display()
+            ),
+            other => anyhow::anyhow!("opening {}: {other}", database_path.display()),
+        })?;
 
     let net_config = config.net.to_net_config()?;
     let (transport, net) =

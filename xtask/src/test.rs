@@ -28,24 +28,23 @@ enum Action {
 
 fn steps() -> Vec<Step> {
     vec![
-        Step { name: "toolchain: rustfmt and clippy", action: Action::Run(check_toolchain) },
+        Step { name: "toolchain: rustfmt, clippy and clippy-driver", action: Action::Run(check_toolchain) },
         Step { name: "build WASM apps", action: Action::Run(crate::apps::build) },
         Step { name: "cargo fmt --check", action: Action::Cargo(&["fmt", "--all", "--", "--check"]) },
         Step {
             name: "cargo fmt --check (apps)",
             action: Action::Cargo(&["fmt", "--all", "--manifest-path", "apps/Cargo.toml", "--", "--check"]),
         },
-        Step {
-            name: "cargo clippy -D warnings",
-            action: Action::Cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
-        },
         Step { name: "cargo clippy -D warnings (apps)", action: Action::Run(crate::apps::clippy) },
+        Step {
+            name: "build and lint every target (clippy -D warnings while compiling)",
+            action: Action::Cargo(&["test", "--workspace", "--all-targets", "--locked", "--no-run"]),
+        },
         Step {
             name: "cargo test (workspace, with real rhizomed processes on loopback)",
             action: Action::Run(run_workspace_tests),
         },
-        Step { name: "simulator build (--cfg madsim, release)", action: Action::Run(crate::sim::build) },
-        Step { name: "simulator clippy -D warnings", action: Action::Run(sim_clippy) },
+        Step { name: "simulator build and lint (--cfg madsim, release)", action: Action::Run(crate::sim::build) },
         Step { name: "simulator tests (with and without the injected bug)", action: Action::Run(sim_tests) },
         Step {
             name: "every scenario, seeds 1..3 and its regression seeds, determinism checked",
@@ -131,13 +130,6 @@ impl TestTally {
 
 static TEST_TALLY: Mutex<TestTally> = Mutex::new(TestTally { passed: 0, failed: 0, ignored: 0 });
 
-fn sim_clippy() -> Result<()> {
-    let mut command = crate::sim::cargo();
-    command.args(["clippy", "--release", "--locked", "-p", "rhizome-sim", "-p", "rhizome-node", "--all-targets"]);
-    command.args(["--", "-D", "warnings"]);
-    run_checked(&mut command)
-}
-
 fn sim_tests() -> Result<()> {
     let mut plain = crate::sim::cargo();
     plain.args(["test", "--release", "--locked", "-p", "rhizome-sim"]);
@@ -169,10 +161,12 @@ fn main_job() -> Result<()> {
 }
 
 /// `cargo test --workspace`, echoing its output live while counting the tests it ran.
+///
+/// The integration tests in tests/ run the rhizomed binary as real processes. The step before
+/// built it (target/debug/rhizomed, as node-bin's own integration tests need it), with the same
+/// features as everything else: a separate `cargo build -p rhizomed` resolves dependency
+/// features for that one package and so compiles a few hundred crates a second time.
 fn run_workspace_tests() -> Result<()> {
-    // The integration tests in tests/ run the rhizomed binary as real processes; build it first
-    // so they never race its build or find a stale one.
-    run_checked(cmd::cargo().args(["build", "--locked", "-p", "rhizomed"]))?;
     let mut command = cmd::cargo();
     command.args(["test", "--workspace", "--locked"]);
     run_tallied(command)
@@ -245,8 +239,14 @@ fn print_summary(steps: &[Step], outcomes: &[Outcome]) {
     }
 }
 
-/// Step 1: `cargo fmt` and `cargo clippy` must exist; try `rustup component add` if not.
+/// Step 1: `cargo fmt` and `cargo clippy` must exist (try `rustup component add` if not); then
+/// every later build compiles our crates with clippy-driver (see [`cmd::lint_while_building`]).
 fn check_toolchain() -> Result<()> {
+    install_fmt_and_clippy()?;
+    cmd::lint_while_building()
+}
+
+fn install_fmt_and_clippy() -> Result<()> {
     if let Ok(version) = cargo_version(&["--version"]) {
         println!("{version}");
     }

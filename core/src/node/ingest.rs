@@ -109,7 +109,16 @@ impl<A: Applier> Node<A> {
                 self.metrics.deltas_pended += 1;
                 self.outputs.push_back(Output::Event(Event::DeltaPending { context, id: delta.id }));
                 if let Some(peer) = from {
-                    self.fetch_parents(context, missing, Some(peer), Vec::new());
+                    // A context that holds nothing lacks the sender's whole history: a sync
+                    // measures the gap and takes a snapshot when it is long. The pending delta
+                    // waits in the queue and applies once its parents arrive either way.
+                    let fresh = self.contexts.get(&context).is_some_and(|state| state.dag.is_fresh());
+                    let caught_up_by_sync = fresh
+                        && (self.sessions.contains_key(&context)
+                            || self.start_sync(context, peer, SyncReason::FreshContext, SyncMode::Deltas));
+                    if !caught_up_by_sync {
+                        self.fetch_parents(context, missing, Some(peer), Vec::new());
+                    }
                 }
             }
             AddOutcome::Duplicate => self.metrics.duplicates += 1,

@@ -42,6 +42,10 @@ pub enum SyncReason {
     FollowUp,
     /// A peer asking us for deltas named ids we lack: sync back from it.
     Reciprocal,
+    /// A delta with missing parents arrived for a context that holds nothing yet (a node that
+    /// just joined): catch up through a sync, which takes a snapshot when the history is long,
+    /// instead of pulling the whole history as parents one page at a time.
+    FreshContext,
 }
 
 impl SyncReason {
@@ -49,7 +53,10 @@ impl SyncReason {
     /// skip the heads exchange and ask for "everything past our heads" at once (when the
     /// context holds history). Periodic and divergence syncs have no such evidence.
     pub fn fetches_directly(self) -> bool {
-        matches!(self, Self::HeartbeatAhead | Self::PeerConnected | Self::FollowUp | Self::Reciprocal)
+        matches!(
+            self,
+            Self::HeartbeatAhead | Self::PeerConnected | Self::FollowUp | Self::Reciprocal | Self::FreshContext
+        )
     }
 }
 

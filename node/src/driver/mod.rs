@@ -414,7 +414,7 @@ impl<T: Transport> NodeTask<T> {
                 #[cfg(feature = "inject-drop-sync-response")]
                 {
                     self.responses_sent += 1;
-                    if self.responses_sent % INJECTED_DROP_EVERY == 0 {
+                    if self.responses_sent.is_multiple_of(INJECTED_DROP_EVERY) {
                         self.metrics.injected_drops += 1;
                         return;
                     }

@@ -102,11 +102,16 @@ fn garbage_from_peers_is_counted_and_requests_get_bad_request() {
 fn pending_delta_asks_its_sender_for_missing_parents_at_once() {
     let mut a = node(1, Config::default());
     let sender = key(2).peer_id();
+    let mut factory = author(2);
+    let root = factory.make(&[], set("r", "0"));
+    a.handle_input(T0, Input::Gossip { from: sender, bytes: gossip(&root) });
     a.handle_input(T0, Input::PeerUp { peer: sender });
     let connect = requests(&drain(&mut a));
-    assert!(matches!(connect.as_slice(), [(to, _, SyncRequestV1::Heads { .. })] if *to == sender), "a new link syncs");
-    let mut factory = author(2);
-    let parent = factory.make(&[], set("a", "1"));
+    assert!(
+        matches!(connect.as_slice(), [(to, _, SyncRequestV1::DeltasSince { .. })] if *to == sender),
+        "a new link syncs"
+    );
+    let parent = factory.make(&[root.id], set("a", "1"));
     let child = factory.make(&[parent.id], set("b", "2"));
     a.handle_input(T0, Input::Gossip { from: sender, bytes: gossip(&child) });
     let sent = requests(&drain(&mut a));
@@ -121,6 +126,32 @@ fn pending_delta_asks_its_sender_for_missing_parents_at_once() {
     assert_eq!(a.metrics().parent_fetches, 1);
 }
 
+/// A node that just joined lacks the sender's whole history: it syncs (and so can take a
+/// snapshot of a long history) instead of pulling every ancestor as a missing parent.
+#[test]
+fn pending_delta_on_a_fresh_context_starts_a_sync_instead_of_a_parent_fetch() {
+    let mut a = node(1, Config::default());
+    let sender = key(2).peer_id();
+    let mut factory = author(2);
+    let parent = factory.make(&[], set("a", "1"));
+    let child = factory.make(&[parent.id], set("b", "2"));
+    a.handle_input(T0, Input::Gossip { from: sender, bytes: gossip(&child) });
+    let outputs = drain(&mut a);
+    let started = super::sync::events(&outputs).into_iter().find_map(|event| match event {
+        Event::SyncStarted { reason, peer, .. } => Some((*reason, *peer)),
+        _ => None,
+    });
+    assert_eq!(started, Some((crate::sync::SyncReason::FreshContext, sender)));
+    let sent = requests(&outputs);
+    assert!(matches!(sent.as_slice(), [(to, _, SyncRequestV1::Heads { .. })] if *to == sender), "{sent:?}");
+    assert_eq!(a.metrics().parent_fetches, 0);
+    // More gossip while the sync runs neither starts a second session nor a parent fetch.
+    let sibling = factory.make(&[parent.id], set("c", "3"));
+    a.handle_input(T0, Input::Gossip { from: sender, bytes: gossip(&sibling) });
+    assert!(requests(&drain(&mut a)).is_empty());
+    assert_eq!(a.metrics().parent_fetches, 0);
+}
+
 #[test]
 fn failed_parent_fetch_asks_other_peers_then_gives_up() {
     let mut a = node(1, Config::default());
@@ -128,7 +159,11 @@ fn failed_parent_fetch_asks_other_peers_then_gives_up() {
         a.handle_input(T0, Input::PeerUp { peer: key(n).peer_id() });
     }
     let mut factory = author(2);
-    let parent = factory.make(&[], set("a", "1"));
+    // The context holds history already, so a missing parent is fetched rather than synced.
+    let root = factory.make(&[], set("r", "0"));
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&root) });
+    drain(&mut a);
+    let parent = factory.make(&[root.id], set("a", "1"));
     let child = factory.make(&[parent.id], set("b", "2"));
     a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&child) });
     let mut asked = Vec::new();

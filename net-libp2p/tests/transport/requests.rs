@@ -1,8 +1,6 @@
 //! Request/response between real transports on loopback.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rhizome_core::{RequestFailure, RequestId};
 use rhizome_net::NetConfig;
 use rhizome_node::{Transport, TransportEvent};

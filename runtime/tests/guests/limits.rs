@@ -1,11 +1,9 @@
 //! Hostile guests: each limit fails the call with a typed error, leaves state unchanged, and
 //! leaves the runtime working.
 
-mod support;
-
+use crate::support::*;
 use rhizome_core::Applier;
 use rhizome_runtime::{CallError, RuntimeLimits};
-use support::*;
 
 const HOSTILE: &str = r#"
 (module

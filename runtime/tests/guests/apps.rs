@@ -1,13 +1,11 @@
 //! The runtime against the real app modules built from apps/.
 
-mod support;
-
 use rhizome_core::Applier;
 
 /// Whether a call error is the one a hostile method should produce.
 type Expectation = fn(&CallError) -> bool;
+use crate::support::*;
 use rhizome_runtime::{AppPayload, CallError, RuntimeLimits};
-use support::*;
 
 fn events(outcome: &rhizome_runtime::CallOutcome) -> Vec<(String, Vec<u8>)> {
     let AppPayload::V1 { events, .. } = &outcome.payload;

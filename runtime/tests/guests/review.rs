@@ -1,10 +1,8 @@
 //! Regression tests for defects an independent review of the runtime found.
 
-mod support;
-
+use crate::support::*;
 use rhizome_core::{Applier, CausalDelta, Hlc};
 use rhizome_runtime::{CallError, RuntimeLimits};
-use support::*;
 
 #[test]
 fn another_nodes_handler_delta_does_not_complete_this_nodes_job() {

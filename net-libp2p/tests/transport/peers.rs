@@ -1,8 +1,6 @@
 //! Peers coming and going, discovery and shutdown, on loopback.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rhizome_core::RequestId;
 use rhizome_net::NetConfig;
 use rhizome_node::{Transport, TransportEvent};

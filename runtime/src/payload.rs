@@ -149,7 +149,7 @@ pub const PAYLOAD_BOUNDS_V1: PayloadBounds = PayloadBounds {
 impl AppPayload {
     /// Encodes the payload.
     pub fn encode(&self) -> Vec<u8> {
-        borsh::to_vec(self).expect("encoding into a Vec never fails")
+        rhizome_core::wire::encode(self)
     }
 
     /// Decodes a payload and checks it against the protocol bounds.

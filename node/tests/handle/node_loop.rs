@@ -10,14 +10,14 @@ use tokio::sync::mpsc;
 
 const QUEUE_EVENTS: usize = 10_000;
 
-fn app(name: &str) -> Vec<u8> {
+pub(crate) fn app(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm").join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}; run `cargo xtask apps` first", path.display()))
 }
 
 /// Instant, lossless delivery between nodes of one test.
 #[derive(Clone, Default)]
-struct Hub {
+pub(crate) struct Hub {
     inboxes: Arc<Mutex<BTreeMap<PeerId, mpsc::Sender<TransportEvent>>>>,
     /// Inbound request id → requester and its request id.
     requests: Arc<Mutex<BTreeMap<u64, (PeerId, RequestId)>>>,
@@ -101,7 +101,7 @@ fn open_db(path: &std::path::Path) -> redb::Database {
     redb::Database::create(path).expect("open database")
 }
 
-fn db_path(name: &str) -> std::path::PathBuf {
+pub(crate) fn db_path(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("rhizome-node-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
@@ -109,7 +109,7 @@ fn db_path(name: &str) -> std::path::PathBuf {
     path
 }
 
-fn launch(hub: &Hub, n: u8, path: &std::path::Path) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+pub(crate) fn launch(hub: &Hub, n: u8, path: &std::path::Path) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     launch_with(hub, n, path, NodeConfig::default())
 }
 

@@ -52,7 +52,7 @@ impl Slot {
 
     /// The slot's canonical bytes (what the Merkle index hashes).
     pub fn encode(&self) -> Vec<u8> {
-        borsh::to_vec(self).expect("encoding into a Vec never fails")
+        rhizome_core::wire::encode(self)
     }
 }
 

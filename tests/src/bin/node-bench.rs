@@ -247,7 +247,12 @@ fn memory(contexts: usize, deltas: usize) -> anyhow::Result<()> {
     let warm = string_field(&node.api.post_json("/admin/contexts", &json!({"app": app}))?, "context")?;
     node.set(&warm, "warm", "up")?;
     let before = resident_kib(node.info.pid)?;
-    for _ in 0..contexts {
+    // RSS after every fifth of the contexts: fixed-size costs (redb's page cache, allocator
+    // arenas) fill during the first ones, so the slope over the later ones is what each further
+    // context costs.
+    let checkpoint_every = (contexts / 5).max(1);
+    let mut checkpoints = Vec::new();
+    for done in 1..=contexts {
         let context = string_field(&node.api.post_json("/admin/contexts", &json!({"app": app}))?, "context")?;
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let workers: Vec<_> = (0..4)
@@ -266,12 +271,26 @@ fn memory(contexts: usize, deltas: usize) -> anyhow::Result<()> {
             }
             Ok(())
         })?;
+        if done % checkpoint_every == 0 || done == contexts {
+            checkpoints.push((done, resident_kib(node.info.pid)?));
+        }
     }
-    let after = resident_kib(node.info.pid)?;
+    let after = checkpoints.last().map_or(before, |&(_, rss)| rss);
     let per_context = after.saturating_sub(before) as f64 / contexts as f64;
+    let shown: Vec<String> = checkpoints.iter().map(|(done, rss)| format!("{done}:{rss}")).collect();
+    println!("memory RSS KiB after N contexts: 0:{before} {}", shown.join(" "));
     println!(
-        "memory contexts={contexts} deltas={deltas}: RSS {before} KiB -> {after} KiB, {per_context:.0} KiB per context ({:.2} MB)",
+        "memory contexts={contexts} deltas={deltas}: RSS {before} KiB -> {after} KiB, {per_context:.0} KiB per context ({:.2} MB) on average",
         per_context * 1024.0 / 1e6
     );
+    if let (Some(&(first_done, first_rss)), Some(&(last_done, last_rss))) = (checkpoints.first(), checkpoints.last()) {
+        if last_done > first_done {
+            let slope = last_rss.saturating_sub(first_rss) as f64 / (last_done - first_done) as f64;
+            println!(
+                "memory marginal (contexts {first_done}..{last_done}): {slope:.0} KiB per further context ({:.2} MB)",
+                slope * 1024.0 / 1e6
+            );
+        }
+    }
     Ok(())
 }

@@ -40,7 +40,7 @@ pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: 
         Action::Remove { path } => {
             let key = path.removal_key();
             let existing = read_stamp(txn, &key)?;
-            let encoded = borsh::to_vec(&stamp).expect("encoding never fails");
+            let encoded = rhizome_core::wire::encode(&stamp);
             let written = encoded.len();
             if existing.is_none_or(|existing| stamp > existing) {
                 txn.put(key, encoded);

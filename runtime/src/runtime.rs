@@ -371,7 +371,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
             author: *job.author.as_bytes(),
             index: job.index,
         };
-        let input = borsh::to_vec(&input).expect("encoding never fails");
+        let input = rhizome_core::wire::encode(&input);
         match self.call(context, EVENT_HANDLER_EXPORT, input, hlc) {
             Ok(outcome) if outcome.needs_delta() => {
                 let AppPayload::V1 { actions, events, .. } = outcome.payload;
@@ -449,7 +449,7 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
             }
         }
         for job in &new_jobs {
-            meta.insert(job_key(&job.delta, job.index), Some(borsh::to_vec(job).expect("encoding never fails")));
+            meta.insert(job_key(&job.delta, job.index), Some(rhizome_core::wire::encode(job)));
             meta.insert(queued_key(&job.delta, job.index), Some(Vec::new()));
         }
         // One batch: the state changes, the completed job and the new jobs land together.
@@ -477,7 +477,7 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
             .get(context)
             .and_then(|runtime| runtime.state.as_ref())
             .ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
-        let bytes = borsh::to_vec(&store.entries()).expect("encoding never fails");
+        let bytes = rhizome_core::wire::encode(&store.entries());
         if bytes.len() > max_bytes {
             return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
         }

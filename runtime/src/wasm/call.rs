@@ -123,7 +123,7 @@ fn randomness_seed(call: &CallInput, method: &str) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key("rhizome 2026-11 call randomness v1");
     hasher.update(call.context.as_bytes());
     hasher.update(call.caller.as_bytes());
-    hasher.update(&borsh::to_vec(&call.hlc).expect("encoding never fails"));
+    hasher.update(&rhizome_core::wire::encode(&call.hlc));
     hasher.update(&(method.len() as u64).to_le_bytes());
     hasher.update(method.as_bytes());
     hasher.update(&call.input);

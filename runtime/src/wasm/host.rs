@@ -129,7 +129,7 @@ fn record<B: KvBackend>(caller: &mut Ctx<'_, B>, action: Action) -> wasmtime::Re
 /// Puts a listing in the register, charging per entry.
 fn list_to_register<B: KvBackend>(caller: &mut Ctx<'_, B>, entries: Vec<Vec<u8>>) -> wasmtime::Result<i64> {
     charge(caller, LISTED_ENTRY_FUEL.saturating_mul(entries.len() as u64))?;
-    Ok(to_register(caller, borsh::to_vec(&entries).expect("encoding never fails")))
+    Ok(to_register(caller, rhizome_core::wire::encode(&entries)))
 }
 
 /// The linker with every host function of the ABI.
@@ -360,7 +360,7 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
     })?;
     linker.func_wrap(m, "time_ms", |caller: Ctx<'_, B>| -> i64 { caller.data().hlc.physical_ms as i64 })?;
     linker.func_wrap(m, "hlc", |mut caller: Ctx<'_, B>, ptr: i32| -> wasmtime::Result<()> {
-        let hlc = borsh::to_vec(&caller.data().hlc).expect("encoding never fails");
+        let hlc = rhizome_core::wire::encode(&caller.data().hlc);
         write_bytes(&mut caller, ptr, &hlc)
     })?;
     linker.func_wrap(m, "random", |mut caller: Ctx<'_, B>, ptr: i32, len: i32| -> wasmtime::Result<()> {

@@ -164,6 +164,8 @@ pub struct NodeSettings {
     pub subscriber_queue_events: usize,
     /// Use the WASM pooling allocator (fast calls; reserves address space up front).
     pub wasm_pooling_allocator: bool,
+    /// Most API calls of one context made into one delta (1: a delta per call).
+    pub max_calls_per_delta: usize,
     /// redb's page cache, in MiB. redb's own default (1 GiB) lets a busy node's resident memory
     /// grow with everything it ever wrote; pages past the cache are read from the file.
     pub db_cache_mib: usize,
@@ -180,6 +182,7 @@ impl Default for NodeSettings {
             max_non_durable_ms: node.max_non_durable_ms,
             subscriber_queue_events: node.subscriber_queue_events,
             wasm_pooling_allocator: true,
+            max_calls_per_delta: node.max_calls_per_delta,
             db_cache_mib: DEFAULT_DB_CACHE_MIB,
         }
     }
@@ -192,6 +195,7 @@ impl NodeSettings {
             request_timeout_ms: self.request_timeout_ms,
             max_non_durable_ms: self.max_non_durable_ms,
             subscriber_queue_events: self.subscriber_queue_events,
+            max_calls_per_delta: self.max_calls_per_delta.max(1),
             ..rhizome_node::NodeConfig::default()
         };
         config.engine.pooling_allocator = self.wasm_pooling_allocator;

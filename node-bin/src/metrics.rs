@@ -251,6 +251,12 @@ impl Collector for NodeCollector {
             ("failed".to_owned(), status.driver.calls_failed),
         ];
         labelled(e, "rhizome_calls", "API calls by outcome", MetricType::Counter, "outcome", calls)?;
+        counter(
+            e,
+            "rhizome_call_deltas",
+            "Deltas made from batches of API calls (calls committed / call deltas = calls per delta)",
+            status.driver.call_deltas,
+        )?;
         counter(e, "rhizome_commits", "Write transactions committed", status.driver.commits)?;
         counter(
             e,

@@ -24,7 +24,7 @@ pub mod wasm;
 pub use limits::RuntimeLimits;
 pub use path::Path;
 pub use payload::{Action, AppEvent, AppPayload};
-pub use runtime::{CallOutcome, ContextParts, Runtime, RuntimeMetrics, RuntimeOptions, WasmHost};
+pub use runtime::{CallOutcome, ContextParts, Runtime, RuntimeMetrics, RuntimeOptions, SealedCalls, WasmHost};
 pub use stamp::Stamp;
 pub use state::{KvBackend, MemoryBackend, StateStore};
 pub use wasm::app::{AppId, EVENT_HANDLER_EXPORT};

@@ -8,7 +8,7 @@ use crate::payload::AppPayload;
 use crate::stamp::Stamp;
 use crate::state::{KvBackend, MemoryBackend, StagedWrites, StateStore, Txn};
 use crate::wasm::app::{App, AppId, EVENT_HANDLER_EXPORT};
-use crate::wasm::call::{run_export, CallInput, CallState};
+use crate::wasm::call::{run_export, CallBase, CallInput, CallState};
 use crate::wasm::engine::{build_engine, EngineOptions};
 use crate::wasm::error::CallError;
 use crate::wasm::host;
@@ -16,6 +16,11 @@ use rhizome_core::{Applier, ApplyError, AuthorKey, CausalDelta, ContextId, Hlc, 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::{Engine, Linker};
+
+mod open_delta;
+
+use open_delta::OpenDelta;
+pub use open_delta::SealedCalls;
 
 /// How to build a runtime.
 #[derive(Debug, Clone)]
@@ -47,6 +52,16 @@ impl CallOutcome {
         let AppPayload::V1 { actions, events, .. } = &self.payload;
         !actions.is_empty() || !events.is_empty()
     }
+}
+
+/// What running one call left: its outcome, the base layer it read through (handed back to
+/// the open delta), its own writes and its payload size.
+struct Ran {
+    result: Result<CallOutcome, CallError>,
+    base: StagedWrites,
+    writes: StagedWrites,
+    payload_bytes: usize,
+    fuel_used: u64,
 }
 
 /// Counters of the runtime.
@@ -139,8 +154,8 @@ pub struct Runtime<B: KvBackend + Default + 'static = MemoryBackend> {
     apps: BTreeMap<AppId, Arc<App<B>>>,
     contexts: BTreeMap<ContextId, ContextRuntime<B>>,
     metrics: RuntimeMetrics,
-    /// The HLC of a writing call whose delta is not applied yet.
-    uncommitted: Option<Hlc>,
+    /// The delta the writing calls since the last applied local delta are building.
+    open: Option<OpenDelta>,
 }
 
 impl<B: KvBackend + Default + 'static> std::fmt::Debug for Runtime<B> {
@@ -167,7 +182,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
             apps: BTreeMap::new(),
             contexts: BTreeMap::new(),
             metrics: RuntimeMetrics::default(),
-            uncommitted: None,
+            open: None,
         })
     }
 
@@ -195,8 +210,9 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
             caller: self.options.local_author,
             hlc: Hlc::default(),
             input: Vec::new(),
+            position: 0,
         };
-        let state = CallState::new(StateStore::new(B::default()), &call, "", &self.options.limits);
+        let state = CallState::new(StateStore::new(B::default()), &call, "", &self.options.limits, CallBase::default());
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|state| state);
         store.set_fuel(self.options.limits.fuel_per_call).map_err(CallError::from_wasmtime)?;
@@ -247,7 +263,9 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
 
     /// Runs `method` as this node's author at `hlc` (the HLC the resulting delta will carry:
     /// `Node::next_local_hlc`). Nothing is committed: if the outcome needs a delta, the caller
-    /// makes one from `outcome.payload`, and applying it commits the writes.
+    /// makes one from `outcome.payload` (or lets more calls join it with
+    /// [`Runtime::call_joining`] and makes it from [`Runtime::seal_open_delta`]), and applying
+    /// it commits the writes.
     ///
     /// Run one writing call at a time: until its delta is applied (or
     /// [`Runtime::discard_uncommitted`]), another call fails with [`CallError::Uncommitted`],
@@ -259,52 +277,67 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         input: Vec<u8>,
         hlc: Hlc,
     ) -> Result<CallOutcome, CallError> {
-        if self.uncommitted.is_some() {
+        if self.open.is_some() {
             return Err(CallError::Uncommitted);
         }
-        let call = CallInput { context, caller: self.options.local_author, hlc, input };
-        let result = self.run(&call, method);
-        match &result {
-            Ok(outcome) => {
+        let call = CallInput { context, caller: self.options.local_author, hlc, input, position: 0 };
+        let ran = self.run(&call, method, CallBase::default());
+        self.count(&ran.result, ran.fuel_used);
+        let outcome = ran.result?;
+        if outcome.needs_delta() {
+            self.open = Some(OpenDelta::first(context, hlc, ran.writes, &outcome.payload, ran.payload_bytes));
+        }
+        Ok(outcome)
+    }
+
+    fn count(&mut self, result: &Result<CallOutcome, CallError>, fuel_used: u64) {
+        match result {
+            Ok(_) => {
                 self.metrics.calls_ok += 1;
-                self.metrics.fuel_used += outcome.fuel_used;
-                if outcome.needs_delta() {
-                    self.uncommitted = Some(hlc);
-                }
+                self.metrics.fuel_used += fuel_used;
             }
             Err(error) => *self.metrics.calls_failed.entry(error.label()).or_default() += 1,
         }
-        result
     }
 
-    fn run(&mut self, call: &CallInput, method: &str) -> Result<CallOutcome, CallError> {
+    fn run(&mut self, call: &CallInput, method: &str, base: CallBase) -> Ran {
+        let failed = |error, base: CallBase| Ran {
+            result: Err(error),
+            base: base.writes,
+            writes: StagedWrites::new(),
+            payload_bytes: 0,
+            fuel_used: 0,
+        };
         if call.input.len() > self.options.limits.max_input_bytes {
-            return Err(CallError::LimitExceeded(format!("input of {} bytes", call.input.len())));
+            return failed(CallError::LimitExceeded(format!("input of {} bytes", call.input.len())), base);
         }
-        let runtime = self.contexts.get_mut(&call.context).ok_or(CallError::UnknownContext)?;
-        let app = self.apps.get(&runtime.app).ok_or(CallError::UnknownApp)?.clone();
+        let Some(runtime) = self.contexts.get_mut(&call.context) else {
+            return failed(CallError::UnknownContext, base);
+        };
+        let Some(app) = self.apps.get(&runtime.app).cloned() else { return failed(CallError::UnknownApp, base) };
         if !app.has_method(method) {
-            return Err(CallError::NoSuchMethod(method.to_owned()));
+            return failed(CallError::NoSuchMethod(method.to_owned()), base);
         }
-        let store = runtime.state.take().ok_or(CallError::State("state store missing".to_owned()))?;
-        let state = CallState::new(store, call, method, &self.options.limits);
+        let Some(store) = runtime.state.take() else {
+            return failed(CallError::State("state store missing".to_owned()), base);
+        };
+        let state = CallState::new(store, call, method, &self.options.limits, base);
         let (state, result, fuel_used) =
             run_export(&self.engine, &app, state, method, self.options.limits.fuel_per_call);
         self.metrics.logs_dropped += state.logs_dropped;
-        let runtime = self.contexts.get_mut(&call.context).expect("context looked up above");
         runtime.state = Some(state.store);
-        result?;
-        Ok(CallOutcome {
+        let result = result.map(|()| CallOutcome {
             return_value: state.output,
             payload: AppPayload::V1 { actions: state.actions, events: state.events, handled: None },
             logs: state.logs,
             fuel_used,
-        })
+        });
+        Ran { result, base: state.base, writes: state.writes, payload_bytes: state.payload_bytes, fuel_used }
     }
 
     /// Forgets the outcome of the last writing call: its delta will not be made.
     pub fn discard_uncommitted(&mut self) {
-        self.uncommitted = None;
+        self.open = None;
     }
 
     /// Handler jobs waiting in `context`.
@@ -315,7 +348,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
     /// Drops a handler job whose delta could not be committed (the core refused it), so that it
     /// does not block the jobs behind it. Counted in `handler_jobs_abandoned`.
     pub fn abandon_handler_job(&mut self, context: &ContextId, delta: &rhizome_core::DeltaId, index: u32) {
-        self.uncommitted = None;
+        self.open = None;
         let Some(runtime) = self.contexts.get_mut(context) else { return };
         let Some(store) = runtime.state.as_mut() else { return };
         let key = job_key(delta, index);
@@ -455,8 +488,8 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         // One batch: the state changes, the completed job and the new jobs land together.
         store.commit(writes, meta).map_err(|error| ApplyError::Failed(error.to_string()))?;
         runtime.pending_jobs = runtime.pending_jobs + new_jobs.len() - completed;
-        if local && self.uncommitted.is_some_and(|hlc| hlc == delta.hlc) {
-            self.uncommitted = None;
+        if local && self.open.as_ref().is_some_and(|open| open.hlc == delta.hlc) {
+            self.open = None;
         }
         self.metrics.deltas_merged += 1;
         self.metrics.handler_jobs_queued += new_jobs.len() as u64;

@@ -266,6 +266,7 @@ pub(super) async fn status(State(shared): SharedState) -> Answer {
             "divergences_detected": core.divergences_detected,
             "calls_committed": driver.calls_committed,
             "calls_failed": driver.calls_failed,
+            "call_deltas": driver.call_deltas,
             "commits": driver.commits,
             "fuel_used": status.runtime.fuel_used,
             "ws_dropped_slow": shared.api.metrics.ws_dropped_slow(),

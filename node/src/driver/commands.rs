@@ -1,7 +1,7 @@
 //! Local commands: apps, contexts, calls, queries, subscriptions, status.
 
 use super::NodeTask;
-use crate::api::{derive_context_id, ApiError, CallReply, Command, ContextStatus, NodeStatus};
+use crate::api::{derive_context_id, ApiError, Command, ContextStatus, NodeStatus};
 use crate::store::ContextRecord;
 use crate::transport::Transport;
 use rhizome_core::{AuthorKey, ContextId};
@@ -11,6 +11,9 @@ impl<T: Transport> NodeTask<T> {
     /// Handles one command. Returns true when the loop must stop after the commit.
     pub(super) fn on_command(&mut self, command: Command) -> bool {
         let now = self.clock.now();
+        if !matches!(command, Command::Call { .. }) {
+            self.seal_calls();
+        }
         match command {
             Command::InstallApp { module, reply } => {
                 let result = self.install_app(module);
@@ -32,15 +35,7 @@ impl<T: Transport> NodeTask<T> {
             Command::Apps { reply } => {
                 let _ = reply.send(Ok(self.stored_apps.iter().copied().collect()));
             }
-            Command::Call { context, method, input, reply } => {
-                let result = self.call(now, context, &method, input);
-                match &result {
-                    Ok(_) => self.metrics.calls_committed += 1,
-                    Err(_) => self.metrics.calls_failed += 1,
-                }
-                self.ack(reply, result);
-                self.run_handlers(now);
-            }
+            Command::Call { context, method, input, reply } => self.on_call(now, context, &method, input, reply),
             Command::Query { context, method, input, reply } => {
                 let _ = reply.send(self.query(now, context, &method, input));
             }
@@ -122,7 +117,7 @@ impl<T: Transport> NodeTask<T> {
 
     /// Runs an app method at the HLC its delta would carry (the same `now` is then used for
     /// the delta, so the stamps match).
-    fn run_method(
+    pub(super) fn run_method(
         &mut self,
         now: rhizome_core::Timestamp,
         context: ContextId,
@@ -134,30 +129,6 @@ impl<T: Transport> NodeTask<T> {
         }
         let hlc = self.node.next_local_hlc(now);
         self.node.applier_mut().call(context, method, input, hlc).map_err(|error| ApiError::Call(error.to_string()))
-    }
-
-    fn call(
-        &mut self,
-        now: rhizome_core::Timestamp,
-        context: ContextId,
-        method: &str,
-        input: Vec<u8>,
-    ) -> Result<CallReply, ApiError> {
-        let outcome = self.run_method(now, context, method, input)?;
-        if !outcome.needs_delta() {
-            return Ok(CallReply { return_value: outcome.return_value, delta: None });
-        }
-        match self.node.local_delta(now, context, outcome.payload.encode()) {
-            Ok(id) => {
-                self.collect_outputs(now);
-                Ok(CallReply { return_value: outcome.return_value, delta: Some(id) })
-            }
-            Err(error) => {
-                self.node.applier_mut().discard_uncommitted();
-                self.collect_outputs(now);
-                Err(ApiError::Refused(error.to_string()))
-            }
-        }
     }
 
     fn query(

@@ -17,6 +17,10 @@ pub struct NodeConfig {
     pub command_queue_len: usize,
     /// Inputs taken into one commit besides the one that woke the loop.
     pub max_inputs_per_commit: usize,
+    /// Most local calls of one context made into one delta. The calls that reach the loop
+    /// together run into one delta, up to this many (and within the delta bounds every
+    /// replica checks); 1 makes a delta per call.
+    pub max_calls_per_delta: usize,
     /// Events queued per subscriber before it is dropped as too slow.
     pub subscriber_queue_events: usize,
     /// Live subscriptions.
@@ -46,6 +50,7 @@ impl Default for NodeConfig {
             request_timeout_ms: 10_000,
             command_queue_len: 1_024,
             max_inputs_per_commit: 256,
+            max_calls_per_delta: 64,
             subscriber_queue_events: 1_024,
             max_subscribers: 256,
             max_handler_runs_per_input: 64,

@@ -14,6 +14,8 @@ impl<T: Transport> NodeTask<T> {
     }
 
     pub(super) fn run_handlers(&mut self, now: Timestamp) {
+        // Handlers run calls of their own: the batch of local calls goes first.
+        self.seal_calls();
         self.handler_progressed = false;
         while let Some(context) = self.handler_due.pop_first() {
             for _ in 0..self.config.max_handler_runs_per_input {

@@ -3,6 +3,7 @@
 //! they changed in one write transaction, and only then answers callers and carries out the
 //! core's outputs.
 
+mod calls;
 mod commands;
 mod config;
 mod handlers;
@@ -73,8 +74,11 @@ pub struct DriverMetrics {
     pub commits_deferred: u64,
     /// Inputs fed to the core.
     pub inputs: u64,
-    /// Local calls acknowledged with a delta.
+    /// Local calls acknowledged: with their delta durable, or (if they wrote nothing) at once.
     pub calls_committed: u64,
+    /// Deltas made from batches of local calls: `calls_committed / call_deltas` is about the
+    /// calls per delta.
+    pub call_deltas: u64,
     /// Local calls that failed.
     pub calls_failed: u64,
     /// Event handler runs.
@@ -150,6 +154,8 @@ pub struct NodeTask<T: Transport> {
     events: Vec<(ContextId, NodeEvent)>,
     /// Outputs to carry out after the commit.
     outbox: Vec<Output>,
+    /// Local calls whose delta is not made yet.
+    open_calls: Option<calls::OpenCalls>,
     /// Context records (members, app), as stored.
     records: BTreeMap<ContextId, crate::store::ContextRecord>,
     metrics: DriverMetrics,
@@ -221,6 +227,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         acks: Vec::new(),
         events: Vec::new(),
         outbox: Vec::new(),
+        open_calls: None,
         records: BTreeMap::new(),
         metrics: DriverMetrics::default(),
         #[cfg(feature = "inject-drop-sync-response")]
@@ -326,6 +333,7 @@ impl<T: Transport> NodeTask<T> {
 
     /// Feeds one input to the core and takes in everything it produced.
     fn feed(&mut self, input: Input) {
+        self.seal_calls();
         let now = self.clock.now();
         self.metrics.inputs += 1;
         if let Some(observer) = &mut self.observer {
@@ -360,6 +368,7 @@ impl<T: Transport> NodeTask<T> {
     /// staged rows reach `max_staged_rows`. A crash loses at most that, and sync fetches it
     /// again; a commit per received gossip message was most of a simulated node's time.
     fn flush(&mut self) -> Result<(), NodeFailure> {
+        self.seal_calls();
         let mut batch = std::mem::take(&mut self.batch);
         for context in std::mem::take(&mut self.rewrites) {
             batch.dag_rewrites.push((context, self.dag_image(&context)));

@@ -2,5 +2,6 @@
 //!
 //! One test binary per crate: every extra binary links all of wasmtime and libp2p again.
 
+mod batched_calls;
 mod members;
 mod node_loop;

@@ -18,7 +18,7 @@ pub(crate) fn app(name: &str) -> Vec<u8> {
 /// Instant, lossless delivery between nodes of one test.
 #[derive(Clone, Default)]
 pub(crate) struct Hub {
-    inboxes: Arc<Mutex<BTreeMap<PeerId, mpsc::Sender<TransportEvent>>>>,
+    pub(crate) inboxes: Arc<Mutex<BTreeMap<PeerId, mpsc::Sender<TransportEvent>>>>,
     /// Inbound request id → requester and its request id.
     requests: Arc<Mutex<BTreeMap<u64, (PeerId, RequestId)>>>,
     next_request: Arc<Mutex<u64>>,
@@ -93,7 +93,7 @@ impl Clock for FixedClock {
     }
 }
 
-fn keypair(n: u8) -> Keypair {
+pub(crate) fn keypair(n: u8) -> Keypair {
     Keypair::from_secret_bytes([n; 32])
 }
 
@@ -113,7 +113,7 @@ pub(crate) fn launch(hub: &Hub, n: u8, path: &std::path::Path) -> (NodeHandle, t
     launch_with(hub, n, path, NodeConfig::default())
 }
 
-fn launch_with(
+pub(crate) fn launch_with(
     hub: &Hub,
     n: u8,
     path: &std::path::Path,
@@ -140,7 +140,7 @@ fn launch_with(
 
 /// Installs `app_name` on both nodes (same app id), creates a context of the two on `a` and
 /// joins `b` to it.
-async fn shared_context(a: &NodeHandle, b: &NodeHandle, app_name: &str, nonce: u8) -> ContextId {
+pub(crate) async fn shared_context(a: &NodeHandle, b: &NodeHandle, app_name: &str, nonce: u8) -> ContextId {
     let module = app(app_name);
     let app_id = a.install_app(module.clone()).await.unwrap();
     assert_eq!(b.install_app(module).await.unwrap(), app_id);
@@ -150,16 +150,16 @@ async fn shared_context(a: &NodeHandle, b: &NodeHandle, app_name: &str, nonce: u
     context
 }
 
-fn set(key: &str, value: &str) -> Vec<u8> {
+pub(crate) fn set(key: &str, value: &str) -> Vec<u8> {
     borsh::to_vec(&(key.to_owned(), value.to_owned())).unwrap()
 }
 
-async fn get(handle: &NodeHandle, context: ContextId, key: &str) -> Option<String> {
+pub(crate) async fn get(handle: &NodeHandle, context: ContextId, key: &str) -> Option<String> {
     let bytes = handle.query(context, "get", borsh::to_vec(&key.to_owned()).unwrap()).await.unwrap();
     borsh::from_slice(&bytes).unwrap()
 }
 
-async fn eventually<F, Fut>(mut check: F)
+pub(crate) async fn eventually<F, Fut>(mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -190,27 +190,38 @@ fn value_hash(value: &[u8]) -> [u8; 32] {
     *blake3::hash(value).as_bytes()
 }
 
-/// A read view over a store with staged writes on top.
+/// A read view over a store with staged writes on top, optionally over a second layer of
+/// writes staged earlier (the writes of the calls before this one in the same delta).
 #[derive(Debug)]
 pub struct Txn<'a, B: KvBackend> {
     store: &'a StateStore<B>,
+    base: Option<&'a StagedWrites>,
     writes: StagedWrites,
 }
 
 impl<'a, B: KvBackend> Txn<'a, B> {
     /// A transaction over `store`.
     pub fn new(store: &'a StateStore<B>) -> Self {
-        Self { store, writes: StagedWrites::new() }
+        Self { store, base: None, writes: StagedWrites::new() }
     }
 
     /// A transaction over `store` that continues from writes staged earlier.
     pub fn with_writes(store: &'a StateStore<B>, writes: StagedWrites) -> Self {
-        Self { store, writes }
+        Self { store, base: None, writes }
     }
 
-    /// The value at `key`, staged writes first.
+    /// A transaction over `base` (read-only here) over `store`, continuing from `writes`.
+    /// Only `writes` changes; [`Txn::into_writes`] gives back this layer alone.
+    pub fn layered(store: &'a StateStore<B>, base: &'a StagedWrites, writes: StagedWrites) -> Self {
+        Self { store, base: Some(base), writes }
+    }
+
+    /// The value at `key`: this transaction's writes first, then the base layer, then the store.
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.writes.get(key) {
+        if let Some(staged) = self.writes.get(key) {
+            return staged.clone();
+        }
+        match self.base.and_then(|base| base.get(key)) {
             Some(staged) => staged.clone(),
             None => self.store.get(key),
         }
@@ -224,21 +235,23 @@ impl<'a, B: KvBackend> Txn<'a, B> {
     /// Entries under `prefix` with staged writes applied, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.store.scan_prefix(prefix).into_iter().collect();
-        for (key, value) in self.writes.range(prefix.to_vec()..).take_while(|(key, _)| key.starts_with(prefix)) {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
+        for layer in self.base.into_iter().chain(std::iter::once(&self.writes)) {
+            for (key, value) in layer.range(prefix.to_vec()..).take_while(|(key, _)| key.starts_with(prefix)) {
+                match value {
+                    Some(value) => merged.insert(key.clone(), value.clone()),
+                    None => merged.remove(key),
+                };
+            }
         }
         merged.into_iter().collect()
     }
 
-    /// The staged writes, to commit.
+    /// The writes staged by this transaction (not the base layer), to commit.
     pub fn into_writes(self) -> StagedWrites {
         self.writes
     }
 
-    /// True if nothing is staged.
+    /// True if this transaction staged nothing.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
@@ -292,5 +305,33 @@ mod tests {
         // A rebuilt store indexes the same root from the backend alone.
         let rebuilt = StateStore::new(store.into_backend());
         assert!(rebuilt.is_empty());
+    }
+
+    #[test]
+    fn a_layered_transaction_reads_through_its_base_and_returns_only_its_own_writes() {
+        let mut store = StateStore::new(MemoryBackend::default());
+        let committed = StagedWrites::from([
+            (b"v1".to_vec(), Some(b"stored".to_vec())),
+            (b"v2".to_vec(), Some(b"stored".to_vec())),
+            (b"v3".to_vec(), Some(b"stored".to_vec())),
+        ]);
+        store.commit(committed, StagedWrites::new()).unwrap();
+        let base = StagedWrites::from([(b"v2".to_vec(), Some(b"base".to_vec())), (b"v3".to_vec(), None)]);
+        let mut txn = Txn::layered(&store, &base, StagedWrites::new());
+        assert_eq!(txn.get(b"v1"), Some(b"stored".to_vec()));
+        assert_eq!(txn.get(b"v2"), Some(b"base".to_vec()), "the base layer hides the store");
+        assert_eq!(txn.get(b"v3"), None, "a deletion in the base layer hides the store");
+        txn.put(b"v1".to_vec(), b"own".to_vec());
+        txn.put(b"v3".to_vec(), b"own".to_vec());
+        let scanned = txn.scan_prefix(b"v");
+        assert_eq!(
+            scanned,
+            vec![
+                (b"v1".to_vec(), b"own".to_vec()),
+                (b"v2".to_vec(), b"base".to_vec()),
+                (b"v3".to_vec(), b"own".to_vec()),
+            ]
+        );
+        assert_eq!(txn.into_writes().len(), 2, "the base layer is not this transaction's to return");
     }
 }

@@ -15,9 +15,14 @@ use wasmtime::{Engine, ResourceLimiter, Store};
 /// the duration of one call; the state store is moved in and handed back afterwards.
 pub struct CallState<B: KvBackend> {
     pub(crate) store: StateStore<B>,
+    /// What the calls before this one in the same delta wrote: read through, never changed.
+    pub(crate) base: StagedWrites,
     /// Writes staged by this call. Never committed directly: the call's actions are applied
     /// again, through the delta, by the same merge code every replica runs.
     pub(crate) writes: StagedWrites,
+    /// The stamp index of this call's first action: the actions of the calls before it in
+    /// the same delta come first.
+    pub(crate) first_action_index: u32,
     pub(crate) context: ContextId,
     pub(crate) caller: AuthorKey,
     pub(crate) hlc: Hlc,
@@ -52,13 +57,33 @@ pub struct CallInput {
     pub hlc: Hlc,
     /// The method's input bytes.
     pub input: Vec<u8>,
+    /// The call's position among the calls of its delta (0 for the first or only one): part
+    /// of its randomness seed, so two identical calls in one delta draw different bytes.
+    pub position: u32,
+}
+
+/// What a call builds on when it joins a delta that earlier calls started.
+#[derive(Debug, Default)]
+pub(crate) struct CallBase {
+    /// The earlier calls' writes.
+    pub(crate) writes: StagedWrites,
+    /// How many actions they recorded.
+    pub(crate) actions: u32,
 }
 
 impl<B: KvBackend> CallState<B> {
-    pub(crate) fn new(store: StateStore<B>, call: &CallInput, method: &str, limits: &RuntimeLimits) -> Self {
+    pub(crate) fn new(
+        store: StateStore<B>,
+        call: &CallInput,
+        method: &str,
+        limits: &RuntimeLimits,
+        base: CallBase,
+    ) -> Self {
         Self {
             store,
+            base: base.writes,
             writes: StagedWrites::new(),
+            first_action_index: base.actions,
             context: call.context,
             caller: call.caller,
             hlc: call.hlc,
@@ -76,12 +101,12 @@ impl<B: KvBackend> CallState<B> {
         }
     }
 
-    /// Runs `f` against the store with this call's writes on top.
+    /// Runs `f` against the store with the earlier calls' writes and this call's on top.
     pub(crate) fn with_txn<T>(
         &mut self,
         f: impl FnOnce(&mut Txn<'_, B>) -> Result<T, ApplyError>,
     ) -> Result<T, ApplyError> {
-        let mut txn = Txn::with_writes(&self.store, std::mem::take(&mut self.writes));
+        let mut txn = Txn::layered(&self.store, &self.base, std::mem::take(&mut self.writes));
         let result = f(&mut txn);
         self.writes = txn.into_writes();
         result
@@ -95,7 +120,8 @@ impl<B: KvBackend> CallState<B> {
             return Err(CallError::LimitExceeded(format!("more than {} actions", self.limits.max_actions_per_call)));
         }
         self.grow_payload(borsh::object_length(&action).unwrap_or(usize::MAX))?;
-        let stamp = Stamp { hlc: self.hlc, author: self.caller, index: self.actions.len() as u32 };
+        let index = self.first_action_index.saturating_add(self.actions.len() as u32);
+        let stamp = Stamp { hlc: self.hlc, author: self.caller, index };
         let written = self
             .with_txn(|txn| crate::merge::apply_action(txn, &action, stamp))
             .map_err(|error| CallError::State(error.to_string()))?;
@@ -117,13 +143,15 @@ impl<B: KvBackend> CallState<B> {
     }
 }
 
-/// The call's randomness: ChaCha20 keyed by BLAKE3 over who calls what, when, with which input.
-/// Everything in it is fixed before the call runs, so two runs of the same call agree.
+/// The call's randomness: ChaCha20 keyed by BLAKE3 over who calls what, when, where in its
+/// delta, with which input. Everything in it is fixed before the call runs, so two runs of the
+/// same call agree.
 fn randomness_seed(call: &CallInput, method: &str) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new_derive_key("rhizome 2026-11 call randomness v1");
+    let mut hasher = blake3::Hasher::new_derive_key("rhizome 2026-11 call randomness v2");
     hasher.update(call.context.as_bytes());
     hasher.update(call.caller.as_bytes());
     hasher.update(&rhizome_core::wire::encode(&call.hlc));
+    hasher.update(&call.position.to_le_bytes());
     hasher.update(&(method.len() as u64).to_le_bytes());
     hasher.update(method.as_bytes());
     hasher.update(&call.input);

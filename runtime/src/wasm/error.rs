@@ -56,13 +56,25 @@ pub enum CallError {
     /// would give both the same HLC, so the same stamps and the same randomness.
     #[error("an earlier call's delta is not committed yet")]
     Uncommitted,
+    /// The call cannot join the open delta (see `Runtime::call_joining`); it may run on its own
+    /// once that delta is sealed.
+    #[error("the call cannot join the open delta: {0}")]
+    NotJoinable(String),
 }
 
 impl CallError {
     /// True if the guest caused the failure (it would fail again on a retry), as opposed to
     /// the host being unable to run it right now.
     pub fn is_guest_fault(&self) -> bool {
-        !matches!(self, Self::UnknownContext | Self::UnknownApp | Self::State(_) | Self::Config(_) | Self::Uncommitted)
+        !matches!(
+            self,
+            Self::UnknownContext
+                | Self::UnknownApp
+                | Self::State(_)
+                | Self::Config(_)
+                | Self::Uncommitted
+                | Self::NotJoinable(_)
+        )
     }
 }
 
@@ -84,6 +96,7 @@ impl CallError {
             Self::State(_) => "state",
             Self::Config(_) => "config",
             Self::Uncommitted => "uncommitted",
+            Self::NotJoinable(_) => "not_joinable",
         }
     }
 

@@ -38,6 +38,8 @@ pub struct Replica {
     pub now: Timestamp,
     pub outbox: Vec<Vec<u8>>,
     pub deltas: Vec<DeltaId>,
+    /// [`Replica::call_joined`] has a delta open.
+    open_delta: bool,
 }
 
 impl Replica {
@@ -52,7 +54,7 @@ impl Replica {
         runtime.create_context(context(), app).expect("context binds");
         let mut node = Node::new(Config::default(), keypair, u64::from(n), runtime, T0);
         node.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
-        Self { node, now: T0, outbox: Vec::new(), deltas: Vec::new() }
+        Self { node, now: T0, outbox: Vec::new(), deltas: Vec::new(), open_delta: false }
     }
 
     /// Runs a method; if it wrote, makes and publishes a delta. Returns the outcome.
@@ -66,6 +68,51 @@ impl Replica {
         }
         self.drain();
         Ok(outcome)
+    }
+
+    /// Runs calls into as few deltas as the bounds allow, the way the node batches calls that
+    /// arrive together: the first opens a delta, the rest join it, a call that does not fit
+    /// seals it and opens the next. Returns each call's outcome.
+    pub fn call_joined(&mut self, calls: &[(&str, Vec<u8>)]) -> Vec<Result<CallOutcome, CallError>> {
+        self.now = self.now.add_millis(1);
+        let mut outcomes = Vec::new();
+        for (method, input) in calls {
+            let joined = if self.open_delta {
+                Some(self.node.applier_mut().call_joining(context(), method, input.clone()))
+            } else {
+                None
+            };
+            let outcome = match joined {
+                Some(Err(CallError::NotJoinable(_))) => {
+                    self.seal();
+                    self.now = self.now.add_millis(1);
+                    self.call_opening(method, input.clone())
+                }
+                Some(outcome) => outcome,
+                None => self.call_opening(method, input.clone()),
+            };
+            outcomes.push(outcome);
+        }
+        self.seal();
+        outcomes
+    }
+
+    fn call_opening(&mut self, method: &str, input: Vec<u8>) -> Result<CallOutcome, CallError> {
+        let hlc = self.node.next_local_hlc(self.now);
+        let outcome = self.node.applier_mut().call(context(), method, input, hlc);
+        self.open_delta = outcome.as_ref().is_ok_and(CallOutcome::needs_delta);
+        outcome
+    }
+
+    /// Makes the open delta, if any.
+    fn seal(&mut self) {
+        if !std::mem::take(&mut self.open_delta) {
+            return;
+        }
+        let sealed = self.node.applier_mut().seal_open_delta().expect("a delta is open");
+        let id = self.node.local_delta(self.now, context(), sealed.payload.encode()).expect("local delta applies");
+        self.deltas.push(id);
+        self.drain();
     }
 
     pub fn call<I: BorshSerialize, O: BorshDeserialize>(&mut self, method: &str, input: &I) -> Result<O, CallError> {

@@ -11,7 +11,9 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 #[test]
 fn a_fresh_node_catches_up_on_a_ten_thousand_delta_history() -> anyhow::Result<()> {
     let scratch = Scratch::new("late-joiner")?;
-    let env = [("RHIZOME_API__RATE_LIMIT__ENABLED", "false")];
+    // A delta per call: concurrent writers would otherwise share deltas, and the history would
+    // be shorter than its 10,000 calls.
+    let env = [("RHIZOME_API__RATE_LIMIT__ENABLED", "false"), ("RHIZOME_NODE__MAX_CALLS_PER_DELTA", "1")];
     let old = NodeProcess::start(&scratch.path().join("old"), &[], &env)?;
     let app = old.install_kv_store()?;
     let context = string_field(&old.api.post_json("/admin/contexts", &json!({"app": app}))?, "context")?;

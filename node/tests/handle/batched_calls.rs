@@ -1,0 +1,68 @@
+//! Calls that reach the loop together share a delta: every one is acknowledged with that
+//! delta, replicas apply them all, a restart keeps them, and `max_calls_per_delta` bounds it.
+
+use crate::node_loop::{db_path, eventually, get, keypair, launch, launch_with, set, shared_context, Hub};
+use rhizome_node::NodeConfig;
+use std::collections::BTreeSet;
+
+const CALLS: usize = 40;
+
+/// Sends `CALLS` writes at once (all queued before the loop takes any) and returns each
+/// call's delta.
+async fn concurrent_writes(
+    handle: &rhizome_node::NodeHandle,
+    context: rhizome_core::ContextId,
+) -> Vec<rhizome_core::DeltaId> {
+    let calls: Vec<_> = (0..CALLS)
+        .map(|index| {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.call(context, "set", set(&format!("k{index}"), "v")).await })
+        })
+        .collect();
+    let mut deltas = Vec::new();
+    for call in calls {
+        let reply = call.await.expect("the call task").expect("the call succeeds");
+        deltas.push(reply.delta.expect("a write has a delta"));
+    }
+    deltas
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn calls_that_arrive_together_share_a_delta_and_all_replicate() {
+    let hub = Hub::default();
+    let (a_path, b_path) = (db_path("batch-a.redb"), db_path("batch-b.redb"));
+    let (a, a_join) = launch(&hub, 1, &a_path);
+    let (b, _b_join) = launch(&hub, 2, &b_path);
+    let context = shared_context(&a, &b, "kv_store", 11).await;
+
+    let deltas = concurrent_writes(&a, context).await;
+    let distinct: BTreeSet<_> = deltas.iter().collect();
+    assert!(distinct.len() < CALLS, "{CALLS} calls queued together made {} deltas", distinct.len());
+    let status = a.status().await.unwrap();
+    assert_eq!(status.driver.calls_committed, CALLS as u64);
+    assert_eq!(status.driver.call_deltas, distinct.len() as u64);
+    eventually(|| async { get(&b, context, &format!("k{}", CALLS - 1)).await.is_some() }).await;
+    for index in 0..CALLS {
+        assert_eq!(get(&b, context, &format!("k{index}")).await.as_deref(), Some("v"), "k{index} on b");
+    }
+
+    let before = a.status().await.unwrap().contexts[0].clone();
+    a.shutdown().await.unwrap();
+    a_join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(1).peer_id());
+    let (a, _a_join) = launch(&hub, 1, &a_path);
+    let after = a.status().await.unwrap().contexts[0].clone();
+    assert_eq!((after.root, after.applied), (before.root, before.applied), "every acknowledged call survived");
+    assert_eq!(get(&a, context, "k0").await.as_deref(), Some("v"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn max_calls_per_delta_bounds_the_batch() {
+    let hub = Hub::default();
+    let config = NodeConfig { max_calls_per_delta: 1, ..NodeConfig::default() };
+    let (a, _a_join) = launch_with(&hub, 1, &db_path("single-a.redb"), config);
+    let (b, _b_join) = launch(&hub, 2, &db_path("single-b.redb"));
+    let context = shared_context(&a, &b, "kv_store", 12).await;
+    let deltas = concurrent_writes(&a, context).await;
+    assert_eq!(deltas.iter().collect::<BTreeSet<_>>().len(), CALLS, "a delta per call");
+}

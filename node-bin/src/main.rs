@@ -9,7 +9,30 @@ use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 use zeroize::Zeroizing;
 
+/// mimalloc: under a load of API calls the node spends a fifth of its time in glibc's malloc
+/// and free; with mimalloc it answers about 20 % more calls a second (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `arena_eager_commit` and `purge_delay` options (their ids in the bundled v3).
+const MI_OPTION_ARENA_EAGER_COMMIT: i32 = 4;
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
+/// Keeps mimalloc's resident memory near glibc's: arenas are committed as they are used rather
+/// than up front, and freed memory goes back to the OS at once (idle RSS 88 MB -> 34 MB, same
+/// calls/s). Runs first in `main`, before the node allocates in earnest.
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: `mi_option_set` only stores an integer option; both ids exist in the mimalloc
+    // version libmimalloc-sys builds, and the allocator reads them on later allocations.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Init(flags) => init(&flags),

@@ -173,6 +173,8 @@ fn boot_node(
                     recorder: shared.recorder.clone(),
                     start: shared.start,
                 })),
+                // Commits run on the node's own task: no threads in a simulated world.
+                committer: None,
             };
             let (handle, task) = match start(parts) {
                 Ok(started) => started,

@@ -74,6 +74,7 @@ pub(crate) fn start_node(seed: u8) -> NodeHandle {
         db,
         wasm: None,
         observer: None,
+        committer: None,
     };
     let (handle, task) = rhizome_node::start(parts).expect("start node");
     tokio::spawn(async move {

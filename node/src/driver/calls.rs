@@ -78,6 +78,11 @@ impl<T: Transport> NodeTask<T> {
         }
     }
 
+    /// Calls waiting in the open batch.
+    pub(super) fn open_calls_len(&self) -> usize {
+        self.open_calls.as_ref().map_or(0, |open| open.waiting.len())
+    }
+
     /// Makes the open batch's delta, and queues every call's answer for the next commit: the
     /// delta's id, or, if the core refused the delta, its reason for all of them.
     pub(super) fn seal_calls(&mut self) {

@@ -5,6 +5,7 @@
 
 mod calls;
 mod commands;
+mod commit;
 mod config;
 mod handlers;
 mod persist;
@@ -15,7 +16,7 @@ use crate::api::{ApiError, Command, NodeHandle};
 use crate::clock::Clock;
 use crate::events::{NodeEvent, Subscribers};
 use crate::observer::Observer;
-use crate::store::{CommitBatch, ContextBackend, Store, StoreError};
+use crate::store::{CommitBatch, Committer, ContextBackend, InlineCommitter, Store, StoreError};
 use crate::transport::{Transport, TransportEvent};
 use rhizome_core::{ContextId, DeltaId, Input, Keypair, Node, Output, Timestamp};
 use rhizome_runtime::{ContextParts, Runtime, RuntimeOptions, WasmHost};
@@ -113,6 +114,8 @@ pub struct NodeParts<T: Transport> {
     pub wasm: Option<WasmHost<ContextBackend>>,
     /// A window on the loop (the simulator's trace); `None` on a real node.
     pub observer: Option<Box<dyn Observer>>,
+    /// Where commits run; `None` runs them on the loop ([`InlineCommitter`]).
+    pub committer: Option<Box<dyn Committer>>,
 }
 
 impl<T: Transport> std::fmt::Debug for NodeParts<T> {
@@ -149,11 +152,15 @@ pub struct NodeTask<T: Transport> {
     /// When the oldest data staged but not committed was staged.
     staged_since: Option<Timestamp>,
     /// Replies to send once the commit is durable.
-    acks: Vec<Box<dyn FnOnce() + Send>>,
+    acks: Vec<commit::Ack>,
     /// Subscriber events to publish after the commit.
     events: Vec<(ContextId, NodeEvent)>,
     /// Outputs to carry out after the commit.
     outbox: Vec<Output>,
+    /// Where commits run.
+    committer: Box<dyn Committer>,
+    /// The commit started and not landed yet.
+    in_flight: Option<commit::InFlight>,
     /// Local calls whose delta is not made yet.
     open_calls: Option<calls::OpenCalls>,
     /// Context records (members, app), as stored.
@@ -172,7 +179,7 @@ impl<T: Transport> std::fmt::Debug for NodeTask<T> {
 /// Builds a node from its parts, restoring whatever its database holds. Returns the handle
 /// callers use and the task to run.
 pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<T>), StartError> {
-    let NodeParts { config, keypair, rng_seed, mut transport, clock, db, wasm, observer } = parts;
+    let NodeParts { config, keypair, rng_seed, mut transport, clock, db, wasm, observer, committer } = parts;
     let store = Store::open(db)?;
     let restored = store.load()?;
     let options = RuntimeOptions {
@@ -227,6 +234,8 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         acks: Vec::new(),
         events: Vec::new(),
         outbox: Vec::new(),
+        committer: committer.unwrap_or_else(|| Box::new(InlineCommitter)),
+        in_flight: None,
         open_calls: None,
         records: BTreeMap::new(),
         metrics: DriverMetrics::default(),
@@ -258,26 +267,32 @@ impl<T: Transport> NodeTask<T> {
             let now = self.clock.now();
             let wake = self.node.poll_timeout();
             let wait = Duration::from_nanos(wake.as_nanos().saturating_sub(now.as_nanos())).min(MAX_SLEEP);
+            // Staging is bounded: past `max_staged_rows`, wait for the commit in flight first.
+            if self.staged_rows() >= self.config.max_staged_rows {
+                self.await_landing().await?;
+            }
             // `biased`: the branch order is fixed, so a simulated run never depends on the
             // macro's own random pick.
             tokio::select! {
                 biased;
+                // A landed commit first: its replies have waited longest.
+                result = commit::landed(&mut self.in_flight), if self.in_flight.is_some() => self.land(result)?,
                 event = self.transport.next_event() => match event {
                     Some(event) => self.on_transport(event),
                     None => {
-                        self.flush_final()?;
+                        self.flush_final().await?;
                         return Err(NodeFailure::TransportClosed);
                     }
                 },
                 command = self.commands.recv() => match command {
                     Some(command) => {
                         if self.on_command(command) {
-                            self.flush_final()?;
+                            self.flush_final().await?;
                             return Ok(());
                         }
                     }
                     None => {
-                        self.flush_final()?;
+                        self.flush_final().await?;
                         return Ok(());
                     }
                 },
@@ -307,7 +322,7 @@ impl<T: Transport> NodeTask<T> {
                 self.feed(Input::Timeout);
             }
             if stop {
-                self.flush_final()?;
+                self.flush_final().await?;
                 return Ok(());
             }
             self.flush()?;
@@ -356,60 +371,6 @@ impl<T: Transport> NodeTask<T> {
                 other => self.outbox.push(other),
             }
         }
-    }
-
-    /// Commits what must be durable, then answers callers, publishes events and carries out
-    /// the outputs. A failed commit stops the node: nothing it held back is sent, so no caller
-    /// hears of a write that is not on disk.
-    ///
-    /// A batch of only what peers sent is not committed at once: it stays staged (reads see
-    /// it) and joins the next commit, which comes with the next local write, call, handler run
-    /// or context change, or once the oldest staged data is `max_non_durable_ms` old or the
-    /// staged rows reach `max_staged_rows`. A crash loses at most that, and sync fetches it
-    /// again; a commit per received gossip message was most of a simulated node's time.
-    fn flush(&mut self) -> Result<(), NodeFailure> {
-        self.seal_calls();
-        let mut batch = std::mem::take(&mut self.batch);
-        for context in std::mem::take(&mut self.rewrites) {
-            batch.dag_rewrites.push((context, self.dag_image(&context)));
-        }
-        let staged_rows = batch.row_count() + self.store.staged_len();
-        if staged_rows > 0 {
-            let now = self.clock.now();
-            let oldest = *self.staged_since.get_or_insert(now);
-            let commit_now = batch.durable
-                || !self.acks.is_empty()
-                || !batch.contexts.is_empty()
-                || !batch.apps.is_empty()
-                || !batch.dag_rewrites.is_empty()
-                || now >= oldest.add_millis(self.config.max_non_durable_ms)
-                || staged_rows >= self.config.max_staged_rows;
-            if commit_now {
-                self.store.commit(batch)?;
-                self.metrics.commits += 1;
-                self.staged_since = None;
-            } else {
-                self.batch = batch;
-                self.metrics.commits_deferred += 1;
-            }
-        }
-        for ack in self.acks.drain(..) {
-            ack();
-        }
-        for (context, event) in std::mem::take(&mut self.events) {
-            self.subscribers.publish(&context, &event);
-        }
-        self.metrics.subscribers_dropped_slow = self.subscribers.dropped_slow;
-        for output in std::mem::take(&mut self.outbox) {
-            self.carry_out(output);
-        }
-        Ok(())
-    }
-
-    /// The last flush before the loop ends: whatever is staged is committed.
-    fn flush_final(&mut self) -> Result<(), NodeFailure> {
-        self.batch.durable = true;
-        self.flush()
     }
 
     fn carry_out(&mut self, output: Output) {

@@ -122,4 +122,31 @@ mod tests {
         store.commit(CommitBatch::default()).unwrap();
         assert_eq!(first(&backend, "a").as_deref(), Some("a3"));
     }
+
+    #[test]
+    fn reads_see_a_commit_in_flight_under_newer_staged_writes() {
+        let store = store();
+        let mut backend = store.context_backend(ContextId::hash_of(b"c"));
+        backend.write_batch([put("a1"), put("a2")].into_iter().collect()).unwrap();
+        store.commit(CommitBatch::default()).unwrap();
+        backend.write_batch([delete("a1"), put("a3")].into_iter().collect()).unwrap();
+        let job = store.begin_commit(CommitBatch::default()).unwrap();
+        assert!(store.begin_commit(CommitBatch::default()).is_err(), "one commit in flight at a time");
+        // Staged after the commit started: newer than what is in flight.
+        backend.write_batch([put("a1"), delete("a3"), put("a4")].into_iter().collect()).unwrap();
+        let seen = |backend: &ContextBackend| -> Vec<String> {
+            let rows = backend.scan_prefix(b"a");
+            rows.into_iter().map(|(key, _)| String::from_utf8(key).unwrap()).collect()
+        };
+        assert_eq!(seen(&backend), ["a1", "a2", "a4"]);
+        assert_eq!(first(&backend, "a").as_deref(), Some("a1"));
+        assert_eq!(backend.get(b"a3"), None, "the newer deletion hides the write in flight");
+        job.run().unwrap();
+        assert_eq!(seen(&backend), ["a1", "a2", "a4"], "landed but not ended: the same view");
+        store.end_commit();
+        assert_eq!(seen(&backend), ["a1", "a2", "a4"]);
+        store.commit(CommitBatch::default()).unwrap();
+        assert_eq!(seen(&backend), ["a1", "a2", "a4"], "and the same from the database alone");
+        assert_eq!(store.staged_len(), 0);
+    }
 }

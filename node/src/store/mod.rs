@@ -1,25 +1,28 @@
 //! The node's redb database: state, DAG, pending deltas, contexts and apps, all changed by one
-//! write transaction per commit ([`Store::commit`]).
+//! write transaction per commit ([`Store::begin_commit`], then [`CommitJob::run`], possibly on
+//! another thread while the next batch stages).
 //!
 //! The runtime writes state through [`ContextBackend`], which stages writes in memory; the
 //! node folds them into the next commit together with the DAG rows of the same deltas. So a
 //! delta, its DAG bookkeeping and its state changes become durable together or not at all.
 
 mod backend;
+mod commit;
 mod records;
 mod tables;
 
 pub use backend::ContextBackend;
+pub(crate) use commit::CommitBatch;
+pub use commit::{CommitJob, CommitResult, CommitStats, Committer, InlineCommitter};
 pub use records::ContextRecord;
 pub(crate) use records::StoredEntry;
 
 use redb::{ReadableDatabase, ReadableTable};
 use rhizome_core::dag::RestoredEntry;
-use rhizome_core::{CausalDelta, ContextId, DeltaId};
-use rhizome_runtime::AppId;
-use std::collections::{BTreeMap, BTreeSet};
+use rhizome_core::{CausalDelta, ContextId};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tables::{context_key, context_range_end, dag_key, pending_key, APPS, CONTEXTS, DAG, PENDING, STATE};
+use tables::{context_key, context_range_end, APPS, CONTEXTS, DAG, PENDING, STATE};
 
 /// A storage failure. The node stops on one: its memory is ahead of its disk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,8 +40,52 @@ type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 type KeyValue = (Vec<u8>, Vec<u8>);
 
 struct Shared {
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    /// State writes staged since the last commit started.
     overlay: Overlay,
+    /// State writes of the commit in flight, read from here until it lands.
+    committing: Option<Arc<Overlay>>,
+    /// The state table as of the last commit that landed, kept open for reads until the next
+    /// one lands: a read transaction per read was most of a read's cost.
+    reader: Option<StateReader>,
+}
+
+/// The committed state table, read-only.
+type StateReader = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+impl Shared {
+    /// The committed state table, opened once per landed commit.
+    fn reader(&mut self) -> Result<&StateReader, StoreError> {
+        self.open_reader()?;
+        self.opened_reader()
+    }
+
+    fn open_reader(&mut self) -> Result<(), StoreError> {
+        if self.reader.is_none() {
+            let txn = self.db.begin_read().map_err(storage)?;
+            self.reader = Some(txn.open_table(STATE).map_err(storage)?);
+        }
+        Ok(())
+    }
+
+    fn opened_reader(&self) -> Result<&StateReader, StoreError> {
+        self.reader.as_ref().ok_or_else(|| StoreError("the state table is not open".to_owned()))
+    }
+
+    /// The staged write of `key`, if any (`Some(None)`: a staged deletion): the newest layer
+    /// first, then the commit in flight.
+    fn staged(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.overlay.get(key).or_else(|| self.committing.as_ref()?.get(key))
+    }
+
+    /// The staged writes under `prefix`, in key order, the newest layer winning.
+    fn staged_range(&self, prefix: &[u8]) -> BTreeMap<&Vec<u8>, &Option<Vec<u8>>> {
+        let mut merged = BTreeMap::new();
+        for layer in self.committing.as_deref().into_iter().chain(std::iter::once(&self.overlay)) {
+            merged.extend(layer.range(prefix.to_vec()..).take_while(|(key, _)| key.starts_with(prefix)));
+        }
+        merged
+    }
 }
 
 /// A handle on the node's database, shared by the node loop and every context backend.
@@ -50,39 +97,6 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
-    }
-}
-
-/// Everything one commit changes, besides the staged state writes.
-#[derive(Debug, Default)]
-pub(crate) struct CommitBatch {
-    /// Applied deltas to append to a context's DAG, in application order.
-    pub(crate) dag_appends: Vec<(ContextId, StoredEntry)>,
-    /// Contexts whose whole DAG is rewritten (after a snapshot): the entries, parents first.
-    pub(crate) dag_rewrites: Vec<(ContextId, Vec<StoredEntry>)>,
-    /// Pending deltas to store.
-    pub(crate) pending_puts: Vec<(ContextId, Arc<CausalDelta>)>,
-    /// Pending deltas to forget (applied or evicted).
-    pub(crate) pending_deletes: Vec<(ContextId, DeltaId)>,
-    /// Contexts joined.
-    pub(crate) contexts: Vec<(ContextId, ContextRecord)>,
-    /// Apps installed.
-    pub(crate) apps: Vec<(AppId, Vec<u8>)>,
-    /// The batch must be committed now: it holds something we authored or promised (a local
-    /// delta, a handler run). Otherwise a batch of only what peers sent may wait in memory
-    /// for a later commit: a crash loses it, and sync fetches it again.
-    pub(crate) durable: bool,
-}
-
-impl CommitBatch {
-    /// Rows the batch writes (a DAG rewrite counts its entries).
-    pub(crate) fn row_count(&self) -> usize {
-        self.dag_appends.len()
-            + self.dag_rewrites.iter().map(|(_, entries)| entries.len().max(1)).sum::<usize>()
-            + self.pending_puts.len()
-            + self.pending_deletes.len()
-            + self.contexts.len()
-            + self.apps.len()
     }
 }
 
@@ -108,15 +122,6 @@ pub struct RestoredContext {
     pub pending: Vec<Arc<CausalDelta>>,
 }
 
-/// Figures of one commit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CommitStats {
-    /// State keys written or deleted.
-    pub state_writes: usize,
-    /// DAG rows written.
-    pub dag_rows: usize,
-}
-
 impl Store {
     /// Opens (or initialises) the tables of `db`.
     pub fn open(db: redb::Database) -> Result<Self, StoreError> {
@@ -125,7 +130,8 @@ impl Store {
             txn.open_table(table).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
-        Ok(Self { shared: Arc::new(Mutex::new(Shared { db, overlay: Overlay::new() })) })
+        let shared = Shared { db: Arc::new(db), overlay: Overlay::new(), committing: None, reader: None };
+        Ok(Self { shared: Arc::new(Mutex::new(shared)) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -143,83 +149,34 @@ impl Store {
         self.lock().overlay.len()
     }
 
-    /// Commits the staged state writes and `batch` in one durable write transaction. On error
-    /// nothing is durable, and the staged writes are dropped: the caller must stop.
-    pub(crate) fn commit(&self, batch: CommitBatch) -> Result<CommitStats, StoreError> {
+    /// Starts a commit of the staged state writes and `batch`: the writes move to the commit in
+    /// flight (still read from memory), and new writes stage for the next one. Run the job,
+    /// then call [`Store::end_commit`]. One commit at a time.
+    pub(crate) fn begin_commit(&self, batch: CommitBatch) -> Result<CommitJob, StoreError> {
         let mut shared = self.lock();
-        let overlay = std::mem::take(&mut shared.overlay);
-        let mut stats = CommitStats { state_writes: overlay.len(), dag_rows: 0 };
-        let txn = shared.db.begin_write().map_err(storage)?;
-        {
-            let mut state = txn.open_table(STATE).map_err(storage)?;
-            for (key, value) in &overlay {
-                match value {
-                    Some(value) => state.insert(key.as_slice(), value.as_slice()).map(drop),
-                    None => state.remove(key.as_slice()).map(drop),
-                }
-                .map_err(storage)?;
-            }
-            let mut dag = txn.open_table(DAG).map_err(storage)?;
-            let mut next_seq: BTreeMap<ContextId, u64> = BTreeMap::new();
-            for (context, entries) in &batch.dag_rewrites {
-                let start = context_key(context, &[]);
-                let end = context_range_end(context);
-                dag.retain_in(start.as_slice()..end.as_slice(), |_, _| false).map_err(storage)?;
-                for (seq, entry) in entries.iter().enumerate() {
-                    let bytes = borsh::to_vec(entry).map_err(storage)?;
-                    dag.insert(dag_key(context, seq as u64).as_slice(), bytes.as_slice()).map_err(storage)?;
-                }
-                stats.dag_rows += entries.len();
-                next_seq.insert(*context, entries.len() as u64);
-            }
-            let rewritten: BTreeSet<ContextId> = batch.dag_rewrites.iter().map(|(context, _)| *context).collect();
-            for (context, entry) in &batch.dag_appends {
-                if rewritten.contains(context) {
-                    continue;
-                }
-                let seq = match next_seq.get_mut(context) {
-                    Some(seq) => seq,
-                    None => {
-                        let start = context_key(context, &[]);
-                        let end = context_range_end(context);
-                        let last = dag.range(start.as_slice()..end.as_slice()).map_err(storage)?.next_back();
-                        let next = match last {
-                            Some(row) => {
-                                let (key, _) = row.map_err(storage)?;
-                                let mut seq = [0u8; 8];
-                                seq.copy_from_slice(&key.value()[32..40]);
-                                u64::from_be_bytes(seq) + 1
-                            }
-                            None => 0,
-                        };
-                        next_seq.entry(*context).or_insert(next)
-                    }
-                };
-                let bytes = borsh::to_vec(entry).map_err(storage)?;
-                dag.insert(dag_key(context, *seq).as_slice(), bytes.as_slice()).map_err(storage)?;
-                *seq += 1;
-                stats.dag_rows += 1;
-            }
-            let mut pending = txn.open_table(PENDING).map_err(storage)?;
-            for (context, delta) in &batch.pending_puts {
-                let bytes = borsh::to_vec(delta.as_ref()).map_err(storage)?;
-                pending.insert(pending_key(context, &delta.id).as_slice(), bytes.as_slice()).map_err(storage)?;
-            }
-            for (context, id) in &batch.pending_deletes {
-                pending.remove(pending_key(context, id).as_slice()).map_err(storage)?;
-            }
-            let mut contexts = txn.open_table(CONTEXTS).map_err(storage)?;
-            for (context, record) in &batch.contexts {
-                let bytes = borsh::to_vec(record).map_err(storage)?;
-                contexts.insert(context.as_bytes().as_slice(), bytes.as_slice()).map_err(storage)?;
-            }
-            let mut apps = txn.open_table(APPS).map_err(storage)?;
-            for (app, module) in &batch.apps {
-                apps.insert(app.0.as_slice(), module.as_slice()).map_err(storage)?;
-            }
+        if shared.committing.is_some() {
+            return Err(StoreError("a commit is already in flight".to_owned()));
         }
-        txn.commit().map_err(storage)?;
-        Ok(stats)
+        let state = Arc::new(std::mem::take(&mut shared.overlay));
+        shared.committing = Some(state.clone());
+        Ok(CommitJob { db: shared.db.clone(), state, batch })
+    }
+
+    /// The commit in flight has landed: its writes are read from the database from now on. (A
+    /// failed commit stops the node, so there is nothing to undo.)
+    pub(crate) fn end_commit(&self) {
+        let mut shared = self.lock();
+        shared.committing = None;
+        shared.reader = None;
+    }
+
+    #[cfg(test)]
+    /// Commits the staged state writes and `batch` on this thread, in one durable write
+    /// transaction. On error nothing is durable: the caller must stop.
+    pub(crate) fn commit(&self, batch: CommitBatch) -> CommitResult {
+        let result = self.begin_commit(batch)?.run();
+        self.end_commit();
+        result
     }
 
     /// Reads everything a restart needs.
@@ -259,19 +216,17 @@ impl Store {
     }
 
     fn read_state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let shared = self.lock();
-        if let Some(staged) = shared.overlay.get(key) {
+        let mut shared = self.lock();
+        if let Some(staged) = shared.staged(key) {
             return Ok(staged.clone());
         }
-        let txn = shared.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(STATE).map_err(storage)?;
+        let table = shared.reader()?;
         Ok(table.get(key).map_err(storage)?.map(|value| value.value().to_vec()))
     }
 
     fn scan_state(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let shared = self.lock();
-        let txn = shared.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(STATE).map_err(storage)?;
+        let mut shared = self.lock();
+        let table = shared.reader()?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for row in table.range(prefix..).map_err(storage)? {
             let (key, value) = row.map_err(storage)?;
@@ -280,7 +235,7 @@ impl Store {
             }
             merged.insert(key.value().to_vec(), value.value().to_vec());
         }
-        for (key, value) in shared.overlay.range(prefix.to_vec()..).take_while(|(key, _)| key.starts_with(prefix)) {
+        for (key, value) in shared.staged_range(prefix) {
             match value {
                 Some(value) => merged.insert(key.clone(), value.clone()),
                 None => merged.remove(key),
@@ -291,26 +246,24 @@ impl Store {
 
     /// The first live row under `prefix`: the smaller of the first staged insert and the
     /// first committed row that no staged write overrides. Only rows staged for deletion are
-    /// walked past, and the overlay holds one batch's writes at most.
+    /// walked past, and the staged layers hold two batches' writes at most.
     fn first_state(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        let shared = self.lock();
-        let in_prefix = |key: &Vec<u8>| key.starts_with(prefix);
+        let mut shared = self.lock();
         let staged = shared
-            .overlay
-            .range(prefix.to_vec()..)
-            .take_while(|(key, _)| in_prefix(key))
+            .staged_range(prefix)
+            .into_iter()
             .find_map(|(key, value)| value.as_ref().map(|value| (key.clone(), value.clone())));
-        let txn = shared.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(STATE).map_err(storage)?;
+        shared.open_reader()?;
+        let table = shared.opened_reader()?;
         let mut committed = None;
         for row in table.range(prefix..).map_err(storage)? {
             let (key, value) = row.map_err(storage)?;
-            let key = key.value().to_vec();
-            if !in_prefix(&key) {
+            let key = key.value();
+            if !key.starts_with(prefix) {
                 break;
             }
-            if !shared.overlay.contains_key(&key) {
-                committed = Some((key, value.value().to_vec()));
+            if shared.staged(key).is_none() {
+                committed = Some((key.to_vec(), value.value().to_vec()));
                 break;
             }
         }

@@ -119,6 +119,16 @@ pub(crate) fn launch_with(
     path: &std::path::Path,
     config: NodeConfig,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+    launch_with_committer(hub, n, path, config, None)
+}
+
+pub(crate) fn launch_with_committer(
+    hub: &Hub,
+    n: u8,
+    path: &std::path::Path,
+    config: NodeConfig,
+    committer: Option<Box<dyn rhizome_node::store::Committer>>,
+) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let keypair = keypair(n);
     let transport = hub.join(keypair.peer_id());
     let parts = NodeParts {
@@ -130,6 +140,7 @@ pub(crate) fn launch_with(
         db: open_db(path),
         wasm: None,
         observer: None,
+        committer,
     };
     let (handle, task) = start(parts).expect("start");
     let join = tokio::spawn(async move {

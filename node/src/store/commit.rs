@@ -1,0 +1,176 @@
+//! One commit: the state writes staged since the last one and the rows of a [`CommitBatch`],
+//! written in one durable write transaction by a [`CommitJob`], which may run on another thread
+//! while the node stages the next batch (see [`Committer`]).
+
+use super::tables::{context_key, context_range_end, dag_key, pending_key, APPS, CONTEXTS, DAG, PENDING, STATE};
+use super::{storage, ContextRecord, Overlay, StoreError, StoredEntry};
+use redb::ReadableTable;
+use rhizome_core::{CausalDelta, ContextId, DeltaId};
+use rhizome_runtime::AppId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What a commit ends with.
+pub type CommitResult = Result<CommitStats, StoreError>;
+
+/// Everything one commit changes, besides the staged state writes.
+#[derive(Debug, Default)]
+pub(crate) struct CommitBatch {
+    /// Applied deltas to append to a context's DAG, in application order.
+    pub(crate) dag_appends: Vec<(ContextId, StoredEntry)>,
+    /// Contexts whose whole DAG is rewritten (after a snapshot): the entries, parents first.
+    pub(crate) dag_rewrites: Vec<(ContextId, Vec<StoredEntry>)>,
+    /// Pending deltas to store.
+    pub(crate) pending_puts: Vec<(ContextId, Arc<CausalDelta>)>,
+    /// Pending deltas to forget (applied or evicted).
+    pub(crate) pending_deletes: Vec<(ContextId, DeltaId)>,
+    /// Contexts joined.
+    pub(crate) contexts: Vec<(ContextId, ContextRecord)>,
+    /// Apps installed.
+    pub(crate) apps: Vec<(AppId, Vec<u8>)>,
+    /// The batch must be committed now: it holds something we authored or promised (a local
+    /// delta, a handler run). Otherwise a batch of only what peers sent may wait in memory
+    /// for a later commit: a crash loses it, and sync fetches it again.
+    pub(crate) durable: bool,
+}
+
+impl CommitBatch {
+    /// Rows the batch writes (a DAG rewrite counts its entries).
+    pub(crate) fn row_count(&self) -> usize {
+        self.dag_appends.len()
+            + self.dag_rewrites.iter().map(|(_, entries)| entries.len().max(1)).sum::<usize>()
+            + self.pending_puts.len()
+            + self.pending_deletes.len()
+            + self.contexts.len()
+            + self.apps.len()
+    }
+}
+
+/// Figures of one commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// State keys written or deleted.
+    pub state_writes: usize,
+    /// DAG rows written.
+    pub dag_rows: usize,
+}
+
+/// A commit ready to run: the database, the state writes it makes durable and the batch.
+/// [`crate::Store`] keeps reading the state writes from memory until the commit has landed.
+pub struct CommitJob {
+    pub(super) db: Arc<redb::Database>,
+    pub(super) state: Arc<Overlay>,
+    pub(super) batch: CommitBatch,
+}
+
+impl std::fmt::Debug for CommitJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitJob")
+            .field("state_writes", &self.state.len())
+            .field("rows", &self.batch.row_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommitJob {
+    /// Writes the job in one durable write transaction. On error nothing of it is durable.
+    pub fn run(self) -> CommitResult {
+        let Self { db, state: overlay, batch } = self;
+        let mut stats = CommitStats { state_writes: overlay.len(), dag_rows: 0 };
+        let txn = db.begin_write().map_err(storage)?;
+        {
+            let mut state = txn.open_table(STATE).map_err(storage)?;
+            for (key, value) in overlay.iter() {
+                match value {
+                    Some(value) => state.insert(key.as_slice(), value.as_slice()).map(drop),
+                    None => state.remove(key.as_slice()).map(drop),
+                }
+                .map_err(storage)?;
+            }
+            let mut dag = txn.open_table(DAG).map_err(storage)?;
+            let mut next_seq: BTreeMap<ContextId, u64> = BTreeMap::new();
+            for (context, entries) in &batch.dag_rewrites {
+                let start = context_key(context, &[]);
+                let end = context_range_end(context);
+                dag.retain_in(start.as_slice()..end.as_slice(), |_, _| false).map_err(storage)?;
+                for (seq, entry) in entries.iter().enumerate() {
+                    let bytes = borsh::to_vec(entry).map_err(storage)?;
+                    dag.insert(dag_key(context, seq as u64).as_slice(), bytes.as_slice()).map_err(storage)?;
+                }
+                stats.dag_rows += entries.len();
+                next_seq.insert(*context, entries.len() as u64);
+            }
+            let rewritten: BTreeSet<ContextId> = batch.dag_rewrites.iter().map(|(context, _)| *context).collect();
+            for (context, entry) in &batch.dag_appends {
+                if rewritten.contains(context) {
+                    continue;
+                }
+                let seq = match next_seq.get_mut(context) {
+                    Some(seq) => seq,
+                    None => {
+                        let start = context_key(context, &[]);
+                        let end = context_range_end(context);
+                        let last = dag.range(start.as_slice()..end.as_slice()).map_err(storage)?.next_back();
+                        let next = match last {
+                            Some(row) => {
+                                let (key, _) = row.map_err(storage)?;
+                                let mut seq = [0u8; 8];
+                                seq.copy_from_slice(&key.value()[32..40]);
+                                u64::from_be_bytes(seq) + 1
+                            }
+                            None => 0,
+                        };
+                        next_seq.entry(*context).or_insert(next)
+                    }
+                };
+                let bytes = borsh::to_vec(entry).map_err(storage)?;
+                dag.insert(dag_key(context, *seq).as_slice(), bytes.as_slice()).map_err(storage)?;
+                *seq += 1;
+                stats.dag_rows += 1;
+            }
+            let mut pending = txn.open_table(PENDING).map_err(storage)?;
+            for (context, delta) in &batch.pending_puts {
+                let bytes = borsh::to_vec(delta.as_ref()).map_err(storage)?;
+                pending.insert(pending_key(context, &delta.id).as_slice(), bytes.as_slice()).map_err(storage)?;
+            }
+            for (context, id) in &batch.pending_deletes {
+                pending.remove(pending_key(context, id).as_slice()).map_err(storage)?;
+            }
+            let mut contexts = txn.open_table(CONTEXTS).map_err(storage)?;
+            for (context, record) in &batch.contexts {
+                let bytes = borsh::to_vec(record).map_err(storage)?;
+                contexts.insert(context.as_bytes().as_slice(), bytes.as_slice()).map_err(storage)?;
+            }
+            let mut apps = txn.open_table(APPS).map_err(storage)?;
+            for (app, module) in &batch.apps {
+                apps.insert(app.0.as_slice(), module.as_slice()).map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(stats)
+    }
+}
+
+/// Where a node's commits run. The node starts one commit at a time and waits for it to land
+/// (its answer on `done`) before it starts the next, staging new work meanwhile; replies,
+/// events and messages that depend on a commit wait for it.
+///
+/// The node crate runs no threads of its own (the simulator must stay deterministic), so the
+/// choice is the embedder's: [`InlineCommitter`] (the default, and the simulator's) runs the
+/// commit at once on the node loop; the daemon runs it on a thread of its own.
+pub trait Committer: Send + 'static {
+    /// Runs `job` and sends its result on `done`.
+    fn start(&mut self, job: CommitJob, done: oneshot::Sender<CommitResult>);
+}
+
+/// Runs each commit on the caller's thread, before `start` returns.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InlineCommitter;
+
+impl Committer for InlineCommitter {
+    fn start(&mut self, job: CommitJob, done: oneshot::Sender<CommitResult>) {
+        // The receiver is the node loop, which holds it until the result arrives.
+        let _ = done.send(job.run());
+    }
+}

@@ -105,11 +105,12 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
                 }
             }
         }
+        let deltas = ids.iter().collect::<std::collections::BTreeSet<_>>().len();
         results.push(match failure {
             None => CheckResult::new(
                 "no lost writes",
                 true,
-                format!("{} acknowledged writes on all {} live nodes", acks.len(), live.len()),
+                format!("{} acknowledged writes ({deltas} deltas) on all {} live nodes", acks.len(), live.len()),
             ),
             Some(detail) => CheckResult::new("no lost writes", false, detail),
         });

@@ -8,6 +8,9 @@ use std::path::Path;
 /// The largest world the simulator builds.
 pub const MAX_NODES: usize = 1_000;
 
+/// Most calls one arrival may make together.
+pub const MAX_CALLS_PER_ARRIVAL: usize = 1_024;
+
 /// A scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +154,14 @@ pub struct Workload {
     /// Writes stop at this second (default: the scenario's duration).
     #[serde(default)]
     pub stop_s: Option<f64>,
+    /// Calls made together at each arrival: they reach the node at the same instant, so it
+    /// runs them into one delta (up to its `max_calls_per_delta`).
+    #[serde(default = "default_burst")]
+    pub calls_per_arrival: usize,
+}
+
+fn default_burst() -> usize {
+    1
 }
 
 fn default_keys() -> u64 {
@@ -407,6 +418,9 @@ impl Scenario {
         }
         if self.workload.calls_per_node_per_s < 0.0 || self.workload.keys == 0 {
             return invalid("calls_per_node_per_s must be >= 0 and keys > 0".to_owned());
+        }
+        if !(1..=MAX_CALLS_PER_ARRIVAL).contains(&self.workload.calls_per_arrival) {
+            return invalid(format!("calls_per_arrival must be 1..={MAX_CALLS_PER_ARRIVAL}"));
         }
         for profile in self.profiles.values() {
             for probability in [profile.loss, profile.duplicate, profile.reorder] {

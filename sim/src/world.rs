@@ -536,6 +536,7 @@ fn spawn_workload(
     let todo = scenario.workload.app == "todo";
     let keys = scenario.workload.keys;
     let hot = scenario.workload.key_distribution == "hot";
+    let burst = scenario.workload.calls_per_arrival;
     for node in writers {
         let handle_slot = handles[node].clone();
         let acks = acks.clone();
@@ -552,22 +553,54 @@ fn spawn_workload(
                     return;
                 }
                 let Some(handle) = handle_slot.lock().unwrap_or_else(|p| p.into_inner()).clone() else { continue };
-                counter += 1;
-                let key_space = if hot && draw(&mut rng) < 0.9 { (keys / 10).max(1) } else { keys };
-                let key = rng.next_u64() % key_space;
-                let (method, input) = if todo {
-                    ("add", borsh::to_vec(&format!("n{node} task {counter}")).expect("encode"))
-                } else {
-                    ("set", borsh::to_vec(&(format!("k{key}"), format!("n{node}-{counter}"))).expect("encode"))
-                };
-                if let Ok(reply) = handle.call(context, method, input).await {
-                    if let Some(delta) = reply.delta {
-                        acks.lock().unwrap_or_else(|p| p.into_inner()).push(Ack { node, delta });
-                        recorder.trace_only(start.elapsed(), format!("n{node} call {method} acknowledged as {delta}"));
+                let mut calls = Vec::with_capacity(burst);
+                for _ in 0..burst {
+                    counter += 1;
+                    let key_space = if hot && draw(&mut rng) < 0.9 { (keys / 10).max(1) } else { keys };
+                    let key = rng.next_u64() % key_space;
+                    let (method, input) = if todo {
+                        ("add", borsh::to_vec(&format!("n{node} task {counter}")).expect("encode"))
+                    } else {
+                        ("set", borsh::to_vec(&(format!("k{key}"), format!("n{node}-{counter}"))).expect("encode"))
+                    };
+                    calls.push((method, input));
+                }
+                if burst == 1 {
+                    let (method, input) = calls.pop().expect("one call");
+                    let reply = handle.call(context, method, input).await;
+                    record_ack(&acks, &recorder, start, node, method, reply);
+                    continue;
+                }
+                // Spawned together, so they are queued at the node together.
+                let spawned: Vec<_> = calls
+                    .into_iter()
+                    .map(|(method, input)| {
+                        let handle = handle.clone();
+                        tokio::spawn(async move { (method, handle.call(context, method, input).await) })
+                    })
+                    .collect();
+                for call in spawned {
+                    if let Ok((method, reply)) = call.await {
+                        record_ack(&acks, &recorder, start, node, method, reply);
                     }
                 }
             }
         });
+    }
+}
+
+/// Records an acknowledged write: it must be on every node by the end.
+fn record_ack(
+    acks: &Mutex<Vec<Ack>>,
+    recorder: &SharedRecorder,
+    start: tokio::time::Instant,
+    node: usize,
+    method: &str,
+    reply: Result<rhizome_node::CallReply, rhizome_node::ApiError>,
+) {
+    if let Ok(rhizome_node::CallReply { delta: Some(delta), .. }) = reply {
+        acks.lock().unwrap_or_else(|p| p.into_inner()).push(Ack { node, delta });
+        recorder.trace_only(start.elapsed(), format!("n{node} call {method} acknowledged as {delta}"));
     }
 }
 

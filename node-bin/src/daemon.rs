@@ -7,7 +7,6 @@ use crate::committer::ThreadCommitter;
 use crate::config::Config;
 use crate::http::{self, ApiState, PeerDirectory, PeerView};
 use crate::identity::{self, Identity, Protection};
-use crate::loop_thread::{LoopThread, LoopThreadLost};
 use crate::metrics::Metrics;
 use anyhow::Context as _;
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -156,7 +155,7 @@ pub async fn run(config: Config, passphrase: Option<Zeroizing<String>>) -> anyho
         committer: Some(Box::new(ThreadCommitter::spawn().context("starting the commit thread")?)),
     };
     let (node, task) = rhizome_node::start(parts).context("restoring the node from its database")?;
-    let mut node_task = LoopThread::spawn(task).context("starting the node loop thread")?;
+    let mut node_task = tokio::spawn(task.run());
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -214,7 +213,7 @@ pub async fn run(config: Config, passphrase: Option<Zeroizing<String>>) -> anyho
         match node_task.await {
             Ok(Ok(())) => {}
             Ok(Err(failure)) => tracing::error!(%failure, "the node loop failed while stopping"),
-            Err(lost) => tracing::error!(%lost, "the node loop ended abnormally"),
+            Err(join) => tracing::error!(%join, "the node loop task ended abnormally"),
         }
     }
     net.shutdown().await;
@@ -223,11 +222,11 @@ pub async fn run(config: Config, passphrase: Option<Zeroizing<String>>) -> anyho
     Ok(())
 }
 
-fn describe_node_end(result: Result<Result<(), rhizome_node::NodeFailure>, LoopThreadLost>) -> String {
+fn describe_node_end(result: Result<Result<(), rhizome_node::NodeFailure>, tokio::task::JoinError>) -> String {
     match result {
         Ok(Ok(())) => "shut down".to_owned(),
         Ok(Err(failure)) => failure.to_string(),
-        Err(lost) => lost.to_string(),
+        Err(join) => join.to_string(),
     }
 }
 

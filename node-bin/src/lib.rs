@@ -11,5 +11,4 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod identity;
-pub mod loop_thread;
 pub mod metrics;

@@ -30,6 +30,23 @@ async fn concurrent_writes(
     deltas
 }
 
+/// Stops node 1 and starts it again from its database: every acknowledged call is still there.
+async fn restart_keeps_everything(
+    hub: &Hub,
+    node: rhizome_node::NodeHandle,
+    join: tokio::task::JoinHandle<()>,
+    path: &std::path::Path,
+) -> rhizome_node::NodeHandle {
+    let before = node.status().await.unwrap().contexts[0].clone();
+    node.shutdown().await.unwrap();
+    join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(1).peer_id());
+    let (node, _join) = launch(hub, 1, path);
+    let after = node.status().await.unwrap().contexts[0].clone();
+    assert_eq!((after.root, after.applied), (before.root, before.applied), "every acknowledged call survived");
+    node
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn calls_that_arrive_together_share_a_delta_and_all_replicate() {
     let hub = Hub::default();
@@ -49,13 +66,7 @@ async fn calls_that_arrive_together_share_a_delta_and_all_replicate() {
         assert_eq!(get(&b, context, &format!("k{index}")).await.as_deref(), Some("v"), "k{index} on b");
     }
 
-    let before = a.status().await.unwrap().contexts[0].clone();
-    a.shutdown().await.unwrap();
-    a_join.await.unwrap();
-    hub.inboxes.lock().unwrap().remove(&keypair(1).peer_id());
-    let (a, _a_join) = launch(&hub, 1, &a_path);
-    let after = a.status().await.unwrap().contexts[0].clone();
-    assert_eq!((after.root, after.applied), (before.root, before.applied), "every acknowledged call survived");
+    let a = restart_keeps_everything(&hub, a, a_join, &a_path).await;
     assert_eq!(get(&a, context, "k0").await.as_deref(), Some("v"));
 }
 
@@ -132,12 +143,6 @@ async fn with_commits_in_flight_calls_read_their_writes_and_nothing_acknowledged
         }
     }
 
-    let before = a.status().await.unwrap().contexts[0].clone();
-    a.shutdown().await.unwrap();
-    a_join.await.unwrap();
-    hub.inboxes.lock().unwrap().remove(&keypair(1).peer_id());
-    let (a, _a_join) = launch(&hub, 1, &a_path);
-    let after = a.status().await.unwrap().contexts[0].clone();
-    assert_eq!((after.root, after.applied), (before.root, before.applied));
+    restart_keeps_everything(&hub, a, a_join, &a_path).await;
     eventually(|| async { get(&b, context, "w7-14").await.is_some() }).await;
 }

@@ -83,11 +83,18 @@ fn prefix_u64(bytes: &[u8; 32]) -> u64 {
     u64::from_le_bytes(prefix)
 }
 
+/// Lowercase hex of `bytes` (at most 32), written in one piece: ids are printed on hot paths
+/// (every JSON-RPC answer names its delta), and `{:02x}` per byte costs a formatter call each.
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    for byte in bytes {
-        write!(f, "{byte:02x}")?;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 64];
+    let bytes = &bytes[..bytes.len().min(32)];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
-    Ok(())
+    let text = std::str::from_utf8(&text[..bytes.len() * 2]).map_err(|_| fmt::Error)?;
+    f.write_str(text)
 }
 
 /// A hasher for 32-byte ids that takes their first eight bytes as the hash.

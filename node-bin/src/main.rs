@@ -14,20 +14,22 @@ use zeroize::Zeroizing;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `arena_eager_commit` and `purge_delay` options (their ids in the bundled v3).
+/// mimalloc's `arena_eager_commit` option (its id in the bundled v3).
 const MI_OPTION_ARENA_EAGER_COMMIT: i32 = 4;
-const MI_OPTION_PURGE_DELAY: i32 = 15;
 
-/// Keeps mimalloc's resident memory near glibc's: arenas are committed as they are used rather
-/// than up front, and freed memory goes back to the OS at once (idle RSS 88 MB -> 34 MB, same
-/// calls/s). Runs first in `main`, before the node allocates in earnest.
+/// Keeps mimalloc's resident memory down: arenas are committed as they are used rather than
+/// up front. Freed memory goes back to the OS after mimalloc's default 10 ms purge delay;
+/// purging at once (delay 0) kept idle RSS lower but cost about 8 % of calls/s in TLB
+/// shootdowns and page faults (docs/PERFORMANCE.md). Runs first in `main`, before the node
+/// allocates in earnest. mimalloc's own environment variables (`MIMALLOC_ARENA_EAGER_COMMIT`,
+/// `MIMALLOC_PURGE_DELAY`, ...) win, so an operator can trade memory for speed without a
+/// rebuild.
 #[allow(unsafe_code)]
 fn tune_allocator() {
-    // SAFETY: `mi_option_set` only stores an integer option; both ids exist in the mimalloc
-    // version libmimalloc-sys builds, and the allocator reads them on later allocations.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
+        // SAFETY: `mi_option_set` only stores an integer option; the id exists in the mimalloc
+        // version libmimalloc-sys builds, and the allocator reads it on later allocations.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
     }
 }
 

@@ -43,6 +43,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use tower::util::MapResponseLayer;
 
 /// The API's settings (`[api]` in the daemon's TOML).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,16 +239,20 @@ fn build(api: ApiState) -> (Router, Arc<Shared>) {
         .route("/admin/peers", get(admin::peers))
         .route("/admin/status", get(admin::status))
         .route("/ws/contexts/{id}/events", get(ws::events))
-        // Layers run outside-in from the last added: the rate limit, then the token check,
-        // so failed token guesses spend the guesser's tokens.
-        .route_layer(middleware::from_fn_with_state(shared.clone(), require_token))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), rate_limit))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), guard))
         .layer(DefaultBodyLimit::max(config.max_json_body_bytes));
+    // A plain response map, not a `from_fn` middleware: it runs on every request, and a map
+    // adds no boxed future.
+    let counted = shared.clone();
+    let count_responses = MapResponseLayer::new(move |response: Response| {
+        counted.api.metrics.count_http_response(response.status().as_u16());
+        response
+    });
     let router = open
         .merge(guarded)
         .fallback(public::not_found)
         .method_not_allowed_fallback(public::method_not_allowed)
-        .layer(middleware::from_fn_with_state(shared.clone(), count_responses))
+        .layer(count_responses)
         .with_state(shared.clone());
     (router, shared)
 }
@@ -279,54 +284,60 @@ pub async fn serve(
         .await
 }
 
+/// The guarded routes' gate: the rate limit first, then the bearer token, so failed token
+/// guesses spend the guesser's tokens. One middleware rather than two: each `from_fn` layer
+/// costs a boxed future per request.
+async fn guard(State(shared): SharedState, request: Request, next: Next) -> Response {
+    if let Some(refusal) = shared.rate_limited(&request) {
+        return refusal;
+    }
+    if let Err(refusal) = shared.check_token(&request) {
+        return refusal.into_response();
+    }
+    next.run(request).await
+}
+
 impl Shared {
     fn token_matches(&self, presented: &str) -> bool {
         self.token_hash.is_some_and(|expected| blake3::hash(presented.as_bytes()) == expected)
     }
-}
 
-async fn count_responses(State(shared): SharedState, request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    shared.api.metrics.count_http_response(response.status().as_u16());
-    response
-}
-
-async fn require_token(State(shared): SharedState, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match presented {
-        Some(token) if shared.token_matches(token) => next.run(request).await,
-        Some(_) => HttpError::new(ErrorCode::Unauthorized, "wrong bearer token").into_response(),
-        None => HttpError::new(ErrorCode::Unauthorized, "missing `Authorization: Bearer <token>`").into_response(),
+    fn check_token(&self, request: &Request) -> Result<(), HttpError> {
+        let presented = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        match presented {
+            Some(token) if self.token_matches(token) => Ok(()),
+            Some(_) => Err(HttpError::new(ErrorCode::Unauthorized, "wrong bearer token")),
+            None => Err(HttpError::new(ErrorCode::Unauthorized, "missing `Authorization: Bearer <token>`")),
+        }
     }
-}
 
-async fn rate_limit(State(shared): SharedState, request: Request, next: Next) -> Response {
-    let Some(limiter) = &shared.limiter else {
-        return next.run(request).await;
-    };
-    // Without connect info (a router served without it) every client shares one bucket,
-    // which fails safe: limited, not open.
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-    let client = client_ip(peer, request.headers(), &shared.api.config.rate_limit.trusted_proxies);
-    match limiter.check(client, tokio::time::Instant::now()) {
-        Decision::Allowed => next.run(request).await,
-        Decision::Limited { retry_after_secs } => {
-            shared.api.metrics.count_rate_limited();
-            let mut error = HttpError::new(
-                ErrorCode::RateLimited,
-                format!("too many requests from {client}; retry in {retry_after_secs} s"),
-            );
-            error.retry_after_secs = Some(retry_after_secs);
-            error.into_response()
+    /// The 429 answer when the client is over its rate; `None` when it may go on.
+    fn rate_limited(&self, request: &Request) -> Option<Response> {
+        let limiter = self.limiter.as_ref()?;
+        // Without connect info (a router served without it) every client shares one bucket,
+        // which fails safe: limited, not open.
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        let client = client_ip(peer, request.headers(), &self.api.config.rate_limit.trusted_proxies);
+        match limiter.check(client, tokio::time::Instant::now()) {
+            Decision::Allowed => None,
+            Decision::Limited { retry_after_secs } => {
+                self.api.metrics.count_rate_limited();
+                let mut error = HttpError::new(
+                    ErrorCode::RateLimited,
+                    format!("too many requests from {client}; retry in {retry_after_secs} s"),
+                );
+                error.retry_after_secs = Some(retry_after_secs);
+                Some(error.into_response())
+            }
         }
     }
 }

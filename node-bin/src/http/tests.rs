@@ -171,6 +171,38 @@ async fn jsonrpc_errors_carry_stable_codes() {
 }
 
 #[tokio::test]
+async fn well_formed_requests_answer_as_the_general_way_does() {
+    let api = router(state(start_node(12), config()));
+    let (_, context) = kv_context(&api).await;
+    let set = rpc_call(&api, "call", json!({"context": context, "method": "set", "args": ["k", "v"]})).await;
+    assert_eq!(set["result"]["delta"].as_str().map(str::len), Some(64), "{set}");
+
+    // A duplicated member is valid JSON the typed reader refuses; the general way takes the
+    // last value. Both must give the same answer to the same request.
+    let params = format!(r#"{{"context":"{context}","method":"get","args":["k"],"returns":"option_string"}}"#);
+    let typed = format!(r#"{{"jsonrpc":"2.0","id":"q","method":"query","params":{params}}}"#);
+    let general = format!(r#"{{"jsonrpc":"2.0","jsonrpc":"2.0","id":"q","method":"query","params":{params}}}"#);
+    let (_, _, typed) = send(&api, request(Method::POST, "/jsonrpc", typed)).await;
+    let (_, _, general) = send(&api, request(Method::POST, "/jsonrpc", general)).await;
+    assert_eq!(typed, json!({"jsonrpc": "2.0", "id": "q", "result": {"output": "v", "output_hex": "010100000076"}}));
+    assert_eq!(typed, general);
+
+    // Escaped strings are read too, and `"id": null` is answered (it is not a notification).
+    let escaped = format!(
+        r#"{{"jsonrpc":"2.0","id":null,"method":"call","params":{{"context":"{context}","method":"set","args":["k2","v2"]}}}}"#
+    );
+    let (status, _, answer) = send(&api, request(Method::POST, "/jsonrpc", escaped)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["id"], Value::Null);
+    assert_eq!(answer["result"]["delta"].as_str().map(str::len), Some(64), "{answer}");
+
+    // A bad id is refused whichever way: the typed reader leaves it to the general one.
+    let bad_id = format!(r#"{{"jsonrpc":"2.0","id":[1],"method":"query","params":{params}}}"#);
+    let (_, _, answer) = send(&api, request(Method::POST, "/jsonrpc", bad_id)).await;
+    assert_eq!((answer["error"]["code"].as_i64(), answer["id"].clone()), (Some(-32600), Value::Null), "{answer}");
+}
+
+#[tokio::test]
 async fn rest_errors_are_json_with_their_status() {
     let api = router(state(start_node(6), config()));
     let unknown = "cd".repeat(32);

@@ -2,7 +2,7 @@
 //!
 //! Keys are BLAKE3 hashes of store keys, so the trie is balanced in expectation: its depth is
 //! about log2(n). An insert, update or removal rehashes only the nodes on one root-to-leaf path,
-//! O(log n). A crit-bit trie's shape depends only on the set of keys, never on insertion order,
+//! O(log n); a batch ([`MerkleIndex::update_many`]) rehashes the union of its paths once. A crit-bit trie's shape depends only on the set of keys, never on insertion order,
 //! so equal states have equal roots. Walks are iterative and bounded by the 256 key bits.
 //!
 //! Leaf hash: BLAKE3(0x00 ‖ key hash ‖ value hash). Branch hash: BLAKE3(0x01 ‖ left ‖ right).
@@ -12,8 +12,20 @@ type Hash = [u8; 32];
 
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf { key: Hash, hash: Hash },
-    Branch { bit: u16, children: [u32; 2], hash: Hash },
+    Leaf {
+        key: Hash,
+        hash: Hash,
+    },
+    /// `stale`: a key below changed and `hash` is not yet recomputed. Only inside an update:
+    /// every public method leaves no stale branch behind. A stale branch's ancestors are all
+    /// stale, so a refresh finds every stale branch by descending from the root through stale
+    /// branches only.
+    Branch {
+        bit: u16,
+        children: [u32; 2],
+        hash: Hash,
+        stale: bool,
+    },
     Free,
 }
 
@@ -24,6 +36,10 @@ impl Node {
             Self::Free => unreachable!("free nodes are never linked"),
         }
     }
+
+    fn is_stale(&self) -> bool {
+        matches!(self, Self::Branch { stale: true, .. })
+    }
 }
 
 /// The Merkle index of one state store.
@@ -33,6 +49,8 @@ pub struct MerkleIndex {
     free: Vec<u32>,
     root: Option<u32>,
     len: usize,
+    /// Scratch for walks, kept to spare an allocation per update.
+    path: Vec<u32>,
 }
 
 fn bit_at(key: &Hash, bit: u16) -> usize {
@@ -80,98 +98,145 @@ impl MerkleIndex {
 
     /// Sets the value hash of `key`, inserting it if new.
     pub fn upsert(&mut self, key: Hash, value: Hash) {
+        self.upsert_stale(key, value);
+        self.refresh();
+    }
+
+    /// Removes `key`. Returns false if it was absent.
+    pub fn remove(&mut self, key: &Hash) -> bool {
+        let removed = self.remove_stale(key);
+        self.refresh();
+        removed
+    }
+
+    /// Applies `updates` in order (`None` removes the key) and rehashes once at the end: the
+    /// branches near the root, which every update passes through, are hashed once per batch
+    /// rather than once per key.
+    pub fn update_many(&mut self, updates: impl IntoIterator<Item = (Hash, Option<Hash>)>) {
+        for (key, value) in updates {
+            match value {
+                Some(value) => self.upsert_stale(key, value),
+                None => {
+                    self.remove_stale(&key);
+                }
+            }
+        }
+        self.refresh();
+    }
+
+    /// Fills `self.path` with the branches from the root towards `key` (root first) and returns
+    /// the leaf the walk ends at.
+    fn walk(&mut self, root: u32, key: &Hash) -> u32 {
+        self.path.clear();
+        let mut at = root;
+        while let Node::Branch { bit, children, .. } = &self.nodes[at as usize] {
+            self.path.push(at);
+            at = children[bit_at(key, *bit)];
+        }
+        at
+    }
+
+    fn mark_stale(&mut self, branches: std::ops::Range<usize>) {
+        for index in branches {
+            if let Node::Branch { stale, .. } = &mut self.nodes[self.path[index] as usize] {
+                *stale = true;
+            }
+        }
+    }
+
+    fn upsert_stale(&mut self, key: Hash, value: Hash) {
         let Some(root) = self.root else {
             self.root = Some(self.alloc(Node::Leaf { key, hash: leaf_hash(&key, &value) }));
             self.len = 1;
             return;
         };
-        // Find the leaf that shares the longest prefix with `key`.
-        let mut path = Vec::new();
-        let mut at = root;
-        while let Node::Branch { bit, children, .. } = &self.nodes[at as usize] {
-            path.push(at);
-            at = children[bit_at(&key, *bit)];
-        }
+        // The leaf that shares the longest prefix with `key`.
+        let at = self.walk(root, &key);
         let Node::Leaf { key: found, .. } = self.nodes[at as usize] else { unreachable!("walk ends at a leaf") };
         let Some(diff) = first_different_bit(&found, &key) else {
             self.nodes[at as usize] = Node::Leaf { key, hash: leaf_hash(&key, &value) };
-            self.rehash(&path);
+            self.mark_stale(0..self.path.len());
             return;
         };
-        // Insert a branch on `diff` above the first node that splits on a later bit.
-        let mut path = Vec::new();
-        let mut parent: Option<(u32, usize)> = None;
-        let mut at = root;
-        while let Node::Branch { bit, children, .. } = &self.nodes[at as usize] {
-            if *bit > diff {
-                break;
-            }
-            path.push(at);
-            let side = bit_at(&key, *bit);
-            parent = Some((at, side));
-            at = children[side];
-        }
+        // The new branch on `diff` goes above the first node of the walk that splits on a later
+        // bit. Up to there `key` and `found` agree on every bit tested, so the walk towards
+        // `found` is also the walk towards the insertion point.
+        let split = self.path.iter().position(|&node| match self.nodes[node as usize] {
+            Node::Branch { bit, .. } => bit > diff,
+            _ => unreachable!("the path holds branches"),
+        });
+        let depth = split.unwrap_or(self.path.len());
+        let below = split.map_or(at, |index| self.path[index]);
         let leaf = self.alloc(Node::Leaf { key, hash: leaf_hash(&key, &value) });
-        let side = bit_at(&key, diff);
-        let mut children = [at, at];
-        children[side] = leaf;
-        let (left, right) = (self.nodes[children[0] as usize].hash(), self.nodes[children[1] as usize].hash());
-        let branch = self.alloc(Node::Branch { bit: diff, children, hash: branch_hash(&left, &right) });
-        match parent {
+        let mut children = [below, below];
+        children[bit_at(&key, diff)] = leaf;
+        let branch = self.alloc(Node::Branch { bit: diff, children, hash: [0; 32], stale: true });
+        match depth.checked_sub(1).map(|index| self.path[index]) {
             None => self.root = Some(branch),
-            Some((owner, side)) => {
-                if let Node::Branch { children, .. } = &mut self.nodes[owner as usize] {
-                    children[side] = branch;
+            Some(owner) => {
+                if let Node::Branch { bit, children, .. } = &mut self.nodes[owner as usize] {
+                    children[bit_at(&key, *bit)] = branch;
                 }
             }
         }
         self.len += 1;
-        self.rehash(&path);
+        self.mark_stale(0..depth);
     }
 
-    /// Removes `key`. Returns false if it was absent.
-    pub fn remove(&mut self, key: &Hash) -> bool {
+    fn remove_stale(&mut self, key: &Hash) -> bool {
         let Some(root) = self.root else { return false };
-        let mut path: Vec<(u32, usize)> = Vec::new();
-        let mut at = root;
-        while let Node::Branch { bit, children, .. } = &self.nodes[at as usize] {
-            let side = bit_at(key, *bit);
-            path.push((at, side));
-            at = children[side];
-        }
+        let at = self.walk(root, key);
         match &self.nodes[at as usize] {
             Node::Leaf { key: found, .. } if found == key => {}
             _ => return false,
         }
         self.release(at);
         self.len -= 1;
-        let Some((parent, side)) = path.pop() else {
+        let Some(&parent) = self.path.last() else {
             self.root = None;
             return true;
         };
-        let Node::Branch { children, .. } = self.nodes[parent as usize] else { unreachable!("path holds branches") };
-        let sibling = children[1 - side];
+        let Node::Branch { bit, children, .. } = self.nodes[parent as usize] else {
+            unreachable!("path holds branches")
+        };
+        let sibling = children[1 - bit_at(key, bit)];
         self.release(parent);
-        match path.last() {
+        let depth = self.path.len() - 1;
+        match depth.checked_sub(1).map(|index| self.path[index]) {
             None => self.root = Some(sibling),
-            Some(&(grandparent, side)) => {
-                if let Node::Branch { children, .. } = &mut self.nodes[grandparent as usize] {
-                    children[side] = sibling;
+            Some(grandparent) => {
+                if let Node::Branch { bit, children, .. } = &mut self.nodes[grandparent as usize] {
+                    children[bit_at(key, *bit)] = sibling;
                 }
             }
         }
-        let branches: Vec<u32> = path.iter().map(|(node, _)| *node).collect();
-        self.rehash(&branches);
+        self.mark_stale(0..depth);
         true
     }
 
-    /// Recomputes the hashes of `path` (root first), bottom-up.
-    fn rehash(&mut self, path: &[u32]) {
-        for &node in path.iter().rev() {
+    /// Recomputes every stale branch, children before parents.
+    fn refresh(&mut self) {
+        let Some(root) = self.root else { return };
+        if !self.nodes[root as usize].is_stale() {
+            return;
+        }
+        // (branch, its stale children are done). Depth is bounded by the 256 key bits.
+        let mut stack: Vec<(u32, bool)> = vec![(root, false)];
+        while let Some((node, children_done)) = stack.pop() {
             let Node::Branch { children, .. } = self.nodes[node as usize] else { continue };
-            let (left, right) = (self.nodes[children[0] as usize].hash(), self.nodes[children[1] as usize].hash());
-            if let Node::Branch { hash, .. } = &mut self.nodes[node as usize] {
-                *hash = branch_hash(&left, &right);
+            if children_done {
+                let (left, right) = (self.nodes[children[0] as usize].hash(), self.nodes[children[1] as usize].hash());
+                if let Node::Branch { hash, stale, .. } = &mut self.nodes[node as usize] {
+                    *hash = branch_hash(&left, &right);
+                    *stale = false;
+                }
+                continue;
+            }
+            stack.push((node, true));
+            for child in children {
+                if self.nodes[child as usize].is_stale() {
+                    stack.push((child, false));
+                }
             }
         }
     }
@@ -249,6 +314,40 @@ mod tests {
             let shuffled = build(&ordered, 7);
             prop_assert_eq!(forward.root(), shuffled.root());
             prop_assert_eq!(forward.len(), keys.len());
+        }
+
+        #[test]
+        fn a_batch_gives_the_root_of_one_update_at_a_time(
+            start in proptest::collection::btree_set(0u32..2_000, 0..150),
+            updates in proptest::collection::vec((0u32..2_000, proptest::option::of(0u32..5)), 0..150),
+        ) {
+            let start: Vec<u32> = start.into_iter().collect();
+            let mut one_by_one = build(&start, 1);
+            let mut batched = build(&start, 1);
+            for (key, value) in &updates {
+                match value {
+                    Some(value) => one_by_one.upsert(h(*key), h(*value)),
+                    None => {
+                        one_by_one.remove(&h(*key));
+                    }
+                }
+            }
+            batched.update_many(updates.iter().map(|(key, value)| (h(*key), value.map(h))));
+            prop_assert_eq!(batched.root(), one_by_one.root());
+            prop_assert_eq!(batched.len(), one_by_one.len());
+            // And both equal an index built from scratch over the final key set.
+            let mut fresh = MerkleIndex::default();
+            let mut last: std::collections::BTreeMap<u32, Option<Hash>> =
+                start.iter().map(|key| (*key, Some(h(1 + key)))).collect();
+            for (key, value) in &updates {
+                last.insert(*key, value.map(h));
+            }
+            for (key, value) in &last {
+                if let Some(value) = value {
+                    fresh.upsert(h(*key), *value);
+                }
+            }
+            prop_assert_eq!(fresh.root(), batched.root());
         }
 
         #[test]

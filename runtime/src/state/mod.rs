@@ -92,9 +92,8 @@ impl<B: KvBackend> StateStore<B> {
     /// A store over `backend`, indexing the state it already holds (O(n), once at start-up).
     pub fn new(backend: B) -> Self {
         let mut store = Self { backend, index: MerkleIndex::default() };
-        for (key, value) in store.entries() {
-            store.index.upsert(key_hash(&key), value_hash(&value));
-        }
+        let entries = store.entries();
+        store.index.update_many(entries.iter().map(|(key, value)| (key_hash(key), Some(value_hash(value)))));
         store
     }
 
@@ -138,14 +137,7 @@ impl<B: KvBackend> StateStore<B> {
         let mut batch = state;
         batch.extend(meta);
         self.backend.write_batch(batch)?;
-        for (key, value) in index_updates {
-            match value {
-                Some(value) => self.index.upsert(key, value),
-                None => {
-                    self.index.remove(&key);
-                }
-            }
-        }
+        self.index.update_many(index_updates);
         Ok(())
     }
 
@@ -173,9 +165,7 @@ impl<B: KvBackend> StateStore<B> {
         batch.extend(entries.into_iter().map(|(key, value)| (key, Some(value))));
         self.backend.write_batch(batch)?;
         let mut index = MerkleIndex::default();
-        for (key, value) in self.entries() {
-            index.upsert(key_hash(&key), value_hash(&value));
-        }
+        index.update_many(self.entries().iter().map(|(key, value)| (key_hash(key), Some(value_hash(value)))));
         self.index = index;
         Ok(())
     }

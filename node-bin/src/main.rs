@@ -19,9 +19,10 @@ const MI_OPTION_ARENA_EAGER_COMMIT: i32 = 4;
 
 /// Keeps mimalloc's resident memory down: arenas are committed as they are used rather than
 /// up front. Freed memory goes back to the OS after mimalloc's default 10 ms purge delay;
-/// purging at once (delay 0) kept idle RSS lower but cost about 8 % of calls/s in TLB
-/// shootdowns and page faults (docs/PERFORMANCE.md). Runs first in `main`, before the node
-/// allocates in earnest. mimalloc's own environment variables (`MIMALLOC_ARENA_EAGER_COMMIT`,
+/// purging at once (delay 0) kept idle RSS lower (65 MB against 79-92 MB) but cost about 8 % of
+/// calls/s in TLB shootdowns and page faults, and did not lower memory per context
+/// (docs/PERFORMANCE.md, session 7). Runs first in `main`, before the node allocates in
+/// earnest. mimalloc's own environment variables (`MIMALLOC_ARENA_EAGER_COMMIT`,
 /// `MIMALLOC_PURGE_DELAY`, ...) win, so an operator can trade memory for speed without a
 /// rebuild.
 #[allow(unsafe_code)]

@@ -322,6 +322,16 @@ mod tests {
     }
 
     #[test]
+    fn the_settings_shown_in_node_md_are_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/NODE.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/NODE.md");
+        let block = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a TOML block");
+        let documented: Config = toml::from_str(block).expect("the documented settings parse");
+        let defaults = load(None, env(&[]), toml::Table::new()).expect("defaults load");
+        assert_eq!(format!("{documented:?}"), format!("{defaults:?}"), "docs/NODE.md shows other values");
+    }
+
+    #[test]
     fn file_then_environment_then_flags_each_win_over_the_layer_below() {
         let dir = std::env::temp_dir().join(format!("rhizome-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");

@@ -31,6 +31,7 @@ pub struct Metrics {
     delta_apply_seconds: Histogram,
     http_responses: [Counter; 5],
     rate_limited: Counter,
+    connection_limit_reached: Counter,
     ws_clients: Gauge,
     ws_dropped_slow: Counter,
     node: Arc<NodeCollector>,
@@ -64,6 +65,12 @@ impl Metrics {
         registry.register("rhizome_http_requests", "HTTP responses by status class", http_family);
         let rate_limited = Counter::default();
         registry.register("rhizome_http_rate_limited", "Requests refused by the rate limiter", rate_limited.clone());
+        let connection_limit_reached = Counter::default();
+        registry.register(
+            "rhizome_http_connection_limit_reached",
+            "Times the API had api.max_connections open and stopped accepting until one closed",
+            connection_limit_reached.clone(),
+        );
         let ws_clients = Gauge::default();
         registry.register("rhizome_ws_clients", "Connected WebSocket event clients", ws_clients.clone());
         let ws_dropped_slow = Counter::default();
@@ -74,7 +81,16 @@ impl Metrics {
         );
         let node = Arc::new(NodeCollector::default());
         registry.register_collector(Box::new(node.clone()));
-        Self { registry, delta_apply_seconds, http_responses, rate_limited, ws_clients, ws_dropped_slow, node }
+        Self {
+            registry,
+            delta_apply_seconds,
+            http_responses,
+            rate_limited,
+            connection_limit_reached,
+            ws_clients,
+            ws_dropped_slow,
+            node,
+        }
     }
 
     /// Records one delta's apply latency.
@@ -91,6 +107,16 @@ impl Metrics {
     /// Counts a request the rate limiter refused.
     pub fn count_rate_limited(&self) {
         self.rate_limited.inc();
+    }
+
+    /// Counts a time the API reached its connection bound.
+    pub fn count_connection_limit_reached(&self) {
+        self.connection_limit_reached.inc();
+    }
+
+    /// Times the API reached its connection bound, so far.
+    pub fn connection_limit_reached(&self) -> u64 {
+        self.connection_limit_reached.get()
     }
 
     /// A WebSocket client connected.

@@ -18,6 +18,7 @@ mod admin;
 pub mod error;
 mod extract;
 mod jsonrpc;
+mod listener;
 mod public;
 pub mod rate_limit;
 mod ws;
@@ -57,6 +58,9 @@ pub struct HttpConfig {
     pub max_wasm_body_bytes: usize,
     /// Events buffered per WebSocket client before it is closed as too slow.
     pub ws_client_buffer_events: usize,
+    /// Most API connections open at once; past it the listener stops accepting until one
+    /// closes. Keep the process's open-file limit (`ulimit -n`) above it.
+    pub max_connections: usize,
     /// Per-client rate limiting.
     pub rate_limit: RateLimitConfig,
 }
@@ -68,6 +72,7 @@ impl Default for HttpConfig {
             max_json_body_bytes: 1024 * 1024,
             max_wasm_body_bytes: 16 * 1024 * 1024,
             ws_client_buffer_events: 256,
+            max_connections: 2048,
             rate_limit: RateLimitConfig::default(),
         }
     }
@@ -81,6 +86,9 @@ impl HttpConfig {
         }
         if self.ws_client_buffer_events == 0 {
             return Err("api.ws_client_buffer_events must be above zero".into());
+        }
+        if self.max_connections == 0 {
+            return Err("api.max_connections must be above zero".into());
         }
         let limit = &self.rate_limit;
         for (name, per_s, burst) in [
@@ -266,19 +274,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.config.validate().map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    // `tap_io` also gives the connections `ConnectInfo<SocketAddr>`, which the rate limiter
+    // keys on.
+    let listener = listener::BoundedListener::new(listener, state.config.max_connections, state.metrics.clone())
+        .tap_io(|connection| connection.set_nodelay());
     let (router, shared) = build(state);
     let signal = async move {
         shutdown.await;
         shared.shutdown.send_replace(true);
     };
-    // Without TCP_NODELAY, Nagle holds each small response until the previous one is
-    // acknowledged: a keep-alive client then gets a few thousand answers a second, not tens
-    // of thousands.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY on an API connection");
-        }
-    });
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(signal)
         .await

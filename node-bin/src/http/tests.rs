@@ -230,6 +230,12 @@ async fn rest_errors_are_json_with_their_status() {
         assert_eq!(body["error"]["code"], code, "{what}: {body}");
         assert!(body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()));
         assert_eq!(headers["content-type"], "application/json", "{what}");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            // A 405 names the methods the route takes (RFC 9110, 15.5.6).
+            let allow = headers.get("allow").and_then(|value| value.to_str().ok());
+            let expected = if what.ends_with("/jsonrpc") { "POST" } else { "GET,HEAD,POST" };
+            assert_eq!(allow, Some(expected), "{what}");
+        }
     }
 }
 
@@ -406,6 +412,49 @@ async fn metrics_expose_the_required_series_without_a_token() {
         assert!(text.contains(series), "missing {series} in\n{text}");
     }
     assert!(text.contains("# TYPE rhizome_syncs_started counter"), "node totals are counters");
+}
+
+#[tokio::test]
+async fn connections_past_the_bound_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let node = start_node(18);
+    let api_state = state(node, HttpConfig { max_connections: 2, ..config() });
+    let metrics = api_state.metrics.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, api_state, async move {
+        let _ = stopped.await;
+    }));
+    let health = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n";
+    // Answered within `wait`: a generous wait where an answer is due, a short one where none is.
+    async fn answered(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+        let mut buffer = [0u8; 512];
+        let read = tokio::time::timeout(wait, stream.read(&mut buffer)).await;
+        matches!(read, Ok(Ok(n)) if buffer[..n].starts_with(b"HTTP/1.1 200"))
+    }
+    let (due, not_due) = (Duration::from_secs(10), Duration::from_millis(300));
+
+    let mut first = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(address).await.unwrap();
+    for stream in [&mut first, &mut second] {
+        stream.write_all(health).await.unwrap();
+        assert!(answered(stream, due).await, "within the bound, connections are served");
+    }
+    // The kernel completes the handshake, but the node does not take the connection.
+    let mut third = tokio::net::TcpStream::connect(address).await.unwrap();
+    third.write_all(health).await.unwrap();
+    assert!(!answered(&mut third, not_due).await, "the third connection waits");
+    assert_eq!(metrics.connection_limit_reached(), 1);
+    drop(first);
+    assert!(answered(&mut third, due).await, "served once a connection closed");
+    second.write_all(health).await.unwrap();
+    assert!(answered(&mut second, due).await, "the others are still served");
+
+    stop.send(()).unwrap();
+    drop((second, third));
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
 }
 
 #[tokio::test]

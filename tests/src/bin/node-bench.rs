@@ -4,6 +4,8 @@
 //! cargo build --release -p rhizomed -p rhizome-integration
 //! target/release/node-bench e2e --nodes 3        # call on node A until the WebSocket event on B
 //! target/release/node-bench calls                # JSON-RPC calls/s on one node, durable commits
+//!                                                # (1,024 connections: the node's peak; with
+//!                                                # fewer, connections / commit latency bounds it)
 //! target/release/node-bench health               # GET /health req/s
 //! target/release/node-bench startup              # start-up with 100 contexts, then graceful shutdown
 //! target/release/node-bench memory               # resident memory per context holding 1,000 deltas
@@ -26,6 +28,11 @@ use std::time::{Duration, Instant};
 /// The limiter would cap a benchmark client at 50 req/s; the benches measure the node.
 const NO_RATE_LIMIT: (&str, &str) = ("RHIZOME_API__RATE_LIMIT__ENABLED", "false");
 
+/// Connections of the calls benchmark by default: enough to keep both cores busy, so it
+/// measures the node's peak rate. Each connection has one call outstanding, so with few of them
+/// the rate is connections divided by a call's latency (mostly the durable commit it waits for).
+const CALLS_CONNECTIONS: u64 = 1024;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str, default: u64| -> anyhow::Result<u64> {
@@ -38,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     };
     match args.first().map(String::as_str) {
         Some("e2e") => e2e(flag("--nodes", 3)? as usize, flag("--samples", 500)? as usize),
-        Some("calls") => calls(flag("--seconds", 10)?, flag("--connections", 64)? as usize),
+        Some("calls") => calls(flag("--seconds", 10)?, flag("--connections", CALLS_CONNECTIONS)? as usize),
         Some("health") => health(flag("--seconds", 10)?, flag("--connections", 64)? as usize),
         Some("startup") => startup(flag("--contexts", 100)? as usize, flag("--runs", 5)? as usize),
         Some("memory") => memory(flag("--contexts", 20)? as usize, flag("--deltas", 1000)? as usize),
@@ -124,6 +131,7 @@ fn e2e(nodes: usize, samples: usize) -> anyhow::Result<()> {
 
 /// JSON-RPC `set` calls per second on one node; every answered call is a durable commit.
 fn calls(seconds: u64, connections: usize) -> anyhow::Result<()> {
+    check_open_file_limit(connections)?;
     let scratch = Scratch::new("bench-calls")?;
     let node = NodeProcess::start(&scratch.path().join("node"), &[], &[NO_RATE_LIMIT])?;
     let app = node.install_kv_store()?;
@@ -161,6 +169,31 @@ fn load(
     Ok(runtime.block_on(http_load::run(address, connections, Duration::from_secs(seconds), request, accept)))
 }
 
+/// File descriptors a process needs besides its sockets (the node's database, libp2p's
+/// listeners, the runtime's own).
+const SPARE_FILE_DESCRIPTORS: u64 = 256;
+
+/// Fails with a clear message if this process (and so the node it started, which inherits the
+/// limit) cannot open `connections` sockets: the run would otherwise measure `EMFILE` errors.
+fn check_open_file_limit(connections: usize) -> anyhow::Result<()> {
+    let Some(limit) = open_file_limit() else { return Ok(()) };
+    let needed = connections as u64 + SPARE_FILE_DESCRIPTORS;
+    if limit < needed {
+        bail!(
+            "{connections} connections need about {needed} open files per process, and the limit is {limit}: \
+             raise it (`ulimit -n {needed}`) or pass fewer --connections"
+        );
+    }
+    Ok(())
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (Linux); `None` where unknown.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
+}
+
 /// A load report's rate, counts and latencies, for one result line.
 fn summary(report: &http_load::LoadReport) -> String {
     format!(
@@ -176,6 +209,7 @@ fn summary(report: &http_load::LoadReport) -> String {
 
 /// GET /health requests per second.
 fn health(seconds: u64, connections: usize) -> anyhow::Result<()> {
+    check_open_file_limit(connections)?;
     let scratch = Scratch::new("bench-health")?;
     let node = NodeProcess::start(&scratch.path().join("node"), &[], &[NO_RATE_LIMIT])?;
     let address = api_address(&node)?;

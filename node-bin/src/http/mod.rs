@@ -21,6 +21,7 @@ mod jsonrpc;
 mod listener;
 mod public;
 pub mod rate_limit;
+mod server;
 mod ws;
 
 #[cfg(test)]
@@ -35,7 +36,6 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use futures::future::BoxFuture;
 use rate_limit::{client_ip, Decision, RateLimiter};
@@ -44,6 +44,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 use tower::util::MapResponseLayer;
 
 /// The API's settings (`[api]` in the daemon's TOML).
@@ -61,6 +62,9 @@ pub struct HttpConfig {
     /// Most API connections open at once; past it the listener stops accepting until one
     /// closes. Keep the process's open-file limit (`ulimit -n`) above it.
     pub max_connections: usize,
+    /// Milliseconds a connection has to send a complete request header, from connecting and again
+    /// from the end of each response; then it is closed (idle keep-alive connections too).
+    pub header_read_timeout_ms: u64,
     /// Per-client rate limiting.
     pub rate_limit: RateLimitConfig,
 }
@@ -73,6 +77,7 @@ impl Default for HttpConfig {
             max_wasm_body_bytes: 16 * 1024 * 1024,
             ws_client_buffer_events: 256,
             max_connections: 2048,
+            header_read_timeout_ms: 30_000,
             rate_limit: RateLimitConfig::default(),
         }
     }
@@ -89,6 +94,9 @@ impl HttpConfig {
         }
         if self.max_connections == 0 {
             return Err("api.max_connections must be above zero".into());
+        }
+        if self.header_read_timeout_ms == 0 {
+            return Err("api.header_read_timeout_ms must be above zero".into());
         }
         let limit = &self.rate_limit;
         for (name, per_s, burst) in [
@@ -274,18 +282,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.config.validate().map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
-    // `tap_io` also gives the connections `ConnectInfo<SocketAddr>`, which the rate limiter
-    // keys on.
-    let listener = listener::BoundedListener::new(listener, state.config.max_connections, state.metrics.clone())
-        .tap_io(|connection| connection.set_nodelay());
+    let listener = listener::BoundedListener::new(listener, state.config.max_connections, state.metrics.clone());
+    let header_read_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
     let (router, shared) = build(state);
     let signal = async move {
         shutdown.await;
         shared.shutdown.send_replace(true);
     };
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal)
-        .await
+    server::run(listener, router, header_read_timeout, signal).await;
+    Ok(())
 }
 
 /// The guarded routes' gate: the rate limit first, then the bearer token, so failed token

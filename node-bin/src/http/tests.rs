@@ -458,6 +458,60 @@ async fn connections_past_the_bound_wait_until_one_closes() {
 }
 
 #[tokio::test]
+async fn a_connection_that_sends_no_complete_header_in_time_is_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let node = start_node(19);
+    let (_, context) = kv_context(&router(state(node.clone(), config()))).await;
+    let api_state = state(node.clone(), HttpConfig { header_read_timeout_ms: 200, ..config() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, api_state, async move {
+        let _ = stopped.await;
+    }));
+    // Everything the server sends until it closes the connection (or 10 s pass).
+    async fn until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received)).await;
+        assert!(read.is_ok(), "the server closes the connection");
+        received
+    }
+
+    // Silent from the start.
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(until_closed(&mut silent).await.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(150), "not before the timeout");
+    // Half a header, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: te").await.unwrap();
+    let answer = until_closed(&mut slow).await;
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    // Served, then idle on keep-alive.
+    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n").await.unwrap();
+    let answer = until_closed(&mut idle).await;
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "answered, then closed: {}", String::from_utf8_lossy(&answer));
+    // A WebSocket session, once upgraded, is not cut by it.
+    {
+        use futures::StreamExt as _;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = format!("ws://{address}/ws/contexts/{context}/events").into_client_request().unwrap();
+        request.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let context_id = rhizome_core::ContextId::from_bytes(super::extract::parse_id("context", &context).unwrap());
+        node.call(context_id, "set", borsh::to_vec(&("k".to_owned(), "v".to_owned())).unwrap()).await.unwrap();
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a frame").unwrap();
+        assert!(frame.is_ok_and(|frame| frame.is_text()), "the session outlived the header timeout");
+    }
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn websocket_streams_applied_events_and_closes_on_shutdown() {
     use futures::StreamExt as _;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;

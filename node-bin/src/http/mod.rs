@@ -222,8 +222,9 @@ pub(crate) struct Shared {
 
 type SharedState = State<Arc<Shared>>;
 
-/// The API's routes over `state`. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
-/// (as [`serve`] does): the rate limiter keys on the TCP peer's address.
+/// The API's routes over `state`. Requests need a `ConnectInfo<SocketAddr>` extension (as
+/// [`serve`] adds, or `into_make_service_with_connect_info::<SocketAddr>()`): the rate limiter
+/// keys on the TCP peer's address.
 pub fn router(state: ApiState) -> Router {
     build(state).0
 }

@@ -74,6 +74,11 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<V
 
 impl<'a> WellFormed<'a> {
     fn parse(bytes: &'a [u8]) -> Option<Self> {
+        // serde reads a struct from a JSON array too (its fields by position); a request must
+        // be an object, and an array is a batch, which the general way refuses.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
         let request: Self = serde_json::from_slice(bytes).ok()?;
         let valid_id = matches!(request.id, None | Some(Value::Null | Value::Number(_) | Value::String(_)));
         (request.jsonrpc == "2.0" && valid_id).then_some(request)

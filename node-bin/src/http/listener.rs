@@ -7,15 +7,13 @@
 //! taking descriptors the database and the peer-to-peer transport need. Each time the bound is
 //! reached is counted (`rhizome_http_connection_limit_reached`).
 
+use super::connection::Connection;
 use crate::metrics::Metrics;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Pause after an accept error that is not about one connection (out of descriptors, say), so
@@ -26,12 +24,22 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 pub(super) struct BoundedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    /// Given to each connection: see [`Connection`].
+    write_stall_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl BoundedListener {
-    pub(super) fn new(inner: TcpListener, max_connections: usize, metrics: Arc<Metrics>) -> Self {
-        Self { inner, permits: Arc::new(Semaphore::new(max_connections)), metrics }
+    /// `max_connections` must be at most [`Semaphore::MAX_PERMITS`] (the API's settings check
+    /// a far lower bound).
+    pub(super) fn new(
+        inner: TcpListener,
+        max_connections: usize,
+        write_stall_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
+        Self { inner, permits, write_stall_timeout, metrics }
     }
 
     async fn permit(&self) -> OwnedSemaphorePermit {
@@ -56,7 +64,7 @@ impl axum::serve::Listener for BoundedListener {
         let permit = self.permit().await;
         loop {
             match self.inner.accept().await {
-                Ok((stream, peer)) => return (Connection { stream, _permit: permit }, peer),
+                Ok((stream, peer)) => return (Connection::new(stream, permit, self.write_stall_timeout), peer),
                 // One connection's trouble: go on with the next.
                 Err(error) if is_connection_error(&error) => {}
                 Err(error) => {
@@ -77,53 +85,4 @@ fn is_connection_error(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
     )
-}
-
-/// An accepted connection; its permit goes back when it is dropped.
-pub(super) struct Connection {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Connection {
-    /// Turns Nagle's algorithm off. With it, each small response waits until the previous one
-    /// is acknowledged: a keep-alive client then gets a few thousand answers a second, not
-    /// tens of thousands.
-    pub(super) fn set_nodelay(&self) {
-        if let Err(error) = self.stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY on an API connection");
-        }
-    }
-}
-
-impl AsyncRead for Connection {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Connection {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
 }

@@ -15,6 +15,7 @@
 //! - `GET /ws/contexts/{id}/events`: a WebSocket of the context's events.
 
 mod admin;
+mod connection;
 pub mod error;
 mod extract;
 mod jsonrpc;
@@ -47,6 +48,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::util::MapResponseLayer;
 
+/// Highest `api.max_connections` accepted: far above what one process can hold open, and a
+/// clear error for a setting meant as "unlimited".
+pub const MAX_API_CONNECTIONS: usize = 1_000_000;
+
 /// The API's settings (`[api]` in the daemon's TOML).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,6 +70,9 @@ pub struct HttpConfig {
     /// Milliseconds a connection has to send a complete request header, from connecting and again
     /// from the end of each response; then it is closed (idle keep-alive connections too).
     pub header_read_timeout_ms: u64,
+    /// Milliseconds a write to a client may stay blocked (the client reads nothing) before the
+    /// connection is closed. The clock restarts whenever a write makes progress.
+    pub write_stall_timeout_ms: u64,
     /// Per-client rate limiting.
     pub rate_limit: RateLimitConfig,
 }
@@ -78,6 +86,7 @@ impl Default for HttpConfig {
             ws_client_buffer_events: 256,
             max_connections: 2048,
             header_read_timeout_ms: 30_000,
+            write_stall_timeout_ms: 30_000,
             rate_limit: RateLimitConfig::default(),
         }
     }
@@ -92,11 +101,11 @@ impl HttpConfig {
         if self.ws_client_buffer_events == 0 {
             return Err("api.ws_client_buffer_events must be above zero".into());
         }
-        if self.max_connections == 0 {
-            return Err("api.max_connections must be above zero".into());
+        if !(1..=MAX_API_CONNECTIONS).contains(&self.max_connections) {
+            return Err(format!("api.max_connections must be 1..={MAX_API_CONNECTIONS}, got {}", self.max_connections));
         }
-        if self.header_read_timeout_ms == 0 {
-            return Err("api.header_read_timeout_ms must be above zero".into());
+        if self.header_read_timeout_ms == 0 || self.write_stall_timeout_ms == 0 {
+            return Err("api.header_read_timeout_ms and api.write_stall_timeout_ms must be above zero".into());
         }
         let limit = &self.rate_limit;
         for (name, per_s, burst) in [
@@ -283,7 +292,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.config.validate().map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
-    let listener = listener::BoundedListener::new(listener, state.config.max_connections, state.metrics.clone());
+    let write_stall_timeout = Duration::from_millis(state.config.write_stall_timeout_ms);
+    let listener = listener::BoundedListener::new(
+        listener,
+        state.config.max_connections,
+        write_stall_timeout,
+        state.metrics.clone(),
+    );
     let header_read_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
     let (router, shared) = build(state);
     let signal = async move {

@@ -196,6 +196,11 @@ async fn well_formed_requests_answer_as_the_general_way_does() {
     assert_eq!(answer["id"], Value::Null);
     assert_eq!(answer["result"]["delta"].as_str().map(str::len), Some(64), "{answer}");
 
+    // An array is a batch, refused, even one whose items line up with a request's members.
+    let positional = format!(r#"["2.0","q","query",{params}]"#);
+    let (_, _, answer) = send(&api, request(Method::POST, "/jsonrpc", positional)).await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+
     // A bad id is refused whichever way: the typed reader leaves it to the general one.
     let bad_id = format!(r#"{{"jsonrpc":"2.0","id":[1],"method":"query","params":{params}}}"#);
     let (_, _, answer) = send(&api, request(Method::POST, "/jsonrpc", bad_id)).await;
@@ -507,6 +512,42 @@ async fn a_connection_that_sends_no_complete_header_in_time_is_closed() {
         assert!(frame.is_ok_and(|frame| frame.is_text()), "the session outlived the header timeout");
     }
 
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_loses_its_connection() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let node = start_node(20);
+    let config = HttpConfig { max_connections: 1, write_stall_timeout_ms: 300, ..config() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state(node, config), async move {
+        let _ = stopped.await;
+    }));
+
+    // Thousands of pipelined /metrics requests (open, not rate limited), and no reading: the
+    // answers fill the socket buffers and the node's writes block.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut hog = socket.connect(address).await.unwrap();
+    let pipelined = b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n".repeat(4000);
+    let writer = tokio::spawn(async move {
+        let _ = hog.write_all(&pipelined).await;
+        hog
+    });
+    // The only place is the hog's until the stalled write times out; then this one is served.
+    let mut next = tokio::net::TcpStream::connect(address).await.unwrap();
+    next.write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n").await.unwrap();
+    let mut buffer = [0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(20), next.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(n)) if buffer[..n].starts_with(b"HTTP/1.1 200")), "served after the hog was cut");
+
+    drop(writer.await.unwrap());
+    drop(next);
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
 }

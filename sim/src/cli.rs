@@ -72,6 +72,18 @@ enum Command {
         #[arg(long)]
         swarm: bool,
     },
+    /// Print a table of trace hashes (scenario, seed, hash, pass), for before/after comparisons
+    /// of a change that must not alter behaviour: `diff` two tables.
+    Hashes {
+        /// Scenario files (default: every `*.toml` in `scenarios/`).
+        files: Vec<PathBuf>,
+        /// Seeds, as A..B.
+        #[arg(long, default_value = "1..3")]
+        seeds: String,
+        /// Parallel runs.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
     /// Minimise a failing seed's scenario and write the smallest failing file found.
     Shrink {
         /// The scenario file.
@@ -189,6 +201,13 @@ pub(crate) fn main() -> ExitCode {
             );
             exit_code(failing.is_empty())
         }
+        Command::Hashes { files, seeds, jobs } => {
+            let Some(range) = parse_seeds(&seeds) else {
+                eprintln!("error: --seeds takes A..B with A < B, got {seeds:?}");
+                return ExitCode::from(2);
+            };
+            hashes(files, range, jobs)
+        }
         Command::Replay { file, seed, trace, swarm: use_swarm } => {
             let scenario = match load(&file, seed, use_swarm) {
                 Ok(scenario) => scenario,
@@ -231,6 +250,49 @@ pub(crate) fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `hashes`: one markdown row per scenario and seed. Exits non-zero only if a file cannot be
+/// read; a failing seed is shown in the table, since the table is for comparing runs.
+fn hashes(mut files: Vec<PathBuf>, seeds: std::ops::Range<u64>, jobs: usize) -> ExitCode {
+    if files.is_empty() {
+        match scenario_files(std::path::Path::new("scenarios")) {
+            Ok(found) => files = found,
+            Err(error) => {
+                eprintln!("error: listing scenarios/: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!("| scenario | seed | trace_hash | checks |");
+    println!("|---|---|---|---|");
+    for file in files {
+        let scenario = match load(&file, 0, false) {
+            Ok(scenario) => scenario,
+            Err(code) => return code,
+        };
+        let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let base = scenario.clone();
+        let results = sweep(move |_| base.clone(), seeds.clone(), jobs, false, |_, _| {});
+        for result in results {
+            let verdict = if result.passed { "pass" } else { "FAIL" };
+            println!("| {name} | {} | {} | {verdict} |", result.seed, result.trace_hash);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The `*.toml` files directly in `dir`, sorted.
+fn scenario_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Success when every check passed (and every seed, for a sweep).

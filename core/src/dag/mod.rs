@@ -248,6 +248,11 @@ impl DagStore {
         self.applied.is_empty()
     }
 
+    /// True when the store holds no delta at all: none applied, pending or quarantined.
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty() && self.pending.is_empty() && self.quarantine.is_empty()
+    }
+
     /// True if `id` is applied.
     pub fn is_applied(&self, id: &DeltaId) -> bool {
         self.applied.contains_key(id)

@@ -36,11 +36,19 @@ pub(crate) struct PendingQueue {
     /// Arrival order, for oldest-first eviction and age queries.
     arrivals: BTreeMap<u64, DeltaId>,
     next_arrival_seq: u64,
+    /// The latest arrival time recorded. Arrival times never go backwards (an earlier `now`
+    /// is recorded as this one), so arrival order is also time order and the stale cleanup
+    /// may stop at the first entry that is young enough.
+    latest_received_at: Timestamp,
 }
 
 impl PendingQueue {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     pub(crate) fn contains(&self, id: &DeltaId) -> bool {
@@ -63,7 +71,9 @@ impl PendingQueue {
         self.next_arrival_seq += 1;
         self.arrivals.insert(arrival_seq, id);
         let unapplied_parents = u32::try_from(unapplied.len()).unwrap_or(u32::MAX);
-        self.entries.insert(id, PendingEntry { delta, unapplied_parents, arrival_seq, received_at: now });
+        self.latest_received_at = self.latest_received_at.max(now);
+        let received_at = self.latest_received_at;
+        self.entries.insert(id, PendingEntry { delta, unapplied_parents, arrival_seq, received_at });
     }
 
     /// `parent` was applied: appends to `ready` the children that now have every parent.
@@ -104,6 +114,8 @@ impl PendingQueue {
     }
 
     /// Evicts every entry received at or before `cutoff`, oldest first. Returns how many.
+    /// Stopping at the first younger entry is exact because arrival times are monotone (see
+    /// `latest_received_at`).
     pub(crate) fn evict_received_before(&mut self, cutoff: Timestamp) -> usize {
         let mut evicted = 0;
         while let Some((_, id)) = self.arrivals.first_key_value() {
@@ -160,8 +172,11 @@ impl PendingQueue {
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn check_invariants(&self) {
         assert_eq!(self.entries.len(), self.arrivals.len(), "arrival index out of step");
+        let mut previous = Timestamp::ZERO;
         for (seq, id) in &self.arrivals {
             assert_eq!(self.entries[id].arrival_seq, *seq);
+            assert!(self.entries[id].received_at >= previous, "arrival times went backwards");
+            previous = self.entries[id].received_at;
         }
         for (parent, children) in &self.waiters {
             for child in children {

@@ -36,6 +36,10 @@ impl Quarantine {
         self.entries.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub(crate) fn contains(&self, id: &DeltaId) -> bool {
         self.entries.contains_key(id)
     }

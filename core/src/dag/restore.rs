@@ -41,12 +41,25 @@ pub enum RestoreDagError {
     /// A body for another context.
     #[error("delta {0} belongs to another context")]
     WrongContext(DeltaId),
+    /// The store already holds pending or quarantined deltas. Restoring under them would mark
+    /// their parents applied without releasing them (restoring applies nothing), so they would
+    /// wait for ever on parents reported as present.
+    #[error("the store already holds {pending} pending and {quarantined} quarantined deltas")]
+    NotEmpty {
+        /// Pending deltas held.
+        pending: usize,
+        /// Quarantined deltas held.
+        quarantined: usize,
+    },
 }
 
 impl DagStore {
-    /// Reinstates applied entries in storage order (parents before children). Changes nothing
-    /// on error.
+    /// Reinstates applied entries in storage order (parents before children), into a store
+    /// that holds no pending or quarantined delta (add those after). Changes nothing on error.
     pub fn restore_applied(&mut self, entries: Vec<RestoredEntry>) -> Result<(), RestoreDagError> {
+        if !self.pending.is_empty() || !self.quarantine.is_empty() {
+            return Err(RestoreDagError::NotEmpty { pending: self.pending.len(), quarantined: self.quarantine.len() });
+        }
         let mut staged: crate::ids::IdMap<DeltaId, AppliedEntry> = Default::default();
         for entry in entries {
             let id = entry.id();
@@ -142,6 +155,30 @@ mod tests {
             restored.add(Timestamp::ZERO, child, &mut NoopApplier),
             crate::dag::AddOutcome::Applied { .. }
         ));
+    }
+
+    /// Regression: restoring a parent under its waiting child marked the parent applied but
+    /// left the child pending, with the parent still reported missing and both refused as
+    /// duplicates when sent again.
+    #[test]
+    fn restoring_under_pending_deltas_is_refused_and_changes_nothing() {
+        let mut factory = DeltaFactory::unsigned(context());
+        let root = factory.make(&[], vec![]);
+        let child = factory.make(&[root.id], vec![]);
+        let mut store = store();
+        assert!(matches!(
+            store.add(Timestamp::ZERO, child.clone(), &mut NoopApplier),
+            crate::dag::AddOutcome::Pending { .. }
+        ));
+        let error = store.restore_applied(vec![RestoredEntry::Body(root.clone())]);
+        assert_eq!(error, Err(RestoreDagError::NotEmpty { pending: 1, quarantined: 0 }));
+        assert!(!store.is_applied(&root.id));
+        // The ordinary path still works: the parent arrives and releases the child.
+        assert!(matches!(
+            store.add(Timestamp::ZERO, root, &mut NoopApplier),
+            crate::dag::AddOutcome::Applied { ref cascade, .. } if cascade == &vec![child.id]
+        ));
+        store.check_invariants();
     }
 
     #[test]

@@ -219,6 +219,24 @@ fn stale_pending_deltas_are_dropped_by_age() {
     dag.check_invariants();
 }
 
+/// Arrival times are kept monotone: a delta added with an earlier `now` than the one before is
+/// recorded at the later time, so the oldest-first cleanup (which stops at the first young
+/// entry) never skips a stale one behind it.
+#[test]
+fn an_earlier_now_is_recorded_as_the_latest_arrival_time() {
+    let mut factory = DeltaFactory::unsigned(context());
+    let mut dag = store();
+    let first = factory.make(&[DeltaId::hash_of(b"never")], vec![1]);
+    let second = factory.make(&[DeltaId::hash_of(b"never")], vec![2]);
+    dag.add(at(100), first, &mut NoopApplier);
+    dag.add(at(50), second, &mut NoopApplier);
+    dag.check_invariants();
+    assert_eq!(dag.pending_stats(at(120)).oldest_age_ms, Some(20_000));
+    assert_eq!(dag.cleanup_stale(at(399), 300_000), 0);
+    assert_eq!(dag.cleanup_stale(at(400), 300_000), 2);
+    dag.check_invariants();
+}
+
 #[test]
 fn pending_cap_evicts_oldest_first_and_counts() {
     let mut factory = DeltaFactory::unsigned(context());

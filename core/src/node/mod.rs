@@ -82,7 +82,7 @@ pub enum RestoreError {
     /// Joining failed (limits).
     #[error("joining the restored context failed: {0}")]
     Join(NodeError),
-    /// The context already holds deltas.
+    /// The context already holds deltas (applied, pending or quarantined).
     #[error("context {0} already holds deltas")]
     AlreadyPopulated(ContextId),
     /// The stored DAG is inconsistent.
@@ -257,7 +257,7 @@ impl<A: Applier> Node<A> {
     ) -> Result<(), RestoreError> {
         self.join_context(context, members).map_err(RestoreError::Join)?;
         let state = self.contexts.get_mut(&context).expect("joined above");
-        if !state.dag.is_fresh() {
+        if !state.dag.is_empty() {
             return Err(RestoreError::AlreadyPopulated(context));
         }
         for entry in &applied {

@@ -243,3 +243,24 @@ impl Node<KvCounterApplier> {
         (self.dag(&context()).unwrap().heads_vec(), self.root_hash(&context()))
     }
 }
+
+/// Regression: `restore_context` looked only at applied deltas, so a context holding a pending
+/// delta was "restored" under it, leaving the delta waiting on a parent marked applied.
+#[test]
+fn restoring_a_context_that_holds_pending_deltas_is_refused() {
+    let mut a = node(1, Config::default());
+    let mut factory = author(2);
+    let parent = factory.make(&[], set("k", "v"));
+    let child = factory.make(&[parent.id], set("k", "w"));
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&child) });
+    assert!(a.dag(&context()).unwrap().is_pending(&child.id));
+    let members = (1..=4).map(|k| key(k).author_key());
+    let restored = vec![crate::dag::RestoredEntry::Body(parent.clone())];
+    assert_eq!(
+        a.restore_context(context(), members, restored, Vec::new()),
+        Err(crate::node::RestoreError::AlreadyPopulated(context()))
+    );
+    // Nothing changed: the parent still releases the child when it arrives.
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&parent) });
+    assert!(a.dag(&context()).unwrap().is_applied(&child.id));
+}

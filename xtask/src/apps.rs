@@ -28,7 +28,7 @@ pub(crate) fn build() -> Result<()> {
         .args(["build", "--release", "--locked", "--target", WASM_TARGET, "--target-dir"])
         .arg(&target_dir);
     let shown = cmd::display(&command);
-    println!("$ {shown}");
+    eprintln!("$ {shown}");
     let status = cmd::status(&mut command)?;
     if !status.success() {
         bail!("`{shown}` failed with {}", cmd::describe(status));
@@ -41,7 +41,7 @@ pub(crate) fn build() -> Result<()> {
         let to = out.join(format!("{app}.wasm"));
         std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
         let bytes = std::fs::metadata(&to).map(|meta| meta.len()).unwrap_or(0);
-        println!("  {:<12} {:>8} bytes  {}", app, bytes, to.display());
+        eprintln!("  {:<12} {:>8} bytes  {}", app, bytes, to.display());
     }
     Ok(())
 }
@@ -56,7 +56,7 @@ pub(crate) fn clippy() -> Result<()> {
         .arg(root.join("target").join("apps"))
         .args(["--", "-D", "warnings"]);
     let shown = cmd::display(&command);
-    println!("$ {shown}");
+    eprintln!("$ {shown}");
     let status = cmd::status(&mut command)?;
     if !status.success() {
         bail!("`{shown}` failed with {}", cmd::describe(status));
@@ -75,11 +75,11 @@ fn ensure_wasm_target() -> Result<()> {
         }
         Ok(_) | Err(_) => {
             // No rustup (or it failed): the build below fails clearly if the target is missing.
-            println!("note: could not ask rustup which targets are installed; trying the build anyway");
+            eprintln!("note: could not ask rustup which targets are installed; trying the build anyway");
             return Ok(());
         }
     }
-    println!("installing the {WASM_TARGET} target: rustup target add {WASM_TARGET}");
+    eprintln!("installing the {WASM_TARGET} target: rustup target add {WASM_TARGET}");
     let status = Command::new("rustup").args(["target", "add", WASM_TARGET]).status().context("running rustup")?;
     if !status.success() {
         bail!(

@@ -29,13 +29,15 @@ pub(crate) fn binary() -> PathBuf {
     target_dir().join("release").join("rhizome-sim")
 }
 
-/// Builds the WASM apps (the simulated nodes run them) and the simulator, in release.
+/// Builds the WASM apps (the simulated nodes run them) and the simulator, in release. Cargo's
+/// own progress shows on stderr (the first build takes minutes), so the simulator's output on
+/// stdout stays its own.
 pub(crate) fn build() -> Result<()> {
     crate::apps::build()?;
     let mut command = cargo();
-    command.args(["build", "--release", "--locked", "--quiet", "-p", "rhizome-sim"]);
+    command.args(["build", "--release", "--locked", "-p", "rhizome-sim"]);
     let shown = cmd::display(&command);
-    println!("$ RUSTFLAGS=\"--cfg madsim\" {shown}");
+    eprintln!("$ RUSTFLAGS=\"--cfg madsim\" {shown}");
     let status = cmd::status(&mut command)?;
     if !status.success() {
         bail!("building the simulator failed with {}", cmd::describe(status));

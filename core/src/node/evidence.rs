@@ -4,6 +4,7 @@
 //! left a node behind after a heal until the next periodic sync (seed 2 of convergence-100:
 //! 12 s), because identical heartbeats of converged peers reach each node only once.
 
+use super::timer_table::Deadline;
 use super::Node;
 use crate::applier::Applier;
 use crate::ids::{ContextId, PeerId};
@@ -13,25 +14,33 @@ impl<A: Applier> Node<A> {
     /// Remembers that `context` has a peer ahead, to sync with it once the evidence interval
     /// has passed. A running session needs no entry: its end looks at the evidence.
     pub(super) fn defer_evidence(&mut self, context: ContextId) {
-        if self.sessions.contains_key(&context) || self.evidence_due.contains_key(&context) {
+        let grace = self.now.add_millis(self.config.sync_evidence_min_interval_ms);
+        let policy = self.tracking_policy;
+        let Some(replica) = self.replicas.get_mut(&context) else { return };
+        if replica.session.is_some() || replica.evidence_due.is_some() {
             return;
         }
-        let grace = self.now.add_millis(self.config.sync_evidence_min_interval_ms);
-        let at = self.tracking.evidence_ready_at(&context).max(grace);
-        self.evidence_due.insert(context, at);
+        let at = replica.track.evidence_ready_at(&policy).max(grace);
+        replica.evidence_due = Some(at);
+        self.timers.arm(Deadline::Evidence(context), at);
     }
 
     /// Starts the deferred evidence syncs that are due.
     pub(super) fn run_due_evidence(&mut self) {
         let now = self.now;
-        let due: Vec<ContextId> =
-            self.evidence_due.iter().filter(|(_, at)| **at <= now).map(|(context, _)| *context).collect();
+        let policy = self.tracking_policy;
+        let due = self.timers.due(now, |deadline| match deadline {
+            Deadline::Evidence(context) => Some(*context),
+            _ => None,
+        });
         for context in due {
-            self.evidence_due.remove(&context);
-            if self.sessions.contains_key(&context) {
+            self.timers.disarm(Deadline::Evidence(context));
+            let Some(replica) = self.replicas.get_mut(&context) else { continue };
+            replica.evidence_due = None;
+            if replica.session.is_some() {
                 continue;
             }
-            if !self.tracking.may_start_on_evidence(&context, now) {
+            if !replica.track.may_start_on_evidence(&policy, now) {
                 self.defer_evidence(context);
                 continue;
             }
@@ -46,8 +55,8 @@ impl<A: Applier> Node<A> {
 
     /// Connected member peers whose last reported heads include deltas we lack.
     pub(super) fn connected_peers_ahead(&self, context: &ContextId) -> Vec<PeerId> {
-        let Some(state) = self.contexts.get(context) else { return Vec::new() };
-        state.peers_ahead(|peer| self.connected.contains(peer) && state.is_member_peer(peer))
+        let Some(replica) = self.replicas.get(context) else { return Vec::new() };
+        replica.peers_ahead(|peer| self.connected.contains(peer) && replica.is_member_peer(peer))
     }
 
     /// A session with `peer` ended and we still lack heads it claimed: it could not (or would
@@ -55,7 +64,7 @@ impl<A: Applier> Node<A> {
     /// Without this, a peer advertising heads it never serves would draw syncs forever.
     pub(super) fn drop_undelivered_claim(&mut self, context: &ContextId, peer: &PeerId) {
         if self.connected_peers_ahead(context).contains(peer) {
-            if let Some(view) = self.contexts.get_mut(context).and_then(|state| state.peers.get_mut(peer)) {
+            if let Some(view) = self.replicas.get_mut(context).and_then(|replica| replica.peers.get_mut(peer)) {
                 view.heads.clear();
             }
         }

@@ -37,11 +37,11 @@ impl<A: Applier> Node<A> {
         self.metrics.deltas_received += 1;
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
-        let Some(state) = self.contexts.get(&delta.context) else {
+        let Some(replica) = self.replicas.get(&delta.context) else {
             self.reject(RejectReason::UnknownContext);
             return;
         };
-        if state.dag.is_known(&delta.id) {
+        if replica.dag.is_known(&delta.id) {
             if delta.author == self.author {
                 self.metrics.echoes_skipped += 1;
             } else {
@@ -55,15 +55,13 @@ impl<A: Applier> Node<A> {
         }
         let context = delta.context;
         // Only a member that delivered a valid delta becomes a preferred sync peer.
-        let state = self.contexts.get_mut(&context).expect("context checked above");
-        if state.is_member_peer(&from) {
-            state.note_peer(from, now, max_peers);
+        let replica = self.replicas.get_mut(&context).expect("context checked above");
+        if replica.is_member_peer(&from) {
+            replica.note_peer(from, now, max_peers);
         }
-        let snapshot_running = self.sessions.get(&context).is_some_and(|session| session.phase.is_snapshot());
-        if via == Via::Gossip && snapshot_running {
+        if via == Via::Gossip && replica.snapshot_running() {
             let max = self.config.limits.max_snapshot_buffer_deltas;
-            let state = self.contexts.get_mut(&context).expect("context checked above");
-            if state.buffer.push(from, delta, max) {
+            if replica.buffer.push(from, delta, max) {
                 self.metrics.snapshot_buffered += 1;
             } else {
                 self.metrics.snapshot_buffer_dropped += 1;
@@ -76,8 +74,8 @@ impl<A: Applier> Node<A> {
     /// Checks a delta that is new to us: shape, id, signature, membership, clock bound.
     fn check_remote(&mut self, delta: &DeltaRef) -> Result<(), RejectReason> {
         delta.verify_with(&self.config.limits, self.signature_memo.as_ref())?;
-        let state = self.contexts.get(&delta.context).ok_or(RejectReason::UnknownContext)?;
-        if !state.members.contains(&delta.author) {
+        let replica = self.replicas.get(&delta.context).ok_or(RejectReason::UnknownContext)?;
+        if !replica.members.contains(&delta.author) {
             return Err(RejectReason::NotMember);
         }
         let now_ms = self.now.as_millis();
@@ -90,15 +88,15 @@ impl<A: Applier> Node<A> {
     /// parents at once.
     pub(super) fn add_verified(&mut self, from: Option<PeerId>, delta: DeltaRef) {
         let context = delta.context;
-        let Some(state) = self.contexts.get_mut(&context) else {
+        let Some(replica) = self.replicas.get_mut(&context) else {
             return;
         };
-        let outcome = state.dag.add(self.now, delta.clone(), &mut self.applier);
+        let outcome = replica.dag.add(self.now, delta.clone(), &mut self.applier);
         match outcome {
             AddOutcome::Applied { cascade, quarantined } => {
                 self.emit_applied(context, delta.id, delta.author, false);
                 for id in cascade {
-                    let author = self.contexts[&context].dag.get(&id).map(|d| d.author).unwrap_or_default();
+                    let author = self.replicas[&context].dag.get(&id).map(|d| d.author).unwrap_or_default();
                     self.emit_applied(context, id, author, false);
                 }
                 for id in quarantined {
@@ -112,9 +110,9 @@ impl<A: Applier> Node<A> {
                     // A context that holds nothing lacks the sender's whole history: a sync
                     // measures the gap and takes a snapshot when it is long. The pending delta
                     // waits in the queue and applies once its parents arrive either way.
-                    let fresh = self.contexts.get(&context).is_some_and(|state| state.dag.is_fresh());
+                    let fresh = self.replicas.get(&context).is_some_and(|replica| replica.dag.is_fresh());
                     let caught_up_by_sync = fresh
-                        && (self.sessions.contains_key(&context)
+                        && (self.session_running(&context)
                             || self.start_sync(context, peer, SyncReason::FreshContext, SyncMode::Deltas));
                     if !caught_up_by_sync {
                         self.fetch_parents(context, missing, Some(peer), Vec::new());
@@ -129,7 +127,7 @@ impl<A: Applier> Node<A> {
 
     fn report_quarantined(&mut self, context: ContextId, id: crate::ids::DeltaId) {
         self.metrics.quarantined += 1;
-        let error = self.contexts[&context].dag.quarantined(&id).map(|entry| entry.error.clone());
+        let error = self.replicas[&context].dag.quarantined(&id).map(|entry| entry.error.clone());
         if let Some(error) = error {
             self.outputs.push_back(Output::Event(Event::DeltaQuarantined { context, id, error }));
         }
@@ -148,16 +146,16 @@ impl<A: Applier> Node<A> {
         our_root: &crate::ids::RootHash,
         peer_root: &crate::ids::RootHash,
     ) -> bool {
-        let Some(state) = self.contexts.get(context) else { return false };
+        let Some(replica) = self.replicas.get(context) else { return false };
         let (mut ours, mut theirs) = (1usize, 0usize);
-        for view in state.peers.values().filter(|view| view.heads == our_heads) {
+        for view in replica.peers.values().filter(|view| view.heads == our_heads) {
             match view.root {
                 Some(root) if root == *our_root => ours += 1,
                 Some(root) if root == *peer_root => theirs += 1,
                 _ => {}
             }
         }
-        theirs > ours || (theirs == ours && state.peers.len() == 1 && self.peer_id > peer)
+        theirs > ours || (theirs == ours && replica.peers.len() == 1 && self.peer_id > peer)
     }
 
     pub(super) fn reject(&mut self, reason: RejectReason) {
@@ -170,19 +168,19 @@ impl<A: Applier> Node<A> {
         let now = self.now;
         let context = heartbeat.context;
         let max_peers = self.config.limits.max_peers_per_context;
-        let Some(state) = self.contexts.get_mut(&context) else {
+        let Some(replica) = self.replicas.get_mut(&context) else {
             return;
         };
-        if !state.is_member_peer(&from) {
+        if !replica.is_member_peer(&from) {
             self.metrics.non_member_messages += 1;
             return;
         }
-        let view = state.note_peer(from, now, max_peers);
+        let view = replica.note_peer(from, now, max_peers);
         view.heads.clone_from(&heartbeat.heads);
         view.root = Some(heartbeat.root);
-        let our_heads = state.dag.heads_vec();
+        let our_heads = replica.dag.heads_vec();
         let our_root = self.applier.root_hash(&context);
-        let dag = &state.dag;
+        let dag = &replica.dag;
         let verdict = heartbeat::compare(&our_heads, &our_root, &heartbeat.heads, &heartbeat.root, |id| {
             dag.is_applied(id) || dag.quarantined(id).is_some()
         });
@@ -201,7 +199,7 @@ impl<A: Applier> Node<A> {
                     peer_root: heartbeat.root,
                 }));
                 if self.should_adopt_on_divergence(&context, from, &our_heads, &our_root, &heartbeat.root)
-                    && self.tracking.may_force(&context)
+                    && self.replicas.get(&context).is_some_and(|replica| replica.track.may_force())
                 {
                     self.start_sync(context, from, SyncReason::Divergence, SyncMode::Snapshot);
                 }

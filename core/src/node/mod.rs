@@ -4,13 +4,14 @@
 //! After every input the caller drains `poll_output` before doing anything else. Nothing
 //! changes between calls; the node never reads a clock, spawns or does IO.
 
-mod context;
 mod evidence;
 mod ingest;
 mod io;
+mod replica;
 mod requests;
 mod serve;
 mod session_driver;
+mod timer_table;
 mod timers;
 
 pub use io::{Event, InboundRequestId, Input, Output, RequestFailure, RequestId};
@@ -25,17 +26,15 @@ use crate::identity::Keypair;
 use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
 use crate::metrics::NodeMetrics;
 use crate::signature_memo::SignatureMemo;
-use crate::sync::snapshot::ServedSnapshots;
-use crate::sync::tracking::TrackingPolicy;
-use crate::sync::{SyncSession, SyncTracking};
+use crate::sync::{SyncSession, TrackingPolicy};
 use crate::time::Timestamp;
-use context::ContextState;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use requests::Outstanding;
+use replica::Replica;
+use requests::RequestTable;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use timers::Timers;
+use timer_table::{Deadline, TimerTable};
 
 /// Why a local call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,7 +89,8 @@ pub enum RestoreError {
     Dag(crate::dag::RestoreDagError),
 }
 
-/// One rhizome node: every context it replicates, its sync state and its timers.
+/// One rhizome node: what spans contexts (identity, clock, connections, the request and timer
+/// tables, shared budgets), and a [`Replica`] per context it replicates.
 #[derive(Debug)]
 pub struct Node<A: Applier> {
     config: Config,
@@ -101,23 +101,14 @@ pub struct Node<A: Applier> {
     clock: HlcClock,
     now: Timestamp,
     applier: A,
-    contexts: BTreeMap<ContextId, ContextState>,
+    replicas: BTreeMap<ContextId, Replica>,
     connected: BTreeSet<PeerId>,
-    tracking: SyncTracking,
-    sessions: BTreeMap<ContextId, SyncSession>,
-    /// Follow-up sessions chained so far per context (see [`Config::sync_follow_ups_max`]).
-    follow_ups: BTreeMap<ContextId, u32>,
-    /// Contexts with a peer ahead that we could not sync with yet, and when we may.
-    evidence_due: BTreeMap<ContextId, Timestamp>,
-    /// Set while serving a request whose `known` named ids we lack.
-    reciprocal: Option<(ContextId, PeerId)>,
-    outstanding: BTreeMap<RequestId, Outstanding>,
-    next_request_id: u64,
-    parent_fetches_inflight: usize,
-    inflight_missing: BTreeSet<(ContextId, DeltaId)>,
-    served: ServedSnapshots,
+    tracking_policy: TrackingPolicy,
+    requests: RequestTable,
+    /// The last snapshot id handed out; ids are unique across contexts.
+    last_snapshot_id: u64,
     blobs: BlobIndex,
-    timers: Timers,
+    timers: TimerTable,
     outputs: VecDeque<Output>,
     metrics: NodeMetrics,
     /// Verified signatures shared with other nodes in this process, if any.
@@ -134,13 +125,13 @@ impl<A: Applier> Node<A> {
         let peer_id = keypair.peer_id();
         let author = keypair.author_key();
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
-        let timers = Timers::new(&config, now, &mut rng);
-        let tracking = SyncTracking::new(TrackingPolicy {
+        let timers = TimerTable::new(&config, now, &mut rng);
+        let tracking_policy = TrackingPolicy {
             min_interval_ms: config.sync_min_interval_ms,
             evidence_min_interval_ms: config.sync_evidence_min_interval_ms,
             backoff_base_ms: config.sync_backoff_base_ms,
             backoff_max_ms: config.sync_backoff_max_ms,
-        });
+        };
         let mut node_tag = [0u8; 8];
         node_tag.copy_from_slice(&peer_id.as_bytes()[..8]);
         Self {
@@ -152,18 +143,11 @@ impl<A: Applier> Node<A> {
             clock: HlcClock::new(u64::from_le_bytes(node_tag)),
             now,
             applier,
-            contexts: BTreeMap::new(),
+            replicas: BTreeMap::new(),
             connected: BTreeSet::new(),
-            tracking,
-            sessions: BTreeMap::new(),
-            follow_ups: BTreeMap::new(),
-            evidence_due: BTreeMap::new(),
-            reciprocal: None,
-            outstanding: BTreeMap::new(),
-            next_request_id: 1,
-            parent_fetches_inflight: 0,
-            inflight_missing: BTreeSet::new(),
-            served: ServedSnapshots::default(),
+            tracking_policy,
+            requests: RequestTable::default(),
+            last_snapshot_id: 0,
             blobs: BlobIndex::default(),
             timers,
             outputs: VecDeque::new(),
@@ -207,16 +191,7 @@ impl<A: Applier> Node<A> {
 
     /// When to feed [`Input::Timeout`] next.
     pub fn poll_timeout(&self) -> Timestamp {
-        let request_deadline =
-            self.outstanding.values().map(|request| request.deadline).min().unwrap_or(Timestamp::MAX);
-        let session_deadline = self
-            .sessions
-            .values()
-            .map(|session| session.started_at.add_millis(self.config.sync_session_max_ms))
-            .min()
-            .unwrap_or(Timestamp::MAX);
-        let evidence_due = self.evidence_due.values().min().copied().unwrap_or(Timestamp::MAX);
-        self.timers.earliest().min(request_deadline).min(session_deadline).min(evidence_due)
+        self.timers.next_wake()
     }
 
     /// Starts replicating `context`, or replaces its member list if already joined.
@@ -233,14 +208,14 @@ impl<A: Applier> Node<A> {
         if members.len() > max {
             return Err(NodeError::TooManyMembers { count: members.len(), max });
         }
-        if let Some(existing) = self.contexts.get_mut(&context) {
+        if let Some(existing) = self.replicas.get_mut(&context) {
             existing.members = members;
             return Ok(());
         }
-        if self.contexts.len() >= self.config.limits.max_contexts {
+        if self.replicas.len() >= self.config.limits.max_contexts {
             return Err(NodeError::TooManyContexts { max: self.config.limits.max_contexts });
         }
-        self.contexts.insert(context, ContextState::new(context, members, &self.config.limits));
+        self.replicas.insert(context, Replica::new(context, members, &self.config.limits));
         Ok(())
     }
 
@@ -256,8 +231,8 @@ impl<A: Applier> Node<A> {
         pending: Vec<Arc<CausalDelta>>,
     ) -> Result<(), RestoreError> {
         self.join_context(context, members).map_err(RestoreError::Join)?;
-        let state = self.contexts.get_mut(&context).expect("joined above");
-        if !state.dag.is_empty() {
+        let replica = self.replicas.get_mut(&context).expect("joined above");
+        if !replica.dag.is_empty() {
             return Err(RestoreError::AlreadyPopulated(context));
         }
         for entry in &applied {
@@ -265,7 +240,7 @@ impl<A: Applier> Node<A> {
                 self.clock.restore_high_water(delta.hlc);
             }
         }
-        state.dag.restore_applied(applied).map_err(RestoreError::Dag)?;
+        replica.dag.restore_applied(applied).map_err(RestoreError::Dag)?;
         for delta in pending {
             self.clock.restore_high_water(delta.hlc);
             self.add_verified(None, delta);
@@ -275,24 +250,11 @@ impl<A: Applier> Node<A> {
 
     /// Stops replicating `context` and forgets everything about it. Returns false if unknown.
     pub fn leave_context(&mut self, context: &ContextId) -> bool {
-        if self.contexts.remove(context).is_none() {
+        if self.replicas.remove(context).is_none() {
             return false;
         }
-        self.sessions.remove(context);
-        self.follow_ups.remove(context);
-        self.evidence_due.remove(context);
-        self.tracking.remove(context);
-        self.served.remove_context(context);
-        self.inflight_missing.retain(|(owner, _)| owner != context);
-        let dropped: Vec<RequestId> =
-            self.outstanding.iter().filter(|(_, request)| request.context() == context).map(|(id, _)| *id).collect();
-        for id in dropped {
-            if let Some(request) = self.outstanding.remove(&id) {
-                if request.is_parent_fetch() {
-                    self.parent_fetches_inflight -= 1;
-                }
-            }
-        }
+        self.timers.disarm_context(context);
+        self.abandon_requests_of(context);
         true
     }
 
@@ -304,20 +266,20 @@ impl<A: Applier> Node<A> {
         if payload.len() > max_payload {
             return Err(NodeError::PayloadTooLarge { bytes: payload.len(), max: max_payload });
         }
-        let state = self.contexts.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
-        if !state.members.contains(&self.author) {
+        let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
+        if !replica.members.contains(&self.author) {
             return Err(NodeError::NotMember(context));
         }
         // With more heads than a delta may name, merge the first ones; the rest stay heads
         // and the next local delta merges them.
         let parents: Vec<DeltaId> =
-            state.dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect();
+            replica.dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect();
         let hlc = self.clock.tick(self.now.as_millis());
         let delta = Arc::new(CausalDelta::new_signed(&self.keypair, context, parents, hlc, payload));
-        match state.dag.add(self.now, delta.clone(), &mut self.applier) {
+        match replica.dag.add(self.now, delta.clone(), &mut self.applier) {
             AddOutcome::Applied { .. } => {}
             AddOutcome::Quarantined(error) => {
-                state.dag.discard_quarantined(&delta.id);
+                replica.dag.discard_quarantined(&delta.id);
                 return Err(NodeError::ApplyFailed(error));
             }
             other => unreachable!("a delta on top of applied heads is applied or fails: {other:?}"),
@@ -337,10 +299,10 @@ impl<A: Applier> Node<A> {
     /// Tries the context's quarantined deltas again. Returns the ids applied.
     pub fn retry_quarantined(&mut self, now: Timestamp, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
         self.advance(now);
-        let state = self.contexts.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
-        let applied = state.dag.retry_quarantined(self.now, &mut self.applier);
+        let replica = self.replicas.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
+        let applied = replica.dag.retry_quarantined(self.now, &mut self.applier);
         for id in &applied {
-            let author = state.dag.get(id).map(|delta| delta.author).unwrap_or_default();
+            let author = replica.dag.get(id).map(|delta| delta.author).unwrap_or_default();
             self.metrics.deltas_applied += 1;
             self.outputs.push_back(Output::Event(Event::DeltaApplied {
                 context: *context,
@@ -384,12 +346,12 @@ impl<A: Applier> Node<A> {
 
     /// Contexts replicated, sorted.
     pub fn context_ids(&self) -> Vec<ContextId> {
-        self.contexts.keys().copied().collect()
+        self.replicas.keys().copied().collect()
     }
 
     /// A context's DAG.
     pub fn dag(&self, context: &ContextId) -> Option<&DagStore> {
-        self.contexts.get(context).map(|state| &state.dag)
+        self.replicas.get(context).map(|replica| &replica.dag)
     }
 
     /// A context's state root.
@@ -404,22 +366,22 @@ impl<A: Applier> Node<A> {
 
     /// Gossip deltas held for a running snapshot sync.
     pub fn snapshot_buffer_len(&self, context: &ContextId) -> usize {
-        self.contexts.get(context).map_or(0, |state| state.buffer.len())
+        self.replicas.get(context).map_or(0, |replica| replica.buffer.len())
     }
 
     /// The running sync session of a context, if any.
     pub fn sync_session(&self, context: &ContextId) -> Option<&SyncSession> {
-        self.sessions.get(context)
+        self.replicas.get(context).and_then(|replica| replica.session.as_ref())
     }
 
     /// When a context last synced successfully.
     pub fn last_sync_success(&self, context: &ContextId) -> Option<Timestamp> {
-        self.tracking.last_success_at(context)
+        self.replicas.get(context).and_then(|replica| replica.track.last_success_at())
     }
 
     /// Consecutive failed syncs of a context.
     pub fn sync_failures(&self, context: &ContextId) -> u32 {
-        self.tracking.consecutive_failures(context)
+        self.replicas.get(context).map_or(0, |replica| replica.track.consecutive_failures())
     }
 
     /// Connected peers, sorted.
@@ -429,14 +391,14 @@ impl<A: Applier> Node<A> {
 
     /// Requests in flight.
     pub fn outstanding_requests(&self) -> usize {
-        self.outstanding.len()
+        self.requests.len()
     }
 
     /// Counters, including the DAG stores' eviction and quarantine totals.
     pub fn metrics(&self) -> NodeMetrics {
         let mut metrics = self.metrics.clone();
-        for state in self.contexts.values() {
-            let counters = state.dag.counters();
+        for replica in self.replicas.values() {
+            let counters = replica.dag.counters();
             metrics.pending_evicted_capacity += counters.pending_evicted_capacity;
             metrics.pending_evicted_stale += counters.pending_evicted_stale;
         }
@@ -451,15 +413,63 @@ impl<A: Applier> Node<A> {
             return;
         }
         let shared: Vec<ContextId> = self
-            .contexts
+            .replicas
             .iter()
-            .filter(|(context, state)| state.is_member_peer(&peer) && self.tracking.may_force(context))
+            .filter(|(_, replica)| replica.is_member_peer(&peer) && replica.track.may_force())
             .map(|(context, _)| *context)
             .collect();
         for context in shared {
-            self.follow_ups.remove(&context);
+            if let Some(replica) = self.replicas.get_mut(&context) {
+                replica.follow_ups = 0;
+            }
             self.start_sync(context, peer, crate::sync::SyncReason::PeerConnected, crate::sync::SyncMode::Deltas);
         }
+    }
+
+    /// Checks the node's invariants: every request, session and deferred evidence has exactly
+    /// its deadline armed, the fetch bookkeeping matches the requests, and each context's DAG
+    /// is consistent. Panics on a violation (tests and simulator builds).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn check_invariants(&self) {
+        self.requests.check_invariants(|id| self.timers.armed_at(&Deadline::Request(*id)).is_some());
+        let mut armed = self.requests.len();
+        for (context, replica) in &self.replicas {
+            if let Some(session) = &replica.session {
+                let deadline = session.started_at.add_millis(self.config.sync_session_max_ms);
+                assert_eq!(self.timers.armed_at(&Deadline::Session(*context)), Some(deadline), "session deadline");
+                armed += 1;
+            }
+            assert_eq!(self.timers.armed_at(&Deadline::Evidence(*context)), replica.evidence_due, "evidence deadline");
+            armed += usize::from(replica.evidence_due.is_some());
+            replica.dag.check_invariants();
+        }
+        assert_eq!(self.timers.armed_len(), armed, "a deadline is armed for nothing");
+    }
+
+    /// Ends `context`'s session, if one runs: takes it out of its replica and its deadline out
+    /// of the timers. Callers finish it or put it back with [`Node::put_session`].
+    fn take_session(&mut self, context: &ContextId) -> Option<SyncSession> {
+        let session = self.replicas.get_mut(context)?.session.take()?;
+        self.timers.disarm(Deadline::Session(*context));
+        Some(session)
+    }
+
+    /// Installs a running session in its replica and arms its deadline.
+    fn put_session(&mut self, session: SyncSession) {
+        let Some(replica) = self.replicas.get_mut(&session.context) else { return };
+        let deadline = session.started_at.add_millis(self.config.sync_session_max_ms);
+        self.timers.arm(Deadline::Session(session.context), deadline);
+        replica.session = Some(session);
+    }
+
+    /// True if a sync session runs for `context`.
+    fn session_running(&self, context: &ContextId) -> bool {
+        self.replicas.get(context).is_some_and(|replica| replica.session.is_some())
+    }
+
+    /// Sessions running, over every context (they share `max_concurrent_syncs`).
+    fn sessions_running(&self) -> usize {
+        self.replicas.values().filter(|replica| replica.session.is_some()).count()
     }
 
     fn advance(&mut self, now: Timestamp) {
@@ -489,10 +499,10 @@ impl<A: Applier> Node<A> {
 
     /// Picks a random connected member peer for `context`, preferring peers seen in it.
     fn choose_peer(&mut self, context: &ContextId, exclude: &[PeerId]) -> Option<PeerId> {
-        let state = self.contexts.get(context)?;
-        let usable = |peer: &PeerId| !exclude.contains(peer) && state.is_member_peer(peer);
+        let replica = self.replicas.get(context)?;
+        let usable = |peer: &PeerId| !exclude.contains(peer) && replica.is_member_peer(peer);
         let mut candidates: Vec<PeerId> =
-            state.peers.keys().filter(|peer| self.connected.contains(*peer) && usable(peer)).copied().collect();
+            replica.peers.keys().filter(|peer| self.connected.contains(*peer) && usable(peer)).copied().collect();
         if candidates.is_empty() {
             candidates = self.connected.iter().filter(|peer| usable(peer)).copied().collect();
         }

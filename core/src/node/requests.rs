@@ -1,17 +1,17 @@
 //! Our outgoing requests: bookkeeping, deadlines, failures, and missing-parent fetches.
 
 use super::ingest::Via;
+use super::timer_table::Deadline;
 use super::{Node, RequestFailure, RequestId};
 use crate::applier::Applier;
 use crate::ids::{ContextId, DeltaId, PeerId};
-use crate::time::Timestamp;
 use crate::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A request we wait on.
 #[derive(Debug, Clone)]
 pub(crate) struct Outstanding {
     pub(crate) peer: PeerId,
-    pub(crate) deadline: Timestamp,
     pub(crate) purpose: Purpose,
 }
 
@@ -40,24 +40,142 @@ impl Outstanding {
         }
     }
 
-    pub(crate) fn is_parent_fetch(&self) -> bool {
-        matches!(self.purpose, Purpose::ParentFetch(_))
+    fn is_sync_of(&self, context: &ContextId) -> bool {
+        matches!(&self.purpose, Purpose::Sync { context: owner } if owner == context)
+    }
+}
+
+/// The parent fetches in flight: how many requests, and which ids they want. Only the
+/// [`RequestTable`] changes it, as fetch requests come and go, so the two never disagree.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ParentFetches {
+    requests: usize,
+    wanted: BTreeSet<(ContextId, DeltaId)>,
+}
+
+impl ParentFetches {
+    fn begin(&mut self, fetch: &ParentFetch) {
+        self.requests += 1;
+        self.wanted.extend(fetch.wanted.iter().map(|id| (fetch.context, *id)));
+    }
+
+    fn end(&mut self, fetch: &ParentFetch) {
+        self.requests -= 1;
+        for id in &fetch.wanted {
+            self.wanted.remove(&(fetch.context, *id));
+        }
+    }
+
+    /// Fetch requests in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.requests
+    }
+
+    /// True if a fetch in flight already asks for `id`.
+    pub(crate) fn is_wanted(&self, context: &ContextId, id: &DeltaId) -> bool {
+        self.wanted.contains(&(*context, *id))
+    }
+}
+
+/// Our requests in flight, by id.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestTable {
+    next_id: u64,
+    entries: BTreeMap<RequestId, Outstanding>,
+    fetches: ParentFetches,
+}
+
+impl Default for RequestTable {
+    fn default() -> Self {
+        Self { next_id: 1, entries: BTreeMap::new(), fetches: ParentFetches::default() }
+    }
+}
+
+impl RequestTable {
+    /// Records a new request and returns its id.
+    fn insert(&mut self, request: Outstanding) -> RequestId {
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        if let Purpose::ParentFetch(fetch) = &request.purpose {
+            self.fetches.begin(fetch);
+        }
+        self.entries.insert(id, request);
+        id
+    }
+
+    /// Removes a request (answered, failed, expired or abandoned).
+    fn remove(&mut self, id: &RequestId) -> Option<Outstanding> {
+        let request = self.entries.remove(id)?;
+        if let Purpose::ParentFetch(fetch) = &request.purpose {
+            self.fetches.end(fetch);
+        }
+        Some(request)
+    }
+
+    fn ids_where(&self, pick: impl Fn(&Outstanding) -> bool) -> Vec<RequestId> {
+        self.entries.iter().filter(|(_, request)| pick(request)).map(|(id, _)| *id).collect()
+    }
+
+    /// The parent fetches in flight.
+    pub(crate) fn fetches(&self) -> &ParentFetches {
+        &self.fetches
+    }
+
+    /// Requests in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Checks that the fetch bookkeeping matches the requests (tests and simulator builds).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn check_invariants(&self, armed: impl Fn(&RequestId) -> bool) {
+        let fetches: Vec<&ParentFetch> = self
+            .entries
+            .values()
+            .filter_map(|request| match &request.purpose {
+                Purpose::ParentFetch(fetch) => Some(fetch),
+                Purpose::Sync { .. } => None,
+            })
+            .collect();
+        assert_eq!(self.fetches.requests, fetches.len(), "parent fetch count out of step");
+        for fetch in fetches {
+            for id in &fetch.wanted {
+                assert!(self.fetches.is_wanted(&fetch.context, id), "a fetched id is not marked wanted");
+            }
+        }
+        for id in self.entries.keys() {
+            assert!(armed(id), "request {id:?} has no deadline armed");
+        }
     }
 }
 
 impl<A: Applier> Node<A> {
     /// Sends a request and remembers it until its response, failure or deadline.
     pub(super) fn send_request(&mut self, peer: PeerId, request: SyncRequestV1, purpose: Purpose) -> RequestId {
-        let request_id = RequestId(self.next_request_id);
-        self.next_request_id += 1;
         let deadline = self.now.add_millis(self.config.sync_timeout_ms);
+        let request_id = self.requests.insert(Outstanding { peer, purpose });
+        self.timers.arm(Deadline::Request(request_id), deadline);
         self.outputs.push_back(super::Output::Request { to: peer, request_id, bytes: SyncRequest::encode_v1(request) });
-        self.outstanding.insert(request_id, Outstanding { peer, deadline, purpose });
         request_id
     }
 
+    /// Takes a request out of the table and its deadline out of the timers: the one way a
+    /// request ends.
+    pub(super) fn take_request(&mut self, request_id: &RequestId) -> Option<Outstanding> {
+        let request = self.requests.remove(request_id)?;
+        self.timers.disarm(Deadline::Request(*request_id));
+        Some(request)
+    }
+
+    /// Drops every request of `context` without acting on it (the node left the context).
+    pub(super) fn abandon_requests_of(&mut self, context: &ContextId) {
+        for id in self.requests.ids_where(|request| request.context() == context) {
+            self.take_request(&id);
+        }
+    }
+
     pub(super) fn on_response(&mut self, request_id: RequestId, bytes: &[u8]) {
-        let Some(request) = self.outstanding.remove(&request_id) else {
+        let Some(request) = self.take_request(&request_id) else {
             self.metrics.stale_responses += 1;
             return;
         };
@@ -74,17 +192,15 @@ impl<A: Applier> Node<A> {
     }
 
     pub(super) fn on_transport_failure(&mut self, request_id: RequestId, reason: RequestFailure) {
-        if let Some(request) = self.outstanding.remove(&request_id) {
+        if let Some(request) = self.take_request(&request_id) {
             self.on_request_failed(request, format!("transport: {reason:?}"));
         }
     }
 
     pub(super) fn on_peer_down(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
-        let lost: Vec<RequestId> =
-            self.outstanding.iter().filter(|(_, request)| request.peer == peer).map(|(id, _)| *id).collect();
-        for id in lost {
-            if let Some(request) = self.outstanding.remove(&id) {
+        for id in self.requests.ids_where(|request| request.peer == peer) {
+            if let Some(request) = self.take_request(&id) {
                 self.on_request_failed(request, "peer disconnected".to_owned());
             }
         }
@@ -92,18 +208,15 @@ impl<A: Applier> Node<A> {
 
     /// Fails every session that has run past `sync_session_max_ms`, with its request.
     pub(super) fn expire_sessions(&mut self) {
-        let deadline_ms = self.config.sync_session_max_ms;
-        let now = self.now;
-        let expired: Vec<ContextId> = self
-            .sessions
-            .values()
-            .filter(|session| session.started_at.add_millis(deadline_ms) <= now)
-            .map(|session| session.context)
-            .collect();
+        let expired = self.timers.due(self.now, |deadline| match deadline {
+            Deadline::Session(context) => Some(*context),
+            _ => None,
+        });
         for context in expired {
-            self.outstanding
-                .retain(|_, request| !matches!(request.purpose, Purpose::Sync { context: owner } if owner == context));
-            if let Some(session) = self.sessions.remove(&context) {
+            for id in self.requests.ids_where(|request| request.is_sync_of(&context)) {
+                self.take_request(&id);
+            }
+            if let Some(session) = self.take_session(&context) {
                 self.metrics.sync_session_deadlines += 1;
                 self.finish_session(session, Err("session deadline".to_owned()));
             }
@@ -112,11 +225,12 @@ impl<A: Applier> Node<A> {
 
     /// Fails every request whose deadline has passed.
     pub(super) fn expire_requests(&mut self) {
-        let now = self.now;
-        let expired: Vec<RequestId> =
-            self.outstanding.iter().filter(|(_, request)| request.deadline <= now).map(|(id, _)| *id).collect();
+        let expired = self.timers.due(self.now, |deadline| match deadline {
+            Deadline::Request(id) => Some(*id),
+            _ => None,
+        });
         for id in expired {
-            if let Some(request) = self.outstanding.remove(&id) {
+            if let Some(request) = self.take_request(&id) {
                 self.on_request_failed(request, "timed out".to_owned());
             }
         }
@@ -126,12 +240,11 @@ impl<A: Applier> Node<A> {
         self.metrics.requests_failed += 1;
         match request.purpose {
             Purpose::Sync { context } => {
-                if let Some(session) = self.sessions.remove(&context) {
+                if let Some(session) = self.take_session(&context) {
                     self.finish_session(session, Err(reason));
                 }
             }
             Purpose::ParentFetch(fetch) => {
-                self.end_fetch(&fetch);
                 self.metrics.parent_fetch_failures += 1;
                 self.retry_fetch(fetch);
             }
@@ -150,17 +263,17 @@ impl<A: Applier> Node<A> {
         let limits = &self.config.limits;
         let wanted: Vec<DeltaId> = missing
             .into_iter()
-            .filter(|id| !self.inflight_missing.contains(&(context, *id)))
+            .filter(|id| !self.requests.fetches().is_wanted(&context, id))
             .take(limits.max_heads_per_message.min(limits.max_missing_parents_per_page))
             .collect();
         if wanted.is_empty() {
             return;
         }
-        if self.parent_fetches_inflight >= limits.max_inflight_parent_fetches {
+        if self.requests.fetches().in_flight() >= limits.max_inflight_parent_fetches {
             self.metrics.parent_fetches_deferred += 1;
             return;
         }
-        let is_member = |peer: &PeerId| self.contexts.get(&context).is_some_and(|state| state.is_member_peer(peer));
+        let is_member = |peer: &PeerId| self.replicas.get(&context).is_some_and(|replica| replica.is_member_peer(peer));
         let preferred = preferred.filter(|peer| !tried.contains(peer) && *peer != self.peer_id && is_member(peer));
         let peer = match preferred {
             Some(peer) => peer,
@@ -169,10 +282,10 @@ impl<A: Applier> Node<A> {
                 None => return,
             },
         };
-        let Some(state) = self.contexts.get(&context) else {
+        let Some(replica) = self.replicas.get(&context) else {
             return;
         };
-        let known = state.dag.known_sample(self.config.limits.max_heads_per_message);
+        let known = replica.dag.known_sample(self.config.limits.max_heads_per_message);
         let request = SyncRequestV1::DeltasSince {
             context,
             known,
@@ -181,16 +294,11 @@ impl<A: Applier> Node<A> {
             max_deltas: self.config.limits.max_deltas_per_page as u32,
         };
         tried.push(peer);
-        for id in &wanted {
-            self.inflight_missing.insert((context, *id));
-        }
-        self.parent_fetches_inflight += 1;
         self.metrics.parent_fetches += 1;
         self.send_request(peer, request, Purpose::ParentFetch(ParentFetch { context, wanted, tried }));
     }
 
     fn on_fetch_response(&mut self, peer: PeerId, fetch: ParentFetch, response: SyncResponseV1) {
-        self.end_fetch(&fetch);
         let context = fetch.context;
         let SyncResponseV1::Deltas { context: answered, deltas, next, .. } = response else {
             self.metrics.parent_fetch_failures += 1;
@@ -214,17 +322,17 @@ impl<A: Applier> Node<A> {
             }
             self.ingest_remote(peer, delta, Via::Fetch);
         }
-        let Some(state) = self.contexts.get(&context) else {
+        let Some(replica) = self.replicas.get(&context) else {
             return;
         };
-        let still_missing: Vec<DeltaId> = fetch.wanted.iter().filter(|id| !state.dag.is_known(id)).copied().collect();
+        let still_missing: Vec<DeltaId> = fetch.wanted.iter().filter(|id| !replica.dag.is_known(id)).copied().collect();
         if still_missing.is_empty() {
             return;
         }
         match next {
             // The gap is longer than a page: keep reading it from the same peer.
             Some(cursor) => {
-                let known = state.dag.known_sample(self.config.limits.max_heads_per_message);
+                let known = replica.dag.known_sample(self.config.limits.max_heads_per_message);
                 let request = SyncRequestV1::DeltasSince {
                     context,
                     known,
@@ -232,10 +340,6 @@ impl<A: Applier> Node<A> {
                     after: Some(cursor),
                     max_deltas: self.config.limits.max_deltas_per_page as u32,
                 };
-                for id in &fetch.wanted {
-                    self.inflight_missing.insert((context, *id));
-                }
-                self.parent_fetches_inflight += 1;
                 self.send_request(peer, request, Purpose::ParentFetch(fetch));
             }
             None => {
@@ -245,22 +349,15 @@ impl<A: Applier> Node<A> {
         }
     }
 
-    fn end_fetch(&mut self, fetch: &ParentFetch) {
-        self.parent_fetches_inflight -= 1;
-        for id in &fetch.wanted {
-            self.inflight_missing.remove(&(fetch.context, *id));
-        }
-    }
-
     /// Asks another peer, unless the attempts are used up; periodic sync covers the rest.
     fn retry_fetch(&mut self, fetch: ParentFetch) {
         if fetch.tried.len() >= self.config.limits.max_parent_fetch_attempts {
             return;
         }
-        let Some(state) = self.contexts.get(&fetch.context) else {
+        let Some(replica) = self.replicas.get(&fetch.context) else {
             return;
         };
-        let missing: Vec<DeltaId> = fetch.wanted.iter().filter(|id| !state.dag.is_known(id)).copied().collect();
+        let missing: Vec<DeltaId> = fetch.wanted.iter().filter(|id| !replica.dag.is_known(id)).copied().collect();
         self.fetch_parents(fetch.context, missing, None, fetch.tried);
     }
 }

@@ -4,7 +4,7 @@
 use super::{InboundRequestId, Node, Output};
 use crate::applier::{Applier, ApplyError};
 use crate::dag::SinceError;
-use crate::ids::PeerId;
+use crate::ids::{ContextId, PeerId};
 use crate::sync::snapshot::{FrozenState, PageLimits, ServedSnapshot};
 use crate::sync::{SyncMode, SyncReason};
 use crate::wire::{SyncErrorCode, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
@@ -12,67 +12,85 @@ use crate::wire::{SyncErrorCode, SyncRequest, SyncRequestV1, SyncResponse, SyncR
 /// Room left in a response for everything but the deltas themselves.
 const RESPONSE_ENVELOPE_BYTES: usize = 1024;
 
+/// A request's answer, and what serving it taught us.
+struct Served {
+    response: SyncResponseV1,
+    /// The requester's `known` named ids we lack: sync back from it (push-pull anti-entropy).
+    pull_back: Option<ContextId>,
+}
+
+impl From<SyncResponseV1> for Served {
+    fn from(response: SyncResponseV1) -> Self {
+        Self { response, pull_back: None }
+    }
+}
+
 impl<A: Applier> Node<A> {
     pub(super) fn on_request(&mut self, from: PeerId, request_id: InboundRequestId, bytes: &[u8]) {
         self.metrics.requests_served += 1;
-        let response = match SyncRequest::decode(bytes, &self.config.limits) {
+        let Served { response, pull_back } = match SyncRequest::decode(bytes, &self.config.limits) {
             Ok(request) => self.serve(from, request),
             Err(error) => {
                 self.metrics.count_decode_error(error.label());
-                SyncResponseV1::Error(SyncErrorCode::BadRequest)
+                SyncResponseV1::Error(SyncErrorCode::BadRequest).into()
             }
         };
         if matches!(response, SyncResponseV1::Error(_)) {
             self.metrics.request_errors_sent += 1;
         }
         self.outputs.push_back(Output::Respond { to: from, request_id, bytes: SyncResponse::encode_v1(response) });
-        if let Some((context, peer)) = self.reciprocal.take() {
-            // The requester holds ids we lack: pull them back (push-pull anti-entropy), unless
-            // a session of ours already runs for the context.
-            if self.tracking.may_force(&context)
-                && self.start_sync(context, peer, SyncReason::Reciprocal, SyncMode::Deltas)
+        if let Some(context) = pull_back {
+            // The requester holds ids we lack: pull them back, unless a session of ours
+            // already runs for the context.
+            if self.replicas.get(&context).is_some_and(|replica| replica.track.may_force())
+                && self.start_sync(context, from, SyncReason::Reciprocal, SyncMode::Deltas)
             {
                 self.metrics.syncs_reciprocal += 1;
             }
         }
     }
 
-    fn serve(&mut self, from: PeerId, request: SyncRequestV1) -> SyncResponseV1 {
+    fn serve(&mut self, from: PeerId, request: SyncRequestV1) -> Served {
         let context = match &request {
             SyncRequestV1::Heads { context }
             | SyncRequestV1::DeltasSince { context, .. }
             | SyncRequestV1::SnapshotBegin { context }
             | SyncRequestV1::SnapshotPage { context, .. } => *context,
         };
-        if self.contexts.get(&context).is_some_and(|state| !state.is_member_peer(&from)) {
+        if self.replicas.get(&context).is_some_and(|replica| !replica.is_member_peer(&from)) {
             self.metrics.non_member_messages += 1;
-            return SyncResponseV1::Error(SyncErrorCode::NotMember);
+            return SyncResponseV1::Error(SyncErrorCode::NotMember).into();
         }
         let now = self.now;
         let limits = self.config.limits.clone();
         match request {
             SyncRequestV1::Heads { context } => {
-                let Some(state) = self.contexts.get_mut(&context) else {
-                    return SyncResponseV1::Error(SyncErrorCode::UnknownContext);
+                let Some(replica) = self.replicas.get_mut(&context) else {
+                    return SyncResponseV1::Error(SyncErrorCode::UnknownContext).into();
                 };
-                state.note_peer(from, now, limits.max_peers_per_context);
-                let heads = state.dag.heads().iter().take(limits.max_heads_per_message).copied().collect();
-                let applied_count = state.dag.applied_len() as u64;
-                SyncResponseV1::Heads { context, heads, root: self.applier.root_hash(&context), applied_count }
+                replica.note_peer(from, now, limits.max_peers_per_context);
+                let heads = replica.dag.heads().iter().take(limits.max_heads_per_message).copied().collect();
+                let applied_count = replica.dag.applied_len() as u64;
+                SyncResponseV1::Heads { context, heads, root: self.applier.root_hash(&context), applied_count }.into()
             }
             SyncRequestV1::DeltasSince { context, known, wanted, after, max_deltas } => {
-                let Some(state) = self.contexts.get_mut(&context) else {
-                    return SyncResponseV1::Error(SyncErrorCode::UnknownContext);
+                let Some(replica) = self.replicas.get_mut(&context) else {
+                    return SyncResponseV1::Error(SyncErrorCode::UnknownContext).into();
                 };
-                state.note_peer(from, now, limits.max_peers_per_context);
-                if after.is_none() && known.iter().any(|id| !state.dag.is_known(id)) {
-                    self.reciprocal = Some((context, from));
-                }
+                replica.note_peer(from, now, limits.max_peers_per_context);
+                let pull_back =
+                    (after.is_none() && known.iter().any(|id| !replica.dag.is_known(id))).then_some(context);
                 let wanted = (!wanted.is_empty()).then_some(wanted.as_slice());
                 let max_deltas = (max_deltas as usize).min(limits.max_deltas_per_page);
                 let max_bytes = limits.max_message_bytes.saturating_sub(RESPONSE_ENVELOPE_BYTES);
-                match state.dag.deltas_since(&known, wanted, after, max_deltas, max_bytes, limits.max_since_scan_deltas)
-                {
+                let response = match replica.dag.deltas_since(
+                    &known,
+                    wanted,
+                    after,
+                    max_deltas,
+                    max_bytes,
+                    limits.max_since_scan_deltas,
+                ) {
                     Ok(page) => SyncResponseV1::Deltas {
                         context,
                         deltas: page.deltas,
@@ -81,18 +99,22 @@ impl<A: Applier> Node<A> {
                     },
                     Err(SinceError::SnapshotRequired) => SyncResponseV1::Error(SyncErrorCode::SnapshotRequired),
                     Err(SinceError::GapTooLarge { .. }) => SyncResponseV1::Error(SyncErrorCode::GapTooLarge),
-                }
+                };
+                Served { response, pull_back }
             }
-            SyncRequestV1::SnapshotBegin { context } => self.freeze_snapshot(context),
+            SyncRequestV1::SnapshotBegin { context } => self.freeze_snapshot(context).into(),
             SyncRequestV1::SnapshotPage { context, snapshot_id, page } => {
-                match self
-                    .served
-                    .get_mut(snapshot_id, &context)
-                    .and_then(|snapshot| snapshot.page(snapshot_id, page, now))
-                {
+                let page = self.replicas.get_mut(&context).and_then(|replica| {
+                    replica
+                        .served
+                        .get_mut(snapshot_id, &context)
+                        .and_then(|snapshot| snapshot.page(snapshot_id, page, now))
+                });
+                match page {
                     Some(page) => SyncResponseV1::SnapshotPage(page),
                     None => SyncResponseV1::Error(SyncErrorCode::SnapshotUnavailable),
                 }
+                .into()
             }
         }
     }
@@ -100,13 +122,14 @@ impl<A: Applier> Node<A> {
     /// Freezes the context's state and DAG structure for paging out.
     fn freeze_snapshot(&mut self, context: crate::ids::ContextId) -> SyncResponseV1 {
         let limits = &self.config.limits;
-        let Some(state) = self.contexts.get(&context) else {
+        let served: usize = self.replicas.values().map(|replica| replica.served.len()).sum();
+        let Some(replica) = self.replicas.get(&context) else {
             return SyncResponseV1::Error(SyncErrorCode::UnknownContext);
         };
-        if self.served.len() >= limits.max_served_snapshots {
+        if served >= limits.max_served_snapshots {
             return SyncResponseV1::Error(SyncErrorCode::Busy);
         }
-        if state.dag.applied_len() > limits.max_snapshot_ids {
+        if replica.dag.applied_len() > limits.max_snapshot_ids {
             return SyncResponseV1::Error(SyncErrorCode::StateTooLarge);
         }
         let bytes = match self.applier.export_state(&context, limits.max_snapshot_bytes) {
@@ -119,21 +142,21 @@ impl<A: Applier> Node<A> {
         };
         let frozen = FrozenState {
             context,
-            heads: state.dag.heads_vec(),
+            heads: replica.dag.heads_vec(),
             root: self.applier.root_hash(&context),
             state: bytes,
-            entries: state.dag.checkpoint(),
+            entries: replica.dag.checkpoint(),
         };
         let page_limits = PageLimits {
             max_page_bytes: limits.max_snapshot_page_bytes,
             max_entries_per_page: limits.max_snapshot_ids_per_page,
         };
         let snapshot = ServedSnapshot::new(frozen, page_limits, self.now);
-        let Some(snapshot_id) = self.served.insert(snapshot, limits.max_served_snapshots) else {
-            return SyncResponseV1::Error(SyncErrorCode::Busy);
-        };
+        self.last_snapshot_id += 1;
+        let snapshot_id = self.last_snapshot_id;
+        let checkpoint = snapshot.checkpoint(snapshot_id);
+        self.replicas.get_mut(&context).expect("context checked above").served.insert(snapshot_id, snapshot);
         self.metrics.snapshots_served += 1;
-        let checkpoint = self.served.get_mut(snapshot_id, &context).expect("just inserted").checkpoint(snapshot_id);
         SyncResponseV1::SnapshotCheckpoint(checkpoint)
     }
 }

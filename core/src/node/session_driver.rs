@@ -25,14 +25,17 @@ enum Step {
 impl<A: Applier> Node<A> {
     /// Starts a session unless one runs for `context` or the concurrency limit is reached.
     pub(super) fn start_sync(&mut self, context: ContextId, peer: PeerId, reason: SyncReason, mode: SyncMode) -> bool {
-        if self.sessions.contains_key(&context) || !self.contexts.contains_key(&context) {
+        if self.session_running(&context) || !self.replicas.contains_key(&context) {
             return false;
         }
-        if self.sessions.len() >= self.config.limits.max_concurrent_syncs {
+        if self.sessions_running() >= self.config.limits.max_concurrent_syncs {
             self.metrics.syncs_deferred += 1;
             return false;
         }
-        self.tracking.on_start(context, self.now);
+        let now = self.now;
+        if let Some(replica) = self.replicas.get_mut(&context) {
+            replica.track.on_start(now);
+        }
         self.metrics.syncs_started += 1;
         let mut session = SyncSession {
             context,
@@ -55,12 +58,12 @@ impl<A: Applier> Node<A> {
             SyncMode::Snapshot => self.begin_snapshot(&mut session),
         }
         self.outputs.push_back(Output::Event(Event::SyncStarted { context, peer, reason, mode }));
-        self.sessions.insert(context, session);
+        self.put_session(session);
         true
     }
 
     pub(super) fn on_sync_response(&mut self, context: ContextId, peer: PeerId, response: SyncResponseV1) {
-        let Some(mut session) = self.sessions.remove(&context) else {
+        let Some(mut session) = self.take_session(&context) else {
             self.metrics.stale_responses += 1;
             return;
         };
@@ -96,9 +99,7 @@ impl<A: Applier> Node<A> {
         };
         let _ = peer;
         match step {
-            Step::Continue => {
-                self.sessions.insert(context, session);
-            }
+            Step::Continue => self.put_session(session),
             Step::Done => self.finish_session(session, Ok(())),
             Step::Fail(reason) => self.finish_session(session, Err(reason)),
         }
@@ -108,13 +109,13 @@ impl<A: Applier> Node<A> {
         let context = session.context;
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
-        let Some(state) = self.contexts.get_mut(&context) else {
+        let Some(replica) = self.replicas.get_mut(&context) else {
             return Step::Fail("context left".to_owned());
         };
-        let view = state.note_peer(session.peer, now, max_peers);
+        let view = replica.note_peer(session.peer, now, max_peers);
         view.heads.clone_from(&heads);
         view.root = Some(root);
-        let lacking = heads.iter().any(|head| !state.dag.is_applied(head) && state.dag.quarantined(head).is_none());
+        let lacking = heads.iter().any(|head| !replica.dag.is_applied(head) && replica.dag.quarantined(head).is_none());
         if !lacking {
             return Step::Done;
         }
@@ -137,7 +138,8 @@ impl<A: Applier> Node<A> {
     ) -> Step {
         // A snapshot cannot be adopted over history held only as snapshot state (it could not
         // be re-applied), so such a node reads a large gap as deltas instead.
-        let may_snapshot = self.contexts.get(&session.context).is_some_and(|state| state.dag.structure_only_len() == 0);
+        let may_snapshot =
+            self.replicas.get(&session.context).is_some_and(|replica| replica.dag.structure_only_len() == 0);
         if first_page && gap_total > self.config.snapshot_gap_threshold_deltas && may_snapshot {
             tracing::debug!(context = %session.context, gap_total, "gap over threshold: snapshot instead");
             self.begin_snapshot(session);
@@ -165,13 +167,13 @@ impl<A: Applier> Node<A> {
     /// True if `context` holds deltas, so a gap can be described by our heads (a fresh
     /// context starts with the heads exchange, to learn whether there is anything at all).
     fn holds_history(&self, context: &ContextId) -> bool {
-        self.contexts.get(context).is_some_and(|state| !state.dag.is_fresh())
+        self.replicas.get(context).is_some_and(|replica| !replica.dag.is_fresh())
     }
 
     fn request_deltas_page(&mut self, session: &mut SyncSession, target: Vec<DeltaId>, after: Option<SinceCursor>) {
         let context = session.context;
         let max_known = self.config.limits.max_heads_per_message;
-        let known = self.contexts.get(&context).map(|state| state.dag.known_sample(max_known)).unwrap_or_default();
+        let known = self.replicas.get(&context).map(|replica| replica.dag.known_sample(max_known)).unwrap_or_default();
         let request = SyncRequestV1::DeltasSince {
             context,
             known,
@@ -248,8 +250,9 @@ impl<A: Applier> Node<A> {
     fn adopt_snapshot(&mut self, context: ContextId, assembly: SnapshotAssembly) -> Result<(), String> {
         let (checkpoint, state_bytes, entries): (SnapshotCheckpoint, Vec<u8>, Vec<CheckpointEntry>) =
             assembly.into_parts();
-        let state = self.contexts.get_mut(&context).ok_or("context left")?;
-        let prepared = state.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(|error| error.to_string())?;
+        let replica = self.replicas.get_mut(&context).ok_or("context left")?;
+        let prepared =
+            replica.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(|error| error.to_string())?;
         self.applier
             .import_state(&context, &state_bytes, &checkpoint.root)
             .map_err(|error| format!("snapshot state refused: {error}"))?;
@@ -259,15 +262,15 @@ impl<A: Applier> Node<A> {
             // match the state.
             return Err(format!("applier root {actual} differs from checkpoint root {} after import", checkpoint.root));
         }
-        let replay = state.dag.install_checkpoint(prepared);
+        let replay = replica.dag.install_checkpoint(prepared);
         let replayed = replay.reapply.len();
         for delta in replay.reapply {
             // Already applied here before and re-applied on the new state: no new event for
             // it. Its parents are in the snapshot or re-applied before it, so it applies,
             // unless the applier now refuses it, in which case it is quarantined and reported.
             let id = delta.id;
-            let state = self.contexts.get_mut(&context).expect("context checked above");
-            match state.dag.add(self.now, delta, &mut self.applier) {
+            let replica = self.replicas.get_mut(&context).expect("context checked above");
+            match replica.dag.add(self.now, delta, &mut self.applier) {
                 AddOutcome::Applied { .. } => {}
                 AddOutcome::Quarantined(error) => {
                     self.metrics.quarantined += 1;
@@ -303,7 +306,10 @@ impl<A: Applier> Node<A> {
                     self.announce_heads(context);
                 }
                 follow_up = self.follow_up_peer(&session);
-                self.tracking.on_success(context, self.now);
+                let now = self.now;
+                if let Some(replica) = self.replicas.get_mut(&context) {
+                    replica.track.on_success(now);
+                }
                 self.metrics.syncs_succeeded += 1;
                 self.outputs.push_back(Output::Event(Event::SyncCompleted {
                     context,
@@ -313,7 +319,9 @@ impl<A: Applier> Node<A> {
                 }));
             }
             Err(reason) => {
-                let backoff_ms = self.tracking.on_failure(context, self.now);
+                let (policy, now) = (self.tracking_policy, self.now);
+                let backoff_ms =
+                    self.replicas.get_mut(&context).map_or(0, |replica| replica.track.on_failure(&policy, now));
                 self.metrics.syncs_failed += 1;
                 tracing::debug!(%context, peer = %session.peer, %reason, backoff_ms, "sync failed");
                 self.outputs.push_back(Output::Event(Event::SyncFailed {
@@ -324,7 +332,7 @@ impl<A: Applier> Node<A> {
                 }));
             }
         }
-        let buffered = self.contexts.get_mut(&context).map(|state| state.buffer.drain()).unwrap_or_default();
+        let buffered = self.replicas.get_mut(&context).map(|replica| replica.buffer.drain()).unwrap_or_default();
         for (from, delta) in buffered {
             self.ingest_remote(from, delta, Via::Replay);
         }
@@ -348,23 +356,24 @@ impl<A: Applier> Node<A> {
     /// our own side of the heal.
     fn follow_up_peer(&mut self, session: &SyncSession) -> Option<PeerId> {
         let context = session.context;
-        if session.mode != SyncMode::Deltas {
-            self.follow_ups.remove(&context);
-            return None;
-        }
-        let ahead = self.connected_peers_ahead(&context);
-        let in_chain = session.reason == SyncReason::FollowUp;
+        let max_follow_ups = self.config.sync_follow_ups_max;
         let brought_a_backlog = session.deltas_received >= self.config.sync_follow_up_min_deltas;
+        let ahead = self.connected_peers_ahead(&context);
+        let replica = self.replicas.get_mut(&context)?;
+        if session.mode != SyncMode::Deltas {
+            replica.follow_ups = 0;
+            return None;
+        }
+        let in_chain = session.reason == SyncReason::FollowUp;
         if !brought_a_backlog && !in_chain && ahead.is_empty() {
-            self.follow_ups.remove(&context);
+            replica.follow_ups = 0;
             return None;
         }
-        let chained = self.follow_ups.entry(context).or_default();
-        if *chained >= self.config.sync_follow_ups_max {
-            self.follow_ups.remove(&context);
+        if replica.follow_ups >= max_follow_ups {
+            replica.follow_ups = 0;
             return None;
         }
-        *chained += 1;
+        replica.follow_ups += 1;
         if !ahead.is_empty() {
             let index = self.random_index(ahead.len());
             return Some(ahead[index]);
@@ -377,11 +386,11 @@ impl<A: Applier> Node<A> {
     fn announce_heads(&mut self, context: ContextId) {
         let now = self.now;
         let interval_ms = self.config.sync_announce_min_interval_ms;
-        let Some(state) = self.contexts.get_mut(&context) else { return };
-        if state.last_announced_at.is_some_and(|at| now < at.add_millis(interval_ms)) {
+        let Some(replica) = self.replicas.get_mut(&context) else { return };
+        if replica.last_announced_at.is_some_and(|at| now < at.add_millis(interval_ms)) {
             return;
         }
-        state.last_announced_at = Some(now);
+        replica.last_announced_at = Some(now);
         self.metrics.heads_announced += 1;
         self.broadcast_heartbeat(context);
     }

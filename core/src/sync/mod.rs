@@ -5,4 +5,4 @@ pub mod snapshot;
 pub mod tracking;
 
 pub use session::{SyncMode, SyncReason, SyncSession};
-pub use tracking::SyncTracking;
+pub use tracking::{SyncTrack, TrackingPolicy};

@@ -117,22 +117,16 @@ impl ServedSnapshot {
     }
 }
 
-/// The snapshots a node is serving, bounded in count and idle time.
+/// The snapshots a context is serving, dropped when idle (the node bounds their count).
 #[derive(Debug, Default)]
 pub struct ServedSnapshots {
     snapshots: BTreeMap<u64, ServedSnapshot>,
-    next_id: u64,
 }
 
 impl ServedSnapshots {
-    /// Stores a snapshot and returns its id, or `None` if `max` are already being served.
-    pub fn insert(&mut self, snapshot: ServedSnapshot, max: usize) -> Option<u64> {
-        if self.snapshots.len() >= max {
-            return None;
-        }
-        self.next_id += 1;
-        self.snapshots.insert(self.next_id, snapshot);
-        Some(self.next_id)
+    /// Stores a snapshot under `snapshot_id` (chosen by the node, unique across its contexts).
+    pub fn insert(&mut self, snapshot_id: u64, snapshot: ServedSnapshot) {
+        self.snapshots.insert(snapshot_id, snapshot);
     }
 
     /// A snapshot being served.
@@ -145,11 +139,6 @@ impl ServedSnapshots {
         let before = self.snapshots.len();
         self.snapshots.retain(|_, snapshot| now < snapshot.last_used_at.add_millis(ttl_ms));
         before - self.snapshots.len()
-    }
-
-    /// Drops every snapshot of `context` (the node left it).
-    pub fn remove_context(&mut self, context: &ContextId) {
-        self.snapshots.retain(|_, snapshot| snapshot.context != *context);
     }
 
     /// Snapshots being served.
@@ -355,13 +344,13 @@ mod tests {
     }
 
     #[test]
-    fn served_snapshots_are_bounded_and_expire_when_idle() {
+    fn served_snapshots_expire_when_idle_and_answer_only_their_context() {
         let context = ContextId::hash_of(b"c");
         let snapshot = freeze(context, vec![], RootHash::default(), vec![], vec![], 10, 10);
         let mut served = ServedSnapshots::default();
-        let first = served.insert(snapshot.clone(), 2).unwrap();
-        served.insert(snapshot.clone(), 2).unwrap();
-        assert!(served.insert(snapshot, 2).is_none());
+        let first = 1;
+        served.insert(first, snapshot.clone());
+        served.insert(2, snapshot);
         assert!(served.get_mut(first, &ContextId::hash_of(b"other")).is_none());
         served.get_mut(first, &context).unwrap().page(first, 0, Timestamp::from_secs(50));
         assert_eq!(served.expire(Timestamp::from_secs(60), 60_000), 1);

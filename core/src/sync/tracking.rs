@@ -1,9 +1,7 @@
 //! When each context may sync next: a minimum interval between syncs, one session at a time,
 //! and exponential backoff after failures.
 
-use crate::ids::ContextId;
 use crate::time::Timestamp;
-use std::collections::BTreeMap;
 
 /// Tracking policy, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +18,9 @@ pub struct TrackingPolicy {
     pub backoff_max_ms: u64,
 }
 
+/// One context's sync bookkeeping; the policy is the node's, passed in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct ContextTrack {
+pub struct SyncTrack {
     last_started_at: Option<Timestamp>,
     last_success_at: Option<Timestamp>,
     consecutive_failures: u32,
@@ -29,94 +28,67 @@ struct ContextTrack {
     in_progress: bool,
 }
 
-/// Per-context sync bookkeeping.
-#[derive(Debug, Clone)]
-pub struct SyncTracking {
-    policy: TrackingPolicy,
-    contexts: BTreeMap<ContextId, ContextTrack>,
-}
-
-impl SyncTracking {
-    /// Empty tracking with `policy`.
-    pub fn new(policy: TrackingPolicy) -> Self {
-        Self { policy, contexts: BTreeMap::new() }
-    }
-
-    /// True if a routine sync of `context` may start at `now`.
-    pub fn is_due(&self, context: &ContextId, now: Timestamp) -> bool {
-        let Some(track) = self.contexts.get(context) else {
-            return true;
-        };
-        if track.in_progress || now < track.retry_after {
+impl SyncTrack {
+    /// True if a routine sync may start at `now`.
+    pub fn is_due(&self, policy: &TrackingPolicy, now: Timestamp) -> bool {
+        if self.in_progress || now < self.retry_after {
             return false;
         }
-        track.last_started_at.is_none_or(|last| now >= last.add_millis(self.policy.min_interval_ms))
+        self.last_started_at.is_none_or(|last| now >= last.add_millis(policy.min_interval_ms))
     }
 
     /// True if a sync prompted by fresh evidence (a live peer's heartbeat showing heads we
     /// lack) may start. The failure backoff is skipped: it was earned against peers that did
     /// not answer, and this peer just spoke. The (shorter) evidence interval still holds, so a
     /// peer repeating claims cannot make us sync with it without pause.
-    pub fn may_start_on_evidence(&self, context: &ContextId, now: Timestamp) -> bool {
-        let Some(track) = self.contexts.get(context) else { return true };
-        !track.in_progress
-            && track.last_started_at.is_none_or(|last| now >= last.add_millis(self.policy.evidence_min_interval_ms))
+    pub fn may_start_on_evidence(&self, policy: &TrackingPolicy, now: Timestamp) -> bool {
+        !self.in_progress
+            && self.last_started_at.is_none_or(|last| now >= last.add_millis(policy.evidence_min_interval_ms))
     }
 
-    /// The earliest time an evidence-prompted sync of `context` may start (ignoring a session
-    /// that is running).
-    pub fn evidence_ready_at(&self, context: &ContextId) -> Timestamp {
-        self.contexts
-            .get(context)
-            .and_then(|track| track.last_started_at)
-            .map_or(Timestamp::ZERO, |last| last.add_millis(self.policy.evidence_min_interval_ms))
+    /// The earliest time an evidence-prompted sync may start (ignoring a session that is
+    /// running).
+    pub fn evidence_ready_at(&self, policy: &TrackingPolicy) -> Timestamp {
+        self.last_started_at.map_or(Timestamp::ZERO, |last| last.add_millis(policy.evidence_min_interval_ms))
     }
 
     /// True if a forced sync (divergence) may start: only needs no session running.
-    pub fn may_force(&self, context: &ContextId) -> bool {
-        self.contexts.get(context).is_none_or(|track| !track.in_progress)
+    pub fn may_force(&self) -> bool {
+        !self.in_progress
     }
 
-    /// A session for `context` started.
-    pub fn on_start(&mut self, context: ContextId, now: Timestamp) {
-        let track = self.contexts.entry(context).or_default();
-        track.in_progress = true;
-        track.last_started_at = Some(now);
+    /// A session started.
+    pub fn on_start(&mut self, now: Timestamp) {
+        self.in_progress = true;
+        self.last_started_at = Some(now);
     }
 
     /// The session succeeded: failures reset.
-    pub fn on_success(&mut self, context: ContextId, now: Timestamp) {
-        let track = self.contexts.entry(context).or_default();
-        track.in_progress = false;
-        track.consecutive_failures = 0;
-        track.retry_after = now;
-        track.last_success_at = Some(now);
+    pub fn on_success(&mut self, now: Timestamp) {
+        self.in_progress = false;
+        self.consecutive_failures = 0;
+        self.retry_after = now;
+        self.last_success_at = Some(now);
     }
 
     /// The session failed: back off. Returns the backoff in milliseconds.
-    pub fn on_failure(&mut self, context: ContextId, now: Timestamp) -> u64 {
-        let track = self.contexts.entry(context).or_default();
-        track.in_progress = false;
-        track.consecutive_failures = track.consecutive_failures.saturating_add(1);
-        let doublings = track.consecutive_failures.saturating_sub(1).min(32);
-        let backoff_ms = self.policy.backoff_base_ms.saturating_mul(1u64 << doublings).min(self.policy.backoff_max_ms);
-        track.retry_after = now.add_millis(backoff_ms);
+    pub fn on_failure(&mut self, policy: &TrackingPolicy, now: Timestamp) -> u64 {
+        self.in_progress = false;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let doublings = self.consecutive_failures.saturating_sub(1).min(32);
+        let backoff_ms = policy.backoff_base_ms.saturating_mul(1u64 << doublings).min(policy.backoff_max_ms);
+        self.retry_after = now.add_millis(backoff_ms);
         backoff_ms
     }
 
-    /// Consecutive failures of `context`.
-    pub fn consecutive_failures(&self, context: &ContextId) -> u32 {
-        self.contexts.get(context).map_or(0, |track| track.consecutive_failures)
+    /// Consecutive failures.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
     }
 
-    /// When `context` last synced successfully.
-    pub fn last_success_at(&self, context: &ContextId) -> Option<Timestamp> {
-        self.contexts.get(context).and_then(|track| track.last_success_at)
-    }
-
-    /// Forgets a context (the node left it).
-    pub fn remove(&mut self, context: &ContextId) {
-        self.contexts.remove(context);
+    /// When the context last synced successfully.
+    pub fn last_success_at(&self) -> Option<Timestamp> {
+        self.last_success_at
     }
 }
 
@@ -135,62 +107,62 @@ mod tests {
 
     #[test]
     fn minimum_interval_separates_syncs_of_one_context() {
-        let mut tracking = SyncTracking::new(policy());
-        let context = ContextId::hash_of(b"c");
-        assert!(tracking.is_due(&context, Timestamp::ZERO));
-        tracking.on_start(context, Timestamp::from_secs(10));
-        assert!(!tracking.is_due(&context, Timestamp::from_secs(11)), "in progress");
-        tracking.on_success(context, Timestamp::from_secs(11));
-        assert!(!tracking.is_due(&context, Timestamp::from_millis(14_999)));
-        assert!(tracking.is_due(&context, Timestamp::from_secs(15)));
-        assert_eq!(tracking.last_success_at(&context), Some(Timestamp::from_secs(11)));
+        let mut tracking = SyncTrack::default();
+        let policy = policy();
+        assert!(tracking.is_due(&policy, Timestamp::ZERO));
+        tracking.on_start(Timestamp::from_secs(10));
+        assert!(!tracking.is_due(&policy, Timestamp::from_secs(11)), "in progress");
+        tracking.on_success(Timestamp::from_secs(11));
+        assert!(!tracking.is_due(&policy, Timestamp::from_millis(14_999)));
+        assert!(tracking.is_due(&policy, Timestamp::from_secs(15)));
+        assert_eq!(tracking.last_success_at(), Some(Timestamp::from_secs(11)));
     }
 
     #[test]
     fn failures_back_off_exponentially_up_to_the_cap_and_success_resets() {
-        let mut tracking = SyncTracking::new(policy());
-        let context = ContextId::hash_of(b"c");
+        let mut tracking = SyncTrack::default();
+        let policy = policy();
         let mut backoffs = Vec::new();
         let mut now = Timestamp::ZERO;
         for _ in 0..10 {
-            tracking.on_start(context, now);
-            backoffs.push(tracking.on_failure(context, now));
-            assert!(!tracking.is_due(&context, now.add_millis(backoffs.last().unwrap() - 1)));
+            tracking.on_start(now);
+            backoffs.push(tracking.on_failure(&policy, now));
+            assert!(!tracking.is_due(&policy, now.add_millis(backoffs.last().unwrap() - 1)));
             now = now.add_millis(*backoffs.last().unwrap());
-            assert!(tracking.is_due(&context, now));
+            assert!(tracking.is_due(&policy, now));
         }
         assert_eq!(backoffs, vec![5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000, 300_000]);
-        assert_eq!(tracking.consecutive_failures(&context), 10);
-        tracking.on_start(context, now);
-        tracking.on_success(context, now);
-        assert_eq!(tracking.consecutive_failures(&context), 0);
-        tracking.on_start(context, now);
-        assert_eq!(tracking.on_failure(context, now), 5_000);
+        assert_eq!(tracking.consecutive_failures(), 10);
+        tracking.on_start(now);
+        tracking.on_success(now);
+        assert_eq!(tracking.consecutive_failures(), 0);
+        tracking.on_start(now);
+        assert_eq!(tracking.on_failure(&policy, now), 5_000);
     }
 
     #[test]
     fn evidence_from_a_live_peer_skips_the_backoff_but_not_the_evidence_interval() {
-        let mut tracking = SyncTracking::new(policy());
-        let context = ContextId::hash_of(b"c");
+        let mut tracking = SyncTrack::default();
+        let policy = policy();
         for _ in 0..5 {
-            tracking.on_start(context, Timestamp::ZERO);
-            tracking.on_failure(context, Timestamp::ZERO);
+            tracking.on_start(Timestamp::ZERO);
+            tracking.on_failure(&policy, Timestamp::ZERO);
         }
-        assert!(!tracking.is_due(&context, Timestamp::from_secs(60)), "backing off for 80 s");
-        assert!(!tracking.may_start_on_evidence(&context, Timestamp::from_millis(249)));
-        assert!(tracking.may_start_on_evidence(&context, Timestamp::from_millis(250)));
-        tracking.on_start(context, Timestamp::from_millis(250));
-        assert!(!tracking.may_start_on_evidence(&context, Timestamp::from_millis(400)), "a session runs");
+        assert!(!tracking.is_due(&policy, Timestamp::from_secs(60)), "backing off for 80 s");
+        assert!(!tracking.may_start_on_evidence(&policy, Timestamp::from_millis(249)));
+        assert!(tracking.may_start_on_evidence(&policy, Timestamp::from_millis(250)));
+        tracking.on_start(Timestamp::from_millis(250));
+        assert!(!tracking.may_start_on_evidence(&policy, Timestamp::from_millis(400)), "a session runs");
     }
 
     #[test]
     fn forced_sync_ignores_interval_and_backoff_but_not_a_running_session() {
-        let mut tracking = SyncTracking::new(policy());
-        let context = ContextId::hash_of(b"c");
-        tracking.on_start(context, Timestamp::ZERO);
-        assert!(!tracking.may_force(&context));
-        tracking.on_failure(context, Timestamp::ZERO);
-        assert!(!tracking.is_due(&context, Timestamp::ZERO));
-        assert!(tracking.may_force(&context));
+        let mut tracking = SyncTrack::default();
+        let policy = policy();
+        tracking.on_start(Timestamp::ZERO);
+        assert!(!tracking.may_force());
+        tracking.on_failure(&policy, Timestamp::ZERO);
+        assert!(!tracking.is_due(&policy, Timestamp::ZERO));
+        assert!(tracking.may_force());
     }
 }

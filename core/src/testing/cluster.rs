@@ -17,6 +17,9 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+/// How often (in inputs fed, over all nodes) the harness checks a node's invariants.
+const INVARIANT_CHECK_EVERY_INPUTS: u64 = 97;
+
 /// Message faults applied to every link.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinkFaults {
@@ -93,6 +96,8 @@ pub struct ClusterStats {
 /// Several nodes, one context, one virtual clock.
 #[derive(Debug)]
 pub struct Cluster {
+    /// Inputs fed to any node so far.
+    inputs_fed: u64,
     config: ClusterConfig,
     context: ContextId,
     keys: Vec<Keypair>,
@@ -125,6 +130,7 @@ impl Cluster {
             })
             .collect();
         let mut cluster = Self {
+            inputs_fed: 0,
             context: ContextId::hash_of(&config.seed.to_le_bytes()),
             keys,
             nodes: Vec::new(),
@@ -342,6 +348,11 @@ impl Cluster {
         let now = self.now;
         self.nodes[index].handle_input(now, input);
         self.drain(index);
+        // Every node's invariants, now and then: each check walks the node's whole DAG.
+        self.inputs_fed += 1;
+        if self.inputs_fed.is_multiple_of(INVARIANT_CHECK_EVERY_INPUTS) {
+            self.nodes[index].check_invariants();
+        }
     }
 
     fn drain(&mut self, index: usize) {

@@ -1,9 +1,13 @@
-//! What a node keeps per context besides the DAG: members, what peers said, the gossip buffer.
+//! One context's replica: everything a node keeps for one context. The [`super::Node`] holds
+//! what spans contexts (identity, clock, connections, the request and timer tables, shared
+//! budgets); leaving a context drops its replica and the timers and requests that name it.
 
 use crate::dag::{DagLimits, DagStore};
 use crate::gossip_buffer::GossipBuffer;
 use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
 use crate::limits::Limits;
+use crate::sync::snapshot::ServedSnapshots;
+use crate::sync::{SyncSession, SyncTrack};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,17 +19,29 @@ pub(crate) struct PeerView {
     pub(crate) root: Option<RootHash>,
 }
 
+/// One context as this node replicates it.
 #[derive(Debug)]
-pub(crate) struct ContextState {
+pub(crate) struct Replica {
     pub(crate) dag: DagStore,
     pub(crate) members: BTreeSet<AuthorKey>,
     pub(crate) peers: BTreeMap<PeerId, PeerView>,
+    /// Gossip held while a snapshot session runs.
     pub(crate) buffer: GossipBuffer,
     /// When we last announced our heads outside the heartbeat schedule.
     pub(crate) last_announced_at: Option<Timestamp>,
+    /// The running sync session, if any (one per context).
+    pub(crate) session: Option<SyncSession>,
+    /// Follow-up sessions chained so far (see [`crate::Config::sync_follow_ups_max`]).
+    pub(crate) follow_ups: u32,
+    /// A peer is ahead and we could not sync with it yet: when we may.
+    pub(crate) evidence_due: Option<Timestamp>,
+    /// When this context may sync next.
+    pub(crate) track: SyncTrack,
+    /// Snapshots of this context being served to peers.
+    pub(crate) served: ServedSnapshots,
 }
 
-impl ContextState {
+impl Replica {
     pub(crate) fn new(context: ContextId, members: BTreeSet<AuthorKey>, limits: &Limits) -> Self {
         Self {
             dag: DagStore::new(context, DagLimits::from_limits(limits)),
@@ -33,7 +49,17 @@ impl ContextState {
             peers: BTreeMap::new(),
             buffer: GossipBuffer::default(),
             last_announced_at: None,
+            session: None,
+            follow_ups: 0,
+            evidence_due: None,
+            track: SyncTrack::default(),
+            served: ServedSnapshots::default(),
         }
+    }
+
+    /// True if a snapshot session runs, so gossip is buffered.
+    pub(crate) fn snapshot_running(&self) -> bool {
+        self.session.as_ref().is_some_and(|session| session.phase.is_snapshot())
     }
 
     /// True if `peer`'s key is a member of the context. A node's peer id is its public key, so

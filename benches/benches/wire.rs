@@ -41,6 +41,8 @@ fn heartbeat(c: &mut Criterion) {
     let heads: Vec<DeltaId> = (0..4u32).map(|i| DeltaId::hash_of(&i.to_le_bytes())).collect();
     let message = GossipV1::Heartbeat(Heartbeat {
         context: ContextId::hash_of(b"c"),
+        sender: rhizome_core::PeerId::hash_of(b"sender"),
+        sequence: 1_700_000_000_000,
         root: RootHash::hash_of(b"r"),
         heads,
         applied_count: 10_000,

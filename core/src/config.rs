@@ -19,8 +19,12 @@ pub struct Config {
     /// outside the schedule), at most this often per context. Nodes still behind learn whom
     /// to pull from instead of waiting for the next heartbeat.
     pub sync_announce_min_interval_ms: u64,
-    /// A sync request unanswered for this long fails its session.
-    pub sync_timeout_ms: u64,
+    /// A sync session's request unanswered for this long fails the session. The deadline goes
+    /// out with the request ([`crate::Output::Request`]); the transport keeps no timeout of its
+    /// own.
+    pub sync_request_timeout_ms: u64,
+    /// A parent fetch unanswered for this long fails, and the fetch moves to another peer.
+    pub parent_fetch_timeout_ms: u64,
     /// A sync session still running after this long fails, however it is progressing.
     pub sync_session_max_ms: u64,
     /// First backoff after a failed sync; doubles per consecutive failure.
@@ -53,7 +57,8 @@ impl Default for Config {
             sync_min_interval_ms: 5_000,
             sync_evidence_min_interval_ms: 250,
             sync_announce_min_interval_ms: 500,
-            sync_timeout_ms: 30_000,
+            sync_request_timeout_ms: 10_000,
+            parent_fetch_timeout_ms: 10_000,
             sync_session_max_ms: 600_000,
             sync_backoff_base_ms: 5_000,
             sync_backoff_max_ms: 300_000,

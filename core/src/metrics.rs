@@ -83,6 +83,8 @@ pub struct NodeMetrics {
     pub blobs_evicted: u64,
     /// Heartbeats and requests from peers that are not members of the context, ignored.
     pub non_member_messages: u64,
+    /// Heartbeats naming a sender other than their gossip publisher, ignored.
+    pub heartbeats_misattributed: u64,
     /// Quarantined deltas applied by a periodic retry.
     pub quarantine_recovered: u64,
     /// Sync sessions failed for running past `sync_session_max_ms`.

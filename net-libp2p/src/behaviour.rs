@@ -11,6 +11,7 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{connection_limits, identify, mdns, StreamProtocol};
+use rhizome_core::wire::gossip_message_id;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,6 +112,6 @@ fn gossip_config(config: &NetConfig) -> Result<gossipsub::Config, NetError> {
         .max_transmit_size(config.max_gossip_message_bytes.saturating_add(GOSSIP_ENVELOPE_BYTES))
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
-        .message_id_fn(|message: &gossipsub::Message| MessageId::new(blake3::hash(&message.data).as_bytes()));
+        .message_id_fn(|message: &gossipsub::Message| MessageId::new(&gossip_message_id(&message.data)));
     builder.build().map_err(|error| NetError::BadConfig(format!("gossipsub: {error}")))
 }

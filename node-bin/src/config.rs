@@ -156,8 +156,10 @@ impl NetSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeSettings {
-    /// How long a sync request waits for its answer, in milliseconds.
-    pub request_timeout_ms: u64,
+    /// How long a sync session's request waits for its answer, in milliseconds.
+    pub sync_request_timeout_ms: u64,
+    /// How long a fetch of missing parents waits for its answer, in milliseconds.
+    pub parent_fetch_timeout_ms: u64,
     /// Longest received data may stay staged before a commit, in milliseconds.
     pub max_non_durable_ms: u64,
     /// Events queued per subscriber before it is dropped as too slow.
@@ -169,6 +171,8 @@ pub struct NodeSettings {
     /// redb's page cache, in MiB. redb's own default (1 GiB) lets a busy node's resident memory
     /// grow with everything it ever wrote; pages past the cache are read from the file.
     pub db_cache_mib: usize,
+    /// How often each context's root and heads are broadcast, in milliseconds.
+    pub heartbeat_interval_ms: u64,
 }
 
 /// The default page cache: enough for the hot pages of many contexts, small next to the DAGs.
@@ -178,12 +182,14 @@ impl Default for NodeSettings {
     fn default() -> Self {
         let node = rhizome_node::NodeConfig::default();
         Self {
-            request_timeout_ms: node.request_timeout_ms,
+            sync_request_timeout_ms: node.core.sync_request_timeout_ms,
+            parent_fetch_timeout_ms: node.core.parent_fetch_timeout_ms,
             max_non_durable_ms: node.max_non_durable_ms,
             subscriber_queue_events: node.subscriber_queue_events,
             wasm_pooling_allocator: true,
             max_calls_per_delta: node.max_calls_per_delta,
             db_cache_mib: DEFAULT_DB_CACHE_MIB,
+            heartbeat_interval_ms: node.core.heartbeat_interval_ms,
         }
     }
 }
@@ -192,12 +198,14 @@ impl NodeSettings {
     /// The node loop's configuration.
     pub fn to_node_config(&self) -> rhizome_node::NodeConfig {
         let mut config = rhizome_node::NodeConfig {
-            request_timeout_ms: self.request_timeout_ms,
             max_non_durable_ms: self.max_non_durable_ms,
             subscriber_queue_events: self.subscriber_queue_events,
             max_calls_per_delta: self.max_calls_per_delta.max(1),
             ..rhizome_node::NodeConfig::default()
         };
+        config.core.heartbeat_interval_ms = self.heartbeat_interval_ms.max(1);
+        config.core.sync_request_timeout_ms = self.sync_request_timeout_ms.max(1);
+        config.core.parent_fetch_timeout_ms = self.parent_fetch_timeout_ms.max(1);
         config.engine.pooling_allocator = self.wasm_pooling_allocator;
         config.engine.parallel_compilation = true;
         config
@@ -226,6 +234,37 @@ pub enum ConfigError {
     /// An address is not a multiaddr.
     #[error("not a multiaddr: {0}")]
     BadMultiaddr(String),
+    /// A key that was renamed: the message names the new one.
+    #[error("`{old}` was renamed: set {new} instead")]
+    Renamed {
+        /// The old key, dotted.
+        old: &'static str,
+        /// What to set now.
+        new: &'static str,
+    },
+}
+
+/// Keys that were renamed, with what replaces them. A user who still writes an old key (in the
+/// file, as `RHIZOME_*` or as a flag) is told the new name instead of getting "unknown field".
+const RENAMED_KEYS: &[(&[&str], &str, &str)] = &[(
+    &["node", "request_timeout_ms"],
+    "node.request_timeout_ms",
+    "`node.sync_request_timeout_ms` (sync sessions) and `node.parent_fetch_timeout_ms` (parent fetches)",
+)];
+
+/// Refuses a merged table that still sets a renamed key.
+fn check_renamed(merged: &toml::Table) -> Result<(), ConfigError> {
+    for (path, old, new) in RENAMED_KEYS {
+        let mut table = Some(merged);
+        for (depth, key) in path.iter().enumerate() {
+            let Some(value) = table.and_then(|current| current.get(*key)) else { break };
+            if depth + 1 == path.len() {
+                return Err(ConfigError::Renamed { old, new });
+            }
+            table = value.as_table();
+        }
+    }
+    Ok(())
 }
 
 /// Builds the settings from the layers: `file` (if any), then `env` (`RHIZOME_*` pairs), then
@@ -247,6 +286,7 @@ pub fn load(
     }
     merge(&mut merged, env_table(env));
     merge(&mut merged, flags);
+    check_renamed(&merged)?;
     let layer_names = "settings (file, RHIZOME_* environment and flags merged)";
     toml::Value::Table(merged).try_into().map_err(|error: toml::de::Error| ConfigError::Invalid {
         layer: layer_names.to_owned(),
@@ -310,6 +350,15 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn a_renamed_key_is_refused_with_its_new_name() {
+        let error = load(None, env(&[("RHIZOME_NODE__REQUEST_TIMEOUT_MS", "5000")]), toml::Table::new()).unwrap_err();
+        assert!(matches!(error, ConfigError::Renamed { old: "node.request_timeout_ms", .. }), "{error}");
+        assert!(error.to_string().contains("node.sync_request_timeout_ms"), "{error}");
+        let renamed = load(None, env(&[("RHIZOME_NODE__SYNC_REQUEST_TIMEOUT_MS", "5000")]), toml::Table::new());
+        assert_eq!(renamed.unwrap().node.to_node_config().core.sync_request_timeout_ms, 5_000);
     }
 
     #[test]

@@ -241,6 +241,8 @@ impl Collector for NodeCollector {
         counter(e, "rhizome_syncs_failed", "Sync sessions that failed", core.syncs_failed)?;
         counter(e, "rhizome_gossip_received", "Gossip messages received", core.gossip_received)?;
         counter(e, "rhizome_gossip_sent", "Gossip messages published", core.gossip_sent)?;
+        counter(e, "rhizome_heartbeats_sent", "Heartbeats broadcast", core.heartbeats_sent)?;
+        counter(e, "rhizome_heartbeats_received", "Heartbeats received from peers", core.heartbeats_received)?;
         counter(
             e,
             "rhizome_divergences_detected",

@@ -1,5 +1,5 @@
-//! A window on the node loop for the simulator (trace hash, propagation figures). A real node
-//! runs without one.
+//! A window on the node loop: the simulator's trace hash and propagation figures, and in
+//! rhizomed the apply-latency histogram (`ApplyTimer`). Optional: a node runs without one.
 
 use rhizome_core::{Input, Output, Timestamp};
 

@@ -60,7 +60,8 @@ pub trait Transport: Send + 'static {
     /// counts it.
     fn publish(&mut self, context: ContextId, bytes: Vec<u8>);
     /// Sends a request; its answer or failure comes back as an event with `id`, within
-    /// `timeout`.
+    /// `timeout` (the time left to the core's deadline: a transport keeps no timeout of its own
+    /// beyond it).
     fn request(&mut self, to: PeerId, id: RequestId, bytes: Vec<u8>, timeout: Duration);
     /// Answers a peer's request.
     fn respond(&mut self, to: PeerId, id: InboundRequestId, bytes: Vec<u8>);

@@ -8,6 +8,7 @@ use crate::link::{fate, serialization_time, unit, Fate};
 use crate::scenario::LinkProfile;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rhizome_core::wire::gossip_message_id;
 use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestId};
 use rhizome_node::{Transport, TransportEvent};
 use std::cmp::Reverse;
@@ -34,6 +35,9 @@ pub struct NetStats {
     pub cut: u64,
     /// Gossip deliveries suppressed by a seen cache.
     pub duplicates_suppressed: u64,
+    /// Publishes refused because the publisher had seen the same message id (as gossipsub
+    /// refuses them).
+    pub publish_duplicates: u64,
     /// Events dropped because an inbox was full.
     pub inbox_full: u64,
     /// Requests that timed out.
@@ -477,8 +481,12 @@ impl Net {
 
     fn publish(&self, from: usize, context: ContextId, bytes: Vec<u8>) {
         let mut state = self.lock();
-        let id = *blake3::hash(&bytes).as_bytes();
-        state.nodes[from].seen.insert(id);
+        let id = gossip_message_id(&bytes);
+        if !state.nodes[from].seen.insert(id) {
+            // gossipsub refuses to publish a message whose id it has seen ("duplicate").
+            state.stats.publish_duplicates += 1;
+            return;
+        }
         let peer = state.nodes[from].peer;
         let size = bytes.len();
         let bytes = Arc::new(bytes);

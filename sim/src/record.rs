@@ -156,8 +156,9 @@ impl rhizome_node::Observer for NodeObserver {
                 hasher.update(b"broadcast").update(context.as_bytes()).update(bytes);
                 tracing.then(|| format!("broadcast {} B #{}", bytes.len(), short(bytes)))
             }
-            Output::Request { to, request_id, bytes } => {
+            Output::Request { to, request_id, bytes, deadline } => {
                 hasher.update(b"send-request").update(to.as_bytes()).update(&request_id.0.to_le_bytes()).update(bytes);
+                hasher.update(&deadline.as_nanos().to_le_bytes());
                 tracing.then(|| format!("request r{} to {} {} B #{}", request_id.0, to, bytes.len(), short(bytes)))
             }
             Output::Respond { to, request_id, bytes } => {

@@ -106,8 +106,12 @@ fn keypair(seed: u64, index: usize) -> Keypair {
 }
 
 fn node_config(scenario: &Scenario) -> NodeConfig {
-    let mut config =
-        NodeConfig { request_timeout_ms: scenario.node.request_timeout_ms.unwrap_or(5_000), ..NodeConfig::default() };
+    let mut config = NodeConfig::default();
+    // The simulator's requests time out sooner than a real node's by default (5 s): its links
+    // are fast, and a lost request should not hold a session for long.
+    let request_timeout_ms = scenario.node.request_timeout_ms.unwrap_or(5_000);
+    config.core.sync_request_timeout_ms = request_timeout_ms;
+    config.core.parent_fetch_timeout_ms = request_timeout_ms;
     if let Some(threshold) = scenario.node.snapshot_gap_threshold_deltas {
         config.core.snapshot_gap_threshold_deltas = threshold as u64;
     }

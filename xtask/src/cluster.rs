@@ -2,7 +2,8 @@
 //! loopback, all joined to one demo context running kv-store, for trying the real node by hand.
 //!
 //! Node i keeps its data in `target/cluster/node<i>` (wiped at start), serves its API on
-//! 127.0.0.1:(2528 + i) and listens for peers on /ip4/127.0.0.1/tcp/(4101 + i). Node 0 starts
+//! 127.0.0.1:(2528 + i) and listens for peers on TCP and QUIC at 127.0.0.1, port 4101 + i (`--listen`
+//! replaces the default list, so both are passed). Node 0 starts
 //! first; the others bootstrap from it. The cluster is set up with the rhizomed CLI itself
 //! (`app install`, `context create`, `context invite`, `context join`), then runs in the
 //! foreground until Ctrl-C, which every node takes as its graceful-shutdown signal.
@@ -84,6 +85,7 @@ pub(crate) fn run(rest: &[std::ffi::OsString]) -> Result<std::process::ExitCode>
             .arg(&data_dir)
             .args(["--api-listen", &format!("127.0.0.1:{}", FIRST_API_PORT + offset)])
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", FIRST_P2P_PORT + offset)])
+            .args(["--listen", &format!("/ip4/127.0.0.1/udp/{}/quic-v1", FIRST_P2P_PORT + offset)])
             .env("RHIZOME_PASSPHRASE", PASSPHRASE)
             .stdin(Stdio::null());
         if let Some(address) = bootstrap.as_deref() {

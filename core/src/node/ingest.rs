@@ -175,6 +175,12 @@ impl<A: Applier> Node<A> {
             self.metrics.non_member_messages += 1;
             return;
         }
+        if heartbeat.sender != from {
+            // Relayed gossip names its publisher; a heartbeat naming someone else is forged
+            // or mangled, and must not speak for either peer.
+            self.metrics.heartbeats_misattributed += 1;
+            return;
+        }
         let view = replica.note_peer(from, now, max_peers);
         view.heads.clone_from(&heartbeat.heads);
         view.root = Some(heartbeat.root);

@@ -96,7 +96,9 @@ pub enum Output {
         /// The encoded [`crate::wire::GossipMessage`].
         bytes: Vec<u8>,
     },
-    /// Send a request to a peer; report the response or failure with `request_id`.
+    /// Send a request to a peer; report the response or failure with `request_id`. The
+    /// transport gives up at `deadline` (reporting [`RequestFailure::Timeout`]) and keeps no
+    /// timeout of its own; the node fails the request at the same time in any case.
     Request {
         /// The peer.
         to: PeerId,
@@ -104,6 +106,8 @@ pub enum Output {
         request_id: RequestId,
         /// The encoded [`crate::wire::SyncRequest`].
         bytes: Vec<u8>,
+        /// When the node stops waiting for the answer, on the clock of `handle_input`'s `now`.
+        deadline: crate::time::Timestamp,
     },
     /// Answer a peer's request.
     Respond {

@@ -107,6 +107,8 @@ pub struct Node<A: Applier> {
     requests: RequestTable,
     /// The last snapshot id handed out; ids are unique across contexts.
     last_snapshot_id: u64,
+    /// The last heartbeat's sequence number (see [`crate::wire::Heartbeat::sequence`]).
+    heartbeat_sequence: u64,
     blobs: BlobIndex,
     timers: TimerTable,
     outputs: VecDeque<Output>,
@@ -148,6 +150,7 @@ impl<A: Applier> Node<A> {
             tracking_policy,
             requests: RequestTable::default(),
             last_snapshot_id: 0,
+            heartbeat_sequence: 0,
             blobs: BlobIndex::default(),
             timers,
             outputs: VecDeque::new(),

@@ -152,10 +152,15 @@ impl RequestTable {
 impl<A: Applier> Node<A> {
     /// Sends a request and remembers it until its response, failure or deadline.
     pub(super) fn send_request(&mut self, peer: PeerId, request: SyncRequestV1, purpose: Purpose) -> RequestId {
-        let deadline = self.now.add_millis(self.config.sync_timeout_ms);
+        let timeout_ms = match purpose {
+            Purpose::Sync { .. } => self.config.sync_request_timeout_ms,
+            Purpose::ParentFetch(_) => self.config.parent_fetch_timeout_ms,
+        };
+        let deadline = self.now.add_millis(timeout_ms);
         let request_id = self.requests.insert(Outstanding { peer, purpose });
         self.timers.arm(Deadline::Request(request_id), deadline);
-        self.outputs.push_back(super::Output::Request { to: peer, request_id, bytes: SyncRequest::encode_v1(request) });
+        let bytes = SyncRequest::encode_v1(request);
+        self.outputs.push_back(super::Output::Request { to: peer, request_id, bytes, deadline });
         request_id
     }
 

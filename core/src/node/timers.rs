@@ -39,9 +39,15 @@ impl<A: Applier> Node<A> {
 
     /// Broadcasts `context`'s root and heads.
     pub(super) fn broadcast_heartbeat(&mut self, context: ContextId) {
+        if !self.replicas.contains_key(&context) {
+            return;
+        }
+        self.heartbeat_sequence = (self.heartbeat_sequence + 1).max(self.now.as_millis());
         let Some(replica) = self.replicas.get(&context) else { return };
         let heartbeat = Heartbeat {
             context,
+            sender: self.peer_id,
+            sequence: self.heartbeat_sequence,
             root: self.applier.root_hash(&context),
             heads: self.capped_heads(&replica.dag),
             applied_count: replica.dag.applied_len() as u64,

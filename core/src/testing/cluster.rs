@@ -368,7 +368,7 @@ impl Cluster {
                         }
                     }
                 }
-                Output::Request { to, request_id, bytes } => {
+                Output::Request { to, request_id, bytes, .. } => {
                     if let Some(&target) = self.index_of.get(&to) {
                         self.send(index, target, Delivery::Request { from: index, their_id: request_id, bytes });
                     }

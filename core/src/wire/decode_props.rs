@@ -71,6 +71,8 @@ fn samples(context: ContextId, signer: [u8; 32], heads: &[DeltaId]) -> Samples {
         GossipMessage::encode_v1(GossipV1::Delta(forged.clone())),
         GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
             context,
+            sender: PeerId::hash_of(b"some sender"),
+            sequence: 1,
             root,
             heads: named_heads.clone(),
             applied_count: 7,
@@ -436,8 +438,16 @@ fn arb_delta() -> impl Strategy<Value = DeltaRef> {
 }
 
 fn arb_heartbeat(max_heads: usize) -> impl Strategy<Value = Heartbeat> {
-    (arb_context(), arb_root(), vec(arb_id(), 0..=max_heads), any::<u64>())
-        .prop_map(|(context, root, heads, applied_count)| Heartbeat { context, root, heads, applied_count })
+    (arb_context(), any::<[u8; 32]>(), any::<u64>(), arb_root(), vec(arb_id(), 0..=max_heads), any::<u64>()).prop_map(
+        |(context, sender, sequence, root, heads, applied_count)| Heartbeat {
+            context,
+            sender: PeerId::from_bytes(sender),
+            sequence,
+            root,
+            heads,
+            applied_count,
+        },
+    )
 }
 
 fn arb_gossip() -> impl Strategy<Value = GossipV1> {
@@ -766,6 +776,8 @@ proptest! {
         node.handle_input(T0, Input::Gossip { from: peer, bytes: GossipMessage::encode_v1(GossipV1::Delta(orphan)) });
         let ahead = Heartbeat {
             context,
+            sender: peer,
+            sequence: 1,
             root: RootHash::hash_of(b"ahead"),
             heads: vec![DeltaId::hash_of(b"ahead")],
             applied_count: 100,

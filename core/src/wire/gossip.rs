@@ -2,7 +2,7 @@
 
 use super::{bound, decode_envelope, encode, WireError};
 use crate::delta::DeltaRef;
-use crate::ids::{ContextId, DeltaId, RootHash};
+use crate::ids::{ContextId, DeltaId, PeerId, RootHash};
 use crate::limits::Limits;
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -23,10 +23,20 @@ pub enum GossipV1 {
 }
 
 /// A periodic summary of one context's state on the sending node.
+///
+/// Gossip message ids are the hash of the bytes, and gossipsub refuses to publish (and peers
+/// drop) a message whose id it has seen. So every heartbeat must differ from every other one:
+/// it names its sender and a sequence number that only grows, even across restarts. Without
+/// them, a quiet node's heartbeats (unchanged, or equal to a peer's) never left it.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Heartbeat {
     /// The context.
     pub context: ContextId,
+    /// The node that sent it; must be the gossip message's publisher.
+    pub sender: PeerId,
+    /// Strictly increasing per sender: the greater of the last one plus one and the sender's
+    /// wall-clock milliseconds, so a restarted node does not repeat an earlier heartbeat.
+    pub sequence: u64,
     /// The sender's state root.
     pub root: RootHash,
     /// The sender's DAG heads, sorted.
@@ -36,6 +46,13 @@ pub struct Heartbeat {
 }
 
 const GOSSIP_VERSIONS: u8 = 1;
+
+/// A gossip message's id: the BLAKE3 hash of its bytes. The real transport gives gossipsub
+/// this rule and the simulated one uses it too, so both drop a repeat of the same bytes: a
+/// node receives a message once, and publishing bytes it has already seen sends nothing.
+pub fn gossip_message_id(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
 
 impl GossipMessage {
     /// Wraps a version-1 message and encodes it.

@@ -224,6 +224,8 @@ mod tests {
         assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(gossip.clone()), &limits), Ok(gossip));
         let heartbeat = GossipV1::Heartbeat(Heartbeat {
             context: delta.context,
+            sender: crate::ids::PeerId::hash_of(b"s"),
+            sequence: 9,
             root: RootHash::hash_of(b"r"),
             heads: vec![delta.id],
             applied_count: 4,
@@ -255,6 +257,8 @@ mod tests {
         let limits = Limits { max_heads_per_message: 1, ..Limits::default() };
         let heartbeat = GossipV1::Heartbeat(Heartbeat {
             context: ContextId::default(),
+            sender: crate::ids::PeerId::default(),
+            sequence: 0,
             root: RootHash::default(),
             heads: vec![DeltaId::hash_of(b"a"), DeltaId::hash_of(b"b")],
             applied_count: 0,

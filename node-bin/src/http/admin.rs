@@ -259,6 +259,8 @@ pub(super) async fn status(State(shared): SharedState) -> Answer {
             "rejected": core.rejected_total(),
             "gossip_received": core.gossip_received,
             "gossip_sent": core.gossip_sent,
+            "heartbeats_sent": core.heartbeats_sent,
+            "heartbeats_received": core.heartbeats_received,
             "syncs_started": core.syncs_started,
             "syncs_succeeded": core.syncs_succeeded,
             "syncs_failed": core.syncs_failed,

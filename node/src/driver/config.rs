@@ -11,8 +11,6 @@ pub struct NodeConfig {
     pub runtime_limits: RuntimeLimits,
     /// WASM engine settings (ignored when a shared engine is given).
     pub engine: EngineOptions,
-    /// How long the transport waits for a response, in milliseconds.
-    pub request_timeout_ms: u64,
     /// Commands waiting for the loop.
     pub command_queue_len: usize,
     /// Inputs taken into one commit besides the one that woke the loop.
@@ -47,7 +45,6 @@ impl Default for NodeConfig {
             core: rhizome_core::Config::default(),
             runtime_limits: RuntimeLimits::default(),
             engine: EngineOptions::default(),
-            request_timeout_ms: 10_000,
             command_queue_len: 1_024,
             max_inputs_per_commit: 256,
             max_calls_per_delta: 64,

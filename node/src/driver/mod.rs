@@ -376,8 +376,10 @@ impl<T: Transport> NodeTask<T> {
     fn carry_out(&mut self, output: Output) {
         match output {
             Output::Broadcast { context, bytes } => self.transport.publish(context, bytes),
-            Output::Request { to, request_id, bytes } => {
-                let timeout = Duration::from_millis(self.config.request_timeout_ms);
+            Output::Request { to, request_id, bytes, deadline } => {
+                // The core's deadline is the only one: the transport times out with it.
+                let now = self.clock.now();
+                let timeout = Duration::from_nanos(deadline.as_nanos().saturating_sub(now.as_nanos()));
                 self.transport.request(to, request_id, bytes, timeout);
             }
             Output::Respond { to, request_id, bytes } => {

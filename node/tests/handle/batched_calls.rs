@@ -90,6 +90,8 @@ struct SlowThreadCommitter {
 impl SlowThreadCommitter {
     fn spawn() -> Box<dyn Committer> {
         let (jobs, queue) = std::sync::mpsc::channel::<(CommitJob, tokio::sync::oneshot::Sender<CommitResult>)>();
+        // A test driver, standing in for rhizomed's commit thread; the node itself starts none.
+        #[allow(clippy::disallowed_methods)]
         std::thread::spawn(move || {
             for (job, done) in queue {
                 std::thread::sleep(std::time::Duration::from_millis(3));

@@ -92,6 +92,8 @@ fn a_peer_that_claims_heads_it_cannot_serve_stops_drawing_syncs() {
     heads.push(DeltaId::hash_of(b"a head nobody has"));
     let claim = GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
         context: context(),
+        sender: b.peer_id(),
+        sequence: 1,
         root: b.root_hash(&context()),
         heads,
         applied_count: dag.applied_len() as u64,

@@ -51,7 +51,7 @@ pub(super) fn requests(outputs: &[Output]) -> Vec<(PeerId, RequestId, SyncReques
     outputs
         .iter()
         .filter_map(|output| match output {
-            Output::Request { to, request_id, bytes } => {
+            Output::Request { to, request_id, bytes, .. } => {
                 Some((*to, *request_id, SyncRequest::decode(bytes, &Default::default()).unwrap()))
             }
             _ => None,
@@ -72,7 +72,7 @@ pub(super) fn exchange(
         let mut sent_any = false;
         for output in std::mem::take(&mut outputs) {
             match output {
-                Output::Request { to, request_id, bytes } if to == server.peer_id() => {
+                Output::Request { to, request_id, bytes, .. } if to == server.peer_id() => {
                     sent_any = true;
                     server.handle_input(
                         now,

@@ -7,6 +7,8 @@ pub(super) fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
     let dag = node.dag(&context()).unwrap();
     GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
         context: context(),
+        sender: node.peer_id(),
+        sequence: 1,
         root: node.root_hash(&context()),
         heads: dag.heads_vec(),
         applied_count: dag.applied_len() as u64,
@@ -273,19 +275,15 @@ fn failed_syncs_back_off_exponentially_and_success_resets() {
     let b = key(3).peer_id();
     a.handle_input(now, Input::PeerDown { peer: silent });
     a.handle_input(now, Input::PeerUp { peer: b });
-    let mut saw_failure = false;
-    while !saw_failure {
-        now = a.poll_timeout();
-        a.handle_input(now, Input::Timeout);
-        for output in drain(&mut a) {
-            if let Output::Request { request_id, .. } = output {
-                a.handle_input(now, Input::RequestFailed { request_id, reason: RequestFailure::Unreachable });
-            }
-            for output in drain(&mut a) {
-                saw_failure |= matches!(output, Output::Event(Event::SyncFailed { backoff_ms: 80_000, .. }));
-            }
-        }
-    }
+    // A new link is evidence: the sync with the new peer starts at once, backoff or not.
+    let (to, request_id, _) = requests(&drain(&mut a)).into_iter().next().expect("a sync with the new peer");
+    assert_eq!(to, b);
+    a.handle_input(now, Input::RequestFailed { request_id, reason: RequestFailure::Unreachable });
+    let failed = drain(&mut a).into_iter().find_map(|output| match output {
+        Output::Event(Event::SyncFailed { backoff_ms, .. }) => Some(backoff_ms),
+        _ => None,
+    });
+    assert_eq!(failed, Some(80_000));
 }
 
 #[test]
@@ -422,6 +420,8 @@ fn non_members_cannot_trigger_syncs_or_read_state() {
     // A forged heartbeat claiming our heads with another root: ignored, no divergence, no sync.
     let forged = GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
         context: context(),
+        sender: outsider.peer_id(),
+        sequence: 1,
         root: crate::RootHash::hash_of(b"evil"),
         heads: vec![],
         applied_count: 0,

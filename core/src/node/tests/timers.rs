@@ -29,6 +29,58 @@ fn heartbeats_go_out_every_thirty_seconds_after_a_jittered_start() {
     assert_eq!(a.metrics().heartbeats_sent, beats.len() as u64);
 }
 
+/// Regression: a heartbeat was the same bytes whenever the context had not changed, and
+/// gossip ids are the hash of the bytes, so gossipsub refused to publish a quiet node's
+/// heartbeats after the first. Each one now names its sender and a growing sequence.
+#[test]
+fn an_idle_node_sends_a_distinct_heartbeat_every_time() {
+    let mut a = node(1, Config::default());
+    let beats: Vec<Vec<u8>> = run_timers(&mut a, T0.add_millis(120_000))
+        .into_iter()
+        .filter_map(|(_, output)| match output {
+            Output::Broadcast { bytes, .. } => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    assert!(beats.len() >= 4);
+    let distinct: std::collections::BTreeSet<&Vec<u8>> = beats.iter().collect();
+    assert_eq!(distinct.len(), beats.len(), "every heartbeat is a new message");
+    let sequences: Vec<u64> = beats
+        .iter()
+        .map(|bytes| match GossipMessage::decode(bytes, &Default::default()) {
+            Ok(GossipV1::Heartbeat(heartbeat)) => {
+                assert_eq!(heartbeat.sender, a.peer_id());
+                heartbeat.sequence
+            }
+            other => panic!("not a heartbeat: {other:?}"),
+        })
+        .collect();
+    assert!(sequences.windows(2).all(|pair| pair[0] < pair[1]));
+    // A restarted node starts from its clock, past every sequence it sent before.
+    let mut restarted = node(1, Config::default());
+    restarted.handle_input(T0.add_millis(120_001), Input::Timeout);
+    let later = run_timers(&mut restarted, T0.add_millis(200_000));
+    let first = later.iter().find_map(|(_, output)| match output {
+        Output::Broadcast { bytes, .. } => match GossipMessage::decode(bytes, &Default::default()) {
+            Ok(GossipV1::Heartbeat(heartbeat)) => Some(heartbeat.sequence),
+            _ => None,
+        },
+        _ => None,
+    });
+    assert!(first.unwrap() > *sequences.last().unwrap());
+}
+
+#[test]
+fn a_heartbeat_naming_another_sender_is_ignored_and_counted() {
+    let mut a = node(1, Config::default());
+    let b = node(2, Config::default());
+    let forged = super::sync::heartbeat_of(&b);
+    a.handle_input(T0, Input::Gossip { from: key(3).peer_id(), bytes: forged });
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(a.metrics().heartbeats_misattributed, 1);
+    assert_eq!(a.metrics().heartbeats_received, 1);
+}
+
 #[test]
 fn stale_pending_deltas_are_cleaned_up_by_the_minute_timer() {
     let mut a = node(1, Config::default());

@@ -1,30 +1,13 @@
 //! The invariants a run must keep. A failure names the node, the context and, where there is
 //! one, the first divergent or missing delta.
 
-use crate::record::SharedRecorder;
+use crate::outcome::CheckResult;
+use crate::record::{Ack, SharedRecorder};
 use crate::scenario::Scenario;
-use crate::world::{Ack, RunOutcome};
 use rhizome_core::{AuthorKey, ContextId, DeltaId};
 use rhizome_node::{NodeConfig, NodeHandle};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// One check's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CheckResult {
-    /// The check.
-    pub name: String,
-    /// Passed?
-    pub passed: bool,
-    /// What was found.
-    pub detail: String,
-}
-
-impl CheckResult {
-    fn new(name: &str, passed: bool, detail: String) -> Self {
-        Self { name: name.to_owned(), passed, detail }
-    }
-}
 
 pub(crate) struct Inputs<'a> {
     pub(crate) scenario: &'a Scenario,
@@ -35,18 +18,6 @@ pub(crate) struct Inputs<'a> {
     pub(crate) storage_failures: &'a [String],
     pub(crate) recorder: &'a SharedRecorder,
     pub(crate) config: &'a NodeConfig,
-}
-
-/// An outcome for a run that could not even be set up.
-pub fn setup_failure(error: String) -> RunOutcome {
-    RunOutcome {
-        checks: vec![CheckResult::new("setup", false, error)],
-        figures: crate::report::Figures::default(),
-        samples: Vec::new(),
-        faults: Vec::new(),
-        trace_hash: String::new(),
-        trace_lines: Vec::new(),
-    }
 }
 
 pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {

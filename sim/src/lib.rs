@@ -15,7 +15,11 @@ pub mod swarm;
 #[cfg(madsim)]
 pub mod checks;
 #[cfg(madsim)]
+pub(crate) mod figures;
+#[cfg(madsim)]
 pub(crate) mod network;
+#[cfg(madsim)]
+pub mod outcome;
 #[cfg(madsim)]
 pub(crate) mod record;
 #[cfg(madsim)]

@@ -1,10 +1,12 @@
 //! One simulated run: builds the madsim world from a scenario and a seed, runs the workload
 //! and the fault schedule, then the liveness phase, and checks the invariants.
 
-use crate::checks::{self, CheckResult};
+use crate::checks;
 use crate::disk::{SimDisk, TearMode};
+use crate::figures::CutWindows;
 use crate::network::{draw, Net};
-use crate::record::{NodeObserver, Sample, SharedRecorder};
+use crate::outcome::RunOutcome;
+use crate::record::{Ack, NodeObserver, Sample, SharedRecorder};
 use crate::scenario::{Fault, Groups, Scenario};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,23 +26,6 @@ const EPOCH_MS: u64 = 1_700_000_000_000;
 /// How often the world samples every node during the run, and during the liveness phase.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 const LIVENESS_POLL_EVERY: Duration = Duration::from_millis(50);
-
-/// What one run produced.
-#[derive(Debug, Clone)]
-pub struct RunOutcome {
-    /// Check results.
-    pub checks: Vec<CheckResult>,
-    /// Figures.
-    pub figures: crate::report::Figures,
-    /// Samples over time.
-    pub samples: Vec<Sample>,
-    /// (seconds, label) of every fault applied.
-    pub faults: Vec<(f64, String)>,
-    /// The trace hash.
-    pub trace_hash: String,
-    /// The readable trace, when asked for.
-    pub trace_lines: Vec<String>,
-}
 
 /// Node time: simulated time since the start, plus the node's skew.
 struct SimClock {
@@ -66,13 +51,6 @@ struct Slot {
     up: bool,
     paused: bool,
     boots: Arc<AtomicI64>,
-}
-
-/// An acknowledged write.
-#[derive(Debug, Clone)]
-pub(crate) struct Ack {
-    pub(crate) node: usize,
-    pub(crate) delta: DeltaId,
 }
 
 /// Everything the node tasks share.
@@ -231,11 +209,11 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     );
     let module = match app_module(&scenario.workload.app) {
         Ok(module) => module,
-        Err(error) => return checks::setup_failure(error),
+        Err(error) => return RunOutcome::setup_failure("setup", error),
     };
     let host = match WasmHost::new(&EngineOptions::default()) {
         Ok(host) => host,
-        Err(error) => return checks::setup_failure(error.to_string()),
+        Err(error) => return RunOutcome::setup_failure("setup", error.to_string()),
     };
     let app = AppId(*blake3::hash(&module).as_bytes());
     let members: Vec<AuthorKey> = keypairs.iter().map(Keypair::author_key).collect();
@@ -279,7 +257,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     let mut applied_faults = Vec::new();
     let mut next_sample = Duration::ZERO;
     let mut added = scenario.nodes;
-    let mut cuts = crate::report::CutWindows::default();
+    let mut cuts = CutWindows::default();
     let mut fault_iter = faults.into_iter().peekable();
     let duration = Duration::from_secs_f64(scenario.duration_s);
     let writes_stop = Duration::from_secs_f64(scenario.writes_stop_s());
@@ -384,7 +362,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     .await;
     let wall_end = start.elapsed();
     let network = net.stats();
-    let figures = crate::report::figures(crate::report::RunTotals {
+    let figures = crate::figures::figures(crate::figures::RunTotals {
         recorder: &recorder,
         cuts: &cuts,
         network: &network,

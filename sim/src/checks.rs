@@ -86,7 +86,7 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
             Some(detail) => CheckResult::new("no lost writes", false, detail),
         });
     }
-    if checks.handlers_exactly_once && scenario.workload.app == "todo" {
+    if checks.handlers_exactly_once && scenario.workload.app.has_event_handlers() {
         results.push(handler_check(context, live, acks).await);
     }
     if checks.bounded {

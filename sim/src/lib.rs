@@ -7,6 +7,7 @@
 //! sets it); without it only the scenario format, the link model and the disk build.
 
 pub mod disk;
+pub mod faults;
 #[cfg(any(madsim, test))]
 pub(crate) mod link;
 pub mod scenario;

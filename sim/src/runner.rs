@@ -143,7 +143,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, step: impl Fn(&str, bool)) -> Opti
     for _ in 0..4 {
         let mut candidate = best.clone();
         candidate.duration_s /= 2.0;
-        candidate.faults.retain(|fault| fault.at_s() <= candidate.duration_s);
+        candidate.faults.retain(|fault| fault.at_s <= candidate.duration_s);
         if let Some(stop) = &mut candidate.workload.stop_s {
             *stop = stop.min(candidate.duration_s);
         }

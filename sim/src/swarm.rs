@@ -7,8 +7,7 @@ use crate::scenario::Scenario;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// `scenario` with its faults replaced by a random schedule drawn from `seed`. Every fault is
-/// undone before the end of the fault window, and a crashed node is restarted.
+/// `scenario` with its faults replaced by a random schedule drawn from `seed`.
 pub fn swarm(scenario: &Scenario, seed: u64) -> Scenario {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0073_7761_726d);
     let mut out = scenario.clone();

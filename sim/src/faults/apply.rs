@@ -8,6 +8,8 @@ use super::FaultKind;
 pub trait FaultTarget {
     /// Nodes that may ever exist (initial and added), which a partition by count splits.
     fn node_count(&self) -> usize;
+    /// The default link profile's loss.
+    fn default_loss(&self) -> f64;
     /// Cuts every link between groups, both ways.
     fn partition(&mut self, groups: &[Vec<usize>]);
     /// Drops messages from `from` to `to` only.

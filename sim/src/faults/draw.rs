@@ -11,8 +11,10 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A random fault schedule for `scenario`, unsorted. Every fault is undone before 80 % of the
-/// duration, and a crashed node is restarted.
+/// A random fault schedule for `scenario`, unsorted. Faults that come in pairs (partition and
+/// heal, crash and restart, clog and unclog, pause and resume, loss and its old value) are
+/// undone within 80 % of the duration; a skew is lifted by the liveness phase, and an added
+/// node stays.
 pub fn draw_schedule(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<TimedFault> {
     let mut faults = Vec::new();
     let window = scenario.duration_s * 0.8;
@@ -61,6 +63,18 @@ pub fn draw_schedule(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<TimedFaul
         let (from, to) = at(rng, 0.5, 3.0);
         push(from, FaultKind::Pause { node });
         push(to, FaultKind::Resume { node });
+    }
+    // Drawn after the others, so the schedules seeds drew before these two kinds existed here
+    // keep every fault they had.
+    if unit(rng) < 0.3 && nodes >= 2 {
+        let sender = pick(rng);
+        let receiver = (sender + 1 + (rng.next_u64() % (nodes as u64 - 1)) as usize) % nodes;
+        let (from, to) = at(rng, 1.0, 5.0);
+        push(from, FaultKind::PartitionOneWay { from: vec![sender], to: vec![receiver] });
+        push(to, FaultKind::Heal {});
+    }
+    if unit(rng) < 0.2 {
+        push(unit(rng) * window, FaultKind::AddNode {});
     }
     faults
 }

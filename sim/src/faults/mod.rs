@@ -5,9 +5,13 @@
 
 mod apply;
 mod draw;
+mod lift;
+#[cfg(test)]
+mod tests;
 
 pub use apply::FaultTarget;
 pub use draw::draw_schedule;
+pub use lift::{lift_all, AtLiveness, Lift};
 
 use serde::{Deserialize, Serialize};
 
@@ -251,47 +255,5 @@ impl FaultKind {
             Some(node) => Err(format!("fault {} names node {node}, but there are {total_nodes}", self.label())),
             None => Ok(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The kinds serde accepts for `kind`, read from its error for an unknown one: the list
-    /// comes from the enum itself, so a new variant cannot be missed.
-    fn kinds_the_format_accepts() -> Vec<String> {
-        let error = toml::from_str::<TimedFault>("at_s = 1\nkind = \"no-such-kind\"").unwrap_err().to_string();
-        let (_, expected) = error.split_once("expected one of").unwrap_or_else(|| panic!("{error}"));
-        expected
-            .split(',')
-            .map(|name| name.trim().trim_matches(|c: char| c == '`' || c.is_whitespace()).to_owned())
-            .collect()
-    }
-
-    #[test]
-    fn the_tag_list_names_every_kind_the_format_accepts() {
-        let tags: Vec<String> =
-            FaultTag::ALL.iter().map(|tag| serde_json::to_value(tag).unwrap().as_str().unwrap().to_owned()).collect();
-        assert_eq!(tags, kinds_the_format_accepts());
-    }
-
-    #[test]
-    fn at_s_sits_next_to_the_kind_and_its_fields() {
-        let fault: TimedFault = toml::from_str("kind = \"crash\"\nat_s = 4\nnode = 2\ntear = true").unwrap();
-        assert_eq!(fault, TimedFault::new(4.0, FaultKind::Crash { node: 2, tear: true }));
-        let heal: TimedFault = toml::from_str("kind = \"heal\"\nat_s = 2.5").unwrap();
-        assert_eq!(heal, TimedFault::new(2.5, FaultKind::Heal {}));
-        let again: TimedFault = toml::from_str(&toml::to_string(&fault).unwrap()).unwrap();
-        assert_eq!(again, fault, "round-trips through TOML");
-    }
-
-    #[test]
-    fn a_misspelt_fault_field_is_refused_by_name() {
-        let error = toml::from_str::<TimedFault>("kind = \"crash\"\nat_s = 4\nnod = 2").unwrap_err().to_string();
-        assert!(error.contains("nod"), "{error}");
-        let error = toml::from_str::<TimedFault>("kind = \"heal\"\nat_s = 4\nnode = 2").unwrap_err().to_string();
-        assert!(error.contains("node"), "{error}");
-        assert!(toml::from_str::<TimedFault>("kind = \"heal\"").is_err(), "at_s is required");
     }
 }

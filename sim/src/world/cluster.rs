@@ -75,7 +75,7 @@ pub(super) struct Cluster {
     /// Draws for faults (how much of a torn write survives).
     rng: ChaCha8Rng,
     /// The default profile's loss, which the liveness phase restores.
-    pub(super) default_loss: f64,
+    default_loss: f64,
 }
 
 impl Cluster {
@@ -186,6 +186,10 @@ impl Cluster {
 impl FaultTarget for Cluster {
     fn node_count(&self) -> usize {
         self.slots.len()
+    }
+
+    fn default_loss(&self) -> f64 {
+        self.default_loss
     }
 
     fn partition(&mut self, groups: &[Vec<usize>]) {

@@ -4,7 +4,7 @@
 use super::cluster::Cluster;
 use super::sampler::{fingerprints, sample, Fingerprint};
 use super::schedule::FaultLog;
-use crate::faults::FaultTarget;
+use crate::faults::lift_all;
 use crate::record::SharedRecorder;
 use crate::scenario::Scenario;
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ pub(super) async fn run_liveness(
     recorder.note(liveness_start, "liveness phase: faults lifted".to_owned());
     log.applied.push((liveness_start.as_secs_f64(), "liveness".to_owned()));
     log.cuts.observe(liveness_start, false);
-    lift_faults(cluster);
+    lift_all(cluster);
     let bound = Duration::from_secs_f64(scenario.liveness_s);
     let mut history: BTreeMap<usize, (Option<Fingerprint>, Duration)> = BTreeMap::new();
     let mut converged_at = None;
@@ -65,14 +65,4 @@ pub(super) async fn run_liveness(
     let per_node_convergence =
         history.values().map(|(_, changed_at)| changed_at.saturating_sub(liveness_start)).collect();
     Liveness { converged_at, per_node_convergence }
-}
-
-/// Heals, restores the default loss, unclogs and resumes every node.
-fn lift_faults(cluster: &mut Cluster) {
-    cluster.heal();
-    cluster.set_loss(cluster.default_loss);
-    for index in 0..cluster.slots.len() {
-        cluster.set_clogged(index, false);
-        cluster.resume(index);
-    }
 }

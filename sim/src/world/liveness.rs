@@ -2,7 +2,7 @@
 //! agree (root, heads, no handler jobs left) within the scenario's `liveness_s`.
 
 use super::cluster::Cluster;
-use super::sampler::{fingerprints, sample, Fingerprint};
+use super::sampler::{Fingerprint, Sampler};
 use super::schedule::FaultLog;
 use crate::faults::lift_all;
 use crate::record::SharedRecorder;
@@ -27,9 +27,10 @@ pub(super) async fn run_liveness(
     scenario: &Scenario,
     cluster: &mut Cluster,
     log: &mut FaultLog,
+    sampler: &mut Sampler,
     recorder: &SharedRecorder,
 ) -> Liveness {
-    let (start, context) = (cluster.shared.start, cluster.shared.context);
+    let start = cluster.shared.start;
     let liveness_start = start.elapsed();
     recorder.note(liveness_start, "liveness phase: faults lifted".to_owned());
     log.applied.push((liveness_start.as_secs_f64(), "liveness".to_owned()));
@@ -40,7 +41,7 @@ pub(super) async fn run_liveness(
     let mut converged_at = None;
     loop {
         let now = start.elapsed();
-        let states = fingerprints(&cluster.slots, context).await;
+        let states = sampler.fingerprints(&cluster.slots).await;
         for (index, state) in &states {
             let entry = history.entry(*index).or_insert((None, now));
             if entry.0.as_ref() != Some(state) {
@@ -58,10 +59,10 @@ pub(super) async fn run_liveness(
         if now - liveness_start >= bound {
             break;
         }
-        sample(&cluster.slots, context, start, recorder).await;
+        sampler.sample(&cluster.slots).await;
         tokio::time::sleep(POLL_EVERY).await;
     }
-    sample(&cluster.slots, context, start, recorder).await;
+    sampler.sample(&cluster.slots).await;
     let per_node_convergence =
         history.values().map(|(_, changed_at)| changed_at.saturating_sub(liveness_start)).collect();
     Liveness { converged_at, per_node_convergence }

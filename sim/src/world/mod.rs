@@ -10,13 +10,14 @@ mod schedule;
 mod setup;
 mod workload;
 
-use crate::checks;
+use crate::checks::{self, QueueBounds};
 use crate::figures::{figures, RunTotals};
 use crate::outcome::RunOutcome;
 use crate::record::SharedRecorder;
 use crate::scenario::Scenario;
 use cluster::Cluster;
 use liveness::{run_liveness, Liveness};
+use sampler::Sampler;
 use schedule::{run_faults, FaultLog};
 use workload::Workload;
 
@@ -30,9 +31,19 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     };
     cluster.boot_initial(scenario.nodes);
     let workload = Workload::spawn(&scenario, seed, &cluster.handle_slots(), cluster.shared.context, start, &recorder);
-    let mut log = run_faults(&scenario, &mut cluster, &workload, &recorder).await;
-    let liveness = run_liveness(&scenario, &mut cluster, &mut log, &recorder).await;
-    finish(&scenario, &cluster, &workload, log, liveness, &recorder).await
+    let limits = cluster.shared.config.core.limits.clone();
+    let mut sampler = Sampler::new(cluster.shared.context, start, &recorder, limits);
+    let mut log = run_faults(&scenario, &mut cluster, &workload, &mut sampler, &recorder).await;
+    let liveness = run_liveness(&scenario, &mut cluster, &mut log, &mut sampler, &recorder).await;
+    let ended = Ended { log, liveness, bounds: sampler.bounds };
+    finish(&scenario, &cluster, &workload, ended, &recorder).await
+}
+
+/// What the phases found.
+struct Ended {
+    log: FaultLog,
+    liveness: Liveness,
+    bounds: QueueBounds,
 }
 
 /// Checks the invariants on the live nodes and gathers the outcome.
@@ -40,10 +51,10 @@ async fn finish(
     scenario: &Scenario,
     cluster: &Cluster,
     workload: &Workload,
-    log: FaultLog,
-    liveness: Liveness,
+    ended: Ended,
     recorder: &SharedRecorder,
 ) -> RunOutcome {
+    let Ended { log, liveness, bounds } = ended;
     let acks = workload.acks();
     let live = cluster.live();
     let check_results = checks::evaluate(checks::Inputs {
@@ -53,8 +64,8 @@ async fn finish(
         acks: &acks,
         converged_at: liveness.converged_at,
         storage_failures: &cluster.storage_failures(),
-        recorder,
-        config: &cluster.shared.config,
+        bounds: &bounds,
+        limits: &cluster.shared.config.core.limits,
     })
     .await;
     let network = cluster.shared.net.stats();

@@ -3,7 +3,7 @@
 //! every node every [`SAMPLE_EVERY`].
 
 use super::cluster::Cluster;
-use super::sampler::sample;
+use super::sampler::Sampler;
 use super::workload::Workload;
 use crate::faults::TimedFault;
 use crate::figures::CutWindows;
@@ -28,10 +28,10 @@ pub(super) async fn run_faults(
     scenario: &Scenario,
     cluster: &mut Cluster,
     workload: &Workload,
+    sampler: &mut Sampler,
     recorder: &SharedRecorder,
 ) -> FaultLog {
     let start = cluster.shared.start;
-    let context = cluster.shared.context;
     let mut faults: Vec<TimedFault> = scenario.faults.clone();
     faults.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     let mut log = FaultLog::default();
@@ -63,7 +63,7 @@ pub(super) async fn run_faults(
             log.cuts.observe(now, cluster.shared.net.is_cut());
         }
         if now >= next_sample {
-            sample(&cluster.slots, context, start, recorder).await;
+            sampler.sample(&cluster.slots).await;
             next_sample = now + SAMPLE_EVERY;
         }
         if now >= duration && fault_iter.peek().is_none() {

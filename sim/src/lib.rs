@@ -7,6 +7,7 @@
 //! sets it); without it only the scenario format, the link model and the disk build.
 
 pub mod disk;
+pub mod faults;
 #[cfg(any(madsim, test))]
 pub(crate) mod link;
 pub mod scenario;
@@ -15,7 +16,11 @@ pub mod swarm;
 #[cfg(madsim)]
 pub mod checks;
 #[cfg(madsim)]
+pub(crate) mod figures;
+#[cfg(madsim)]
 pub(crate) mod network;
+#[cfg(madsim)]
+pub mod outcome;
 #[cfg(madsim)]
 pub(crate) mod record;
 #[cfg(madsim)]

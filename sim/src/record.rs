@@ -23,6 +23,15 @@ pub struct Sample {
     pub live: usize,
 }
 
+/// An acknowledged write: its delta must be on every live node by the end.
+#[derive(Debug, Clone)]
+pub(crate) struct Ack {
+    /// The node that acknowledged it.
+    pub(crate) node: usize,
+    /// The delta it went into.
+    pub(crate) delta: DeltaId,
+}
+
 /// The run's shared recorder.
 pub(crate) struct Recorder {
     trace: blake3::Hasher,

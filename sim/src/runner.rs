@@ -1,7 +1,8 @@
 //! Running scenarios: one seed, a sweep over seeds on several threads, and shrinking a failure.
 
+use crate::outcome::RunOutcome;
 use crate::scenario::Scenario;
-use crate::world::{self, RunOutcome};
+use crate::world;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,9 +26,7 @@ pub fn run_one(scenario: &Scenario, seed: u64, trace: bool) -> RunOutcome {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
                 .unwrap_or_else(|| "non-string panic".to_owned());
-            let mut outcome = crate::checks::setup_failure(format!("panic: {message}"));
-            outcome.checks[0].name = "no panic".to_owned();
-            outcome
+            RunOutcome::setup_failure("no panic", format!("panic: {message}"))
         }
     };
     outcome.figures.wall_s = wall_s;
@@ -144,7 +143,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, step: impl Fn(&str, bool)) -> Opti
     for _ in 0..4 {
         let mut candidate = best.clone();
         candidate.duration_s /= 2.0;
-        candidate.faults.retain(|fault| fault.at_s() <= candidate.duration_s);
+        candidate.faults.retain(|fault| fault.at_s <= candidate.duration_s);
         if let Some(stop) = &mut candidate.workload.stop_s {
             *stop = stop.min(candidate.duration_s);
         }

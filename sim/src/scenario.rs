@@ -1,12 +1,16 @@
 //! Scenario files (`scenarios/*.toml`): nodes, links, workload, faults, checks, duration.
 //! The format is documented in docs/SCENARIOS.md.
 
+use crate::faults::{FaultKind, TimedFault};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The largest world the simulator builds.
 pub const MAX_NODES: usize = 1_000;
+
+/// The link profile that applies to every link without an override.
+pub const DEFAULT_PROFILE: &str = "default";
 
 /// Most calls one arrival may make together.
 pub const MAX_CALLS_PER_ARRIVAL: usize = 1_024;
@@ -39,7 +43,7 @@ pub struct Scenario {
     pub workload: Workload,
     /// The fault schedule.
     #[serde(default)]
-    pub faults: Vec<Fault>,
+    pub faults: Vec<TimedFault>,
     /// Which checks run.
     #[serde(default)]
     pub checks: Checks,
@@ -137,9 +141,8 @@ pub struct LinkOverride {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
-    /// `kv-store` (writes `set`) or `todo` (writes `add`, whose event handler writes on every
-    /// other node).
-    pub app: String,
+    /// The app.
+    pub app: App,
     /// Writing calls per second per node (Poisson).
     pub calls_per_node_per_s: f64,
     /// Only these nodes write; empty means all.
@@ -148,9 +151,9 @@ pub struct Workload {
     /// Distinct keys.
     #[serde(default = "default_keys")]
     pub keys: u64,
-    /// `uniform`, or `hot` (90 % of writes go to 10 % of the keys).
-    #[serde(default = "default_distribution")]
-    pub key_distribution: String,
+    /// How writes pick their keys.
+    #[serde(default)]
+    pub key_distribution: KeyDistribution,
     /// Writes stop at this second (default: the scenario's duration).
     #[serde(default)]
     pub stop_s: Option<f64>,
@@ -168,149 +171,43 @@ fn default_keys() -> u64 {
     1_000
 }
 
-fn default_distribution() -> String {
-    "uniform".to_owned()
+/// The apps a workload can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum App {
+    /// `kv-store`: writes are `set` of a key.
+    KvStore,
+    /// `todo`: writes are `add`, whose event handler writes a counter on every other node.
+    Todo,
 }
 
-/// Node groups for a partition: explicit lists, or a count of equal groups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Groups {
-    /// Split the nodes into this many groups of consecutive indices.
-    Count(usize),
-    /// These groups; nodes in none form one more group.
-    Lists(Vec<Vec<usize>>),
-}
-
-/// One scheduled fault.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Fault {
-    /// Cut every link between groups (connections drop: peers see each other go down).
-    Partition {
-        /// When.
-        at_s: f64,
-        /// The groups.
-        groups: Groups,
-    },
-    /// Drop messages from `from` to `to` only (connections stay up).
-    PartitionOneWay {
-        /// When.
-        at_s: f64,
-        /// Senders.
-        from: Vec<usize>,
-        /// Receivers.
-        to: Vec<usize>,
-    },
-    /// Restore every cut or one-way link.
-    Heal {
-        /// When.
-        at_s: f64,
-    },
-    /// Silently drop everything to and from a node (no disconnect is seen).
-    Clog {
-        /// When.
-        at_s: f64,
-        /// The node.
-        node: usize,
-    },
-    /// End a clog.
-    Unclog {
-        /// When.
-        at_s: f64,
-        /// The node.
-        node: usize,
-    },
-    /// Kill a node: unsynced disk writes are lost (the last one torn, if asked).
-    Crash {
-        /// When.
-        at_s: f64,
-        /// The node.
-        node: usize,
-        /// Tear the last unsynced write.
-        #[serde(default)]
-        tear: bool,
-    },
-    /// Start a crashed node again from its disk.
-    Restart {
-        /// When.
-        at_s: f64,
-        /// The node.
-        node: usize,
-    },
-    /// Stop scheduling a node's tasks.
-    Pause {
-        /// When.
-        at_s: f64,
-        /// The node.
-        node: usize,
-    },
-    /// Resume a paused node.
-    Resume {
-        /// When.
-        at_s: f64,
-        /// The node.
-        node: usize,
-    },
-    /// Start a fresh node (it joins the context and catches up).
-    AddNode {
-        /// When.
-        at_s: f64,
-    },
-    /// Set the loss of every link.
-    SetLoss {
-        /// When.
-        at_s: f64,
-        /// The new loss probability.
-        loss: f64,
-    },
-    /// Shift a node's clock.
-    Skew {
-        /// When.
-        at_s: f64,
-        /// The node.
-        node: usize,
-        /// Offset in milliseconds (may be negative).
-        ms: i64,
-    },
-}
-
-impl Fault {
-    /// When it happens, in seconds.
-    pub fn at_s(&self) -> f64 {
+impl App {
+    /// The module's file in the WASM build directory.
+    pub fn wasm_file(self) -> &'static str {
         match self {
-            Self::Partition { at_s, .. }
-            | Self::PartitionOneWay { at_s, .. }
-            | Self::Heal { at_s }
-            | Self::Clog { at_s, .. }
-            | Self::Unclog { at_s, .. }
-            | Self::Crash { at_s, .. }
-            | Self::Restart { at_s, .. }
-            | Self::Pause { at_s, .. }
-            | Self::Resume { at_s, .. }
-            | Self::AddNode { at_s }
-            | Self::SetLoss { at_s, .. }
-            | Self::Skew { at_s, .. } => *at_s,
+            Self::KvStore => "kv_store.wasm",
+            Self::Todo => "todo.wasm",
         }
     }
 
-    /// A short label for reports and plots.
-    pub fn label(&self) -> String {
+    /// Whether its deltas run event handlers (so "handlers exactly once" applies).
+    pub fn has_event_handlers(self) -> bool {
         match self {
-            Self::Partition { groups, .. } => format!("partition {groups:?}"),
-            Self::PartitionOneWay { from, to, .. } => format!("one-way {from:?}->{to:?}"),
-            Self::Heal { .. } => "heal".to_owned(),
-            Self::Clog { node, .. } => format!("clog n{node}"),
-            Self::Unclog { node, .. } => format!("unclog n{node}"),
-            Self::Crash { node, tear, .. } => format!("crash n{node}{}", if *tear { " (torn)" } else { "" }),
-            Self::Restart { node, .. } => format!("restart n{node}"),
-            Self::Pause { node, .. } => format!("pause n{node}"),
-            Self::Resume { node, .. } => format!("resume n{node}"),
-            Self::AddNode { .. } => "add node".to_owned(),
-            Self::SetLoss { loss, .. } => format!("loss {loss}"),
-            Self::Skew { node, ms, .. } => format!("skew n{node} {ms} ms"),
+            Self::KvStore => false,
+            Self::Todo => true,
         }
     }
+}
+
+/// How writes pick their keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDistribution {
+    /// Every key alike.
+    #[default]
+    Uniform,
+    /// 90 % of writes go to 10 % of the keys.
+    Hot,
 }
 
 /// Which checks run (all by default).
@@ -387,7 +284,7 @@ impl Scenario {
 
     /// Nodes that ever exist: the initial ones plus those added by faults.
     pub fn total_nodes(&self) -> usize {
-        self.nodes + self.faults.iter().filter(|fault| matches!(fault, Fault::AddNode { .. })).count()
+        self.nodes + self.faults.iter().filter(|fault| matches!(fault.kind, FaultKind::AddNode {})).count()
     }
 
     /// When writes stop.
@@ -410,12 +307,6 @@ impl Scenario {
         if !(self.duration_s > 0.0 && self.liveness_s > 0.0) {
             return invalid("duration_s and liveness_s must be positive".to_owned());
         }
-        if !matches!(self.workload.app.as_str(), "kv-store" | "todo") {
-            return invalid(format!("unknown app {:?} (kv-store or todo)", self.workload.app));
-        }
-        if !matches!(self.workload.key_distribution.as_str(), "uniform" | "hot") {
-            return invalid(format!("unknown key_distribution {:?}", self.workload.key_distribution));
-        }
         if self.workload.calls_per_node_per_s < 0.0 || self.workload.keys == 0 {
             return invalid("calls_per_node_per_s must be >= 0 and keys > 0".to_owned());
         }
@@ -434,38 +325,11 @@ impl Scenario {
                 return invalid(format!("link names unknown profile {:?}", link.profile));
             }
         }
-        let node_ok = |node: usize| node < total;
         for fault in &self.faults {
-            if fault.at_s() < 0.0 || fault.at_s() > self.duration_s {
-                return invalid(format!("fault {} at {} s is outside 0..=duration_s", fault.label(), fault.at_s()));
+            if fault.at_s < 0.0 || fault.at_s > self.duration_s {
+                return invalid(format!("fault {} at {} s is outside 0..=duration_s", fault.label(), fault.at_s));
             }
-            let nodes: Vec<usize> = match fault {
-                Fault::Clog { node, .. }
-                | Fault::Unclog { node, .. }
-                | Fault::Crash { node, .. }
-                | Fault::Restart { node, .. }
-                | Fault::Pause { node, .. }
-                | Fault::Resume { node, .. }
-                | Fault::Skew { node, .. } => vec![*node],
-                Fault::PartitionOneWay { from, to, .. } => from.iter().chain(to).copied().collect(),
-                Fault::Partition { groups: Groups::Lists(lists), .. } => lists.iter().flatten().copied().collect(),
-                Fault::Partition { groups: Groups::Count(count), .. } => {
-                    if *count < 2 {
-                        return invalid("a partition needs at least 2 groups".to_owned());
-                    }
-                    Vec::new()
-                }
-                Fault::SetLoss { loss, .. } => {
-                    if !(0.0..=1.0).contains(loss) {
-                        return invalid("loss must be within 0..=1".to_owned());
-                    }
-                    Vec::new()
-                }
-                Fault::Heal { .. } | Fault::AddNode { .. } => Vec::new(),
-            };
-            if let Some(node) = nodes.into_iter().find(|node| !node_ok(*node)) {
-                return invalid(format!("fault {} names node {node}, but there are {total}", fault.label()));
-            }
+            fault.kind.validate(total).or_else(invalid)?;
         }
         Ok(())
     }
@@ -511,5 +375,25 @@ mod tests {
         let error = scenario.validate().unwrap_err().to_string();
         assert!(error.contains("names node 7"), "{error}");
         assert!(toml::from_str::<Scenario>("name = 1").is_err());
+    }
+
+    fn with_workload_line(line: &str) -> Result<Scenario, toml::de::Error> {
+        toml::from_str(&format!(
+            "name = \"typo\"\nnodes = 3\nduration_s = 10\nliveness_s = 5\n[workload]\ncalls_per_node_per_s = 1\n{line}\n"
+        ))
+    }
+
+    #[test]
+    fn a_misspelt_app_or_key_distribution_is_a_parse_error_naming_the_field() {
+        for (line, field) in
+            [("app = \"kv_store\"", "app"), ("app = \"todo\"\nkey_distribution = \"hott\"", "key_distribution")]
+        {
+            let error = with_workload_line(line).unwrap_err().to_string();
+            assert!(error.contains(field), "{line}: {error}");
+        }
+        let parsed = with_workload_line("app = \"todo\"\nkey_distribution = \"hot\"").unwrap();
+        assert_eq!((parsed.workload.app, parsed.workload.key_distribution), (App::Todo, KeyDistribution::Hot));
+        let parsed = with_workload_line("app = \"kv-store\"").unwrap();
+        assert_eq!((parsed.workload.app, parsed.workload.key_distribution), (App::KvStore, KeyDistribution::Uniform));
     }
 }

@@ -1,30 +1,17 @@
 //! The invariants a run must keep. A failure names the node, the context and, where there is
 //! one, the first divergent or missing delta.
 
-use crate::record::SharedRecorder;
+mod bounded;
+
+pub(crate) use bounded::QueueBounds;
+
+use crate::outcome::CheckResult;
+use crate::record::Ack;
 use crate::scenario::Scenario;
-use crate::world::{Ack, RunOutcome};
 use rhizome_core::{AuthorKey, ContextId, DeltaId};
-use rhizome_node::{NodeConfig, NodeHandle};
+use rhizome_node::NodeHandle;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// One check's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CheckResult {
-    /// The check.
-    pub name: String,
-    /// Passed?
-    pub passed: bool,
-    /// What was found.
-    pub detail: String,
-}
-
-impl CheckResult {
-    fn new(name: &str, passed: bool, detail: String) -> Self {
-        Self { name: name.to_owned(), passed, detail }
-    }
-}
 
 pub(crate) struct Inputs<'a> {
     pub(crate) scenario: &'a Scenario,
@@ -33,24 +20,13 @@ pub(crate) struct Inputs<'a> {
     pub(crate) acks: &'a [Ack],
     pub(crate) converged_at: Option<Duration>,
     pub(crate) storage_failures: &'a [String],
-    pub(crate) recorder: &'a SharedRecorder,
-    pub(crate) config: &'a NodeConfig,
-}
-
-/// An outcome for a run that could not even be set up.
-pub fn setup_failure(error: String) -> RunOutcome {
-    RunOutcome {
-        checks: vec![CheckResult::new("setup", false, error)],
-        figures: crate::report::Figures::default(),
-        samples: Vec::new(),
-        faults: Vec::new(),
-        trace_hash: String::new(),
-        trace_lines: Vec::new(),
-    }
+    /// The queues seen in every status read during the run.
+    pub(crate) bounds: &'a QueueBounds,
+    pub(crate) limits: &'a rhizome_core::Limits,
 }
 
 pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
-    let Inputs { scenario, context, live, acks, converged_at, storage_failures, recorder, config } = inputs;
+    let Inputs { scenario, context, live, acks, converged_at, storage_failures, bounds, limits } = inputs;
     let mut results = Vec::new();
     let checks = &scenario.checks;
     results.push(CheckResult::new(
@@ -115,23 +91,11 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
             Some(detail) => CheckResult::new("no lost writes", false, detail),
         });
     }
-    if checks.handlers_exactly_once && scenario.workload.app == "todo" {
+    if checks.handlers_exactly_once && scenario.workload.app.has_event_handlers() {
         results.push(handler_check(context, live, acks).await);
     }
     if checks.bounded {
-        let recorder = recorder.lock();
-        let max_pending = recorder.samples.iter().map(|sample| sample.max_pending).max().unwrap_or(0);
-        let max_buffer = recorder.samples.iter().map(|sample| sample.max_snapshot_buffer).max().unwrap_or(0);
-        let limits = &config.core.limits;
-        let passed = max_pending <= limits.max_pending_deltas && max_buffer <= limits.max_snapshot_buffer_deltas;
-        results.push(CheckResult::new(
-            "bounded",
-            passed,
-            format!(
-                "max pending {max_pending} (limit {}), max snapshot buffer {max_buffer} (limit {})",
-                limits.max_pending_deltas, limits.max_snapshot_buffer_deltas
-            ),
-        ));
+        results.push(bounds.verdict(limits));
     }
     results
 }

@@ -1,0 +1,269 @@
+//! The world's nodes: one slot per node that may ever exist (its key, disk and clock skew
+//! outlive its crashes), what their tasks share, and the faults carried out on them.
+
+use super::boot::{boot_node, BootParts};
+use super::setup;
+use crate::disk::{SimDisk, TearMode};
+use crate::faults::FaultTarget;
+use crate::network::Net;
+use crate::record::SharedRecorder;
+use crate::scenario::{Scenario, DEFAULT_PROFILE};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rhizome_core::{AuthorKey, ContextId, Keypair};
+use rhizome_node::{ContextBackend, NodeConfig, NodeHandle};
+use rhizome_runtime::{AppId, EngineOptions, WasmHost};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Everything the node tasks share.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub(super) net: Net,
+    pub(super) recorder: SharedRecorder,
+    pub(super) host: WasmHost<ContextBackend>,
+    pub(super) module: Arc<Vec<u8>>,
+    pub(super) context: ContextId,
+    pub(super) members: Vec<AuthorKey>,
+    pub(super) config: NodeConfig,
+    pub(super) start: tokio::time::Instant,
+    pub(super) seed: u64,
+    pub(super) storage_failures: Arc<Mutex<Vec<String>>>,
+}
+
+impl Shared {
+    /// Records a node that could not open its database, start, or keep running.
+    pub(super) fn note_failure(&self, failure: String) {
+        self.storage_failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+    }
+}
+
+/// One node's place in the world; it outlives the node's crashes.
+pub(super) struct Slot {
+    keypair: Keypair,
+    disk: SimDisk,
+    handle: Arc<Mutex<Option<NodeHandle>>>,
+    skew_ms: Arc<AtomicI64>,
+    id: Option<madsim::task::NodeId>,
+    pub(super) up: bool,
+    pub(super) paused: bool,
+    boots: Arc<AtomicI64>,
+}
+
+impl Slot {
+    /// The running node's handle, once it has booted.
+    pub(super) fn handle(&self) -> Option<NodeHandle> {
+        self.handle.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The handle of a node that is up, booted and not paused: one that can answer now.
+    pub(super) fn answering(&self) -> Option<NodeHandle> {
+        if !self.up || self.paused {
+            return None;
+        }
+        self.handle()
+    }
+}
+
+/// The nodes of a world and what faults do to them.
+pub(super) struct Cluster {
+    runtime: madsim::runtime::Handle,
+    pub(super) shared: Shared,
+    pub(super) slots: Vec<Slot>,
+    /// Nodes booted so far (the next `add_node` boots this index).
+    booted: usize,
+    /// Draws for faults (how much of a torn write survives).
+    rng: ChaCha8Rng,
+    /// The default profile's loss, which the liveness phase restores.
+    default_loss: f64,
+}
+
+impl Cluster {
+    /// Builds the network and every node's slot; boots none.
+    pub(super) fn build(
+        scenario: &Scenario,
+        seed: u64,
+        start: tokio::time::Instant,
+        recorder: &SharedRecorder,
+    ) -> Result<Self, String> {
+        let runtime = madsim::runtime::Handle::current();
+        let net_node = runtime.create_node().name("network").build();
+        let keypairs: Vec<Keypair> = (0..scenario.total_nodes()).map(|index| setup::keypair(seed, index)).collect();
+        let peers: Vec<_> = keypairs.iter().map(Keypair::peer_id).collect();
+        let net = setup::network(scenario, &peers, seed, net_node);
+        let module = setup::app_module(scenario.workload.app)?;
+        let host = WasmHost::new(&EngineOptions::default()).map_err(|error| error.to_string())?;
+        let app = AppId(*blake3::hash(&module).as_bytes());
+        let members: Vec<AuthorKey> = keypairs.iter().map(Keypair::author_key).collect();
+        let context = rhizome_node::derive_context_id(&app, &members[0], &[0; 16]);
+        let shared = Shared {
+            net,
+            recorder: recorder.clone(),
+            host,
+            module: Arc::new(module),
+            context,
+            members,
+            config: setup::node_config(scenario),
+            start,
+            seed,
+            storage_failures: Arc::default(),
+        };
+        let slots = keypairs
+            .into_iter()
+            .map(|keypair| Slot {
+                keypair,
+                disk: SimDisk::new(),
+                handle: Arc::default(),
+                skew_ms: Arc::default(),
+                id: None,
+                up: false,
+                paused: false,
+                boots: Arc::default(),
+            })
+            .collect();
+        Ok(Self {
+            runtime,
+            shared,
+            slots,
+            booted: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x0077_6f72_6c64),
+            default_loss: scenario.profile(DEFAULT_PROFILE).loss,
+        })
+    }
+
+    /// Boots the scenario's initial nodes.
+    pub(super) fn boot_initial(&mut self, nodes: usize) {
+        for _ in 0..nodes {
+            self.add_node();
+        }
+    }
+
+    /// Where each node's handle will be, for tasks that outlive a crash (the workload).
+    pub(super) fn handle_slots(&self) -> Vec<Arc<Mutex<Option<NodeHandle>>>> {
+        self.slots.iter().map(|slot| slot.handle.clone()).collect()
+    }
+
+    /// Nodes that are up and have booted, with their handles.
+    pub(super) fn live(&self) -> Vec<(usize, NodeHandle)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.up)
+            .filter_map(|(index, slot)| slot.handle().map(|handle| (index, handle)))
+            .collect()
+    }
+
+    /// What nodes failed to open, start or keep running.
+    pub(super) fn storage_failures(&self) -> Vec<String> {
+        self.shared.storage_failures.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn launch(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        let init = boot_node(
+            &self.shared,
+            BootParts {
+                index,
+                keypair: slot.keypair.clone(),
+                disk: slot.disk.clone(),
+                handle: slot.handle.clone(),
+                skew_ms: slot.skew_ms.clone(),
+                boots: slot.boots.clone(),
+            },
+        );
+        let node = self
+            .runtime
+            .create_node()
+            .name(format!("n{index}"))
+            .ip(std::net::IpAddr::from([10, 0, (index / 256) as u8, (index % 256) as u8]))
+            .init(init)
+            .build();
+        slot.id = Some(node.id());
+        slot.up = true;
+    }
+}
+
+impl FaultTarget for Cluster {
+    fn node_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn default_loss(&self) -> f64 {
+        self.default_loss
+    }
+
+    fn partition(&mut self, groups: &[Vec<usize>]) {
+        self.shared.net.partition(groups);
+    }
+
+    fn partition_one_way(&mut self, from: &[usize], to: &[usize]) {
+        self.shared.net.partition_one_way(from, to);
+    }
+
+    fn heal(&mut self) {
+        self.shared.net.heal();
+    }
+
+    fn set_clogged(&mut self, node: usize, clogged: bool) {
+        self.shared.net.set_clogged(node, clogged);
+    }
+
+    fn crash(&mut self, node: usize, tear: bool) {
+        let slot = &mut self.slots[node];
+        let Some(id) = slot.id.filter(|_| slot.up) else { return };
+        slot.disk.kill_io();
+        self.runtime.kill(id);
+        self.shared.net.detach(node);
+        let mode = if tear {
+            TearMode::TearLastWrite { keep_fraction_per_mille: (self.rng.next_u64() % 1_000) as u16 }
+        } else {
+            TearMode::None
+        };
+        slot.disk.crash(mode);
+        *slot.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        slot.up = false;
+        slot.paused = false;
+    }
+
+    fn restart(&mut self, node: usize) {
+        let slot = &mut self.slots[node];
+        if slot.up {
+            return;
+        }
+        if let Some(id) = slot.id {
+            self.runtime.restart(id);
+            slot.up = true;
+        }
+    }
+
+    fn pause(&mut self, node: usize) {
+        let slot = &mut self.slots[node];
+        if let Some(id) = slot.id.filter(|_| slot.up && !slot.paused) {
+            self.runtime.pause(id);
+            slot.paused = true;
+        }
+    }
+
+    fn resume(&mut self, node: usize) {
+        let slot = &mut self.slots[node];
+        if let Some(id) = slot.id.filter(|_| slot.paused) {
+            self.runtime.resume(id);
+            slot.paused = false;
+        }
+    }
+
+    fn add_node(&mut self) {
+        if self.booted < self.slots.len() {
+            self.launch(self.booted);
+            self.booted += 1;
+        }
+    }
+
+    fn set_loss(&mut self, loss: f64) {
+        self.shared.net.set_loss(loss);
+    }
+
+    fn set_skew_ms(&mut self, node: usize, ms: i64) {
+        self.slots[node].skew_ms.store(ms, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,94 @@
+//! One simulated run, in phases: build the world (network and node slots), boot the nodes,
+//! run the workload and the fault schedule, lift the faults and wait for agreement, check
+//! the invariants, and gather the outcome.
+
+mod boot;
+mod cluster;
+mod liveness;
+mod sampler;
+mod schedule;
+mod setup;
+mod workload;
+
+use crate::checks::{self, QueueBounds};
+use crate::figures::{figures, RunTotals};
+use crate::outcome::RunOutcome;
+use crate::record::SharedRecorder;
+use crate::scenario::Scenario;
+use cluster::Cluster;
+use liveness::{run_liveness, Liveness};
+use sampler::Sampler;
+use schedule::{run_faults, FaultLog};
+use workload::Workload;
+
+/// Runs a scenario with a seed; must be called inside a madsim runtime.
+pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcome {
+    let start = tokio::time::Instant::now();
+    let recorder = SharedRecorder::new(trace);
+    let mut cluster = match Cluster::build(&scenario, seed, start, &recorder) {
+        Ok(cluster) => cluster,
+        Err(error) => return RunOutcome::setup_failure("setup", error),
+    };
+    cluster.boot_initial(scenario.nodes);
+    let workload = Workload::spawn(&scenario, seed, &cluster.handle_slots(), cluster.shared.context, start, &recorder);
+    let limits = cluster.shared.config.core.limits.clone();
+    let mut sampler = Sampler::new(cluster.shared.context, start, &recorder, limits);
+    let mut log = run_faults(&scenario, &mut cluster, &workload, &mut sampler, &recorder).await;
+    let liveness = run_liveness(&scenario, &mut cluster, &mut log, &mut sampler, &recorder).await;
+    let ended = Ended { log, liveness, bounds: sampler.bounds };
+    finish(&scenario, &cluster, &workload, ended, &recorder).await
+}
+
+/// What the phases found.
+struct Ended {
+    log: FaultLog,
+    liveness: Liveness,
+    bounds: QueueBounds,
+}
+
+/// Checks the invariants on the live nodes and gathers the outcome.
+async fn finish(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    workload: &Workload,
+    ended: Ended,
+    recorder: &SharedRecorder,
+) -> RunOutcome {
+    let Ended { log, liveness, bounds } = ended;
+    let acks = workload.acks();
+    let live = cluster.live();
+    let check_results = checks::evaluate(checks::Inputs {
+        scenario,
+        context: cluster.shared.context,
+        live: &live,
+        acks: &acks,
+        converged_at: liveness.converged_at,
+        storage_failures: &cluster.storage_failures(),
+        bounds: &bounds,
+        limits: &cluster.shared.config.core.limits,
+    })
+    .await;
+    let network = cluster.shared.net.stats();
+    let figures = figures(RunTotals {
+        recorder,
+        cuts: &log.cuts,
+        network: &network,
+        per_node_convergence: &liveness.per_node_convergence,
+        converged_at: liveness.converged_at,
+        writes: acks.len(),
+        simulated: cluster.shared.start.elapsed(),
+        live_nodes: live.len(),
+    });
+    let (samples, trace_lines) = {
+        let mut recorder = recorder.lock();
+        (std::mem::take(&mut recorder.samples), recorder.trace_lines.take().unwrap_or_default())
+    };
+    RunOutcome {
+        checks: check_results,
+        figures,
+        samples,
+        faults: log.applied,
+        trace_hash: recorder.trace_hash(),
+        trace_lines,
+    }
+}

@@ -32,7 +32,7 @@ impl ThreadCommitter {
 impl Committer for ThreadCommitter {
     fn start(&mut self, job: CommitJob, done: oneshot::Sender<CommitResult>) {
         if let Err(std::sync::mpsc::SendError((_, done))) = self.jobs.send((job, done)) {
-            let _ = done.send(Err(rhizome_node::StoreError("the commit thread has stopped".to_owned())));
+            let _ = done.send(Err(rhizome_node::StoreError::CommitterGone));
         }
     }
 }

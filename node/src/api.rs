@@ -4,7 +4,7 @@
 
 use crate::events::Subscription;
 use rhizome_core::{AuthorKey, ContextId, DeltaId, NodeMetrics, PeerId, RootHash};
-use rhizome_runtime::{AppId, RuntimeMetrics};
+use rhizome_runtime::{AppId, CallError, RuntimeMetrics};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a local request failed.
@@ -19,9 +19,9 @@ pub enum ApiError {
     /// The context is already joined.
     #[error("context {0} already joined")]
     AlreadyJoined(ContextId),
-    /// The app refused the call or failed (the text names the cause).
+    /// The runtime refused the call or the app failed: [`CallError::label`] names the class.
     #[error("call failed: {0}")]
-    Call(String),
+    Call(CallError),
     /// A query changed state; queries must be read-only.
     #[error("method {0} writes state; use call, not query")]
     QueryWrote(String),
@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The node stopped (shut down, or its storage failed) before answering.
     #[error("the node is not running")]
     Stopped,
+    /// The node broke one of its own rules (a bug): nothing the caller did or can fix.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 /// The answer to a writing call.

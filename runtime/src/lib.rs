@@ -14,17 +14,19 @@ pub mod crdt;
 pub mod handlers;
 pub mod limits;
 pub mod merge;
+pub mod node_runtime;
 pub mod path;
 pub mod payload;
-pub mod runtime;
 pub mod stamp;
 pub mod state;
 pub mod wasm;
 
 pub use limits::RuntimeLimits;
+pub use node_runtime::{
+    CallOutcome, ContextParts, HandlerStep, Runtime, RuntimeMetrics, RuntimeOptions, SealedCalls, WasmHost,
+};
 pub use path::Path;
 pub use payload::{Action, AppEvent, AppPayload};
-pub use runtime::{CallOutcome, ContextParts, Runtime, RuntimeMetrics, RuntimeOptions, SealedCalls, WasmHost};
 pub use stamp::Stamp;
 pub use state::{KvBackend, MemoryBackend, StateStore};
 pub use wasm::app::{AppId, EVENT_HANDLER_EXPORT};

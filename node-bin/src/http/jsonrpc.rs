@@ -230,8 +230,9 @@ async fn run(shared: &super::Shared, method: &str, params: CallParams<'_>) -> Re
         (Some(_), Some(_)) => {
             return Err(RpcError::new(ErrorCode::BadRequest, "invalid params: give args or input_hex, not both"))
         }
-        (Some(args), None) => encode_args(args)
-            .map_err(|error| RpcError::new(ErrorCode::BadRequest, format!("invalid params: {error}")))?,
+        (Some(args), None) => {
+            encode_args(args).map_err(|error| RpcError::new(ErrorCode::BadArgs, format!("invalid params: {error}")))?
+        }
         (None, Some(text)) => parse_hex("params.input_hex", text)?,
         (None, None) => Vec::new(),
     };

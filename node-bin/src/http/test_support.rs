@@ -56,7 +56,17 @@ impl PeerDirectory for StaticPeers {
 
 /// The kv-store app module.
 pub(crate) fn kv_store() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/kv_store.wasm");
+    app_module("kv_store")
+}
+
+/// The hostile app module: every way an app can misbehave.
+pub(crate) fn hostile() -> Vec<u8> {
+    app_module("hostile")
+}
+
+/// A module `cargo xtask apps` built into `target/wasm`.
+fn app_module(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/wasm/{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}; run `cargo xtask apps` first", path.display()))
 }
 

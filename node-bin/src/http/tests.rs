@@ -12,7 +12,12 @@ use std::time::Duration;
 
 /// Installs kv-store and creates a context on the API's node: (app, context), hex.
 async fn kv_context(api: &Router) -> (String, String) {
-    let (status, _, body) = send(api, request(Method::POST, "/admin/apps", kv_store())).await;
+    app_context(api, kv_store()).await
+}
+
+/// Installs `module` and creates a context on the API's node: (app, context), hex.
+async fn app_context(api: &Router, module: Vec<u8>) -> (String, String) {
+    let (status, _, body) = send(api, request(Method::POST, "/admin/apps", module)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let app = body["app"].as_str().expect("app id").to_owned();
     let (status, _, body) = send(api, json_request(Method::POST, "/admin/contexts", &json!({"app": app}))).await;
@@ -135,8 +140,10 @@ async fn jsonrpc_errors_carry_stable_codes() {
     let cases = [
         (rpc("call", json!({"context": unknown, "method": "set", "args": ["k", "v"]})), -32001, "unknown_context"),
         (rpc("query", json!({"context": context, "method": "set", "args": ["k", "v"]})), -32005, "query_wrote"),
-        (rpc("call", json!({"context": context, "method": "no_such_method"})), -32004, "call_failed"),
-        (rpc("call", json!({"context": context, "method": "set", "args": [1.5]})), -32602, "bad_request"),
+        (rpc("call", json!({"context": context, "method": "no_such_method"})), -32012, "no_such_method"),
+        (rpc("query", json!({"context": context, "method": "nope", "args": ["k"]})), -32012, "no_such_method"),
+        (rpc("call", json!({"context": context, "method": "set", "args": [1.5]})), -32013, "bad_args"),
+        (rpc("call", json!({"context": context, "method": "set", "args": [null]})), -32013, "bad_args"),
         (rpc("call", json!({"context": "xyz", "method": "set"})), -32602, "bad_request"),
         (rpc("call", json!({"context": context, "method": "set", "args": [], "input_hex": ""})), -32602, "bad_request"),
         (rpc("call", json!({"context": context, "method": "set", "surprise": 1})), -32602, "bad_request"),
@@ -208,6 +215,27 @@ async fn well_formed_requests_answer_as_the_general_way_does() {
 }
 
 #[tokio::test]
+async fn a_failing_app_answers_with_the_class_of_its_failure() {
+    let api = router(state(start_node(21), config()));
+    let (_, context) = app_context(&api, hostile()).await;
+    let cases = [
+        ("spin", -32014, "out_of_fuel"),
+        ("bomb", -32015, "out_of_memory"),
+        ("spam", -32016, "limit_exceeded"),
+        ("panics", -32017, "aborted"),
+        ("no_such_export", -32012, "no_such_method"),
+    ];
+    for (method, code, stable) in cases {
+        let answer = rpc_call(&api, "call", json!({"context": context, "method": method})).await;
+        assert_eq!(answer["error"]["code"], code, "{method} → {answer}");
+        assert_eq!(answer["error"]["data"]["code"], stable, "{method} → {answer}");
+    }
+    // The node survives all of them: a well-behaved call still writes.
+    let behave = rpc_call(&api, "call", json!({"context": context, "method": "behave", "returns": "u64"})).await;
+    assert_eq!(behave["result"]["output"], 1, "{behave}");
+}
+
+#[tokio::test]
 async fn rest_errors_are_json_with_their_status() {
     let api = router(state(start_node(6), config()));
     let unknown = "cd".repeat(32);
@@ -222,7 +250,7 @@ async fn rest_errors_are_json_with_their_status() {
         (request(Method::POST, "/admin/contexts", "{\"app\": "), StatusCode::BAD_REQUEST, "bad_json"),
         (request(Method::POST, "/admin/contexts", "{\"application\": 1}"), StatusCode::BAD_REQUEST, "bad_request"),
         (json_request(Method::POST, "/admin/contexts", &json!({"app": unknown})), StatusCode::NOT_FOUND, "unknown_app"),
-        (request(Method::POST, "/admin/apps", "not wasm"), StatusCode::UNPROCESSABLE_ENTITY, "call_failed"),
+        (request(Method::POST, "/admin/apps", "not wasm"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_module"),
         (request(Method::GET, "/no/such/route", ""), StatusCode::NOT_FOUND, "not_found"),
         (request(Method::DELETE, "/admin/apps", ""), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (request(Method::GET, "/jsonrpc", ""), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -42,7 +42,7 @@ impl<T: Transport> NodeTask<T> {
                     // The delta is full: this call starts the next one.
                     Err(CallError::NotJoinable(_)) => {}
                     joined => {
-                        let result = joined.map_err(|error| ApiError::Call(error.to_string()));
+                        let result = joined.map_err(ApiError::Call);
                         self.after_call(result, reply);
                         return;
                     }
@@ -65,7 +65,7 @@ impl<T: Transport> NodeTask<T> {
         match result {
             Ok(outcome) if outcome.needs_delta() => match &mut self.open_calls {
                 Some(open) => open.waiting.push((reply, outcome.return_value)),
-                None => self.ack(reply, Err(ApiError::Call("no batch is open for a writing call".to_owned()))),
+                None => self.ack(reply, Err(ApiError::Internal("no batch is open for a writing call"))),
             },
             Ok(outcome) => {
                 self.metrics.calls_committed += 1;
@@ -94,7 +94,7 @@ impl<T: Transport> NodeTask<T> {
                     .local_delta(open.opened_at, open.context, sealed.payload.encode())
                     .map_err(|error| ApiError::Refused(error.to_string()))
             }
-            None => Err(ApiError::Call("the batch's delta was lost before it was made".to_owned())),
+            None => Err(ApiError::Internal("the batch's delta was lost before it was made")),
         };
         // Applying the delta closed the runtime's open delta; a refused one must be dropped, and
         // dropping is harmless either way.

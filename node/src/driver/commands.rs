@@ -68,7 +68,7 @@ impl<T: Transport> NodeTask<T> {
     }
 
     fn install_app(&mut self, module: Vec<u8>) -> Result<AppId, ApiError> {
-        let app = self.node.applier_mut().install_app(&module).map_err(|error| ApiError::Call(error.to_string()))?;
+        let app = self.node.applier_mut().install_app(&module).map_err(ApiError::Call)?;
         if self.stored_apps.insert(app) {
             self.batch.apps.push((app, module));
         }
@@ -90,7 +90,7 @@ impl<T: Transport> NodeTask<T> {
         let parts = ContextParts { app, backend: self.store.context_backend(context) };
         if let Err(error) = self.node.applier_mut().restore_context(context, parts) {
             self.node.leave_context(&context);
-            return Err(ApiError::Call(error.to_string()));
+            return Err(ApiError::Call(error));
         }
         let record = ContextRecord { app, members };
         self.records.insert(context, record.clone());
@@ -128,7 +128,7 @@ impl<T: Transport> NodeTask<T> {
             return Err(ApiError::UnknownContext(context));
         }
         let hlc = self.node.next_local_hlc(now);
-        self.node.applier_mut().call(context, method, input, hlc).map_err(|error| ApiError::Call(error.to_string()))
+        self.node.applier_mut().call(context, method, input, hlc).map_err(ApiError::Call)
     }
 
     fn query(

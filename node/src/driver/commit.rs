@@ -31,7 +31,7 @@ pub(super) async fn landed(in_flight: &mut Option<InFlight>) -> CommitResult {
 }
 
 fn committer_gone() -> StoreError {
-    StoreError("the committer dropped a commit without an answer".to_owned())
+    StoreError::CommitterGone
 }
 
 impl<T: Transport> NodeTask<T> {

@@ -4,7 +4,7 @@
 use super::NodeTask;
 use crate::transport::Transport;
 use rhizome_core::Timestamp;
-use rhizome_runtime::AppPayload;
+use rhizome_runtime::{AppPayload, HandlerStep};
 
 impl<T: Transport> NodeTask<T> {
     /// True if handler jobs are left and the last pass got through some: worth another pass
@@ -21,14 +21,14 @@ impl<T: Transport> NodeTask<T> {
             for _ in 0..self.config.max_handler_runs_per_input {
                 let hlc = self.node.next_local_hlc(now);
                 match self.node.applier_mut().run_next_handler(context, hlc) {
-                    Ok(None) => break,
-                    Ok(Some(None)) => {
+                    Ok(HandlerStep::Idle) => break,
+                    Ok(HandlerStep::JobDone) => {
                         self.metrics.handler_runs += 1;
                         self.handler_progressed = true;
                         // The job's end must not be forgotten in a crash: it would run again.
                         self.batch.durable = true;
                     }
-                    Ok(Some(Some(payload))) => {
+                    Ok(HandlerStep::NeedsDelta(payload)) => {
                         self.metrics.handler_runs += 1;
                         self.handler_progressed = true;
                         let handled = match &payload {

@@ -3,7 +3,7 @@
 //! while the node stages the next batch (see [`Committer`]).
 
 use super::tables::{context_key, context_range_end, dag_key, pending_key, APPS, CONTEXTS, DAG, PENDING, STATE};
-use super::{storage, ContextRecord, Overlay, StoreError, StoredEntry};
+use super::{ContextRecord, Overlay, StoreError, StoredEntry};
 use redb::ReadableTable;
 use rhizome_core::{CausalDelta, ContextId, DeltaId};
 use rhizome_runtime::AppId;
@@ -78,25 +78,24 @@ impl CommitJob {
     pub fn run(self) -> CommitResult {
         let Self { db, state: overlay, batch } = self;
         let mut stats = CommitStats { state_writes: overlay.len(), dag_rows: 0 };
-        let txn = db.begin_write().map_err(storage)?;
+        let txn = db.begin_write()?;
         {
-            let mut state = txn.open_table(STATE).map_err(storage)?;
+            let mut state = txn.open_table(STATE)?;
             for (key, value) in overlay.iter() {
                 match value {
                     Some(value) => state.insert(key.as_slice(), value.as_slice()).map(drop),
                     None => state.remove(key.as_slice()).map(drop),
-                }
-                .map_err(storage)?;
+                }?;
             }
-            let mut dag = txn.open_table(DAG).map_err(storage)?;
+            let mut dag = txn.open_table(DAG)?;
             let mut next_seq: BTreeMap<ContextId, u64> = BTreeMap::new();
             for (context, entries) in &batch.dag_rewrites {
                 let start = context_key(context, &[]);
                 let end = context_range_end(context);
-                dag.retain_in(start.as_slice()..end.as_slice(), |_, _| false).map_err(storage)?;
+                dag.retain_in(start.as_slice()..end.as_slice(), |_, _| false)?;
                 for (seq, entry) in entries.iter().enumerate() {
-                    let bytes = borsh::to_vec(entry).map_err(storage)?;
-                    dag.insert(dag_key(context, seq as u64).as_slice(), bytes.as_slice()).map_err(storage)?;
+                    let bytes = borsh::to_vec(entry)?;
+                    dag.insert(dag_key(context, seq as u64).as_slice(), bytes.as_slice())?;
                 }
                 stats.dag_rows += entries.len();
                 next_seq.insert(*context, entries.len() as u64);
@@ -111,10 +110,10 @@ impl CommitJob {
                     None => {
                         let start = context_key(context, &[]);
                         let end = context_range_end(context);
-                        let last = dag.range(start.as_slice()..end.as_slice()).map_err(storage)?.next_back();
+                        let last = dag.range(start.as_slice()..end.as_slice())?.next_back();
                         let next = match last {
                             Some(row) => {
-                                let (key, _) = row.map_err(storage)?;
+                                let (key, _) = row?;
                                 let mut seq = [0u8; 8];
                                 seq.copy_from_slice(&key.value()[32..40]);
                                 u64::from_be_bytes(seq) + 1
@@ -124,30 +123,30 @@ impl CommitJob {
                         next_seq.entry(*context).or_insert(next)
                     }
                 };
-                let bytes = borsh::to_vec(entry).map_err(storage)?;
-                dag.insert(dag_key(context, *seq).as_slice(), bytes.as_slice()).map_err(storage)?;
+                let bytes = borsh::to_vec(entry)?;
+                dag.insert(dag_key(context, *seq).as_slice(), bytes.as_slice())?;
                 *seq += 1;
                 stats.dag_rows += 1;
             }
-            let mut pending = txn.open_table(PENDING).map_err(storage)?;
+            let mut pending = txn.open_table(PENDING)?;
             for (context, delta) in &batch.pending_puts {
-                let bytes = borsh::to_vec(delta.as_ref()).map_err(storage)?;
-                pending.insert(pending_key(context, &delta.id).as_slice(), bytes.as_slice()).map_err(storage)?;
+                let bytes = borsh::to_vec(delta.as_ref())?;
+                pending.insert(pending_key(context, &delta.id).as_slice(), bytes.as_slice())?;
             }
             for (context, id) in &batch.pending_deletes {
-                pending.remove(pending_key(context, id).as_slice()).map_err(storage)?;
+                pending.remove(pending_key(context, id).as_slice())?;
             }
-            let mut contexts = txn.open_table(CONTEXTS).map_err(storage)?;
+            let mut contexts = txn.open_table(CONTEXTS)?;
             for (context, record) in &batch.contexts {
-                let bytes = borsh::to_vec(record).map_err(storage)?;
-                contexts.insert(context.as_bytes().as_slice(), bytes.as_slice()).map_err(storage)?;
+                let bytes = borsh::to_vec(record)?;
+                contexts.insert(context.as_bytes().as_slice(), bytes.as_slice())?;
             }
-            let mut apps = txn.open_table(APPS).map_err(storage)?;
+            let mut apps = txn.open_table(APPS)?;
             for (app, module) in &batch.apps {
-                apps.insert(app.0.as_slice(), module.as_slice()).map_err(storage)?;
+                apps.insert(app.0.as_slice(), module.as_slice())?;
             }
         }
-        txn.commit().map_err(storage)?;
+        txn.commit()?;
         Ok(stats)
     }
 }

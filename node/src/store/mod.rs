@@ -8,12 +8,14 @@
 
 mod backend;
 mod commit;
+mod error;
 mod records;
 mod tables;
 
 pub use backend::ContextBackend;
 pub(crate) use commit::CommitBatch;
 pub use commit::{CommitJob, CommitResult, CommitStats, Committer, InlineCommitter};
+pub use error::StoreError;
 pub use records::ContextRecord;
 pub(crate) use records::StoredEntry;
 
@@ -23,15 +25,6 @@ use rhizome_core::{CausalDelta, ContextId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tables::{context_key, context_range_end, APPS, CONTEXTS, DAG, PENDING, STATE};
-
-/// A storage failure. The node stops on one: its memory is ahead of its disk.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StoreError(pub String);
-
-fn storage(error: impl std::fmt::Display) -> StoreError {
-    StoreError(error.to_string())
-}
 
 /// State writes staged since the last commit: `context ‖ key → value` (`None` deletes).
 type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -62,14 +55,14 @@ impl Shared {
 
     fn open_reader(&mut self) -> Result<(), StoreError> {
         if self.reader.is_none() {
-            let txn = self.db.begin_read().map_err(storage)?;
-            self.reader = Some(txn.open_table(STATE).map_err(storage)?);
+            let txn = self.db.begin_read()?;
+            self.reader = Some(txn.open_table(STATE)?);
         }
         Ok(())
     }
 
     fn opened_reader(&self) -> Result<&StateReader, StoreError> {
-        self.reader.as_ref().ok_or_else(|| StoreError("the state table is not open".to_owned()))
+        self.reader.as_ref().ok_or(StoreError::StateTableClosed)
     }
 
     /// The staged write of `key`, if any (`Some(None)`: a staged deletion): the newest layer
@@ -125,11 +118,11 @@ pub struct RestoredContext {
 impl Store {
     /// Opens (or initialises) the tables of `db`.
     pub fn open(db: redb::Database) -> Result<Self, StoreError> {
-        let txn = db.begin_write().map_err(storage)?;
+        let txn = db.begin_write()?;
         for table in [STATE, DAG, PENDING, CONTEXTS, APPS] {
-            txn.open_table(table).map_err(storage)?;
+            txn.open_table(table)?;
         }
-        txn.commit().map_err(storage)?;
+        txn.commit()?;
         let shared = Shared { db: Arc::new(db), overlay: Overlay::new(), committing: None, reader: None };
         Ok(Self { shared: Arc::new(Mutex::new(shared)) })
     }
@@ -155,7 +148,7 @@ impl Store {
     pub(crate) fn begin_commit(&self, batch: CommitBatch) -> Result<CommitJob, StoreError> {
         let mut shared = self.lock();
         if shared.committing.is_some() {
-            return Err(StoreError("a commit is already in flight".to_owned()));
+            return Err(StoreError::CommitInFlight);
         }
         let state = Arc::new(std::mem::take(&mut shared.overlay));
         shared.committing = Some(state.clone());
@@ -182,32 +175,32 @@ impl Store {
     /// Reads everything a restart needs.
     pub fn load(&self) -> Result<Restored, StoreError> {
         let shared = self.lock();
-        let txn = shared.db.begin_read().map_err(storage)?;
+        let txn = shared.db.begin_read()?;
         let mut restored = Restored::default();
-        let apps = txn.open_table(APPS).map_err(storage)?;
-        for row in apps.iter().map_err(storage)? {
-            let (_, module) = row.map_err(storage)?;
+        let apps = txn.open_table(APPS)?;
+        for row in apps.iter()? {
+            let (_, module) = row?;
             restored.apps.push(module.value().to_vec());
         }
-        let contexts = txn.open_table(CONTEXTS).map_err(storage)?;
-        let dag = txn.open_table(DAG).map_err(storage)?;
-        let pending = txn.open_table(PENDING).map_err(storage)?;
-        for row in contexts.iter().map_err(storage)? {
-            let (key, value) = row.map_err(storage)?;
-            let id = ContextId::from_bytes(key.value().try_into().map_err(storage)?);
-            let record: ContextRecord = borsh::from_slice(value.value()).map_err(storage)?;
+        let contexts = txn.open_table(CONTEXTS)?;
+        let dag = txn.open_table(DAG)?;
+        let pending = txn.open_table(PENDING)?;
+        for row in contexts.iter()? {
+            let (key, value) = row?;
+            let id = ContextId::from_bytes(key.value().try_into()?);
+            let record: ContextRecord = borsh::from_slice(value.value())?;
             let start = context_key(&id, &[]);
             let end = context_range_end(&id);
             let mut applied = Vec::new();
-            for row in dag.range(start.as_slice()..end.as_slice()).map_err(storage)? {
-                let (_, value) = row.map_err(storage)?;
-                let entry: StoredEntry = borsh::from_slice(value.value()).map_err(storage)?;
+            for row in dag.range(start.as_slice()..end.as_slice())? {
+                let (_, value) = row?;
+                let entry: StoredEntry = borsh::from_slice(value.value())?;
                 applied.push(entry.into_restored());
             }
             let mut waiting = Vec::new();
-            for row in pending.range(start.as_slice()..end.as_slice()).map_err(storage)? {
-                let (_, value) = row.map_err(storage)?;
-                let delta: CausalDelta = borsh::from_slice(value.value()).map_err(storage)?;
+            for row in pending.range(start.as_slice()..end.as_slice())? {
+                let (_, value) = row?;
+                let delta: CausalDelta = borsh::from_slice(value.value())?;
                 waiting.push(Arc::new(delta));
             }
             restored.contexts.push(RestoredContext { id, record, applied, pending: waiting });
@@ -221,15 +214,15 @@ impl Store {
             return Ok(staged.clone());
         }
         let table = shared.reader()?;
-        Ok(table.get(key).map_err(storage)?.map(|value| value.value().to_vec()))
+        Ok(table.get(key)?.map(|value| value.value().to_vec()))
     }
 
     fn scan_state(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut shared = self.lock();
         let table = shared.reader()?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for row in table.range(prefix..).map_err(storage)? {
-            let (key, value) = row.map_err(storage)?;
+        for row in table.range(prefix..)? {
+            let (key, value) = row?;
             if !key.value().starts_with(prefix) {
                 break;
             }
@@ -256,8 +249,8 @@ impl Store {
         shared.open_reader()?;
         let table = shared.opened_reader()?;
         let mut committed = None;
-        for row in table.range(prefix..).map_err(storage)? {
-            let (key, value) = row.map_err(storage)?;
+        for row in table.range(prefix..)? {
+            let (key, value) = row?;
             let key = key.value();
             if !key.starts_with(prefix) {
                 break;

@@ -207,6 +207,9 @@ async fn calls_replicate_subscribers_see_events_and_a_restart_restores_everythin
     assert!(matches!(a.query(context, "set", set("x", "y")).await, Err(rhizome_node::ApiError::QueryWrote(_))));
     let unknown = ContextId::hash_of(b"nope");
     assert_eq!(a.call(unknown, "set", set("x", "y")).await, Err(rhizome_node::ApiError::UnknownContext(unknown)));
+    // A failed call keeps the runtime's typed reason, so a client can tell a missing method apart.
+    let missing = rhizome_runtime::CallError::NoSuchMethod("nope".to_owned());
+    assert_eq!(a.call(context, "nope", Vec::new()).await, Err(rhizome_node::ApiError::Call(missing)));
 
     let before = a.status().await.unwrap().contexts[0].clone();
     a.shutdown().await.unwrap();

@@ -113,3 +113,32 @@ impl CallError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CallError;
+
+    #[test]
+    fn every_call_error_has_its_own_snake_case_label() {
+        let all = [
+            CallError::UnknownContext,
+            CallError::UnknownApp,
+            CallError::ModuleTooLarge { bytes: 2, max: 1 },
+            CallError::InvalidModule(String::new()),
+            CallError::NoSuchMethod(String::new()),
+            CallError::OutOfFuel,
+            CallError::OutOfMemory { requested_bytes: 2, max_bytes: 1 },
+            CallError::Aborted(String::new()),
+            CallError::LimitExceeded(String::new()),
+            CallError::BadAbi(String::new()),
+            CallError::Trap(String::new()),
+            CallError::State(String::new()),
+            CallError::Config(String::new()),
+            CallError::Uncommitted,
+            CallError::NotJoinable(String::new()),
+        ];
+        let labels: std::collections::BTreeSet<_> = all.iter().map(CallError::label).collect();
+        assert_eq!(labels.len(), all.len(), "two failures share a label: {labels:?}");
+        assert!(labels.iter().all(|label| label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    }
+}

@@ -5,7 +5,7 @@ use rhizome_core::Applier;
 /// Whether a call error is the one a hostile method should produce.
 type Expectation = fn(&CallError) -> bool;
 use crate::support::*;
-use rhizome_runtime::{AppPayload, CallError, RuntimeLimits};
+use rhizome_runtime::{AppPayload, CallError, HandlerStep, RuntimeLimits};
 
 fn events(outcome: &rhizome_runtime::CallOutcome) -> Vec<(String, Vec<u8>)> {
     let AppPayload::V1 { events, .. } = &outcome.payload;
@@ -135,18 +135,20 @@ fn handlers_run_exactly_once_across_restarts() {
     assert_eq!(runtime.pending_handler_jobs(&context()), 1);
     // Run it, crash before its delta is applied: it must run again.
     let hlc = rhizome_core::Hlc { physical_ms: T0.as_millis() + 10, logical: 0, node: 2 };
-    assert!(matches!(runtime.run_next_handler(context(), hlc), Ok(Some(Some(_)))));
+    assert!(matches!(runtime.run_next_handler(context(), hlc), Ok(HandlerStep::NeedsDelta(_))));
     runtime = restart(runtime);
     assert_eq!(runtime.pending_handler_jobs(&context()), 1);
     // Run it and apply its delta: done, for good.
-    let Ok(Some(Some(payload))) = runtime.run_next_handler(context(), hlc) else { panic!("handler writes") };
+    let Ok(HandlerStep::NeedsDelta(payload)) = runtime.run_next_handler(context(), hlc) else {
+        panic!("handler writes")
+    };
     let handler_delta =
         rhizome_core::CausalDelta::new_signed(&key(2), context(), vec![delta.id], hlc, payload.encode());
     runtime.apply(&context(), &handler_delta).unwrap();
     assert_eq!(runtime.pending_handler_jobs(&context()), 0);
     runtime = restart(runtime);
     assert_eq!(runtime.pending_handler_jobs(&context()), 0);
-    assert!(matches!(runtime.run_next_handler(context(), hlc), Ok(None)));
+    assert!(matches!(runtime.run_next_handler(context(), hlc), Ok(HandlerStep::Idle)));
     // The count is 1, not 2.
     let outcome = runtime.call(context(), "seen_count", borsh::to_vec(b_author.as_bytes()).unwrap(), hlc).unwrap();
     assert_eq!(borsh::from_slice::<i64>(&outcome.return_value).unwrap(), 1);

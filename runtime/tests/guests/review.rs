@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use rhizome_core::{Applier, CausalDelta, Hlc};
-use rhizome_runtime::{CallError, RuntimeLimits};
+use rhizome_runtime::{CallError, HandlerStep, RuntimeLimits};
 
 #[test]
 fn another_nodes_handler_delta_does_not_complete_this_nodes_job() {
@@ -40,7 +40,9 @@ fn re_applying_a_delta_does_not_queue_its_handlers_again() {
     runtime.create_context(context(), app).unwrap();
     runtime.apply(&context(), &delta).unwrap();
     let hlc = Hlc { physical_ms: T0.as_millis() + 5, logical: 0, node: 2 };
-    let Ok(Some(Some(payload))) = runtime.run_next_handler(context(), hlc) else { panic!("handler writes") };
+    let Ok(HandlerStep::NeedsDelta(payload)) = runtime.run_next_handler(context(), hlc) else {
+        panic!("handler writes")
+    };
     let handled = CausalDelta::new_signed(&key(2), context(), vec![delta.id], hlc, payload.encode());
     runtime.apply(&context(), &handled).unwrap();
     assert_eq!(runtime.pending_handler_jobs(&context()), 0);

@@ -5,7 +5,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rhizome_core::{AuthorKey, Config, ContextId, DeltaId, Input, Keypair, Node, Output, Timestamp};
-use rhizome_runtime::{CallError, CallOutcome, EngineOptions, Runtime, RuntimeLimits, RuntimeOptions};
+use rhizome_runtime::{CallError, CallOutcome, EngineOptions, HandlerStep, Runtime, RuntimeLimits, RuntimeOptions};
 
 pub const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
 
@@ -138,9 +138,9 @@ impl Replica {
             self.now = self.now.add_millis(1);
             let hlc = self.node.next_local_hlc(self.now);
             match self.node.applier_mut().run_next_handler(context(), hlc) {
-                Ok(None) => return,
-                Ok(Some(None)) => {}
-                Ok(Some(Some(payload))) => {
+                Ok(HandlerStep::Idle) => return,
+                Ok(HandlerStep::JobDone) => {}
+                Ok(HandlerStep::NeedsDelta(payload)) => {
                     let id =
                         self.node.local_delta(self.now, context(), payload.encode()).expect("handler delta applies");
                     self.deltas.push(id);

@@ -8,7 +8,8 @@
 //! order, stamped with the delta's HLC and their position in it, and the view each call read
 //! was built with those same stamps.
 
-use super::{CallOutcome, Ran, Runtime};
+use super::calls::{CallOutcome, Ran};
+use super::Runtime;
 use crate::payload::{Action, AppEvent, AppPayload, PAYLOAD_BOUNDS_V1};
 use crate::state::{KvBackend, StagedWrites};
 use crate::wasm::call::{CallBase, CallInput};

@@ -29,6 +29,8 @@ pub struct NodeMetrics {
     pub echoes_skipped: u64,
     /// Deltas refused, by reason.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Failed sync sessions by reason ([`crate::sync::SyncFailure::label`]).
+    pub sync_failures: BTreeMap<&'static str, u64>,
     /// Deltas whose application failed.
     pub quarantined: u64,
     /// Pending deltas evicted at the cap.

@@ -273,6 +273,14 @@ impl Collector for NodeCollector {
             "reason",
             reasons(&core.decode_errors),
         )?;
+        labelled(
+            e,
+            "rhizome_sync_failures",
+            "Failed sync sessions, by reason",
+            MetricType::Counter,
+            "reason",
+            reasons(&core.sync_failures),
+        )?;
         counter(e, "rhizome_wasm_fuel_used", "WASM fuel used by all calls", status.runtime.fuel_used)?;
         let calls = [
             ("committed".to_owned(), status.driver.calls_committed),

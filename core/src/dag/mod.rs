@@ -160,6 +160,9 @@ pub struct DagStore {
     pending: PendingQueue,
     quarantine: Quarantine,
     counters: DagCounters,
+    /// Pending deltas evicted since the owner last asked ([`Self::take_evicted`]): the node
+    /// reports them, with their ids, so persistence can follow the queue without mirroring it.
+    evicted: Vec<(DeltaId, EvictionCause)>,
     /// Applied entries held only as snapshot structure (no body).
     structure_only: usize,
     /// The least applied id at each height: the ancestors [`Self::known_sample`] names,
@@ -178,6 +181,7 @@ impl DagStore {
             pending: PendingQueue::default(),
             quarantine: Quarantine::default(),
             counters: DagCounters::default(),
+            evicted: Vec::new(),
             structure_only: 0,
             height_markers: BTreeMap::new(),
         }
@@ -325,7 +329,9 @@ impl DagStore {
             return self.apply_with_cascade(now, delta, applier);
         }
         while self.pending.len() >= self.limits.max_pending_deltas.max(1) {
-            self.pending.evict_oldest();
+            if let Some(evicted) = self.pending.evict_oldest() {
+                self.evicted.push((evicted, EvictionCause::Capacity));
+            }
             self.counters.pending_evicted_capacity += 1;
         }
         let missing = unapplied
@@ -368,8 +374,15 @@ impl DagStore {
         };
         let evicted = self.pending.evict_received_before(Timestamp::from_nanos(cutoff));
         self.pending.compact();
-        self.counters.pending_evicted_stale += evicted as u64;
-        evicted
+        self.counters.pending_evicted_stale += evicted.len() as u64;
+        let count = evicted.len();
+        self.evicted.extend(evicted.into_iter().map(|id| (id, EvictionCause::Stale)));
+        count
+    }
+
+    /// The pending deltas evicted (by capacity or age) since the last call, oldest first.
+    pub fn take_evicted(&mut self) -> Vec<(DeltaId, EvictionCause)> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Pending-queue figures at `now`.

@@ -113,11 +113,11 @@ impl PendingQueue {
         Some(id)
     }
 
-    /// Evicts every entry received at or before `cutoff`, oldest first. Returns how many.
+    /// Evicts every entry received at or before `cutoff`, oldest first. Returns their ids.
     /// Stopping at the first younger entry is exact because arrival times are monotone (see
     /// `latest_received_at`).
-    pub(crate) fn evict_received_before(&mut self, cutoff: Timestamp) -> usize {
-        let mut evicted = 0;
+    pub(crate) fn evict_received_before(&mut self, cutoff: Timestamp) -> Vec<DeltaId> {
+        let mut evicted = Vec::new();
         while let Some((_, id)) = self.arrivals.first_key_value() {
             let id = *id;
             if self.entries[&id].received_at > cutoff {
@@ -125,7 +125,7 @@ impl PendingQueue {
             }
             self.arrivals.pop_first();
             self.forget(&id);
-            evicted += 1;
+            evicted.push(id);
         }
         evicted
     }

@@ -7,7 +7,7 @@ use crate::dag::AddOutcome;
 use crate::delta::DeltaRef;
 use crate::heartbeat::{self, HeartbeatVerdict};
 use crate::hlc::check_drift;
-use crate::ids::{ContextId, PeerId};
+use crate::ids::{ContextId, DeltaId, PeerId};
 use crate::reject::RejectReason;
 use crate::sync::{SyncMode, SyncReason};
 use crate::wire::{GossipMessage, GossipV1, Heartbeat};
@@ -92,16 +92,19 @@ impl<A: Applier> Node<A> {
             return;
         };
         let outcome = replica.dag.add(self.now, delta.clone(), &mut self.applier);
+        self.report_evicted(context);
         match outcome {
             AddOutcome::Applied { cascade, quarantined } => {
                 self.emit_applied(context, delta.id, delta.author, false);
-                for id in cascade {
-                    let author = self.replicas[&context].dag.get(&id).map(|d| d.author).unwrap_or_default();
-                    self.emit_applied(context, id, author, false);
+                for id in &cascade {
+                    let author = self.replicas[&context].dag.get(id).map(|d| d.author).unwrap_or_default();
+                    self.emit_applied(context, *id, author, false);
                 }
-                for id in quarantined {
-                    self.report_quarantined(context, id);
+                for id in &quarantined {
+                    self.report_quarantined(context, *id);
                 }
+                let released: Vec<DeltaId> = cascade.into_iter().chain(quarantined).collect();
+                self.report_released(context, released);
             }
             AddOutcome::Pending { missing } => {
                 self.metrics.deltas_pended += 1;
@@ -122,6 +125,27 @@ impl<A: Applier> Node<A> {
             AddOutcome::Duplicate => self.metrics.duplicates += 1,
             AddOutcome::Quarantined(_) => self.report_quarantined(context, delta.id),
             AddOutcome::Rejected(reason) => self.reject(reason),
+        }
+    }
+
+    /// Reports the pending deltas the last DAG change evicted.
+    pub(super) fn report_evicted(&mut self, context: ContextId) {
+        let Some(replica) = self.replicas.get_mut(&context) else { return };
+        let mut evicted = replica.dag.take_evicted().into_iter().peekable();
+        // One event per run of one cause, in eviction order.
+        while let Some((first, cause)) = evicted.next() {
+            let mut ids = vec![first];
+            while let Some((id, _)) = evicted.next_if(|(_, next)| *next == cause) {
+                ids.push(id);
+            }
+            self.outputs.push_back(Output::Event(Event::PendingEvicted { context, ids, cause }));
+        }
+    }
+
+    /// Reports deltas that left the pending queue (applied, quarantined or taken in).
+    pub(super) fn report_released(&mut self, context: ContextId, ids: Vec<DeltaId>) {
+        if !ids.is_empty() {
+            self.outputs.push_back(Output::Event(Event::PendingReleased { context, ids }));
         }
     }
 

@@ -158,12 +158,25 @@ pub enum Event {
         /// The application error.
         error: ApplyError,
     },
-    /// Pending deltas were evicted by the periodic cleanup.
+    /// Pending deltas left the queue unapplied: evicted at the queue's cap (oldest first) or
+    /// by the periodic cleanup (too old). A driver that persists the queue forgets them.
     PendingEvicted {
         /// The context.
         context: ContextId,
-        /// How many.
-        count: usize,
+        /// The deltas, oldest first.
+        ids: Vec<DeltaId>,
+        /// Why.
+        cause: crate::dag::EvictionCause,
+    },
+    /// Pending (or quarantined) deltas left the queue because their parents arrived (they are
+    /// applied, or quarantined if the applier failed), or because an adopted snapshot took the
+    /// queue in (those still waiting are reported pending again). A driver that persists the
+    /// queue forgets them.
+    PendingReleased {
+        /// The context.
+        context: ContextId,
+        /// The deltas.
+        ids: Vec<DeltaId>,
     },
     /// A peer's heartbeat showed the same heads but a different root.
     Divergence {
@@ -205,7 +218,7 @@ pub enum Event {
         /// The peer.
         peer: PeerId,
         /// What went wrong.
-        reason: String,
+        reason: crate::sync::SyncFailure,
         /// Backoff before the next routine sync, in milliseconds.
         backoff_ms: u64,
     },

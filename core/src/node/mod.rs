@@ -304,6 +304,9 @@ impl<A: Applier> Node<A> {
         self.advance(now);
         let replica = self.replicas.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
         let applied = replica.dag.retry_quarantined(self.now, &mut self.applier);
+        // The cascades among them came out of the pending queue.
+        self.report_released(*context, applied.clone());
+        let replica = self.replicas.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
         for id in &applied {
             let author = replica.dag.get(id).map(|delta| delta.author).unwrap_or_default();
             self.metrics.deltas_applied += 1;

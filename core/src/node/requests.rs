@@ -5,6 +5,7 @@ use super::timer_table::Deadline;
 use super::{Node, RequestFailure, RequestId};
 use crate::applier::Applier;
 use crate::ids::{ContextId, DeltaId, PeerId};
+use crate::sync::SyncFailure;
 use crate::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -191,14 +192,18 @@ impl<A: Applier> Node<A> {
             },
             Err(error) => {
                 self.metrics.count_decode_error(error.label());
-                self.on_request_failed(request, format!("malformed response: {error}"));
+                self.on_request_failed(request, SyncFailure::MalformedResponse(error));
             }
         }
     }
 
     pub(super) fn on_transport_failure(&mut self, request_id: RequestId, reason: RequestFailure) {
         if let Some(request) = self.take_request(&request_id) {
-            self.on_request_failed(request, format!("transport: {reason:?}"));
+            let failure = match reason {
+                RequestFailure::Timeout => SyncFailure::TimedOut,
+                other => SyncFailure::Transport(other),
+            };
+            self.on_request_failed(request, failure);
         }
     }
 
@@ -206,7 +211,7 @@ impl<A: Applier> Node<A> {
         self.connected.remove(&peer);
         for id in self.requests.ids_where(|request| request.peer == peer) {
             if let Some(request) = self.take_request(&id) {
-                self.on_request_failed(request, "peer disconnected".to_owned());
+                self.on_request_failed(request, SyncFailure::PeerDisconnected);
             }
         }
     }
@@ -223,7 +228,7 @@ impl<A: Applier> Node<A> {
             }
             if let Some(session) = self.take_session(&context) {
                 self.metrics.sync_session_deadlines += 1;
-                self.finish_session(session, Err("session deadline".to_owned()));
+                self.finish_session(session, Err(SyncFailure::SessionDeadline));
             }
         }
     }
@@ -236,12 +241,12 @@ impl<A: Applier> Node<A> {
         });
         for id in expired {
             if let Some(request) = self.take_request(&id) {
-                self.on_request_failed(request, "timed out".to_owned());
+                self.on_request_failed(request, SyncFailure::TimedOut);
             }
         }
     }
 
-    fn on_request_failed(&mut self, request: Outstanding, reason: String) {
+    fn on_request_failed(&mut self, request: Outstanding, reason: SyncFailure) {
         self.metrics.requests_failed += 1;
         match request.purpose {
             Purpose::Sync { context } => {

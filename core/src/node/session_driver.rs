@@ -9,7 +9,7 @@ use crate::delta::DeltaRef;
 use crate::ids::{ContextId, DeltaId, PeerId, RootHash};
 use crate::sync::session::SessionPhase;
 use crate::sync::snapshot::{AssemblyLimits, SnapshotAssembly};
-use crate::sync::{SyncMode, SyncReason, SyncSession};
+use crate::sync::{SyncFailure, SyncMode, SyncReason, SyncSession};
 use crate::wire::{SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequestV1, SyncResponseV1};
 
 /// What a response did to a session.
@@ -19,7 +19,7 @@ enum Step {
     /// Finished successfully.
     Done,
     /// Failed, with the reason.
-    Fail(String),
+    Fail(SyncFailure),
 }
 
 impl<A: Applier> Node<A> {
@@ -94,8 +94,8 @@ impl<A: Applier> Node<A> {
             (SessionPhase::FetchingSnapshot(assembly), SyncResponseV1::SnapshotPage(page)) => {
                 self.after_snapshot_page(&mut session, *assembly, page)
             }
-            (_, SyncResponseV1::Error(code)) => Step::Fail(format!("peer answered: {code}")),
-            (_, _) => Step::Fail(format!("unexpected response while {phase_name}")),
+            (_, SyncResponseV1::Error(code)) => Step::Fail(SyncFailure::PeerError(code)),
+            (_, _) => Step::Fail(SyncFailure::UnexpectedResponse { phase: phase_name }),
         };
         let _ = peer;
         match step {
@@ -110,7 +110,7 @@ impl<A: Applier> Node<A> {
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
         let Some(replica) = self.replicas.get_mut(&context) else {
-            return Step::Fail("context left".to_owned());
+            return Step::Fail(SyncFailure::ContextLeft);
         };
         let view = replica.note_peer(session.peer, now, max_peers);
         view.heads.clone_from(&heads);
@@ -146,11 +146,11 @@ impl<A: Applier> Node<A> {
             return Step::Continue;
         }
         if deltas.is_empty() && next.is_some() {
-            return Step::Fail("peer sent an empty page that is not the last".to_owned());
+            return Step::Fail(SyncFailure::EmptyPage);
         }
         for delta in deltas {
             if delta.context != session.context {
-                return Step::Fail("peer sent a delta of another context".to_owned());
+                return Step::Fail(SyncFailure::ForeignDelta);
             }
             session.deltas_received += 1;
             self.ingest_remote(session.peer, delta, Via::Fetch);
@@ -205,7 +205,7 @@ impl<A: Applier> Node<A> {
             }
             Err(error) => {
                 self.metrics.snapshots_refused += 1;
-                Step::Fail(error.to_string())
+                Step::Fail(SyncFailure::SnapshotAssembly(error))
             }
         }
     }
@@ -218,7 +218,7 @@ impl<A: Applier> Node<A> {
     ) -> Step {
         if let Err(error) = assembly.accept(page) {
             self.metrics.snapshots_refused += 1;
-            return Step::Fail(error.to_string());
+            return Step::Fail(SyncFailure::SnapshotAssembly(error));
         }
         if !assembly.is_complete() {
             self.request_snapshot_page(session, assembly);
@@ -247,20 +247,21 @@ impl<A: Applier> Node<A> {
     /// Verifies and adopts an assembled snapshot: the DAG checkpoint is checked first, the
     /// state is imported only if it hashes to the announced root, and then our own deltas that
     /// the snapshot lacks are applied on top so that none is lost.
-    fn adopt_snapshot(&mut self, context: ContextId, assembly: SnapshotAssembly) -> Result<(), String> {
+    fn adopt_snapshot(&mut self, context: ContextId, assembly: SnapshotAssembly) -> Result<(), SyncFailure> {
         let (checkpoint, state_bytes, entries): (SnapshotCheckpoint, Vec<u8>, Vec<CheckpointEntry>) =
             assembly.into_parts();
-        let replica = self.replicas.get_mut(&context).ok_or("context left")?;
+        let replica = self.replicas.get_mut(&context).ok_or(SyncFailure::ContextLeft)?;
         let prepared =
-            replica.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(|error| error.to_string())?;
+            replica.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(SyncFailure::SnapshotCheckpoint)?;
         self.applier
             .import_state(&context, &state_bytes, &checkpoint.root)
-            .map_err(|error| format!("snapshot state refused: {error}"))?;
+            .map_err(SyncFailure::SnapshotState)?;
         let actual = self.applier.root_hash(&context);
         if actual != checkpoint.root {
             // The applier broke its contract; report instead of adopting a DAG that does not
             // match the state.
-            return Err(format!("applier root {actual} differs from checkpoint root {} after import", checkpoint.root));
+            tracing::error!(%context, %actual, expected = %checkpoint.root, "applier root differs after import");
+            return Err(SyncFailure::SnapshotRootMismatch);
         }
         let replay = replica.dag.install_checkpoint(prepared);
         let replayed = replay.reapply.len();
@@ -279,6 +280,8 @@ impl<A: Applier> Node<A> {
                 other => tracing::error!(%context, %id, ?other, "re-applying a local delta after a snapshot"),
             }
         }
+        // The queue was taken in; what still waits is reported pending again as it is re-added.
+        self.report_released(context, replay.requeue.iter().map(|delta| delta.id).collect());
         for delta in replay.requeue {
             self.add_verified(None, delta);
         }
@@ -294,7 +297,7 @@ impl<A: Applier> Node<A> {
     }
 
     /// Ends a session, records the result with the tracker, and replays buffered gossip.
-    pub(super) fn finish_session(&mut self, session: SyncSession, result: Result<(), String>) {
+    pub(super) fn finish_session(&mut self, session: SyncSession, result: Result<(), SyncFailure>) {
         let context = session.context;
         let mut follow_up = None;
         match result {
@@ -323,6 +326,7 @@ impl<A: Applier> Node<A> {
                 let backoff_ms =
                     self.replicas.get_mut(&context).map_or(0, |replica| replica.track.on_failure(&policy, now));
                 self.metrics.syncs_failed += 1;
+                *self.metrics.sync_failures.entry(reason.label()).or_default() += 1;
                 tracing::debug!(%context, peer = %session.peer, %reason, backoff_ms, "sync failed");
                 self.outputs.push_back(Output::Event(Event::SyncFailed {
                     context,

@@ -3,6 +3,7 @@
 use super::timer_table::Timer;
 use super::Node;
 use crate::applier::Applier;
+use crate::dag::EvictionCause;
 use crate::eviction::EvictionLimits;
 use crate::ids::ContextId;
 use crate::node::{Event, Output};
@@ -80,9 +81,10 @@ impl<A: Applier> Node<A> {
         let mut events = Vec::new();
         let ttl_ms = self.config.served_snapshot_ttl_ms;
         for (context, replica) in &mut self.replicas {
-            let count = replica.dag.cleanup_stale(now, max_age_ms);
-            if count > 0 {
-                events.push(Event::PendingEvicted { context: *context, count });
+            replica.dag.cleanup_stale(now, max_age_ms);
+            let ids: Vec<_> = replica.dag.take_evicted().into_iter().map(|(id, _)| id).collect();
+            if !ids.is_empty() {
+                events.push(Event::PendingEvicted { context: *context, ids, cause: EvictionCause::Stale });
             }
             replica.served.expire(now, ttl_ms);
         }

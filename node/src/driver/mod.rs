@@ -138,8 +138,6 @@ pub struct NodeTask<T: Transport> {
     batch: CommitBatch,
     /// Contexts whose DAG is rewritten at the next commit (a snapshot was adopted).
     rewrites: BTreeSet<ContextId>,
-    /// Pending deltas stored in the database.
-    stored_pending: BTreeSet<(ContextId, DeltaId)>,
     /// Apps whose modules are stored.
     stored_apps: BTreeSet<rhizome_runtime::AppId>,
     /// Contexts with handler jobs to run.
@@ -225,7 +223,6 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         subscribers: Subscribers::default(),
         batch: CommitBatch::default(),
         rewrites: BTreeSet::new(),
-        stored_pending: BTreeSet::new(),
         stored_apps,
         handler_due: BTreeSet::new(),
         handler_later: BTreeSet::new(),
@@ -243,9 +240,6 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         responses_sent: 0,
     };
     for context in restored.contexts {
-        for delta in &context.pending {
-            task.stored_pending.insert((context.id, delta.id));
-        }
         task.records.insert(context.id, context.record.clone());
         task.node
             .restore_context(context.id, context.record.members, context.applied, context.pending)

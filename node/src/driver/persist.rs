@@ -18,9 +18,6 @@ impl<T: Transport> NodeTask<T> {
                 if !self.rewrites.contains(&context) {
                     self.batch.dag_appends.push((context, StoredEntry::Body(body.as_ref().clone())));
                 }
-                if self.stored_pending.remove(&(context, id)) {
-                    self.batch.pending_deletes.push((context, id));
-                }
                 if local {
                     self.batch.durable = true;
                 } else {
@@ -36,21 +33,23 @@ impl<T: Transport> NodeTask<T> {
                     self.events.push((context, NodeEvent::Applied { context, delta: id, author, local, events }));
                 }
             }
+            // The pending rows follow the core's queue events: no mirror of the queue here.
             Event::DeltaPending { context, id } => {
                 let body = self.node.dag(&context).and_then(|dag| dag.pending_delta(&id)).cloned();
                 if let Some(body) = body {
-                    if self.stored_pending.insert((context, id)) {
-                        self.batch.pending_puts.push((context, body));
-                    }
+                    self.batch.pending.insert((context, id), Some(body));
                 }
             }
-            Event::PendingEvicted { context, .. } => self.forget_evicted_pending(&context),
+            Event::PendingEvicted { context, ids, .. } | Event::PendingReleased { context, ids } => {
+                for id in ids {
+                    self.batch.pending.insert((context, id), None);
+                }
+            }
             Event::SnapshotAdopted { context, entries, .. } => {
                 // The applied set was replaced: rewrite the context's DAG rows from memory at
                 // the commit (appends staged before it are covered by the rewrite).
                 self.rewrites.insert(context);
                 self.batch.dag_appends.retain(|(owner, _)| *owner != context);
-                self.forget_evicted_pending(&context);
                 self.handler_due.insert(context);
                 if self.subscribers.has_any(&context) {
                     self.events.push((context, NodeEvent::SnapshotAdopted { context, entries }));
@@ -66,21 +65,6 @@ impl<T: Transport> NodeTask<T> {
             Event::SyncFailed { context, peer, reason, .. } => {
                 tracing::debug!(%context, %peer, %reason, "sync failed");
             }
-        }
-    }
-
-    /// Drops stored pending rows whose delta left the queue without being applied.
-    fn forget_evicted_pending(&mut self, context: &ContextId) {
-        let Some(dag) = self.node.dag(context) else { return };
-        let gone: Vec<_> = self
-            .stored_pending
-            .iter()
-            .filter(|(owner, id)| owner == context && !dag.is_pending(id) && !dag.is_applied(id))
-            .copied()
-            .collect();
-        for key in gone {
-            self.stored_pending.remove(&key);
-            self.batch.pending_deletes.push(key);
         }
     }
 

@@ -21,10 +21,10 @@ pub(crate) struct CommitBatch {
     pub(crate) dag_appends: Vec<(ContextId, StoredEntry)>,
     /// Contexts whose whole DAG is rewritten (after a snapshot): the entries, parents first.
     pub(crate) dag_rewrites: Vec<(ContextId, Vec<StoredEntry>)>,
-    /// Pending deltas to store.
-    pub(crate) pending_puts: Vec<(ContextId, Arc<CausalDelta>)>,
-    /// Pending deltas to forget (applied or evicted).
-    pub(crate) pending_deletes: Vec<(ContextId, DeltaId)>,
+    /// Pending rows to write (`Some`: the delta went pending) or delete (`None`: it left the
+    /// queue). The last change of a key wins, so a delta released and pended again within one
+    /// batch ends up stored, and one pended and released ends up gone.
+    pub(crate) pending: BTreeMap<(ContextId, DeltaId), Option<Arc<CausalDelta>>>,
     /// Contexts joined.
     pub(crate) contexts: Vec<(ContextId, ContextRecord)>,
     /// Apps installed.
@@ -40,8 +40,7 @@ impl CommitBatch {
     pub(crate) fn row_count(&self) -> usize {
         self.dag_appends.len()
             + self.dag_rewrites.iter().map(|(_, entries)| entries.len().max(1)).sum::<usize>()
-            + self.pending_puts.len()
-            + self.pending_deletes.len()
+            + self.pending.len()
             + self.contexts.len()
             + self.apps.len()
     }
@@ -129,12 +128,16 @@ impl CommitJob {
                 stats.dag_rows += 1;
             }
             let mut pending = txn.open_table(PENDING)?;
-            for (context, delta) in &batch.pending_puts {
-                let bytes = borsh::to_vec(delta.as_ref())?;
-                pending.insert(pending_key(context, &delta.id).as_slice(), bytes.as_slice())?;
-            }
-            for (context, id) in &batch.pending_deletes {
-                pending.remove(pending_key(context, id).as_slice())?;
+            for ((context, id), change) in &batch.pending {
+                match change {
+                    Some(delta) => {
+                        let bytes = borsh::to_vec(delta.as_ref())?;
+                        pending.insert(pending_key(context, id).as_slice(), bytes.as_slice())?;
+                    }
+                    None => {
+                        pending.remove(pending_key(context, id).as_slice())?;
+                    }
+                }
             }
             let mut contexts = txn.open_table(CONTEXTS)?;
             for (context, record) in &batch.contexts {

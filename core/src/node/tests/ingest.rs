@@ -264,3 +264,30 @@ fn restoring_a_context_that_holds_pending_deltas_is_refused() {
     a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&parent) });
     assert!(a.dag(&context()).unwrap().is_applied(&child.id));
 }
+
+/// Persistence follows the pending queue through events alone: a delta pended, evicted at the
+/// cap (with its id) and released by its parent are each reported.
+#[test]
+fn the_pending_queue_reports_every_delta_that_enters_or_leaves_it() {
+    let mut config = Config::default();
+    config.limits.max_pending_deltas = 1;
+    let mut a = node(1, config);
+    let mut factory = author(2);
+    let parent = factory.make(&[], set("k", "v"));
+    let lost = factory.make(&[crate::DeltaId::hash_of(b"absent")], set("x", "1"));
+    let child = factory.make(&[parent.id], set("k", "w"));
+    let from = key(2).peer_id();
+    a.handle_input(T0, Input::Gossip { from, bytes: gossip(&lost) });
+    assert!(drain(&mut a).contains(&Output::Event(Event::DeltaPending { context: context(), id: lost.id })));
+    a.handle_input(T0, Input::Gossip { from, bytes: gossip(&child) });
+    let outputs = drain(&mut a);
+    assert!(outputs.contains(&Output::Event(Event::PendingEvicted {
+        context: context(),
+        ids: vec![lost.id],
+        cause: crate::dag::EvictionCause::Capacity,
+    })));
+    assert!(outputs.contains(&Output::Event(Event::DeltaPending { context: context(), id: child.id })));
+    a.handle_input(T0, Input::Gossip { from, bytes: gossip(&parent) });
+    let outputs = drain(&mut a);
+    assert!(outputs.contains(&Output::Event(Event::PendingReleased { context: context(), ids: vec![child.id] })));
+}

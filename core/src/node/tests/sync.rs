@@ -264,7 +264,7 @@ fn failed_syncs_back_off_exponentially_and_success_resets() {
         a.handle_input(now, Input::Timeout);
         for output in drain(&mut a) {
             if let Output::Event(Event::SyncFailed { backoff_ms, reason, .. }) = output {
-                assert_eq!(reason, "timed out");
+                assert_eq!(reason, crate::sync::SyncFailure::TimedOut);
                 backoffs.push(backoff_ms);
             }
         }
@@ -479,7 +479,7 @@ fn a_session_that_never_ends_is_cut_at_its_deadline() {
         }
         outputs = exchange_one_at(&mut a, &mut b, std::mem::take(&mut outputs), now);
     }
-    assert_eq!(failed.as_deref(), Some("session deadline"));
+    assert_eq!(failed, Some(crate::sync::SyncFailure::SessionDeadline));
     assert_eq!(a.metrics().sync_session_deadlines, 1);
     assert!(a.sync_session(&context()).is_none());
 }

@@ -94,7 +94,7 @@ fn stale_pending_deltas_are_cleaned_up_by_the_minute_timer() {
     let outputs = run_timers(&mut a, T0.add_millis(360_000));
     let evicted: Vec<Timestamp> = outputs
         .iter()
-        .filter(|(_, o)| matches!(o, Output::Event(Event::PendingEvicted { count: 1, .. })))
+        .filter(|(_, o)| matches!(o, Output::Event(Event::PendingEvicted { ids, .. }) if ids == &vec![orphan.id]))
         .map(|(at, _)| *at)
         .collect();
     assert_eq!(evicted, vec![T0.add_millis(300_000)]);

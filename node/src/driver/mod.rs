@@ -18,7 +18,7 @@ use crate::events::{NodeEvent, Subscribers};
 use crate::observer::Observer;
 use crate::store::{CommitBatch, Committer, ContextBackend, InlineCommitter, Store, StoreError};
 use crate::transport::{Transport, TransportEvent};
-use rhizome_core::{ContextId, DeltaId, Input, Keypair, Node, Output, Timestamp};
+use rhizome_core::{ContextId, Input, Keypair, Node, Output, Timestamp};
 use rhizome_runtime::{ContextParts, Runtime, RuntimeOptions, WasmHost};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

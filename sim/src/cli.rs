@@ -4,11 +4,11 @@
 #![allow(clippy::print_stdout)]
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use rhizome_sim::report;
 use rhizome_sim::runner::{passed, run_one, shrink, sweep};
 use rhizome_sim::scenario::Scenario;
 use rhizome_sim::swarm::swarm;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -173,17 +173,20 @@ pub(crate) fn main() -> ExitCode {
             let total = seeds.len();
             let name = base.name.clone();
             let make = move |seed| if use_swarm { swarm(&base, seed) } else { base.clone() };
+            // indicatif draws on a terminal and stays quiet when stderr is a file or a pipe.
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("[{bar:30}] {pos}/{len} seeds, {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("#>."),
+            );
+            bar.set_message("0 failing");
+            let shown = bar.clone();
             let results = sweep(make, seeds, jobs, check_determinism, move |done, failing| {
-                let width = 30;
-                let filled = done * width / total.max(1);
-                eprint!(
-                    "\r[{}{}] {done}/{total} seeds, {failing} failing",
-                    "#".repeat(filled),
-                    ".".repeat(width - filled)
-                );
-                let _ = std::io::stderr().flush();
+                shown.set_position(done as u64);
+                shown.set_message(format!("{failing} failing"));
             });
-            eprintln!();
+            bar.finish_and_clear();
             let failing: Vec<_> = results.iter().filter(|result| !result.passed).collect();
             for result in &failing {
                 let reason = if result.nondeterministic {

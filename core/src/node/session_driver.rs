@@ -253,9 +253,7 @@ impl<A: Applier> Node<A> {
         let replica = self.replicas.get_mut(&context).ok_or(SyncFailure::ContextLeft)?;
         let prepared =
             replica.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(SyncFailure::SnapshotCheckpoint)?;
-        self.applier
-            .import_state(&context, &state_bytes, &checkpoint.root)
-            .map_err(SyncFailure::SnapshotState)?;
+        self.applier.import_state(&context, &state_bytes, &checkpoint.root).map_err(SyncFailure::SnapshotState)?;
         let actual = self.applier.root_hash(&context);
         if actual != checkpoint.root {
             // The applier broke its contract; report instead of adopting a DAG that does not

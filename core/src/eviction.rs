@@ -36,7 +36,7 @@ impl EvictionLimits {
     /// The eviction limits out of the node-wide limits.
     pub fn from_limits(limits: &crate::Limits) -> Self {
         Self {
-            max_idle_ms: limits.blob_max_idle_ms,
+            max_idle_ms: limits.max_blob_idle_ms,
             max_count: limits.max_cached_blobs,
             max_bytes: limits.max_blob_cache_bytes,
         }

@@ -17,7 +17,7 @@ pub struct Limits {
     /// Pending deltas (waiting for parents) per context; the oldest is evicted beyond this.
     pub max_pending_deltas: usize,
     /// A pending delta older than this is dropped by the periodic cleanup.
-    pub pending_max_age_ms: u64,
+    pub max_pending_age_ms: u64,
     /// Deltas whose application failed, kept per context for a retry; oldest evicted beyond.
     pub max_quarantined_deltas: usize,
     /// Gossip deltas held per context while a snapshot sync runs; newest dropped beyond.
@@ -55,7 +55,7 @@ pub struct Limits {
     /// Blobs tracked by the cache index; reaching it triggers an eviction pass at once.
     pub max_tracked_blobs: usize,
     /// A cached blob not accessed for this long is evicted (phase 1).
-    pub blob_max_idle_ms: u64,
+    pub max_blob_idle_ms: u64,
     /// Most cached blobs after eviction (phase 2).
     pub max_cached_blobs: usize,
     /// Most cached bytes after eviction (phase 3).
@@ -70,7 +70,7 @@ impl Default for Limits {
             max_parents_per_delta: 256,
             max_heads_per_message: 1024,
             max_pending_deltas: 10_000,
-            pending_max_age_ms: 300_000,
+            max_pending_age_ms: 300_000,
             max_quarantined_deltas: 1_000,
             max_snapshot_buffer_deltas: 10_000,
             max_deltas_per_page: 500,
@@ -89,7 +89,7 @@ impl Default for Limits {
             max_peers_per_context: 1_024,
             max_contexts: 10_000,
             max_tracked_blobs: 10_000,
-            blob_max_idle_ms: 300_000,
+            max_blob_idle_ms: 300_000,
             max_cached_blobs: 100,
             max_blob_cache_bytes: 500 * 1024 * 1024,
         }

@@ -89,7 +89,7 @@ pub struct NodeMetrics {
     pub heartbeats_misattributed: u64,
     /// Quarantined deltas applied by a periodic retry.
     pub quarantine_recovered: u64,
-    /// Sync sessions failed for running past `sync_session_max_ms`.
+    /// Sync sessions failed for running past `max_sync_session_ms`.
     pub sync_session_deadlines: u64,
 }
 

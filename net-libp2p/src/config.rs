@@ -66,7 +66,7 @@ pub struct NetConfig {
     /// Bytes held by the publish retry queue.
     pub publish_retry_queue_bytes: usize,
     /// A held publish older than this is dropped.
-    pub publish_retry_max_age_ms: u64,
+    pub max_publish_retry_age_ms: u64,
     /// How often held publishes are retried even without a new subscriber.
     pub publish_retry_interval_ms: u64,
     /// Gossip messages and peer requests waiting for the node; more are dropped and counted.
@@ -123,7 +123,7 @@ impl Default for NetConfig {
             request_timeout_upper_bound_ms: 300_000,
             publish_retry_queue_messages: 1_024,
             publish_retry_queue_bytes: 64 * 1024 * 1024,
-            publish_retry_max_age_ms: 30_000,
+            max_publish_retry_age_ms: 30_000,
             publish_retry_interval_ms: 1_000,
             event_queue_len: 4_096,
             command_queue_len: 4_096,

@@ -94,7 +94,7 @@ pub fn spawn(secret_key: [u8; 32], config: NetConfig) -> Result<(Libp2pTransport
         retry: RetryQueue::new(
             config.publish_retry_queue_messages,
             config.publish_retry_queue_bytes,
-            config.publish_retry_max_age_ms,
+            config.max_publish_retry_age_ms,
         ),
         config,
         commands: command_receiver,

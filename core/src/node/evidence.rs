@@ -14,7 +14,7 @@ impl<A: Applier> Node<A> {
     /// Remembers that `context` has a peer ahead, to sync with it once the evidence interval
     /// has passed. A running session needs no entry: its end looks at the evidence.
     pub(super) fn defer_evidence(&mut self, context: ContextId) {
-        let grace = self.now.add_millis(self.config.sync_evidence_min_interval_ms);
+        let grace = self.now.add_millis(self.config.min_sync_evidence_interval_ms);
         let policy = self.tracking_policy;
         let Some(replica) = self.replicas.get_mut(&context) else { return };
         if replica.session.is_some() || replica.evidence_due.is_some() {

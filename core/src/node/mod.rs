@@ -129,10 +129,10 @@ impl<A: Applier> Node<A> {
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
         let timers = TimerTable::new(&config, now, &mut rng);
         let tracking_policy = TrackingPolicy {
-            min_interval_ms: config.sync_min_interval_ms,
-            evidence_min_interval_ms: config.sync_evidence_min_interval_ms,
+            min_interval_ms: config.min_sync_interval_ms,
+            min_evidence_interval_ms: config.min_sync_evidence_interval_ms,
             backoff_base_ms: config.sync_backoff_base_ms,
-            backoff_max_ms: config.sync_backoff_max_ms,
+            max_backoff_ms: config.max_sync_backoff_ms,
         };
         let mut node_tag = [0u8; 8];
         node_tag.copy_from_slice(&peer_id.as_bytes()[..8]);
@@ -441,7 +441,7 @@ impl<A: Applier> Node<A> {
         let mut armed = self.requests.len();
         for (context, replica) in &self.replicas {
             if let Some(session) = &replica.session {
-                let deadline = session.started_at.add_millis(self.config.sync_session_max_ms);
+                let deadline = session.started_at.add_millis(self.config.max_sync_session_ms);
                 assert_eq!(self.timers.armed_at(&Deadline::Session(*context)), Some(deadline), "session deadline");
                 armed += 1;
             }
@@ -463,7 +463,7 @@ impl<A: Applier> Node<A> {
     /// Installs a running session in its replica and arms its deadline.
     fn put_session(&mut self, session: SyncSession) {
         let Some(replica) = self.replicas.get_mut(&session.context) else { return };
-        let deadline = session.started_at.add_millis(self.config.sync_session_max_ms);
+        let deadline = session.started_at.add_millis(self.config.max_sync_session_ms);
         self.timers.arm(Deadline::Session(session.context), deadline);
         replica.session = Some(session);
     }

@@ -31,7 +31,7 @@ pub(crate) struct Replica {
     pub(crate) last_announced_at: Option<Timestamp>,
     /// The running sync session, if any (one per context).
     pub(crate) session: Option<SyncSession>,
-    /// Follow-up sessions chained so far (see [`crate::Config::sync_follow_ups_max`]).
+    /// Follow-up sessions chained so far (see [`crate::Config::max_sync_follow_ups`]).
     pub(crate) follow_ups: u32,
     /// A peer is ahead and we could not sync with it yet: when we may.
     pub(crate) evidence_due: Option<Timestamp>,

@@ -216,7 +216,7 @@ impl<A: Applier> Node<A> {
         }
     }
 
-    /// Fails every session that has run past `sync_session_max_ms`, with its request.
+    /// Fails every session that has run past `max_sync_session_ms`, with its request.
     pub(super) fn expire_sessions(&mut self) {
         let expired = self.timers.due(self.now, |deadline| match deadline {
             Deadline::Session(context) => Some(*context),

@@ -303,7 +303,7 @@ impl<A: Applier> Node<A> {
                 // Only a backlog is news: announcing routine repairs of one or two lost
                 // messages sent peers after deltas that were still in flight to them, whose
                 // syncs announced in turn (a 10-minute run held four sessions per node-second).
-                if session.deltas_received >= self.config.sync_follow_up_min_deltas {
+                if session.deltas_received >= self.config.min_sync_follow_up_deltas {
                     self.announce_heads(context);
                 }
                 follow_up = self.follow_up_peer(&session);
@@ -352,14 +352,14 @@ impl<A: Applier> Node<A> {
     /// several groups at once): ask more peers at once, up to the configured chain length.
     /// A peer known to hold heads we lack (it said so in a heartbeat or a heads answer) comes
     /// first; otherwise a random one. A chain starts from a session that brought a backlog (at
-    /// least [`crate::Config::sync_follow_up_min_deltas`]), or from any session while such
+    /// least [`crate::Config::min_sync_follow_up_deltas`]), or from any session while such
     /// evidence is at hand (it arrived while the session ran).
     /// Inside a chain, an empty session does not end it: the peer picked may have been from
     /// our own side of the heal.
     fn follow_up_peer(&mut self, session: &SyncSession) -> Option<PeerId> {
         let context = session.context;
-        let max_follow_ups = self.config.sync_follow_ups_max;
-        let brought_a_backlog = session.deltas_received >= self.config.sync_follow_up_min_deltas;
+        let max_follow_ups = self.config.max_sync_follow_ups;
+        let brought_a_backlog = session.deltas_received >= self.config.min_sync_follow_up_deltas;
         let ahead = self.connected_peers_ahead(&context);
         let replica = self.replicas.get_mut(&context)?;
         if session.mode != SyncMode::Deltas {
@@ -387,7 +387,7 @@ impl<A: Applier> Node<A> {
     /// interval. Called when a sync brought deltas: peers still behind learn whom to pull from.
     fn announce_heads(&mut self, context: ContextId) {
         let now = self.now;
-        let interval_ms = self.config.sync_announce_min_interval_ms;
+        let interval_ms = self.config.min_sync_announce_interval_ms;
         let Some(replica) = self.replicas.get_mut(&context) else { return };
         if replica.last_announced_at.is_some_and(|at| now < at.add_millis(interval_ms)) {
             return;

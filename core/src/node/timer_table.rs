@@ -43,7 +43,7 @@ impl Timer {
 pub(crate) enum Deadline {
     /// One of our requests is unanswered by then.
     Request(RequestId),
-    /// A context's sync session must have ended by then (`sync_session_max_ms`).
+    /// A context's sync session must have ended by then (`max_sync_session_ms`).
     Session(ContextId),
     /// A context's deferred evidence may be acted on from then.
     Evidence(ContextId),

@@ -77,7 +77,7 @@ impl<A: Applier> Node<A> {
 
     fn cleanup(&mut self) {
         let now = self.now;
-        let max_age_ms = self.config.limits.pending_max_age_ms;
+        let max_age_ms = self.config.limits.max_pending_age_ms;
         let mut events = Vec::new();
         let ttl_ms = self.config.served_snapshot_ttl_ms;
         for (context, replica) in &mut self.replicas {

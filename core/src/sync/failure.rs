@@ -19,7 +19,7 @@ pub enum SyncFailure {
     /// The peer disconnected while a request was out.
     #[error("peer disconnected")]
     PeerDisconnected,
-    /// The whole session ran past `sync_session_max_ms`.
+    /// The whole session ran past `max_sync_session_ms`.
     #[error("session deadline")]
     SessionDeadline,
     /// The answer did not decode.

@@ -11,11 +11,11 @@ pub struct TrackingPolicy {
     /// Least time between the starts of two syncs when the second is prompted by evidence (a
     /// peer showing heads we lack). Shorter than `min_interval_ms`: the evidence says a sync
     /// will bring something, and waiting the full interval is what stalled a node after a heal.
-    pub evidence_min_interval_ms: u64,
+    pub min_evidence_interval_ms: u64,
     /// Backoff after the first failure; doubled per further consecutive failure.
     pub backoff_base_ms: u64,
     /// Cap on the backoff.
-    pub backoff_max_ms: u64,
+    pub max_backoff_ms: u64,
 }
 
 /// One context's sync bookkeeping; the policy is the node's, passed in.
@@ -43,13 +43,13 @@ impl SyncTrack {
     /// peer repeating claims cannot make us sync with it without pause.
     pub fn may_start_on_evidence(&self, policy: &TrackingPolicy, now: Timestamp) -> bool {
         !self.in_progress
-            && self.last_started_at.is_none_or(|last| now >= last.add_millis(policy.evidence_min_interval_ms))
+            && self.last_started_at.is_none_or(|last| now >= last.add_millis(policy.min_evidence_interval_ms))
     }
 
     /// The earliest time an evidence-prompted sync may start (ignoring a session that is
     /// running).
     pub fn evidence_ready_at(&self, policy: &TrackingPolicy) -> Timestamp {
-        self.last_started_at.map_or(Timestamp::ZERO, |last| last.add_millis(policy.evidence_min_interval_ms))
+        self.last_started_at.map_or(Timestamp::ZERO, |last| last.add_millis(policy.min_evidence_interval_ms))
     }
 
     /// True if a forced sync (divergence) may start: only needs no session running.
@@ -76,7 +76,7 @@ impl SyncTrack {
         self.in_progress = false;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let doublings = self.consecutive_failures.saturating_sub(1).min(32);
-        let backoff_ms = policy.backoff_base_ms.saturating_mul(1u64 << doublings).min(policy.backoff_max_ms);
+        let backoff_ms = policy.backoff_base_ms.saturating_mul(1u64 << doublings).min(policy.max_backoff_ms);
         self.retry_after = now.add_millis(backoff_ms);
         backoff_ms
     }
@@ -99,9 +99,9 @@ mod tests {
     fn policy() -> TrackingPolicy {
         TrackingPolicy {
             min_interval_ms: 5_000,
-            evidence_min_interval_ms: 250,
+            min_evidence_interval_ms: 250,
             backoff_base_ms: 5_000,
-            backoff_max_ms: 300_000,
+            max_backoff_ms: 300_000,
         }
     }
 

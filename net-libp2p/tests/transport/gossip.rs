@@ -95,7 +95,7 @@ async fn publish_without_peers_is_queued_and_delivered_once_a_peer_subscribes() 
 #[tokio::test]
 async fn held_publish_older_than_its_max_age_is_dropped_and_counted() {
     let context = ContextId::hash_of(b"aged");
-    let config = NetConfig { publish_retry_max_age_ms: 50, publish_retry_interval_ms: 100, ..config() };
+    let config = NetConfig { max_publish_retry_age_ms: 50, publish_retry_interval_ms: 100, ..config() };
     let mut a = start(33, config).await;
     a.transport.publish(context, b"stale".to_vec());
     wait_for_metrics(&a.handle, "publish dropped for age", |metrics| metrics.publish_dropped_too_old == 1).await;

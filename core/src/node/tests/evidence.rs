@@ -55,7 +55,7 @@ fn a_sync_that_brings_a_backlog_announces_our_heads_at_most_once_per_interval() 
     assert_eq!(a.metrics().heads_announced, 1, "a backlog of 38 came: announced");
     write_many(&mut b, 20);
     let due = evidence_sync(&mut a, &mut b, T0.add_millis(10));
-    assert!(due < T0.add_millis(Config::default().sync_announce_min_interval_ms));
+    assert!(due < T0.add_millis(Config::default().min_sync_announce_interval_ms));
     assert_eq!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.metrics().heads_announced, 1, "within the announce interval: not again");
     write_many(&mut b, 3);
@@ -73,7 +73,7 @@ fn evidence_that_arrives_too_soon_is_acted_on_once_the_interval_passes() {
     let early = T0.add_millis(100);
     a.handle_input(early, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(&b) });
     assert_eq!(sync_started(&drain(&mut a)), None, "not at once");
-    let due = early.add_millis(Config::default().sync_evidence_min_interval_ms);
+    let due = early.add_millis(Config::default().min_sync_evidence_interval_ms);
     assert_eq!(a.poll_timeout(), due, "the deferred evidence sets the next wake-up");
     a.handle_input(Timestamp::from_millis(due.as_millis() - 1), Input::Timeout);
     assert_eq!(sync_started(&drain(&mut a)), None, "not before it is due");

@@ -452,7 +452,7 @@ fn non_members_cannot_trigger_syncs_or_read_state() {
 
 #[test]
 fn a_session_that_never_ends_is_cut_at_its_deadline() {
-    let config = Config { sync_session_max_ms: 1_000, ..Config::default() };
+    let config = Config { max_sync_session_ms: 1_000, ..Config::default() };
     let mut b = node(2, config.clone());
     let mut a = node(1, config);
     let broadcasts = write_many(&mut b, 1_600);

@@ -102,6 +102,7 @@ pub(crate) enum Command {
     Query { context: ContextId, method: String, input: Vec<u8>, reply: Reply<Vec<u8>> },
     Subscribe { context: ContextId, reply: Reply<Subscription> },
     Status { reply: Reply<NodeStatus> },
+    CheckInvariants { reply: Reply<()> },
     Missing { context: ContextId, ids: Vec<DeltaId>, reply: Reply<Vec<DeltaId>> },
     Shutdown { reply: Reply<()> },
 }
@@ -190,6 +191,13 @@ impl NodeHandle {
     /// The node's figures.
     pub async fn status(&self) -> Result<NodeStatus, ApiError> {
         self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// Checks the core's invariants (every deadline armed for exactly what it belongs to, each
+    /// DAG consistent) and panics the node loop on a violation. It walks every DAG: for tests
+    /// and the simulator, which runs it at every sample.
+    pub async fn check_invariants(&self) -> Result<(), ApiError> {
+        self.ask(|reply| Command::CheckInvariants { reply }).await
     }
 
     /// Which of `ids` this node has not applied in `context`.

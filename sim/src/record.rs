@@ -1,8 +1,8 @@
 //! What the simulator records while a world runs: the trace hash over every core input and
 //! output in order, a readable trace on request, delta propagation times and state samples.
 
-use rhizome_core::{DeltaId, Event, Input, Output, Timestamp};
-use std::collections::BTreeMap;
+use rhizome_core::{ContextId, DeltaId, Event, Input, Output, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ pub(crate) struct Recorder {
     pub(crate) arrivals: BTreeMap<DeltaId, Vec<(usize, Duration)>>,
     pub(crate) samples: Vec<Sample>,
     pub(crate) events: u64,
+    /// The first time a node's pending queue, followed event by event, went over its limit.
+    pub(crate) pending_breach: Option<String>,
 }
 
 /// A cheap-clone handle.
@@ -57,6 +59,7 @@ impl SharedRecorder {
             arrivals: BTreeMap::new(),
             samples: Vec::new(),
             events: 0,
+            pending_breach: None,
         })))
     }
 
@@ -92,6 +95,45 @@ pub(crate) struct NodeObserver {
     pub(crate) index: usize,
     pub(crate) recorder: SharedRecorder,
     pub(crate) start: tokio::time::Instant,
+    /// The node's pending queues, rebuilt from the core's queue events as they happen (a
+    /// restarted node gets a new observer and reports its restored queue again).
+    pub(crate) pending: PendingTracker,
+}
+
+/// Follows a node's pending queues through the core's events and holds them to their limit
+/// on every output, not only when the sampler looks.
+#[derive(Debug)]
+pub(crate) struct PendingTracker {
+    max_pending_deltas: usize,
+    queues: BTreeMap<ContextId, BTreeSet<DeltaId>>,
+}
+
+impl PendingTracker {
+    /// An empty tracker for a node whose queues are capped at `max_pending_deltas` each.
+    pub(crate) fn new(max_pending_deltas: usize) -> Self {
+        Self { max_pending_deltas, queues: BTreeMap::new() }
+    }
+
+    /// Takes in one output; returns the queue's size if it is now over the limit.
+    fn observe(&mut self, output: &Output) -> Option<(ContextId, usize)> {
+        let Output::Event(event) = output else { return None };
+        match event {
+            Event::DeltaPending { context, id } => {
+                let queue = self.queues.entry(*context).or_default();
+                queue.insert(*id);
+                (queue.len() > self.max_pending_deltas).then_some((*context, queue.len()))
+            }
+            Event::PendingEvicted { context, ids, .. } | Event::PendingReleased { context, ids } => {
+                if let Some(queue) = self.queues.get_mut(context) {
+                    for id in ids {
+                        queue.remove(id);
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
 }
 
 fn short(bytes: &[u8]) -> String {
@@ -193,6 +235,16 @@ impl rhizome_node::Observer for NodeObserver {
         if let (Some(lines), Some(line)) = (&mut recorder.trace_lines, line) {
             lines.push(format!("{:>10.3}s n{} -> {line}", at.as_secs_f64(), self.index));
         }
+        if let Some((context, held)) = self.pending.observe(output) {
+            if recorder.pending_breach.is_none() {
+                recorder.pending_breach = Some(format!(
+                    "n{} held {held} pending deltas of {context} at {:.3} s (limit {})",
+                    self.index,
+                    at.as_secs_f64(),
+                    self.pending.max_pending_deltas
+                ));
+            }
+        }
         if let Output::Event(Event::DeltaApplied { id, local, .. }) = output {
             if *local {
                 recorder.authored.insert(*id, at);
@@ -201,5 +253,31 @@ impl rhizome_node::Observer for NodeObserver {
                 recorder.arrivals.entry(*id).or_default().push((self.index, delay));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhizome_core::dag::EvictionCause;
+
+    fn pending(context: ContextId, n: u8) -> Output {
+        Output::Event(Event::DeltaPending { context, id: DeltaId::hash_of(&[n]) })
+    }
+
+    #[test]
+    fn the_pending_tracker_follows_the_queue_events_and_flags_a_breach_at_once() {
+        let context = ContextId::hash_of(b"c");
+        let mut tracker = PendingTracker::new(2);
+        assert_eq!(tracker.observe(&pending(context, 1)), None);
+        assert_eq!(tracker.observe(&pending(context, 2)), None);
+        let released = Event::PendingReleased { context, ids: vec![DeltaId::hash_of(&[1])] };
+        assert_eq!(tracker.observe(&Output::Event(released)), None);
+        assert_eq!(tracker.observe(&pending(context, 3)), None);
+        let evicted =
+            Event::PendingEvicted { context, ids: vec![DeltaId::hash_of(&[2])], cause: EvictionCause::Capacity };
+        assert_eq!(tracker.observe(&Output::Event(evicted)), None);
+        assert_eq!(tracker.observe(&pending(context, 4)), None);
+        assert_eq!(tracker.observe(&pending(context, 5)), Some((context, 3)));
     }
 }

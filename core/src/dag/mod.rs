@@ -602,8 +602,8 @@ impl DagStore {
     }
 
     /// Checks the store's invariants: heads are applied and have no applied children,
-    /// every applied delta's parents are applied, the pending index is consistent.
-    #[cfg(any(test, feature = "testing"))]
+    /// every applied delta's parents are applied, the pending index is consistent. Panics on a
+    /// violation; it walks the whole store (see [`crate::Node::check_invariants`]).
     pub fn check_invariants(&self) {
         let mut least_at_height: BTreeMap<u64, DeltaId> = BTreeMap::new();
         for (id, entry) in &self.applied {

@@ -169,7 +169,6 @@ impl PendingQueue {
     }
 
     /// Checks the reverse index against the entries (tests and debug builds).
-    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn check_invariants(&self) {
         assert_eq!(self.entries.len(), self.arrivals.len(), "arrival index out of step");
         let mut previous = Timestamp::ZERO;

@@ -434,8 +434,8 @@ impl<A: Applier> Node<A> {
 
     /// Checks the node's invariants: every request, session and deferred evidence has exactly
     /// its deadline armed, the fetch bookkeeping matches the requests, and each context's DAG
-    /// is consistent. Panics on a violation (tests and simulator builds).
-    #[cfg(any(test, feature = "testing"))]
+    /// is consistent. Panics on a violation. It walks every DAG, so the node loop never runs it
+    /// on its own: tests, the test cluster and the simulator's sampler call it.
     pub fn check_invariants(&self) {
         self.requests.check_invariants(|id| self.timers.armed_at(&Deadline::Request(*id)).is_some());
         let mut armed = self.requests.len();

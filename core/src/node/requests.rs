@@ -128,7 +128,6 @@ impl RequestTable {
     }
 
     /// Checks that the fetch bookkeeping matches the requests (tests and simulator builds).
-    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn check_invariants(&self, armed: impl Fn(&RequestId) -> bool) {
         let fetches: Vec<&ParentFetch> = self
             .entries

@@ -96,7 +96,6 @@ impl TimerTable {
     }
 
     /// When `deadline` is armed for, if it is.
-    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn armed_at(&self, deadline: &Deadline) -> Option<Timestamp> {
         self.armed.get(deadline).copied()
     }
@@ -125,7 +124,6 @@ impl TimerTable {
     }
 
     /// Deadlines armed (for invariant checks).
-    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn armed_len(&self) -> usize {
         self.armed.len()
     }

@@ -52,6 +52,10 @@ impl<T: Transport> NodeTask<T> {
             Command::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
             }
+            Command::CheckInvariants { reply } => {
+                self.node.check_invariants();
+                let _ = reply.send(Ok(()));
+            }
             Command::Missing { context, ids, reply } => {
                 let result = match self.node.dag(&context) {
                     Some(dag) => Ok(ids.into_iter().filter(|id| !dag.is_applied(id)).collect()),

@@ -1,8 +1,10 @@
-//! "bounded": every node's pending queue and snapshot buffer stay within their limits. It is
-//! judged on every status the simulator reads from a node (each sample during the fault phase,
-//! each poll of the liveness phase), node by node, and the first breach is kept with its node
-//! and time. The node loop's observer sees inputs and outputs only, not queue sizes, so it
-//! cannot judge this itself.
+//! "bounded": every node's pending queue and snapshot buffer stay within their limits. The
+//! pending queue is followed continuously: the core reports every delta that enters or leaves
+//! it (`DeltaPending`, `PendingEvicted`, `PendingReleased`), and the node's observer
+//! (`record::PendingTracker`) holds it to its limit on every output. The snapshot buffer has
+//! no events, so it is judged on every status the simulator reads (each sample during the
+//! fault phase, each poll of the liveness phase). The first breach is kept with its node and
+//! time.
 
 use crate::outcome::CheckResult;
 use rhizome_core::Limits;
@@ -34,6 +36,12 @@ impl QueueBounds {
                 limits.max_snapshot_buffer_deltas
             ));
         }
+    }
+
+    /// Records a breach seen elsewhere (the observers' event-by-event pending check), unless
+    /// an earlier one is already kept.
+    pub(crate) fn note_breach(&mut self, breach: String) {
+        self.first_breach.get_or_insert(breach);
     }
 
     /// The verdict.

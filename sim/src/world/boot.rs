@@ -4,7 +4,7 @@
 
 use super::cluster::Shared;
 use crate::disk::SimDisk;
-use crate::record::NodeObserver;
+use crate::record::{NodeObserver, PendingTracker};
 use rhizome_core::{Keypair, Timestamp};
 use rhizome_node::{start, Clock, NodeHandle, NodeParts};
 use std::future::Future;
@@ -74,6 +74,7 @@ pub(super) fn boot_node(
                     index,
                     recorder: shared.recorder.clone(),
                     start: shared.start,
+                    pending: PendingTracker::new(shared.config.core.limits.max_pending_deltas),
                 })),
                 // Commits run on the node's own task: no threads in a simulated world.
                 committer: None,

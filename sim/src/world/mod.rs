@@ -54,7 +54,10 @@ async fn finish(
     ended: Ended,
     recorder: &SharedRecorder,
 ) -> RunOutcome {
-    let Ended { log, liveness, bounds } = ended;
+    let Ended { log, liveness, mut bounds } = ended;
+    if let Some(breach) = recorder.lock().pending_breach.take() {
+        bounds.note_breach(breach);
+    }
     let acks = workload.acks();
     let live = cluster.live();
     let check_results = checks::evaluate(checks::Inputs {

@@ -55,8 +55,14 @@ impl Sampler {
         states.into_iter().map(|(index, state)| (index, (state.root, state.heads, state.handler_jobs))).collect()
     }
 
-    /// Samples every answering node into the recorder.
+    /// Samples every answering node into the recorder, after checking each node's core
+    /// invariants (a violation panics that node, and the run fails naming it).
     pub(super) async fn sample(&mut self, slots: &[Slot]) {
+        for slot in slots {
+            if let Some(handle) = slot.answering() {
+                let _ = handle.check_invariants().await;
+            }
+        }
         let states = self.statuses(slots).await;
         let mut groups: BTreeMap<(RootHash, &[DeltaId]), usize> = BTreeMap::new();
         let (mut max_pending, mut total_pending, mut max_buffer) = (0, 0, 0);

@@ -85,6 +85,8 @@ pub struct NodeMetrics {
     pub blobs_evicted: u64,
     /// Heartbeats and requests from peers that are not members of the context, ignored.
     pub non_member_messages: u64,
+    /// Local writes refused because the application ran at another HLC than its delta's.
+    pub local_hlc_mismatches: u64,
     /// Heartbeats naming a sender other than their gossip publisher, ignored.
     pub heartbeats_misattributed: u64,
     /// Quarantined deltas applied by a periodic retry.

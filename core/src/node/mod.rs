@@ -56,6 +56,15 @@ pub enum NodeError {
         /// The limit.
         max: usize,
     },
+    /// The application code ran at another HLC than the one the delta would carry: its
+    /// stamps would not match the delta's, so no delta is made.
+    #[error("the local write ran at {ran_at:?} but its delta would carry {delta_at:?}")]
+    HlcMismatch {
+        /// The HLC the application code ran at.
+        ran_at: crate::hlc::Hlc,
+        /// The HLC the delta would carry.
+        delta_at: crate::hlc::Hlc,
+    },
     /// The node already replicates the maximum number of contexts.
     #[error("already at the limit of {max} contexts")]
     TooManyContexts {
@@ -264,7 +273,37 @@ impl<A: Applier> Node<A> {
     /// Authors a delta with `payload` on top of the current heads, applies it, and publishes
     /// it. The delta is acknowledged (returned) only once applied.
     pub fn local_delta(&mut self, now: Timestamp, context: ContextId, payload: Vec<u8>) -> Result<DeltaId, NodeError> {
+        self.make_local_delta(now, context, payload, None)
+    }
+
+    /// [`Node::local_delta`] for a payload the application made at `ran_at` (the HLC that
+    /// [`Node::next_local_hlc`] gave it): the delta is made only if it carries exactly that HLC,
+    /// so core and runtime cannot silently disagree on it. A mismatch makes nothing.
+    pub fn local_delta_checked(
+        &mut self,
+        now: Timestamp,
+        context: ContextId,
+        payload: Vec<u8>,
+        ran_at: crate::hlc::Hlc,
+    ) -> Result<DeltaId, NodeError> {
+        self.make_local_delta(now, context, payload, Some(ran_at))
+    }
+
+    fn make_local_delta(
+        &mut self,
+        now: Timestamp,
+        context: ContextId,
+        payload: Vec<u8>,
+        ran_at: Option<crate::hlc::Hlc>,
+    ) -> Result<DeltaId, NodeError> {
         self.advance(now);
+        if let Some(ran_at) = ran_at {
+            let delta_at = self.clock.peek(self.now.as_millis());
+            if delta_at != ran_at {
+                self.metrics.local_hlc_mismatches += 1;
+                return Err(NodeError::HlcMismatch { ran_at, delta_at });
+            }
+        }
         let max_payload = self.config.limits.max_payload_bytes;
         if payload.len() > max_payload {
             return Err(NodeError::PayloadTooLarge { bytes: payload.len(), max: max_payload });

@@ -89,9 +89,9 @@ impl<T: Transport> NodeTask<T> {
         let Some(open) = self.open_calls.take() else { return };
         let made = match self.node.applier_mut().seal_open_delta() {
             Some(sealed) => {
-                debug_assert_eq!(sealed.hlc, self.node.next_local_hlc(open.opened_at), "the calls' HLC is the delta's");
+                // Checked in the core, in release builds too: the calls' stamps must be the delta's.
                 self.node
-                    .local_delta(open.opened_at, open.context, sealed.payload.encode())
+                    .local_delta_checked(open.opened_at, open.context, sealed.payload.encode(), sealed.hlc)
                     .map_err(|error| ApiError::Refused(error.to_string()))
             }
             None => Err(ApiError::Internal("the batch's delta was lost before it was made")),

@@ -34,7 +34,7 @@ impl<T: Transport> NodeTask<T> {
                         let handled = match &payload {
                             AppPayload::V1 { handled, .. } => *handled,
                         };
-                        if let Err(error) = self.node.local_delta(now, context, payload.encode()) {
+                        if let Err(error) = self.node.local_delta_checked(now, context, payload.encode(), hlc) {
                             tracing::warn!(%context, %error, "handler delta refused; job abandoned");
                             self.node.applier_mut().discard_uncommitted();
                             if let Some((delta, index)) = handled {

@@ -291,3 +291,21 @@ fn the_pending_queue_reports_every_delta_that_enters_or_leaves_it() {
     let outputs = drain(&mut a);
     assert!(outputs.contains(&Output::Event(Event::PendingReleased { context: context(), ids: vec![child.id] })));
 }
+
+/// A local write is checked: a payload made at one HLC is refused (in release builds too) if
+/// the clock moved on before its delta was made, here because a remote delta was observed.
+#[test]
+fn a_local_write_made_at_a_stale_hlc_is_refused_and_makes_nothing() {
+    let mut a = node(1, Config::default());
+    let ran_at = a.next_local_hlc(T0);
+    let remote = author(2).make(&[], set("x", "y"));
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&remote) });
+    drain(&mut a);
+    let error = a.local_delta_checked(T0, context(), set("k", "v"), ran_at).unwrap_err();
+    assert!(matches!(error, NodeError::HlcMismatch { .. }), "{error}");
+    assert_eq!(a.metrics().local_hlc_mismatches, 1);
+    assert!(drain(&mut a).is_empty(), "no delta, no broadcast");
+    // At the HLC the node gives now, the write goes through.
+    let ran_at = a.next_local_hlc(T0);
+    a.local_delta_checked(T0, context(), set("k", "v"), ran_at).unwrap();
+}

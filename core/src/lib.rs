@@ -38,7 +38,7 @@ pub use identity::{Keypair, Signature};
 pub use ids::{AuthorKey, BlobId, ContextId, DeltaId, PeerId, RootHash};
 pub use limits::Limits;
 pub use metrics::NodeMetrics;
-pub use node::{Event, InboundRequestId, Input, Node, NodeError, Output, RequestFailure, RequestId};
+pub use node::{Event, InboundRequestId, Input, InvariantDepth, Node, NodeError, Output, RequestFailure, RequestId};
 pub use reject::RejectReason;
 pub use signature_memo::SignatureMemo;
 pub use time::Timestamp;

@@ -102,7 +102,7 @@ pub(crate) enum Command {
     Query { context: ContextId, method: String, input: Vec<u8>, reply: Reply<Vec<u8>> },
     Subscribe { context: ContextId, reply: Reply<Subscription> },
     Status { reply: Reply<NodeStatus> },
-    CheckInvariants { reply: Reply<()> },
+    CheckInvariants { depth: rhizome_core::InvariantDepth, reply: Reply<()> },
     Missing { context: ContextId, ids: Vec<DeltaId>, reply: Reply<Vec<DeltaId>> },
     Shutdown { reply: Reply<()> },
 }
@@ -193,11 +193,11 @@ impl NodeHandle {
         self.ask(|reply| Command::Status { reply }).await
     }
 
-    /// Checks the core's invariants (every deadline armed for exactly what it belongs to, each
-    /// DAG consistent) and panics the node loop on a violation. It walks every DAG: for tests
-    /// and the simulator, which runs it at every sample.
-    pub async fn check_invariants(&self) -> Result<(), ApiError> {
-        self.ask(|reply| Command::CheckInvariants { reply }).await
+    /// Checks the core's invariants to `depth` (every deadline armed for exactly what it
+    /// belongs to; with the DAGs, each consistent) and panics the node loop on a violation.
+    /// For tests and the simulator, which runs it at every sample.
+    pub async fn check_invariants(&self, depth: rhizome_core::InvariantDepth) -> Result<(), ApiError> {
+        self.ask(|reply| Command::CheckInvariants { depth, reply }).await
     }
 
     /// Which of `ids` this node has not applied in `context`.

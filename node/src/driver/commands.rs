@@ -52,8 +52,8 @@ impl<T: Transport> NodeTask<T> {
             Command::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
             }
-            Command::CheckInvariants { reply } => {
-                self.node.check_invariants();
+            Command::CheckInvariants { depth, reply } => {
+                self.node.check_invariants_to(depth);
                 let _ = reply.send(Ok(()));
             }
             Command::Missing { context, ids, reply } => {

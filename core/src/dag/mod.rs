@@ -47,6 +47,15 @@ pub enum AddOutcome {
     Rejected(RejectReason),
 }
 
+/// What [`DagStore::retry_quarantined`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Retried {
+    /// Deltas applied: retried ones and the pending deltas they released, in order.
+    pub applied: Vec<DeltaId>,
+    /// Released pending deltas whose application failed; they are quarantined now.
+    pub quarantined: Vec<DeltaId>,
+}
+
 /// Pending-queue figures for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PendingStats {
@@ -344,9 +353,11 @@ impl DagStore {
     }
 
     /// Tries every quarantined delta again, oldest first. Returns the ids applied (including
-    /// the cascades they released).
-    pub fn retry_quarantined(&mut self, now: Timestamp, applier: &mut impl Applier) -> Vec<DeltaId> {
+    /// the cascades they released) and the released pending deltas that failed in turn and
+    /// are quarantined now.
+    pub fn retry_quarantined(&mut self, now: Timestamp, applier: &mut impl Applier) -> Retried {
         let mut applied = Vec::new();
+        let mut failed = Vec::new();
         for id in self.quarantine.ids() {
             let Some(delta) = self.quarantine.get(&id).map(|entry| entry.delta.clone()) else {
                 continue;
@@ -355,7 +366,6 @@ impl DagStore {
                 Ok(()) => {
                     self.quarantine.remove(&id);
                     applied.push(id);
-                    let mut failed = Vec::new();
                     self.cascade_from(now, id, applier, &mut applied, &mut failed);
                 }
                 Err(error) => {
@@ -364,7 +374,7 @@ impl DagStore {
                 }
             }
         }
-        applied
+        Retried { applied, quarantined: failed }
     }
 
     /// Drops pending deltas that have waited at least `max_age_ms`. Returns how many.

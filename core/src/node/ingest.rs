@@ -149,7 +149,7 @@ impl<A: Applier> Node<A> {
         }
     }
 
-    fn report_quarantined(&mut self, context: ContextId, id: crate::ids::DeltaId) {
+    pub(super) fn report_quarantined(&mut self, context: ContextId, id: crate::ids::DeltaId) {
         self.metrics.quarantined += 1;
         let error = self.replicas[&context].dag.quarantined(&id).map(|entry| entry.error.clone());
         if let Some(error) = error {

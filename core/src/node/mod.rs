@@ -127,6 +127,9 @@ pub struct Node<A: Applier> {
     last_snapshot_id: u64,
     /// The last heartbeat's sequence number (see [`crate::wire::Heartbeat::sequence`]).
     heartbeat_sequence: u64,
+    /// The context whose session is out of its replica while a response to it is handled: it
+    /// still runs, so nothing may start a second session for that context meanwhile.
+    session_out: Option<ContextId>,
     blobs: BlobIndex,
     timers: TimerTable,
     outputs: VecDeque<Output>,
@@ -169,6 +172,7 @@ impl<A: Applier> Node<A> {
             requests: RequestTable::default(),
             last_snapshot_id: 0,
             heartbeat_sequence: 0,
+            session_out: None,
             blobs: BlobIndex::default(),
             timers,
             outputs: VecDeque::new(),
@@ -351,9 +355,12 @@ impl<A: Applier> Node<A> {
     pub fn retry_quarantined(&mut self, now: Timestamp, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
         self.advance(now);
         let replica = self.replicas.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
-        let applied = replica.dag.retry_quarantined(self.now, &mut self.applier);
-        // The cascades among them came out of the pending queue.
-        self.report_released(*context, applied.clone());
+        let crate::dag::Retried { applied, quarantined } = replica.dag.retry_quarantined(self.now, &mut self.applier);
+        // The cascades among them came out of the pending queue, those that failed too.
+        self.report_released(*context, applied.iter().chain(&quarantined).copied().collect());
+        for id in quarantined {
+            self.report_quarantined(*context, id);
+        }
         let replica = self.replicas.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
         for id in &applied {
             let author = replica.dag.get(id).map(|delta| delta.author).unwrap_or_default();
@@ -526,12 +533,15 @@ impl<A: Applier> Node<A> {
 
     /// True if a sync session runs for `context`.
     fn session_running(&self, context: &ContextId) -> bool {
-        self.replicas.get(context).is_some_and(|replica| replica.session.is_some())
+        self.session_out == Some(*context)
+            || self.replicas.get(context).is_some_and(|replica| replica.session.is_some())
     }
 
-    /// Sessions running, over every context (they share `max_concurrent_syncs`).
+    /// Sessions running, over every context (they share `max_concurrent_syncs`), the one out
+    /// of its replica while its response is handled included.
     fn sessions_running(&self) -> usize {
-        self.replicas.values().filter(|replica| replica.session.is_some()).count()
+        let installed = self.replicas.values().filter(|replica| replica.session.is_some()).count();
+        installed + usize::from(self.session_out.is_some())
     }
 
     fn advance(&mut self, now: Timestamp) {

@@ -67,6 +67,9 @@ impl<A: Applier> Node<A> {
             self.metrics.stale_responses += 1;
             return;
         };
+        // Handling the response may ingest deltas, which may want a session for this context:
+        // the one out of its replica still runs.
+        self.session_out = Some(context);
         let phase = std::mem::replace(&mut session.phase, SessionPhase::AwaitingHeads);
         let phase_name = phase.name();
         let step = match (phase, response) {
@@ -98,6 +101,7 @@ impl<A: Applier> Node<A> {
             (_, _) => Step::Fail(SyncFailure::UnexpectedResponse { phase: phase_name }),
         };
         let _ = peer;
+        self.session_out = None;
         match step {
             Step::Continue => self.put_session(session),
             Step::Done => self.finish_session(session, Ok(())),

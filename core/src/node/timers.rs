@@ -3,10 +3,9 @@
 use super::timer_table::Timer;
 use super::Node;
 use crate::applier::Applier;
-use crate::dag::EvictionCause;
 use crate::eviction::EvictionLimits;
 use crate::ids::ContextId;
-use crate::node::{Event, Output};
+use crate::node::Output;
 use crate::sync::SyncMode;
 use crate::sync::SyncReason;
 use crate::wire::{GossipV1, Heartbeat};
@@ -78,17 +77,15 @@ impl<A: Applier> Node<A> {
     fn cleanup(&mut self) {
         let now = self.now;
         let max_age_ms = self.config.limits.max_pending_age_ms;
-        let mut events = Vec::new();
         let ttl_ms = self.config.served_snapshot_ttl_ms;
-        for (context, replica) in &mut self.replicas {
-            replica.dag.cleanup_stale(now, max_age_ms);
-            let ids: Vec<_> = replica.dag.take_evicted().into_iter().map(|(id, _)| id).collect();
-            if !ids.is_empty() {
-                events.push(Event::PendingEvicted { context: *context, ids, cause: EvictionCause::Stale });
+        let contexts: Vec<ContextId> = self.replicas.keys().copied().collect();
+        for context in contexts {
+            if let Some(replica) = self.replicas.get_mut(&context) {
+                replica.dag.cleanup_stale(now, max_age_ms);
+                replica.served.expire(now, ttl_ms);
             }
-            replica.served.expire(now, ttl_ms);
+            self.report_evicted(context);
         }
-        self.outputs.extend(events.into_iter().map(Output::Event));
         self.retry_all_quarantined();
     }
 

@@ -510,3 +510,36 @@ fn exchange_one_at(
     }
     next
 }
+
+/// Regression (found in review): while a session's response was handled its session was out
+/// of the replica, so a delta in the page that went pending on a fresh context started a
+/// second session for the same context, which the first then overwrote.
+#[test]
+fn a_page_that_leaves_a_fresh_context_pending_starts_no_second_session() {
+    let mut a = node(1, Config::default());
+    let peer = key(2).peer_id();
+    a.handle_input(T0, Input::PeerUp { peer });
+    let (_, heads_request, _) = requests(&drain(&mut a)).into_iter().next().expect("a sync on connect");
+    let mut factory = author(2);
+    let parent = factory.make(&[], set("k", "v"));
+    let child = factory.make(&[parent.id], set("k", "w"));
+    let heads = SyncResponseV1::Heads {
+        context: context(),
+        heads: vec![child.id],
+        root: crate::RootHash::hash_of(b"r"),
+        applied_count: 2,
+    };
+    a.handle_input(T0, Input::Response { request_id: heads_request, bytes: SyncResponse::encode_v1(heads) });
+    let (_, page_request, _) = requests(&drain(&mut a)).into_iter().next().expect("a deltas page request");
+    // The page holds only the child: it goes pending on a context that holds nothing.
+    let page = SyncResponseV1::Deltas { context: context(), deltas: vec![child.clone()], next: None, gap_total: 2 };
+    a.handle_input(T0, Input::Response { request_id: page_request, bytes: SyncResponse::encode_v1(page) });
+    let outputs = drain(&mut a);
+    assert!(a.dag(&context()).unwrap().is_pending(&child.id));
+    let started: Vec<_> = outputs
+        .iter()
+        .filter(|output| matches!(output, Output::Event(Event::SyncStarted { reason: SyncReason::FreshContext, .. })))
+        .collect();
+    assert!(started.is_empty(), "no second session: {started:?}");
+    a.check_invariants();
+}

@@ -205,7 +205,12 @@ impl<A: Applier> Node<A> {
             self.metrics.heartbeats_misattributed += 1;
             return;
         }
+        if replica.peers.get(&from).is_some_and(|view| heartbeat.sequence <= view.heartbeat_sequence) {
+            self.metrics.heartbeats_replayed += 1;
+            return;
+        }
         let view = replica.note_peer(from, now, max_peers);
+        view.heartbeat_sequence = heartbeat.sequence;
         view.heads.clone_from(&heartbeat.heads);
         view.root = Some(heartbeat.root);
         let our_heads = replica.dag.heads_vec();

@@ -3,12 +3,14 @@ use crate::sync::{SyncMode, SyncReason};
 use crate::wire::{Heartbeat, SyncErrorCode};
 use crate::{Event, Limits, RequestFailure};
 
+/// `node`'s heartbeat now, with a sequence above every earlier one (receivers drop replays).
 pub(super) fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let dag = node.dag(&context()).unwrap();
     GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
         context: context(),
         sender: node.peer_id(),
-        sequence: 1,
+        sequence: SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         root: node.root_hash(&context()),
         heads: dag.heads_vec(),
         applied_count: dag.applied_len() as u64,

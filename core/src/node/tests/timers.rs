@@ -71,6 +71,28 @@ fn an_idle_node_sends_a_distinct_heartbeat_every_time() {
 }
 
 #[test]
+fn a_replayed_heartbeat_cannot_roll_a_peers_view_back() {
+    let mut a = node(1, Config::default());
+    let mut b = node(2, Config::default());
+    let peer = b.peer_id();
+    let old = super::sync::heartbeat_of(&b);
+    a.handle_input(T0, Input::Gossip { from: peer, bytes: old.clone() });
+    b.local_delta(T0, context(), set("k", "v")).unwrap();
+    let newer = GossipMessage::encode_v1(GossipV1::Heartbeat(crate::wire::Heartbeat {
+        context: context(),
+        sender: peer,
+        sequence: u64::MAX,
+        root: b.root_hash(&context()),
+        heads: b.dag(&context()).unwrap().heads_vec(),
+        applied_count: 1,
+    }));
+    a.handle_input(T0, Input::Gossip { from: peer, bytes: newer });
+    a.handle_input(T0, Input::Gossip { from: peer, bytes: old });
+    assert_eq!(a.metrics().heartbeats_replayed, 1);
+    assert_eq!(a.metrics().heartbeats_received, 3);
+}
+
+#[test]
 fn a_heartbeat_naming_another_sender_is_ignored_and_counted() {
     let mut a = node(1, Config::default());
     let b = node(2, Config::default());

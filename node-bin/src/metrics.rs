@@ -245,6 +245,24 @@ impl Collector for NodeCollector {
         counter(e, "rhizome_heartbeats_received", "Heartbeats received from peers", core.heartbeats_received)?;
         counter(
             e,
+            "rhizome_heartbeats_misattributed",
+            "Heartbeats ignored: their sender is not their gossip publisher",
+            core.heartbeats_misattributed,
+        )?;
+        counter(
+            e,
+            "rhizome_heartbeats_replayed",
+            "Heartbeats ignored: no newer than the last one from their sender",
+            core.heartbeats_replayed,
+        )?;
+        counter(
+            e,
+            "rhizome_local_hlc_mismatches",
+            "Local writes refused: the app ran at another HLC than its delta's",
+            core.local_hlc_mismatches,
+        )?;
+        counter(
+            e,
             "rhizome_divergences_detected",
             "Silent divergences detected (equal heads, different roots)",
             core.divergences_detected,

@@ -38,7 +38,10 @@ pub use identity::{Keypair, Signature};
 pub use ids::{AuthorKey, BlobId, ContextId, DeltaId, PeerId, RootHash};
 pub use limits::Limits;
 pub use metrics::NodeMetrics;
-pub use node::{Event, InboundRequestId, Input, InvariantDepth, Node, NodeError, Output, RequestFailure, RequestId};
+pub use node::{
+    Event, Handled, InboundRequestId, Input, InvariantDepth, Node, NodeError, Output, RequestFailure, RequestId,
+    WriteBasis,
+};
 pub use reject::RejectReason;
 pub use signature_memo::SignatureMemo;
-pub use time::Timestamp;
+pub use time::{Clocks, Timestamp};

@@ -87,6 +87,9 @@ pub struct NodeMetrics {
     pub non_member_messages: u64,
     /// Local writes refused because the application ran at another HLC than its delta's.
     pub local_hlc_mismatches: u64,
+    /// Local writes refused because the application read the state at other heads than the
+    /// delta's parents.
+    pub local_heads_mismatches: u64,
     /// Heartbeats no newer than the last one taken from their sender (replays), ignored.
     pub heartbeats_replayed: u64,
     /// Heartbeats naming a sender other than their gossip publisher, ignored.

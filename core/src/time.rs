@@ -1,7 +1,18 @@
-//! The core's notion of time: a caller-supplied [`Timestamp`] in nanoseconds.
+//! The core's notion of time: two caller-supplied clocks, read together as [`Clocks`].
 //!
 //! The core never reads a clock. Every entry point takes `now`, so a simulator can run a virtual
-//! clock and a real node can pass its monotonic clock; both give the core the same kind of value.
+//! clock and a real node its system clocks. There are two, because they answer two questions:
+//!
+//! - **Monotonic** ([`Clocks::monotonic`], a [`Timestamp`] on an epoch the caller picks): how long
+//!   since something happened. Timers, request and session deadlines, pending ages, sync
+//!   intervals and backoff read it. It never steps back, so a wall-clock step (NTP, an operator)
+//!   neither fires every timer at once nor stretches a timeout.
+//! - **Wall** ([`Clocks::wall_ms`], Unix milliseconds): what time it is, comparably across
+//!   nodes. The HLC, the drift bound on remote deltas and heartbeat sequences read it. It may
+//!   step either way; the HLC stays monotone on its own.
+//!
+//! A plain [`Timestamp`] converts into [`Clocks`] with both clocks equal (its milliseconds as the
+//! wall clock), which is what tests and the in-process cluster want.
 
 use std::time::Duration;
 
@@ -57,6 +68,30 @@ impl Timestamp {
     }
 }
 
+/// The two clocks, read at the same moment. See the module documentation for which reads which.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Clocks {
+    /// Monotonic time: never steps back. Its epoch is the caller's choice (a real node uses its
+    /// wall clock at start, so values read like Unix time).
+    pub monotonic: Timestamp,
+    /// Wall-clock time, in milliseconds since the Unix epoch: the same epoch on every node.
+    pub wall_ms: u64,
+}
+
+impl Clocks {
+    /// Both clocks at once.
+    pub const fn new(monotonic: Timestamp, wall_ms: u64) -> Self {
+        Self { monotonic, wall_ms }
+    }
+}
+
+impl From<Timestamp> for Clocks {
+    /// One clock for both: the wall clock reads the timestamp's milliseconds.
+    fn from(now: Timestamp) -> Self {
+        Self { monotonic: now, wall_ms: now.as_millis() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +102,11 @@ mod tests {
         assert_eq!(Timestamp::ZERO.saturating_since(Timestamp::from_secs(1)), Duration::ZERO);
         assert_eq!(Timestamp::from_secs(3).saturating_since(Timestamp::from_secs(1)), Duration::from_secs(2));
         assert_eq!(Timestamp::from_millis(1500).as_millis(), 1500);
+    }
+
+    #[test]
+    fn one_timestamp_makes_both_clocks() {
+        let clocks = Clocks::from(Timestamp::from_millis(1_234));
+        assert_eq!(clocks, Clocks::new(Timestamp::from_millis(1_234), 1_234));
     }
 }

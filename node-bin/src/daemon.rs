@@ -43,14 +43,34 @@ pub struct RuntimeInfo {
     pub p2p: Vec<String>,
 }
 
-/// Wall-clock time on the Unix epoch: the one place the node's time comes from a real clock.
+/// The system's clocks: the one place the node's time comes from a real clock. Monotonic time
+/// is `Instant` since start, on the wall clock's epoch at start (so it reads like Unix time in
+/// logs); a later wall-clock step moves only [`Clock::wall_ms`], never a timer.
 #[derive(Debug)]
-struct SystemClock;
+struct SystemClock {
+    started: Instant,
+    started_unix_nanos: u64,
+}
+
+impl SystemClock {
+    fn new() -> Self {
+        Self { started: Instant::now(), started_unix_nanos: unix_nanos() }
+    }
+}
+
+fn unix_nanos() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Timestamp::from_nanos(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
+        let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Timestamp::from_nanos(self.started_unix_nanos.saturating_add(elapsed))
+    }
+
+    fn wall_ms(&self) -> u64 {
+        unix_nanos() / 1_000_000
     }
 }
 
@@ -148,7 +168,7 @@ pub async fn run(config: Config, passphrase: Option<Zeroizing<String>>) -> anyho
         keypair: identity.keypair().clone(),
         rng_seed: u64::from_le_bytes(rng_seed),
         transport,
-        clock: Arc::new(SystemClock),
+        clock: Arc::new(SystemClock::new()),
         db,
         wasm: None,
         observer: Some(Box::new(ApplyTimer::new(metrics.clone()))),

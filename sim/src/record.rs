@@ -184,6 +184,25 @@ impl rhizome_node::Observer for NodeObserver {
                 hasher.update(b"timeout");
                 tracing.then(|| "timeout".to_owned())
             }
+            // Local commands enter the trace like everything else.
+            Input::LocalWrite { context, payload, basis } => {
+                hasher.update(b"write").update(context.as_bytes()).update(payload);
+                if let Some(basis) = basis {
+                    hasher.update(format!("{:?}", basis.hlc).as_bytes());
+                    basis.heads.iter().for_each(|head| {
+                        hasher.update(&head.0);
+                    });
+                }
+                tracing.then(|| format!("local write {} B #{}", payload.len(), short(payload)))
+            }
+            Input::Join { context, members } | Input::SetMembers { context, members } => {
+                let tag: &[u8] = if matches!(input, Input::Join { .. }) { b"join" } else { b"members" };
+                hasher.update(tag).update(context.as_bytes());
+                members.iter().for_each(|member| {
+                    hasher.update(member.as_bytes());
+                });
+                tracing.then(|| format!("{} {context} ({} members)", String::from_utf8_lossy(tag), members.len()))
+            }
             other => {
                 let text = format!("{other:?}");
                 hasher.update(text.as_bytes());

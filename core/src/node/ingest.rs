@@ -78,7 +78,7 @@ impl<A: Applier> Node<A> {
         if !replica.members.contains(&delta.author) {
             return Err(RejectReason::NotMember);
         }
-        let now_ms = self.now.as_millis();
+        let now_ms = self.wall_ms;
         let max_drift_ms = self.config.limits.max_hlc_drift_ms;
         check_drift(delta.hlc, now_ms, max_drift_ms).map_err(RejectReason::Clock)?;
         self.clock.observe(delta.hlc, now_ms, max_drift_ms).map_err(RejectReason::Clock)

@@ -22,7 +22,21 @@ pub enum RequestFailure {
     Unreachable,
 }
 
-/// An input from the network, the blob store or the clock.
+/// What a local write's application code ran against: the HLC the node gave it and the heads
+/// of the state it read. The core makes the delta only if both still hold, so core and runtime
+/// cannot silently disagree on the delta's stamps or on the state its effects were computed
+/// from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBasis {
+    /// The HLC the code ran at ([`crate::Node::next_local_hlc`]).
+    pub hlc: crate::hlc::Hlc,
+    /// The context's heads when the code ran ([`crate::DagStore::heads_vec`]).
+    pub heads: Vec<DeltaId>,
+}
+
+/// An input: from the network, the blob store, the clock, or a local command. Local commands
+/// enter through the same door as everything else, so a trace or an observer of
+/// [`crate::Node::handle_input`] sees every input the core sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A message published on a context topic, as received from `from`.
@@ -84,6 +98,87 @@ pub enum Input {
     },
     /// The time returned by [`crate::Node::poll_timeout`] was reached.
     Timeout,
+    /// Local command: start replicating `context` with these members
+    /// ([`Handled::Joined`]).
+    Join {
+        /// The context.
+        context: ContextId,
+        /// Its members' author keys.
+        members: Vec<AuthorKey>,
+    },
+    /// Local command: replace a joined context's member list ([`Handled::MembersSet`]).
+    SetMembers {
+        /// The context.
+        context: ContextId,
+        /// The new member list.
+        members: Vec<AuthorKey>,
+    },
+    /// Local command: stop replicating `context` and forget everything about it
+    /// ([`Handled::Left`]).
+    Leave {
+        /// The context.
+        context: ContextId,
+    },
+    /// Local command: author a delta with `payload` on top of the current heads, apply it and
+    /// publish it ([`Handled::Authored`] once applied).
+    LocalWrite {
+        /// The context.
+        context: ContextId,
+        /// The application payload.
+        payload: Vec<u8>,
+        /// What the application code that made `payload` ran against; `None` for a payload
+        /// that depends on neither (a test's, or a native applier's).
+        basis: Option<WriteBasis>,
+    },
+    /// Local command: try the context's quarantined deltas again ([`Handled::Retried`]).
+    RetryQuarantined {
+        /// The context.
+        context: ContextId,
+    },
+}
+
+impl Input {
+    /// True for a local command (as opposed to the network, blob store or clock).
+    pub fn is_local_command(&self) -> bool {
+        matches!(
+            self,
+            Self::Join { .. }
+                | Self::SetMembers { .. }
+                | Self::Leave { .. }
+                | Self::LocalWrite { .. }
+                | Self::RetryQuarantined { .. }
+        )
+    }
+}
+
+/// What [`crate::Node::handle_input`] did with an input. Only local commands have a result of
+/// their own; what goes wrong with a peer's message is counted in the metrics, never returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// A network, blob or timer input was taken in.
+    Taken,
+    /// [`Input::Join`]: the context is replicated now.
+    Joined,
+    /// [`Input::SetMembers`]: the member list is replaced.
+    MembersSet,
+    /// [`Input::Leave`]: the context is forgotten.
+    Left,
+    /// [`Input::LocalWrite`]: the delta was made, applied and published.
+    Authored(DeltaId),
+    /// [`Input::RetryQuarantined`]: these quarantined deltas applied.
+    Retried(Vec<DeltaId>),
+    /// A local command was refused; nothing changed.
+    Refused(super::NodeError),
+}
+
+impl Handled {
+    /// The refusal, if the command was refused.
+    pub fn refusal(&self) -> Option<&super::NodeError> {
+        match self {
+            Self::Refused(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// Something the driver must do or report.

@@ -1,8 +1,10 @@
-//! The node state machine: one door in ([`Node::handle_input`] and the local calls), one door
-//! out ([`Node::poll_output`]), and [`Node::poll_timeout`] for when to call again.
+//! The node state machine: one door in ([`Node::handle_input`], for the network, the clock and
+//! local commands alike), one door out ([`Node::poll_output`]), and [`Node::poll_timeout`] for
+//! when to call again.
 //!
 //! After every input the caller drains `poll_output` before doing anything else. Nothing
-//! changes between calls; the node never reads a clock, spawns or does IO.
+//! changes between calls; the node never reads a clock, spawns or does IO. Time comes in with
+//! every input as [`Clocks`]: a monotonic clock for timers and a wall clock for the HLC.
 
 mod evidence;
 mod ingest;
@@ -11,10 +13,12 @@ mod replica;
 mod requests;
 mod serve;
 mod session_driver;
+#[cfg(any(test, feature = "testing"))]
+mod shorthand;
 mod timer_table;
 mod timers;
 
-pub use io::{Event, InboundRequestId, Input, Output, RequestFailure, RequestId};
+pub use io::{Event, Handled, InboundRequestId, Input, Output, RequestFailure, RequestId, WriteBasis};
 
 use crate::applier::{Applier, ApplyError};
 use crate::config::Config;
@@ -27,7 +31,7 @@ use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
 use crate::metrics::NodeMetrics;
 use crate::signature_memo::SignatureMemo;
 use crate::sync::{SyncSession, TrackingPolicy};
-use crate::time::Timestamp;
+use crate::time::{Clocks, Timestamp};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replica::Replica;
@@ -36,12 +40,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use timer_table::{Deadline, TimerTable};
 
-/// Why a local call was refused.
+/// Why a local command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
     /// The node does not replicate this context.
     #[error("unknown context {0}")]
     UnknownContext(ContextId),
+    /// The node already replicates this context (replace its members with
+    /// [`Input::SetMembers`]).
+    #[error("context {0} is already joined")]
+    AlreadyJoined(ContextId),
     /// This node's key is not a member of the context, so it may not write.
     #[error("this node is not a member of context {0}")]
     NotMember(ContextId),
@@ -64,6 +72,15 @@ pub enum NodeError {
         ran_at: crate::hlc::Hlc,
         /// The HLC the delta would carry.
         delta_at: crate::hlc::Hlc,
+    },
+    /// The application code read the state at other heads than the delta would name: its
+    /// effects were computed from another state, so no delta is made.
+    #[error("the local write ran on {} heads that are no longer the context's {} heads", ran_on.len(), heads.len())]
+    HeadsMismatch {
+        /// The heads the application code read.
+        ran_on: Vec<DeltaId>,
+        /// The context's heads now.
+        heads: Vec<DeltaId>,
     },
     /// The node already replicates the maximum number of contexts.
     #[error("already at the limit of {max} contexts")]
@@ -117,7 +134,10 @@ pub struct Node<A: Applier> {
     author: AuthorKey,
     rng: ChaCha8Rng,
     clock: HlcClock,
+    /// The latest monotonic time given; never goes back.
     now: Timestamp,
+    /// The latest wall-clock time given, Unix milliseconds; may go back (the HLC does not).
+    wall_ms: u64,
     applier: A,
     replicas: BTreeMap<ContextId, Replica>,
     connected: BTreeSet<PeerId>,
@@ -125,8 +145,6 @@ pub struct Node<A: Applier> {
     requests: RequestTable,
     /// The last snapshot id handed out; ids are unique across contexts.
     last_snapshot_id: u64,
-    /// The last heartbeat's sequence number (see [`crate::wire::Heartbeat::sequence`]).
-    heartbeat_sequence: u64,
     /// The context whose session is out of its replica while a response to it is handled: it
     /// still runs, so nothing may start a second session for that context meanwhile.
     session_out: Option<ContextId>,
@@ -142,9 +160,10 @@ impl<A: Applier> Node<A> {
     /// A node with no contexts. `rng_seed` drives every random choice (peer choice, timer
     /// jitter), so the same seed and inputs give the same outputs.
     ///
-    /// `now` must share its epoch with every other node's (Unix time on a real node, virtual
-    /// time in the simulator): HLC values are compared across nodes.
-    pub fn new(config: Config, keypair: Keypair, rng_seed: u64, applier: A, now: Timestamp) -> Self {
+    /// `now`'s wall clock must share its epoch with every other node's (Unix time on a real node,
+    /// virtual time in the simulator): HLC values are compared across nodes.
+    pub fn new(config: Config, keypair: Keypair, rng_seed: u64, applier: A, now: impl Into<Clocks>) -> Self {
+        let Clocks { monotonic: now, wall_ms } = now.into();
         let peer_id = keypair.peer_id();
         let author = keypair.author_key();
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
@@ -165,13 +184,13 @@ impl<A: Applier> Node<A> {
             rng,
             clock: HlcClock::new(u64::from_le_bytes(node_tag)),
             now,
+            wall_ms,
             applier,
             replicas: BTreeMap::new(),
             connected: BTreeSet::new(),
             tracking_policy,
             requests: RequestTable::default(),
             last_snapshot_id: 0,
-            heartbeat_sequence: 0,
             session_out: None,
             blobs: BlobIndex::default(),
             timers,
@@ -187,9 +206,11 @@ impl<A: Applier> Node<A> {
         self.signature_memo = Some(memo);
     }
 
-    /// Feeds one input. Afterwards, drain [`Node::poll_output`].
-    pub fn handle_input(&mut self, now: Timestamp, input: Input) {
-        self.advance(now);
+    /// Feeds one input. Afterwards, drain [`Node::poll_output`]. A local command's result is
+    /// returned; every other input returns [`Handled::Taken`].
+    pub fn handle_input(&mut self, now: impl Into<Clocks>, input: Input) -> Handled {
+        self.advance(now.into());
+        let done = |result: Result<Handled, NodeError>| result.unwrap_or_else(Handled::Refused);
         match input {
             Input::Gossip { from, bytes } => self.on_gossip(from, &bytes),
             Input::Request { from, request_id, bytes } => self.on_request(from, request_id, &bytes),
@@ -206,7 +227,17 @@ impl<A: Applier> Node<A> {
             Input::BlobAccessed { id } => self.blobs.touch(&id, self.now),
             Input::BlobRemoved { id } => self.blobs.remove(&id),
             Input::Timeout => self.on_timeout(),
+            Input::Join { context, members } => return done(self.join(context, members).map(|()| Handled::Joined)),
+            Input::SetMembers { context, members } => {
+                return done(self.set_members(context, members).map(|()| Handled::MembersSet))
+            }
+            Input::Leave { context } => return done(self.leave(&context).map(|()| Handled::Left)),
+            Input::LocalWrite { context, payload, basis } => {
+                return done(self.make_local_delta(context, payload, basis).map(Handled::Authored))
+            }
+            Input::RetryQuarantined { context } => return done(self.retry(&context).map(Handled::Retried)),
         }
+        Handled::Taken
     }
 
     /// The next thing to do, if any.
@@ -219,12 +250,8 @@ impl<A: Applier> Node<A> {
         self.timers.next_wake()
     }
 
-    /// Starts replicating `context`, or replaces its member list if already joined.
-    pub fn join_context(
-        &mut self,
-        context: ContextId,
-        members: impl IntoIterator<Item = AuthorKey>,
-    ) -> Result<(), NodeError> {
+    /// Checks a member list against the limits.
+    fn checked_members(&self, members: Vec<AuthorKey>) -> Result<BTreeSet<AuthorKey>, NodeError> {
         let members: BTreeSet<AuthorKey> = members.into_iter().collect();
         if members.is_empty() {
             return Err(NodeError::NoMembers);
@@ -233,9 +260,14 @@ impl<A: Applier> Node<A> {
         if members.len() > max {
             return Err(NodeError::TooManyMembers { count: members.len(), max });
         }
-        if let Some(existing) = self.replicas.get_mut(&context) {
-            existing.members = members;
-            return Ok(());
+        Ok(members)
+    }
+
+    /// [`Input::Join`].
+    fn join(&mut self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), NodeError> {
+        let members = self.checked_members(members)?;
+        if self.replicas.contains_key(&context) {
+            return Err(NodeError::AlreadyJoined(context));
         }
         if self.replicas.len() >= self.config.limits.max_contexts {
             return Err(NodeError::TooManyContexts { max: self.config.limits.max_contexts });
@@ -244,10 +276,31 @@ impl<A: Applier> Node<A> {
         Ok(())
     }
 
+    /// [`Input::SetMembers`].
+    fn set_members(&mut self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), NodeError> {
+        let members = self.checked_members(members)?;
+        let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
+        replica.members = members;
+        Ok(())
+    }
+
+    /// [`Input::Leave`]: drops the context's replica, disarms its timers and abandons its
+    /// requests.
+    fn leave(&mut self, context: &ContextId) -> Result<(), NodeError> {
+        if self.replicas.remove(context).is_none() {
+            return Err(NodeError::UnknownContext(*context));
+        }
+        self.timers.disarm_context(context);
+        self.abandon_requests_of(context);
+        Ok(())
+    }
+
     /// Rebuilds a context from storage after a restart: joins it, reinstates the applied DAG
     /// (parents before children, without applying anything: the applier's state was stored
     /// with it), then adds the stored pending deltas again. The clock observes every restored
     /// delta's HLC, so the node's next delta is later than all of them.
+    ///
+    /// Not a command: it replays what this node already took in, before any input.
     pub fn restore_context(
         &mut self,
         context: ContextId,
@@ -255,11 +308,13 @@ impl<A: Applier> Node<A> {
         applied: Vec<crate::dag::RestoredEntry>,
         pending: Vec<Arc<CausalDelta>>,
     ) -> Result<(), RestoreError> {
-        self.join_context(context, members).map_err(RestoreError::Join)?;
-        let replica = self.replicas.get_mut(&context).expect("joined above");
-        if !replica.dag.is_empty() {
-            return Err(RestoreError::AlreadyPopulated(context));
+        let members = members.into_iter().collect();
+        match self.join(context, members) {
+            Ok(()) => {}
+            Err(NodeError::AlreadyJoined(context)) => return Err(RestoreError::AlreadyPopulated(context)),
+            Err(error) => return Err(RestoreError::Join(error)),
         }
+        let replica = self.replicas.get_mut(&context).expect("joined above");
         for entry in &applied {
             if let crate::dag::RestoredEntry::Body(delta) = entry {
                 self.clock.restore_high_water(delta.hlc);
@@ -273,50 +328,16 @@ impl<A: Applier> Node<A> {
         Ok(())
     }
 
-    /// Stops replicating `context` and forgets everything about it. Returns false if unknown.
-    pub fn leave_context(&mut self, context: &ContextId) -> bool {
-        if self.replicas.remove(context).is_none() {
-            return false;
-        }
-        self.timers.disarm_context(context);
-        self.abandon_requests_of(context);
-        true
-    }
-
-    /// Authors a delta with `payload` on top of the current heads, applies it, and publishes
-    /// it. The delta is acknowledged (returned) only once applied.
-    pub fn local_delta(&mut self, now: Timestamp, context: ContextId, payload: Vec<u8>) -> Result<DeltaId, NodeError> {
-        self.make_local_delta(now, context, payload, None)
-    }
-
-    /// [`Node::local_delta`] for a payload the application made at `ran_at` (the HLC that
-    /// [`Node::next_local_hlc`] gave it): the delta is made only if it carries exactly that HLC,
-    /// so core and runtime cannot silently disagree on it. A mismatch makes nothing.
-    pub fn local_delta_checked(
-        &mut self,
-        now: Timestamp,
-        context: ContextId,
-        payload: Vec<u8>,
-        ran_at: crate::hlc::Hlc,
-    ) -> Result<DeltaId, NodeError> {
-        self.make_local_delta(now, context, payload, Some(ran_at))
-    }
-
+    /// [`Input::LocalWrite`]: authors a delta on top of the current heads, applies it and
+    /// publishes it. The delta is acknowledged (returned) only once applied. With a `basis`, it
+    /// is made only if the code that made `payload` ran at exactly the HLC the delta gets and
+    /// on exactly the current heads; a mismatch makes nothing and is counted.
     fn make_local_delta(
         &mut self,
-        now: Timestamp,
         context: ContextId,
         payload: Vec<u8>,
-        ran_at: Option<crate::hlc::Hlc>,
+        basis: Option<WriteBasis>,
     ) -> Result<DeltaId, NodeError> {
-        self.advance(now);
-        if let Some(ran_at) = ran_at {
-            let delta_at = self.clock.peek(self.now.as_millis());
-            if delta_at != ran_at {
-                self.metrics.local_hlc_mismatches += 1;
-                return Err(NodeError::HlcMismatch { ran_at, delta_at });
-            }
-        }
         let max_payload = self.config.limits.max_payload_bytes;
         if payload.len() > max_payload {
             return Err(NodeError::PayloadTooLarge { bytes: payload.len(), max: max_payload });
@@ -325,11 +346,22 @@ impl<A: Applier> Node<A> {
         if !replica.members.contains(&self.author) {
             return Err(NodeError::NotMember(context));
         }
+        if let Some(basis) = basis {
+            let delta_at = self.clock.peek(self.wall_ms);
+            if delta_at != basis.hlc {
+                self.metrics.local_hlc_mismatches += 1;
+                return Err(NodeError::HlcMismatch { ran_at: basis.hlc, delta_at });
+            }
+            if !replica.dag.heads().iter().eq(basis.heads.iter()) {
+                self.metrics.local_heads_mismatches += 1;
+                return Err(NodeError::HeadsMismatch { ran_on: basis.heads, heads: replica.dag.heads_vec() });
+            }
+        }
         // With more heads than a delta may name, merge the first ones; the rest stay heads
         // and the next local delta merges them.
         let parents: Vec<DeltaId> =
             replica.dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect();
-        let hlc = self.clock.tick(self.now.as_millis());
+        let hlc = self.clock.tick(self.wall_ms);
         let delta = Arc::new(CausalDelta::new_signed(&self.keypair, context, parents, hlc, payload));
         match replica.dag.add(self.now, delta.clone(), &mut self.applier) {
             AddOutcome::Applied { .. } => {}
@@ -345,15 +377,16 @@ impl<A: Applier> Node<A> {
         Ok(delta.id)
     }
 
-    /// The HLC the next [`Node::local_delta`] at `now` will carry. Application code runs
-    /// before its delta exists and must see the delta's time (and derive stamps from it).
-    pub fn next_local_hlc(&self, now: Timestamp) -> crate::hlc::Hlc {
-        self.clock.peek(self.now.max(now).as_millis())
+    /// The HLC the next local write at `now` will carry. Application code runs before its
+    /// delta exists and must see the delta's time (and derive stamps from it); pass it back in
+    /// the write's [`WriteBasis`].
+    pub fn next_local_hlc(&self, now: impl Into<Clocks>) -> crate::hlc::Hlc {
+        self.clock.peek(now.into().wall_ms)
     }
 
-    /// Tries the context's quarantined deltas again. Returns the ids applied.
-    pub fn retry_quarantined(&mut self, now: Timestamp, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
-        self.advance(now);
+    /// [`Input::RetryQuarantined`]: tries the context's quarantined deltas again. Returns the
+    /// ids applied.
+    fn retry(&mut self, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
         let replica = self.replicas.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
         let crate::dag::Retried { applied, quarantined } = replica.dag.retry_quarantined(self.now, &mut self.applier);
         // The cascades among them came out of the pending queue, those that failed too.
@@ -390,7 +423,7 @@ impl<A: Applier> Node<A> {
         &self.config
     }
 
-    /// The latest time the node was given.
+    /// The latest monotonic time the node was given.
     pub fn now(&self) -> Timestamp {
         self.now
     }
@@ -544,9 +577,11 @@ impl<A: Applier> Node<A> {
         installed + usize::from(self.session_out.is_some())
     }
 
-    fn advance(&mut self, now: Timestamp) {
-        // Time never goes backwards inside the core, whatever the caller passes.
-        self.now = self.now.max(now);
+    fn advance(&mut self, now: Clocks) {
+        // Monotonic time never goes backwards inside the core, whatever the caller passes. The
+        // wall clock is taken as given: it may step back, and the HLC copes with that itself.
+        self.now = self.now.max(now.monotonic);
+        self.wall_ms = now.wall_ms;
     }
 
     fn random_index(&mut self, len: usize) -> usize {

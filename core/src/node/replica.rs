@@ -42,6 +42,10 @@ pub(crate) struct Replica {
     pub(crate) track: SyncTrack,
     /// Snapshots of this context being served to peers.
     pub(crate) served: ServedSnapshots,
+    /// The sequence of this node's last heartbeat in this context (see
+    /// [`crate::wire::Heartbeat::sequence`]): one counter per context, as receivers keep one
+    /// per context and sender, so many contexts cannot push it past the wall clock.
+    pub(crate) heartbeat_sequence: u64,
 }
 
 impl Replica {
@@ -57,6 +61,7 @@ impl Replica {
             evidence_due: None,
             track: SyncTrack::default(),
             served: ServedSnapshots::default(),
+            heartbeat_sequence: 0,
         }
     }
 

@@ -39,15 +39,16 @@ impl<A: Applier> Node<A> {
 
     /// Broadcasts `context`'s root and heads.
     pub(super) fn broadcast_heartbeat(&mut self, context: ContextId) {
-        if !self.replicas.contains_key(&context) {
-            return;
-        }
-        self.heartbeat_sequence = (self.heartbeat_sequence + 1).max(self.now.as_millis());
-        let Some(replica) = self.replicas.get(&context) else { return };
+        let wall_ms = self.wall_ms;
+        let Some(replica) = self.replicas.get_mut(&context) else { return };
+        // The wall clock makes it grow across restarts; the increment, between two in one
+        // millisecond or after the clock stepped back.
+        replica.heartbeat_sequence = (replica.heartbeat_sequence + 1).max(wall_ms);
+        let replica = &self.replicas[&context];
         let heartbeat = Heartbeat {
             context,
             sender: self.peer_id,
-            sequence: self.heartbeat_sequence,
+            sequence: replica.heartbeat_sequence,
             root: self.applier.root_hash(&context),
             heads: self.capped_heads(&replica.dag),
             applied_count: replica.dag.applied_len() as u64,
@@ -95,7 +96,7 @@ impl<A: Applier> Node<A> {
         let contexts: Vec<_> =
             self.replicas.iter().filter(|(_, replica)| replica.dag.quarantined_len() > 0).map(|(id, _)| *id).collect();
         for context in contexts {
-            if let Ok(applied) = self.retry_quarantined(self.now, &context) {
+            if let Ok(applied) = self.retry(&context) {
                 self.metrics.quarantine_recovered += applied.len() as u64;
             }
         }

@@ -10,7 +10,7 @@ use super::KvCounterApplier;
 use crate::config::Config;
 use crate::identity::Keypair;
 use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
-use crate::node::{Event, InboundRequestId, Input, Node, NodeError, Output, RequestId};
+use crate::node::{Event, Handled, InboundRequestId, Input, Node, NodeError, Output, RequestId};
 use crate::time::Timestamp;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -161,16 +161,17 @@ impl Cluster {
         assert!(index < self.config.max_nodes, "cluster is at max_nodes");
         let members: Vec<AuthorKey> = self.keys.iter().map(Keypair::author_key).collect();
         let seed = self.config.seed.wrapping_mul(1_000_003).wrapping_add(index as u64);
-        let mut node = Node::new(
+        let node = Node::new(
             self.config.node_config.clone(),
             self.keys[index].clone(),
             seed,
             KvCounterApplier::default(),
             self.now,
         );
-        node.join_context(self.context, members).expect("cluster context is valid");
         self.index_of.insert(node.peer_id(), index);
         self.nodes.push(node);
+        let joined = self.input(index, Input::Join { context: self.context, members });
+        assert_eq!(joined, Handled::Joined, "the cluster context is valid");
         for other in 0..index {
             let (peer_a, peer_b) = (self.nodes[other].peer_id(), self.nodes[index].peer_id());
             self.input(other, Input::PeerUp { peer: peer_b });
@@ -245,12 +246,12 @@ impl Cluster {
 
     /// A local write of `payload` on node `index`.
     pub fn write(&mut self, index: usize, payload: Vec<u8>) -> Result<DeltaId, NodeError> {
-        let now = self.now;
         let context = self.context;
-        let result = self.nodes[index].local_delta(now, context, payload);
-        self.trace_bytes(b"local", index, &result.as_ref().map(|id| id.0.to_vec()).unwrap_or_default());
-        self.drain(index);
-        result
+        match self.input(index, Input::LocalWrite { context, payload, basis: None }) {
+            Handled::Authored(id) => Ok(id),
+            Handled::Refused(error) => Err(error),
+            other => unreachable!("a local write is authored or refused: {other:?}"),
+        }
     }
 
     /// Runs until virtual time `until`.
@@ -340,19 +341,22 @@ impl Cluster {
         self.input(to, input);
     }
 
-    fn input(&mut self, index: usize, input: Input) {
+    /// Feeds one input, a local command or a delivery, through the node's one door and the
+    /// trace.
+    fn input(&mut self, index: usize, input: Input) -> Handled {
         self.trace_input(index, &input);
         if let Input::Gossip { bytes, .. } | Input::Request { bytes, .. } | Input::Response { bytes, .. } = &input {
             self.stats.bytes_delivered += bytes.len() as u64;
         }
         let now = self.now;
-        self.nodes[index].handle_input(now, input);
+        let handled = self.nodes[index].handle_input(now, input);
         self.drain(index);
         // Every node's invariants, now and then: each check walks the node's whole DAG.
         self.inputs_fed += 1;
         if self.inputs_fed.is_multiple_of(INVARIANT_CHECK_EVERY_INPUTS) {
             self.nodes[index].check_invariants();
         }
+        handled
     }
 
     fn drain(&mut self, index: usize) {

@@ -34,8 +34,9 @@ pub struct Heartbeat {
     pub context: ContextId,
     /// The node that sent it; must be the gossip message's publisher.
     pub sender: PeerId,
-    /// Strictly increasing per sender: the greater of the last one plus one and the sender's
-    /// wall-clock milliseconds, so a restarted node does not repeat an earlier heartbeat.
+    /// Strictly increasing per sender and context: the greater of the last one plus one and the
+    /// sender's wall-clock milliseconds, so a restarted node does not repeat an earlier
+    /// heartbeat.
     pub sequence: u64,
     /// The sender's state root.
     pub root: RootHash,

@@ -11,7 +11,7 @@
 use super::NodeTask;
 use crate::api::{ApiError, CallReply, Reply};
 use crate::transport::Transport;
-use rhizome_core::{ContextId, Timestamp};
+use rhizome_core::{Clocks, ContextId, DeltaId, Handled, Input, WriteBasis};
 use rhizome_runtime::{CallError, CallOutcome};
 
 /// The writing calls of the batch being built.
@@ -19,7 +19,10 @@ pub(super) struct OpenCalls {
     context: ContextId,
     /// When the first call ran: the delta is made at this time, so it carries the HLC every
     /// call in it ran at.
-    opened_at: Timestamp,
+    opened_at: Clocks,
+    /// The context's heads when the first call ran: the state every call in the batch read.
+    /// The core makes the delta only if they are still its heads.
+    heads: Vec<DeltaId>,
     /// Each writing call's reply and return value, in call order.
     waiting: Vec<(Reply<CallReply>, Vec<u8>)>,
 }
@@ -30,7 +33,7 @@ impl<T: Transport> NodeTask<T> {
     /// next commit without waiting for a delta.
     pub(super) fn on_call(
         &mut self,
-        now: Timestamp,
+        now: Clocks,
         context: ContextId,
         method: &str,
         input: Vec<u8>,
@@ -50,10 +53,11 @@ impl<T: Transport> NodeTask<T> {
             }
             self.seal_calls();
         }
+        let heads = self.node.dag(&context).map(rhizome_core::DagStore::heads_vec).unwrap_or_default();
         let result = self.run_method(now, context, method, input);
         match result {
             Ok(outcome) if outcome.needs_delta() => {
-                self.open_calls = Some(OpenCalls { context, opened_at: now, waiting: Vec::new() });
+                self.open_calls = Some(OpenCalls { context, opened_at: now, heads, waiting: Vec::new() });
                 self.after_call(Ok(outcome), reply);
             }
             other => self.after_call(other, reply),
@@ -89,17 +93,23 @@ impl<T: Transport> NodeTask<T> {
         let Some(open) = self.open_calls.take() else { return };
         let made = match self.node.applier_mut().seal_open_delta() {
             Some(sealed) => {
-                // Checked in the core, in release builds too: the calls' stamps must be the delta's.
-                self.node
-                    .local_delta_checked(open.opened_at, open.context, sealed.payload.encode(), sealed.hlc)
-                    .map_err(|error| ApiError::Refused(error.to_string()))
+                // Checked in the core, in release builds too: the calls' stamps and the state
+                // they read must be the delta's.
+                let basis = WriteBasis { hlc: sealed.hlc, heads: open.heads };
+                let write =
+                    Input::LocalWrite { context: open.context, payload: sealed.payload.encode(), basis: Some(basis) };
+                match self.submit(open.opened_at, write) {
+                    Handled::Authored(delta) => Ok(delta),
+                    Handled::Refused(error) => Err(ApiError::Refused(error.to_string())),
+                    _ => Err(ApiError::Internal("the core answered a local write with something else")),
+                }
             }
             None => Err(ApiError::Internal("the batch's delta was lost before it was made")),
         };
         // Applying the delta closed the runtime's open delta; a refused one must be dropped, and
         // dropping is harmless either way.
         self.node.applier_mut().discard_uncommitted();
-        self.collect_outputs(open.opened_at);
+        self.collect_outputs(open.opened_at.monotonic);
         let calls = open.waiting.len() as u64;
         match &made {
             Ok(_) => {
@@ -112,7 +122,7 @@ impl<T: Transport> NodeTask<T> {
             let answer = made.clone().map(|delta| CallReply { return_value, delta: Some(delta) });
             self.ack(reply, answer);
         }
-        let now = self.clock.now();
+        let now = self.clock.clocks();
         self.run_handlers(now);
     }
 }

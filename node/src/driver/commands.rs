@@ -4,13 +4,13 @@ use super::NodeTask;
 use crate::api::{derive_context_id, ApiError, Command, ContextStatus, NodeStatus};
 use crate::store::ContextRecord;
 use crate::transport::Transport;
-use rhizome_core::{AuthorKey, ContextId};
+use rhizome_core::{AuthorKey, Clocks, ContextId, Handled, Input};
 use rhizome_runtime::{AppId, ContextParts};
 
 impl<T: Transport> NodeTask<T> {
     /// Handles one command. Returns true when the loop must stop after the commit.
     pub(super) fn on_command(&mut self, command: Command) -> bool {
-        let now = self.clock.now();
+        let now = self.clock.clocks();
         if !matches!(command, Command::Call { .. }) {
             self.seal_calls();
         }
@@ -88,12 +88,11 @@ impl<T: Transport> NodeTask<T> {
         }
         // The core checks the member list and context limits first, so a refusal leaves the
         // runtime untouched.
-        self.node
-            .join_context(context, members.iter().copied())
-            .map_err(|error| ApiError::Refused(error.to_string()))?;
+        let now = self.clock.clocks();
+        refused(self.submit(now, Input::Join { context, members: members.clone() }))?;
         let parts = ContextParts { app, backend: self.store.context_backend(context) };
         if let Err(error) = self.node.applier_mut().restore_context(context, parts) {
-            self.node.leave_context(&context);
+            self.submit(now, Input::Leave { context });
             return Err(ApiError::Call(error));
         }
         let record = ContextRecord { app, members };
@@ -110,9 +109,8 @@ impl<T: Transport> NodeTask<T> {
             (Some(_), Some(record)) => record.app,
             _ => return Err(ApiError::UnknownContext(context)),
         };
-        self.node
-            .join_context(context, members.iter().copied())
-            .map_err(|error| ApiError::Refused(error.to_string()))?;
+        let now = self.clock.clocks();
+        refused(self.submit(now, Input::SetMembers { context, members: members.clone() }))?;
         let record = ContextRecord { app, members };
         self.records.insert(context, record.clone());
         self.batch.contexts.push((context, record));
@@ -123,7 +121,7 @@ impl<T: Transport> NodeTask<T> {
     /// the delta, so the stamps match).
     pub(super) fn run_method(
         &mut self,
-        now: rhizome_core::Timestamp,
+        now: Clocks,
         context: ContextId,
         method: &str,
         input: Vec<u8>,
@@ -135,13 +133,7 @@ impl<T: Transport> NodeTask<T> {
         self.node.applier_mut().call(context, method, input, hlc).map_err(ApiError::Call)
     }
 
-    fn query(
-        &mut self,
-        now: rhizome_core::Timestamp,
-        context: ContextId,
-        method: &str,
-        input: Vec<u8>,
-    ) -> Result<Vec<u8>, ApiError> {
+    fn query(&mut self, now: Clocks, context: ContextId, method: &str, input: Vec<u8>) -> Result<Vec<u8>, ApiError> {
         let outcome = self.run_method(now, context, method, input)?;
         if outcome.needs_delta() {
             self.node.applier_mut().discard_uncommitted();
@@ -168,7 +160,7 @@ impl<T: Transport> NodeTask<T> {
                     pending: dag.pending_len(),
                     snapshot_buffer: self.node.snapshot_buffer_len(&context),
                     handler_jobs: self.node.applier().pending_handler_jobs(&context),
-                    last_sync_ms: self.node.last_sync_success(&context).map(|at| at.as_millis()),
+                    last_sync_ms: self.node.last_sync_success(&context).map(|at| self.wall_ms_at(at)),
                 })
             })
             .collect();
@@ -180,5 +172,13 @@ impl<T: Transport> NodeTask<T> {
             runtime: self.node.applier().metrics().clone(),
             driver: self.metrics.clone(),
         }
+    }
+}
+
+/// A core refusal as the API's error.
+fn refused(handled: Handled) -> Result<(), ApiError> {
+    match handled {
+        Handled::Refused(error) => Err(ApiError::Refused(error.to_string())),
+        _ => Ok(()),
     }
 }

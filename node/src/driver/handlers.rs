@@ -3,7 +3,7 @@
 
 use super::NodeTask;
 use crate::transport::Transport;
-use rhizome_core::Timestamp;
+use rhizome_core::{Clocks, Handled, Input, WriteBasis};
 use rhizome_runtime::{AppPayload, HandlerStep};
 
 impl<T: Transport> NodeTask<T> {
@@ -13,13 +13,14 @@ impl<T: Transport> NodeTask<T> {
         self.handler_progressed && !self.handler_due.is_empty()
     }
 
-    pub(super) fn run_handlers(&mut self, now: Timestamp) {
+    pub(super) fn run_handlers(&mut self, now: Clocks) {
         // Handlers run calls of their own: the batch of local calls goes first.
         self.seal_calls();
         self.handler_progressed = false;
         while let Some(context) = self.handler_due.pop_first() {
             for _ in 0..self.config.max_handler_runs_per_input {
                 let hlc = self.node.next_local_hlc(now);
+                let heads = self.node.dag(&context).map(rhizome_core::DagStore::heads_vec).unwrap_or_default();
                 match self.node.applier_mut().run_next_handler(context, hlc) {
                     Ok(HandlerStep::Idle) => break,
                     Ok(HandlerStep::JobDone) => {
@@ -34,7 +35,9 @@ impl<T: Transport> NodeTask<T> {
                         let handled = match &payload {
                             AppPayload::V1 { handled, .. } => *handled,
                         };
-                        if let Err(error) = self.node.local_delta_checked(now, context, payload.encode(), hlc) {
+                        let basis = WriteBasis { hlc, heads };
+                        let write = Input::LocalWrite { context, payload: payload.encode(), basis: Some(basis) };
+                        if let Handled::Refused(error) = self.submit(now, write) {
                             tracing::warn!(%context, %error, "handler delta refused; job abandoned");
                             self.node.applier_mut().discard_uncommitted();
                             if let Some((delta, index)) = handled {
@@ -42,7 +45,7 @@ impl<T: Transport> NodeTask<T> {
                             }
                             self.metrics.handler_jobs_abandoned += 1;
                         }
-                        self.collect_outputs(now);
+                        self.collect_outputs(now.monotonic);
                     }
                     Err(error) => {
                         self.metrics.handler_errors += 1;

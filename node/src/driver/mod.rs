@@ -18,7 +18,7 @@ use crate::events::{NodeEvent, Subscribers};
 use crate::observer::Observer;
 use crate::store::{CommitBatch, Committer, ContextBackend, InlineCommitter, Store, StoreError};
 use crate::transport::{Transport, TransportEvent};
-use rhizome_core::{ContextId, Input, Keypair, Node, Output, Timestamp};
+use rhizome_core::{Clocks, ContextId, Handled, Input, Keypair, Node, Output, Timestamp};
 use rhizome_runtime::{ContextParts, Runtime, RuntimeOptions, WasmHost};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -202,7 +202,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
             .map_err(|error| StartError::Restore { context: context.id, reason: error.to_string() })?;
     }
     let peer_id = keypair.peer_id();
-    let mut node = Node::new(config.core.clone(), keypair, rng_seed, runtime, clock.now());
+    let mut node = Node::new(config.core.clone(), keypair, rng_seed, runtime, clock.clocks());
     if let Some(memo) = &config.signature_memo {
         node.set_signature_memo(memo.clone());
     }
@@ -247,8 +247,8 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         // Handler jobs left from before the restart run now.
         task.handler_due.insert(context.id);
     }
-    let now = task.clock.now();
-    task.collect_outputs(now);
+    let now = task.clock.clocks();
+    task.collect_outputs(now.monotonic);
     task.run_handlers(now);
     Ok((NodeHandle::new(sender, peer_id), task))
 }
@@ -294,7 +294,7 @@ impl<T: Transport> NodeTask<T> {
                 // Handler jobs left over from the last pass run now rather than after the next
                 // input: a quiet node would otherwise sit on them until its next timer.
                 () = std::future::ready(()), if self.handlers_resumable() => {
-                    let now = self.clock.now();
+                    let now = self.clock.clocks();
                     self.run_handlers(now);
                 }
             }
@@ -340,17 +340,31 @@ impl<T: Transport> NodeTask<T> {
         self.feed(input);
     }
 
-    /// Feeds one input to the core and takes in everything it produced.
+    /// Feeds one input from the network or the clock to the core and takes in everything it
+    /// produced.
     fn feed(&mut self, input: Input) {
         self.seal_calls();
-        let now = self.clock.now();
+        let now = self.clock.clocks();
+        self.submit(now, input);
+        self.collect_outputs(now.monotonic);
+        self.run_handlers(now);
+    }
+
+    /// The one place an input reaches the core, a local command or not: the observer sees it
+    /// first, so a trace holds every input. The caller collects the outputs.
+    fn submit(&mut self, now: Clocks, input: Input) -> Handled {
         self.metrics.inputs += 1;
         if let Some(observer) = &mut self.observer {
-            observer.on_input(now, &input);
+            observer.on_input(now.monotonic, &input);
         }
-        self.node.handle_input(now, input);
-        self.collect_outputs(now);
-        self.run_handlers(now);
+        self.node.handle_input(now, input)
+    }
+
+    /// The wall-clock time (Unix milliseconds) at which the monotonic clock read `at`.
+    fn wall_ms_at(&self, at: Timestamp) -> u64 {
+        let now = self.clock.clocks();
+        let ago_ms = u64::try_from(now.monotonic.saturating_since(at).as_millis()).unwrap_or(u64::MAX);
+        now.wall_ms.saturating_sub(ago_ms)
     }
 
     /// Drains the core's outputs: events become rows and subscriber events now; the rest is

@@ -91,6 +91,9 @@ impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_secs(1_000)
     }
+    fn wall_ms(&self) -> u64 {
+        1_000_000
+    }
 }
 
 pub(crate) fn keypair(n: u8) -> Keypair {

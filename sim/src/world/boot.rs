@@ -15,17 +15,27 @@ use std::sync::{Arc, Mutex};
 /// Unix time the simulated clocks start at (HLCs look like real ones).
 const EPOCH_MS: u64 = 1_700_000_000_000;
 
-/// Node time: simulated time since the start, plus the node's skew.
+/// Node time, both clocks from virtual time: monotonic is simulated time since the start (on
+/// the same epoch as the wall clock, so the two agree until a skew); the wall clock adds the
+/// node's skew, which therefore moves its HLC and drift checks but never its timers.
 struct SimClock {
     start: tokio::time::Instant,
     skew_ms: Arc<AtomicI64>,
 }
 
+impl SimClock {
+    fn elapsed_ms(&self) -> u64 {
+        tokio::time::Instant::now().duration_since(self.start).as_millis() as u64
+    }
+}
+
 impl Clock for SimClock {
     fn now(&self) -> Timestamp {
-        let elapsed = tokio::time::Instant::now().duration_since(self.start).as_millis() as i64;
-        let ms = (EPOCH_MS as i64 + elapsed + self.skew_ms.load(Ordering::Relaxed)).max(0) as u64;
-        Timestamp::from_millis(ms)
+        Timestamp::from_millis(EPOCH_MS + self.elapsed_ms())
+    }
+
+    fn wall_ms(&self) -> u64 {
+        ((EPOCH_MS + self.elapsed_ms()) as i64 + self.skew_ms.load(Ordering::Relaxed)).max(0) as u64
     }
 }
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::hlc::Hlc;
 use crate::wire::SyncErrorCode;
-use crate::{CausalDelta, Event, NodeError, RequestFailure};
+use crate::{CausalDelta, Event, Handled, NodeError, RequestFailure, WriteBasis};
 use std::sync::Arc;
 
 #[test]
@@ -301,11 +301,60 @@ fn a_local_write_made_at_a_stale_hlc_is_refused_and_makes_nothing() {
     let remote = author(2).make(&[], set("x", "y"));
     a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&remote) });
     drain(&mut a);
-    let error = a.local_delta_checked(T0, context(), set("k", "v"), ran_at).unwrap_err();
-    assert!(matches!(error, NodeError::HlcMismatch { .. }), "{error}");
+    let heads = a.dag(&context()).unwrap().heads_vec();
+    let write = |hlc| Input::LocalWrite {
+        context: context(),
+        payload: set("k", "v"),
+        basis: Some(WriteBasis { hlc, heads: heads.clone() }),
+    };
+    let handled = a.handle_input(T0, write(ran_at));
+    assert!(matches!(handled, Handled::Refused(NodeError::HlcMismatch { .. })), "{handled:?}");
     assert_eq!(a.metrics().local_hlc_mismatches, 1);
     assert!(drain(&mut a).is_empty(), "no delta, no broadcast");
     // At the HLC the node gives now, the write goes through.
     let ran_at = a.next_local_hlc(T0);
-    a.local_delta_checked(T0, context(), set("k", "v"), ran_at).unwrap();
+    assert!(matches!(a.handle_input(T0, write(ran_at)), Handled::Authored(_)));
+}
+
+/// A local write is checked against the heads its code read too: a payload computed from the
+/// state before another write is refused, since its effects were computed from another state.
+#[test]
+fn a_local_write_computed_on_stale_heads_is_refused_and_makes_nothing() {
+    let mut a = node(1, Config::default());
+    let stale_heads = a.dag(&context()).unwrap().heads_vec();
+    a.local_delta(T0, context(), set("first", "1")).unwrap();
+    drain(&mut a);
+    let basis = WriteBasis { hlc: a.next_local_hlc(T0), heads: stale_heads };
+    let handled =
+        a.handle_input(T0, Input::LocalWrite { context: context(), payload: set("k", "v"), basis: Some(basis) });
+    let Handled::Refused(NodeError::HeadsMismatch { ran_on, heads }) = handled else { panic!("{handled:?}") };
+    assert!(ran_on.is_empty());
+    assert_eq!(heads, a.dag(&context()).unwrap().heads_vec());
+    assert_eq!(a.metrics().local_heads_mismatches, 1);
+    assert_eq!(a.dag(&context()).unwrap().applied_len(), 1, "nothing made");
+    assert!(drain(&mut a).is_empty(), "no delta, no broadcast");
+}
+
+/// Local commands enter through `handle_input` and answer there: a second join, a leave of an
+/// unknown context and a member list out of bounds are refused and change nothing.
+#[test]
+fn local_commands_answer_through_handle_input() {
+    let mut a = node(1, Config::default());
+    let members = vec![key(1).author_key()];
+    let other = crate::ContextId::hash_of(b"other");
+    assert_eq!(
+        a.handle_input(T0, Input::Join { context: context(), members: members.clone() }),
+        Handled::Refused(NodeError::AlreadyJoined(context()))
+    );
+    assert_eq!(a.handle_input(T0, Input::Leave { context: other }), Handled::Refused(NodeError::UnknownContext(other)));
+    assert_eq!(
+        a.handle_input(T0, Input::SetMembers { context: context(), members: Vec::new() }),
+        Handled::Refused(NodeError::NoMembers)
+    );
+    assert_eq!(a.handle_input(T0, Input::Join { context: other, members: members.clone() }), Handled::Joined);
+    assert_eq!(a.handle_input(T0, Input::SetMembers { context: other, members }), Handled::MembersSet);
+    assert_eq!(a.handle_input(T0, Input::RetryQuarantined { context: other }), Handled::Retried(Vec::new()));
+    assert_eq!(a.handle_input(T0, Input::Leave { context: other }), Handled::Left);
+    assert_eq!(a.context_ids(), vec![context()]);
+    assert_eq!(a.handle_input(T0, Input::Timeout), Handled::Taken);
 }

@@ -184,3 +184,40 @@ fn a_transiently_failing_delta_is_retried_by_the_cleanup_timer() {
     assert_eq!((dag.quarantined_len(), dag.pending_len(), dag.applied_len()), (0, 0, 2));
     assert_eq!(a.metrics().quarantine_recovered, 2, "the delta and the child it released");
 }
+
+/// Two clocks: a wall-clock step, either way, moves no timer and no deadline (they run on the
+/// monotonic clock), while the HLC and the drift bound on remote deltas follow the wall clock.
+#[test]
+fn a_wall_clock_step_moves_no_timer_and_the_hlc_follows_the_wall_clock() {
+    let hour_ms = 3_600_000;
+    let mut a = node(1, Config::default());
+    let first_wake = a.poll_timeout();
+    let at = |monotonic: Timestamp, wall_ms: u64| crate::Clocks::new(monotonic, wall_ms);
+    // The wall clock jumps an hour ahead while monotonic time stands: nothing is due.
+    a.handle_input(at(T0, T0.as_millis() + hour_ms), Input::Timeout);
+    assert!(drain(&mut a).is_empty(), "a wall-clock jump fires no timer");
+    assert_eq!(a.poll_timeout(), first_wake);
+    // A remote delta stamped at the new wall time is within the drift bound.
+    let stamp = crate::Hlc { physical_ms: T0.as_millis() + hour_ms, logical: 0, node: 2 };
+    let ahead: crate::DeltaRef =
+        std::sync::Arc::new(crate::CausalDelta::new_signed(&key(2), context(), Vec::new(), stamp, set("x", "y")));
+    // The same delta is an hour ahead of a node whose wall clock did not jump, however much
+    // monotonic time passed: refused.
+    let mut b = node(3, Config::default());
+    b.handle_input(
+        at(T0.add_millis(hour_ms), T0.as_millis()),
+        Input::Gossip { from: key(2).peer_id(), bytes: gossip(&ahead) },
+    );
+    a.handle_input(at(T0, T0.as_millis() + hour_ms), Input::Gossip { from: key(2).peer_id(), bytes: gossip(&ahead) });
+    assert!(a.dag(&context()).unwrap().is_applied(&ahead.id), "judged against the wall clock");
+    assert!(!b.dag(&context()).unwrap().is_known(&ahead.id), "judged against the wall clock, not the monotonic one");
+    // The wall clock steps back two hours: the HLC does not, and timers still fire on time.
+    let behind_ms = T0.as_millis() - hour_ms;
+    let hlc = a.next_local_hlc(at(T0, behind_ms));
+    assert!(hlc > ahead.hlc, "the HLC never goes back: {hlc:?}");
+    let id = a.local_delta(at(T0, behind_ms), context(), set("k", "v")).unwrap();
+    assert!(a.dag(&context()).unwrap().get(&id).unwrap().hlc > ahead.hlc);
+    drain(&mut a);
+    a.handle_input(at(first_wake, behind_ms), Input::Timeout);
+    assert!(a.poll_timeout() > first_wake, "the first timer fired on the monotonic clock");
+}

@@ -8,8 +8,10 @@
 
 #![allow(clippy::print_stdout)]
 
-use rhizome_core::testing::{Cluster, ClusterConfig, KvOp, LinkFaults};
+use rhizome_core::link::{LatencyDistribution, LinkProfile, Probability};
+use rhizome_core::testing::{Cluster, ClusterConfig, KvOp};
 use std::process::ExitCode;
+use std::time::Duration;
 
 const NODES: usize = 5;
 const WRITES_PER_SECOND: u64 = 20;
@@ -103,10 +105,14 @@ fn main() -> ExitCode {
     // The demo reports how fast virtual time ran; the harness itself never reads this clock.
     #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
     let wall = std::time::Instant::now();
-    let wan =
-        LinkFaults { min_latency_ms: 10, max_latency_ms: 50, drop_probability: 0.02, duplicate_probability: 0.01 };
+    let wan = LinkProfile {
+        latency: LatencyDistribution::Uniform { min: Duration::from_millis(10), max: Duration::from_millis(50) },
+        loss: Probability::new(0.02).expect("a probability"),
+        duplicate: Probability::new(0.01).expect("a probability"),
+        ..LinkProfile::default()
+    };
     let cluster =
-        Cluster::new(ClusterConfig { nodes: NODES, max_nodes: NODES + 1, seed, faults: wan, ..Default::default() });
+        Cluster::new(ClusterConfig { nodes: NODES, max_nodes: NODES + 1, seed, link: wan, ..Default::default() });
     let mut demo = Demo { cluster, writes: 0, max_pending: 0, failures: Vec::new() };
     let context = demo.cluster.context();
     println!("rhizome core demo: {NODES} nodes, seed {seed}, links 10-50 ms with 2% loss and 1% duplication");

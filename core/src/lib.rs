@@ -19,6 +19,7 @@ pub mod hlc;
 pub mod identity;
 pub mod ids;
 pub mod limits;
+pub mod link;
 pub mod metrics;
 pub mod node;
 pub mod reject;

@@ -3,13 +3,15 @@
 //! on simulated disks that lose unsynced writes on a crash. Same scenario and seed, same trace
 //! hash.
 //!
+//! The link model itself is the core's ([`rhizome_core::link`]), the one the core's test cluster
+//! applies too; `link_toml` is how scenario files write it.
+//!
 //! Everything that needs the simulator is built only with `--cfg madsim` (`cargo xtask sim`
-//! sets it); without it only the scenario format, the link model and the disk build.
+//! sets it); without it only the scenario format and the disk build.
 
 pub mod disk;
 pub mod faults;
-#[cfg(any(madsim, test))]
-pub(crate) mod link;
+pub(crate) mod link_toml;
 pub mod scenario;
 pub mod swarm;
 

@@ -1,13 +1,13 @@
-//! The simulated network: per-link model, gossip mesh with a seen cache, request/response with
+//! The simulated network: the core's link model per link ([`rhizome_core::link`], as the
+//! core's test cluster applies it), gossip mesh with a seen cache, request/response with
 //! timeouts, connections that drop on partitions and crashes. Messages in flight wait in one
 //! queue ordered by arrival time, emptied by a single task on a dedicated simulator node that
 //! is never killed, so a message in flight outlives its sender. (One timed task per message
 //! was a fifth of a 100-node run's time.)
 
-use crate::link::{fate, serialization_time, unit, Fate};
-use crate::scenario::LinkProfile;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rhizome_core::link::{unit, Delivery, Fate, LinkProfile, LinkQueue, Probability};
 use rhizome_core::wire::gossip_message_id;
 use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestId};
 use rhizome_node::{Transport, TransportEvent};
@@ -136,8 +136,8 @@ struct NetState {
     /// Directed cuts.
     blocked: BTreeSet<(usize, usize)>,
     clogged: BTreeSet<usize>,
-    /// When each directed link finishes sending what it already has (bandwidth queue).
-    busy_until: BTreeMap<(usize, usize), Duration>,
+    /// Each bandwidth-limited directed link's send queue (unlimited links queue nothing).
+    queues: BTreeMap<(usize, usize), LinkQueue>,
     mesh_degree: usize,
     rng: ChaCha8Rng,
     requests: BTreeMap<u64, PendingRequest>,
@@ -191,7 +191,7 @@ impl Net {
             overrides,
             blocked: BTreeSet::new(),
             clogged: BTreeSet::new(),
-            busy_until: BTreeMap::new(),
+            queues: BTreeMap::new(),
             mesh_degree,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
             requests: BTreeMap::new(),
@@ -338,7 +338,7 @@ impl Net {
     }
 
     /// Sets the loss of every link.
-    pub(crate) fn set_loss(&self, loss: f64) {
+    pub(crate) fn set_loss(&self, loss: Probability) {
         let mut state = self.lock();
         state.default_profile.loss = loss;
         for profile in state.overrides.values_mut() {
@@ -406,7 +406,7 @@ impl Net {
         state.repair_mesh(&after);
     }
 
-    fn schedule(&self, state: &mut NetState, from: usize, to: usize, wire: Wire, size: usize, reliable: bool) {
+    fn schedule(&self, state: &mut NetState, from: usize, to: usize, wire: Wire, size: usize, delivery: Delivery) {
         if state.nodes[to].inbox.is_none()
             || state.blocked.contains(&(from, to))
             || state.clogged.contains(&from)
@@ -425,27 +425,25 @@ impl Net {
         let profile = state.overrides.get(&(from, to)).copied().unwrap_or(state.default_profile);
         let bytes = size + MESSAGE_OVERHEAD_BYTES;
         let now = self.elapsed();
-        let busy = state.busy_until.get(&(from, to)).copied().unwrap_or_default().max(now);
-        let done = busy + serialization_time(bytes, profile.bandwidth_kbps);
-        if profile.bandwidth_kbps > 0 {
-            state.busy_until.insert((from, to), done);
+        let mut queue = state.queues.get(&(from, to)).copied().unwrap_or_default();
+        let fate = queue.transmit(&profile, now, bytes, delivery, &mut state.rng);
+        if profile.bandwidth.is_limited() {
+            state.queues.insert((from, to), queue);
         }
-        let queued = done - now;
-        match fate(&profile, reliable, queued, &mut state.rng) {
-            Fate::Lost => state.stats.lost += 1,
-            Fate::Arrives(delays) => {
-                for delay in delays {
-                    state.stats.messages += 1;
-                    state.stats.bytes += bytes as u64;
-                    let at = now + delay;
-                    let earliest = state.in_flight.peek().is_none_or(|Reverse(head)| at < head.at);
-                    let seq = state.next_seq;
-                    state.next_seq += 1;
-                    state.in_flight.push(Reverse(InFlight { at, seq, from, to, wire: wire.clone() }));
-                    if earliest {
-                        self.wake.notify_one();
-                    }
-                }
+        if fate == Fate::Lost {
+            state.stats.lost += 1;
+            return;
+        }
+        for delay in fate.delays() {
+            state.stats.messages += 1;
+            state.stats.bytes += bytes as u64;
+            let at = now + delay;
+            let earliest = state.in_flight.peek().is_none_or(|Reverse(head)| at < head.at);
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.in_flight.push(Reverse(InFlight { at, seq, from, to, wire: wire.clone() }));
+            if earliest {
+                self.wake.notify_one();
             }
         }
     }
@@ -471,7 +469,7 @@ impl Net {
                     state.nodes[to].mesh.iter().copied().filter(|peer| *peer != from).collect();
                 for next in forward_to {
                     let forwarded = Wire::Gossip { origin, context, id, bytes: bytes.clone() };
-                    self.schedule(&mut state, to, next, forwarded, bytes.len(), false);
+                    self.schedule(&mut state, to, next, forwarded, bytes.len(), Delivery::BestEffort);
                 }
                 TransportEvent::Gossip { from: origin, context, bytes: bytes.as_ref().clone() }
             }
@@ -493,7 +491,7 @@ impl Net {
         let mesh: Vec<usize> = state.nodes[from].mesh.iter().copied().collect();
         for to in mesh {
             let wire = Wire::Gossip { origin: peer, context, id, bytes: bytes.clone() };
-            self.schedule(&mut state, from, to, wire, size, false);
+            self.schedule(&mut state, from, to, wire, size, Delivery::BestEffort);
         }
     }
 
@@ -509,7 +507,7 @@ impl Net {
         let peer = state.nodes[from].peer;
         let size = bytes.len();
         let event = TransportEvent::Request { from: peer, id: InboundRequestId(inbound), bytes };
-        self.schedule(&mut state, from, to, Wire::Other(event), size, true);
+        self.schedule(&mut state, from, to, Wire::Other(event), size, Delivery::Reliable);
         let net = self.clone();
         self.spawner.spawn(async move {
             tokio::time::sleep(timeout).await;
@@ -532,7 +530,7 @@ impl Net {
         }
         let size = bytes.len();
         let event = TransportEvent::Response { id: request.id, bytes };
-        self.schedule(&mut state, from, request.requester, Wire::Other(event), size, true);
+        self.schedule(&mut state, from, request.requester, Wire::Other(event), size, Delivery::Reliable);
     }
 }
 
@@ -646,7 +644,8 @@ mod tests {
         let handle = madsim::runtime::Handle::current();
         let spawner = handle.create_node().name("network").build();
         let peers: Vec<PeerId> = (1..=3u8).map(|n| Keypair::from_secret_bytes([n; 32]).peer_id()).collect();
-        let profile = LinkProfile { latency_ms: crate::scenario::Latency::Fixed(10.0), ..LinkProfile::default() };
+        let latency = rhizome_core::link::LatencyDistribution::Fixed(Duration::from_millis(10));
+        let profile = LinkProfile { latency, ..LinkProfile::default() };
         let net = Net::new(&peers, profile, BTreeMap::new(), 2, 1_024, 7, spawner);
         let mut transports: Vec<SimTransport> = (0..3).map(|index| net.attach(index)).collect();
         // 0 and 2 cannot reach each other: 0's messages reach 2 only through 1.

@@ -2,6 +2,7 @@
 //! The format is documented in docs/SCENARIOS.md.
 
 use crate::faults::{FaultKind, TimedFault};
+use rhizome_core::link::LinkProfile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,8 +34,9 @@ pub struct Scenario {
     /// Gossip mesh.
     #[serde(default)]
     pub mesh: MeshConfig,
-    /// Link profiles by name; `default` applies to every link without an override.
-    #[serde(default)]
+    /// Link profiles by name; `default` applies to every link without an override. A file
+    /// writes them as crate::link_toml reads them; a value out of range is a parse error.
+    #[serde(default, with = "crate::link_toml::profiles")]
     pub profiles: BTreeMap<String, LinkProfile>,
     /// Links between groups that use another profile.
     #[serde(default)]
@@ -68,56 +70,6 @@ pub struct MeshConfig {
 impl Default for MeshConfig {
     fn default() -> Self {
         Self { degree: 6, seen_cache_ids: 65_536 }
-    }
-}
-
-/// A latency distribution, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Latency {
-    /// Always this.
-    Fixed(f64),
-    /// Uniform in [min, max].
-    Uniform([f64; 2]),
-    /// Normal with [mean, standard deviation], clamped at zero.
-    Normal([f64; 2]),
-}
-
-/// How one link behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkProfile {
-    /// One-way latency.
-    pub latency_ms: Latency,
-    /// Extra uniform delay in [0, jitter].
-    #[serde(default)]
-    pub jitter_ms: f64,
-    /// Probability that a gossip message is lost (requests and responses ride a reliable
-    /// stream: a loss costs a retransmission instead).
-    #[serde(default)]
-    pub loss: f64,
-    /// Probability that a message arrives twice.
-    #[serde(default)]
-    pub duplicate: f64,
-    /// Probability that a message is held back (up to 4× the base latency), so later ones
-    /// overtake it.
-    #[serde(default)]
-    pub reorder: f64,
-    /// Link bandwidth in kilobits per second; 0 means unlimited.
-    #[serde(default)]
-    pub bandwidth_kbps: u64,
-}
-
-impl Default for LinkProfile {
-    fn default() -> Self {
-        Self {
-            latency_ms: Latency::Uniform([10.0, 50.0]),
-            jitter_ms: 0.0,
-            loss: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            bandwidth_kbps: 0,
-        }
     }
 }
 
@@ -313,13 +265,6 @@ impl Scenario {
         if !(1..=MAX_CALLS_PER_ARRIVAL).contains(&self.workload.calls_per_arrival) {
             return invalid(format!("calls_per_arrival must be 1..={MAX_CALLS_PER_ARRIVAL}"));
         }
-        for profile in self.profiles.values() {
-            for probability in [profile.loss, profile.duplicate, profile.reorder] {
-                if !(0.0..=1.0).contains(&probability) {
-                    return invalid("probabilities must be within 0..=1".to_owned());
-                }
-            }
-        }
         for link in &self.links {
             if !self.profiles.contains_key(&link.profile) {
                 return invalid(format!("link names unknown profile {:?}", link.profile));
@@ -375,6 +320,17 @@ mod tests {
         let error = scenario.validate().unwrap_err().to_string();
         assert!(error.contains("names node 7"), "{error}");
         assert!(toml::from_str::<Scenario>("name = 1").is_err());
+    }
+
+    #[test]
+    fn an_out_of_range_link_or_fault_probability_is_a_parse_error_naming_the_field() {
+        let head = "name = \"p\"\nnodes = 3\nduration_s = 10\nliveness_s = 5\n[workload]\napp = \"kv-store\"\ncalls_per_node_per_s = 1\n";
+        let profile = format!("{head}[profiles.default]\nlatency_ms = {{ uniform = [10, 50] }}\nloss = 1.5\n");
+        let error = toml::from_str::<Scenario>(&profile).unwrap_err().to_string();
+        assert!(error.contains("profile \"default\": loss: a probability must be within 0..=1 (got 1.5)"), "{error}");
+        let fault = format!("{head}[[faults]]\nkind = \"set_loss\"\nat_s = 1\nloss = 1.5\n");
+        let error = toml::from_str::<Scenario>(&fault).unwrap_err().to_string();
+        assert!(error.contains("faults") && error.contains("within 0..=1 (got 1.5)"), "{error}");
     }
 
     fn with_workload_line(line: &str) -> Result<Scenario, toml::de::Error> {

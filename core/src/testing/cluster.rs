@@ -1,41 +1,39 @@
 //! An in-process cluster of core [`Node`]s on a virtual clock, in the manner of quinn-proto's
-//! `Pair`: every message goes through one seeded scheduler that can delay, drop, duplicate
-//! (and so reorder) and partition it. Nothing here reads a clock or OS randomness, so a seed
-//! replays a run exactly, and [`Cluster::trace_hash`] proves it.
+//! `Pair`: every message goes through one seeded scheduler that applies the core's link model
+//! ([`crate::link`], the one the simulator's transport applies too) — latency, jitter, loss,
+//! duplication, reordering, bandwidth — and can partition links. Nothing here reads a clock or
+//! OS randomness, so a seed replays a run exactly, and [`Cluster::trace_hash`] proves it.
 //!
-//! Gossip is a full-mesh topic (every node subscribes to the one context); requests and
-//! responses are routed point to point. Lost requests surface as the requester's own timeout.
+//! Gossip is a full-mesh topic (every node subscribes to the one context) sent best-effort;
+//! requests and responses are routed point to point on reliable streams, as the simulator and
+//! libp2p send them: a loss costs a retransmission, and only a stream that gives up (or a
+//! partition) surfaces as the requester's own timeout.
 
 use super::KvCounterApplier;
 use crate::config::Config;
 use crate::identity::Keypair;
 use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
+use crate::link::{Delivery, Fate, LatencyDistribution, LinkProfile, LinkQueue};
 use crate::node::{Event, Handled, InboundRequestId, Input, Node, NodeError, Output, RequestId};
 use crate::time::Timestamp;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::time::Duration;
 
 /// How often (in inputs fed, over all nodes) the harness checks a node's invariants.
 const INVARIANT_CHECK_EVERY_INPUTS: u64 = 97;
 
-/// Message faults applied to every link.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinkFaults {
-    /// Smallest one-way latency.
-    pub min_latency_ms: u64,
-    /// Largest one-way latency (uniform in between; different latencies reorder).
-    pub max_latency_ms: u64,
-    /// Probability that a message is lost.
-    pub drop_probability: f64,
-    /// Probability that a message is delivered twice.
-    pub duplicate_probability: f64,
-}
+/// Bytes a message costs on a link besides its payload (framing, topic, ids), as in the
+/// simulator: they count against a limited bandwidth.
+const MESSAGE_OVERHEAD_BYTES: usize = 64;
 
-impl Default for LinkFaults {
-    fn default() -> Self {
-        Self { min_latency_ms: 5, max_latency_ms: 20, drop_probability: 0.0, duplicate_probability: 0.0 }
+/// The cluster's links unless a test says otherwise: a LAN, 5–20 ms, nothing lost.
+pub fn lan_profile() -> LinkProfile {
+    LinkProfile {
+        latency: LatencyDistribution::Uniform { min: Duration::from_millis(5), max: Duration::from_millis(20) },
+        ..LinkProfile::default()
     }
 }
 
@@ -50,18 +48,18 @@ pub struct ClusterConfig {
     pub seed: u64,
     /// Every node's configuration.
     pub node_config: Config,
-    /// Link behaviour.
-    pub faults: LinkFaults,
+    /// How every link behaves.
+    pub link: LinkProfile,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { nodes: 3, max_nodes: 8, seed: 1, node_config: Config::default(), faults: LinkFaults::default() }
+        Self { nodes: 3, max_nodes: 8, seed: 1, node_config: Config::default(), link: lan_profile() }
     }
 }
 
 #[derive(Debug, Clone)]
-enum Delivery {
+enum Payload {
     Input(Input),
     /// A request, remembered so its response can be routed back.
     Request {
@@ -75,7 +73,7 @@ enum Delivery {
 struct Scheduled {
     to: usize,
     from: usize,
-    delivery: Delivery,
+    payload: Payload,
 }
 
 /// Message and fault counts of a run.
@@ -83,7 +81,7 @@ struct Scheduled {
 pub struct ClusterStats {
     /// Messages handed to a node.
     pub delivered: u64,
-    /// Messages lost to `drop_probability`.
+    /// Messages lost to the link's loss (gossip, or a stream that gave up).
     pub dropped: u64,
     /// Messages lost to a partition.
     pub partitioned: u64,
@@ -105,6 +103,8 @@ pub struct Cluster {
     index_of: BTreeMap<PeerId, usize>,
     now: Timestamp,
     rng: ChaCha8Rng,
+    /// Each directed link's send queue (bandwidth).
+    links: BTreeMap<(usize, usize), LinkQueue>,
     queue: BinaryHeap<Reverse<(Timestamp, u64)>>,
     scheduled: BTreeMap<u64, Scheduled>,
     next_seq: u64,
@@ -137,6 +137,7 @@ impl Cluster {
             index_of: BTreeMap::new(),
             now: Timestamp::from_secs(1_000_000),
             rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x9e37_79b9_7f4a_7c15),
+            links: BTreeMap::new(),
             queue: BinaryHeap::new(),
             scheduled: BTreeMap::new(),
             next_seq: 0,
@@ -210,9 +211,9 @@ impl Cluster {
         self.nodes.is_empty()
     }
 
-    /// Changes the link faults from now on.
-    pub fn set_faults(&mut self, faults: LinkFaults) {
-        self.config.faults = faults;
+    /// Changes how every link behaves from now on (messages in flight keep their fate).
+    pub fn set_link(&mut self, link: LinkProfile) {
+        self.config.link = link;
     }
 
     /// Blocks every link between different groups (both directions). Nodes in no group are
@@ -327,10 +328,10 @@ impl Cluster {
     }
 
     fn deliver(&mut self, scheduled: Scheduled) {
-        let Scheduled { to, from, delivery } = scheduled;
-        let input = match delivery {
-            Delivery::Input(input) => input,
-            Delivery::Request { from: requester, their_id, bytes } => {
+        let Scheduled { to, from, payload } = scheduled;
+        let input = match payload {
+            Payload::Input(input) => input,
+            Payload::Request { from: requester, their_id, bytes } => {
                 let inbound = InboundRequestId(self.next_inbound_id);
                 self.next_inbound_id += 1;
                 self.routes.insert((to, inbound), (requester, their_id));
@@ -368,18 +369,18 @@ impl Cluster {
                     for to in 0..self.nodes.len() {
                         if to != index {
                             let input = Input::Gossip { from, bytes: bytes.clone() };
-                            self.send(index, to, Delivery::Input(input));
+                            self.send(index, to, Payload::Input(input));
                         }
                     }
                 }
                 Output::Request { to, request_id, bytes, .. } => {
                     if let Some(&target) = self.index_of.get(&to) {
-                        self.send(index, target, Delivery::Request { from: index, their_id: request_id, bytes });
+                        self.send(index, target, Payload::Request { from: index, their_id: request_id, bytes });
                     }
                 }
                 Output::Respond { request_id, bytes, .. } => {
                     if let Some((requester, their_id)) = self.routes.remove(&(index, request_id)) {
-                        self.send(index, requester, Delivery::Input(Input::Response { request_id: their_id, bytes }));
+                        self.send(index, requester, Payload::Input(Input::Response { request_id: their_id, bytes }));
                     }
                 }
                 Output::EvictBlobs { .. } => {}
@@ -388,30 +389,33 @@ impl Cluster {
         }
     }
 
-    fn send(&mut self, from: usize, to: usize, delivery: Delivery) {
+    fn send(&mut self, from: usize, to: usize, payload: Payload) {
         if self.blocked.contains(&(from, to)) {
             self.stats.partitioned += 1;
             return;
         }
-        let faults = self.config.faults;
-        if self.chance(faults.drop_probability) {
+        let (size, delivery) = match &payload {
+            Payload::Input(Input::Gossip { bytes, .. }) => (bytes.len(), Delivery::BestEffort),
+            Payload::Input(Input::Response { bytes, .. }) | Payload::Request { bytes, .. } => {
+                (bytes.len(), Delivery::Reliable)
+            }
+            // The cluster sends no other input over a link; were it to, a stream would carry it.
+            Payload::Input(_) => (0, Delivery::Reliable),
+        };
+        let now = Duration::from_nanos(self.now.as_nanos());
+        let link = self.links.entry((from, to)).or_default();
+        let fate = link.transmit(&self.config.link, now, size + MESSAGE_OVERHEAD_BYTES, delivery, &mut self.rng);
+        if fate == Fate::Lost {
             self.stats.dropped += 1;
             return;
         }
-        let copies = if self.chance(faults.duplicate_probability) { 2 } else { 1 };
-        self.stats.duplicated += copies - 1;
-        for _ in 0..copies {
-            let spread = faults.max_latency_ms.saturating_sub(faults.min_latency_ms) + 1;
-            let latency_ms = faults.min_latency_ms + self.rng.next_u64() % spread;
+        for (copy, delay) in fate.delays().enumerate() {
+            self.stats.duplicated += u64::from(copy > 0);
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.queue.push(Reverse((self.now.add_millis(latency_ms), seq)));
-            self.scheduled.insert(seq, Scheduled { to, from, delivery: delivery.clone() });
+            self.queue.push(Reverse((self.now.saturating_add(delay), seq)));
+            self.scheduled.insert(seq, Scheduled { to, from, payload: payload.clone() });
         }
-    }
-
-    fn chance(&mut self, probability: f64) -> bool {
-        probability > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < probability
     }
 
     fn trace_input(&mut self, index: usize, input: &Input) {

@@ -7,5 +7,5 @@ mod cluster;
 mod factory;
 
 pub use appliers::{FailingApplier, KvCounterApplier, KvOp, NoopApplier};
-pub use cluster::{Cluster, ClusterConfig, ClusterStats, LinkFaults};
+pub use cluster::{lan_profile, Cluster, ClusterConfig, ClusterStats};
 pub use factory::DeltaFactory;

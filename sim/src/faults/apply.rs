@@ -3,13 +3,14 @@
 //! module needs no simulator and a test can apply faults to a model.
 
 use super::FaultKind;
+use rhizome_core::link::Probability;
 
 /// What faults can do to a world. The simulated world implements it.
 pub trait FaultTarget {
     /// Nodes that may ever exist (initial and added), which a partition by count splits.
     fn node_count(&self) -> usize;
     /// The default link profile's loss.
-    fn default_loss(&self) -> f64;
+    fn default_loss(&self) -> Probability;
     /// Cuts every link between groups, both ways.
     fn partition(&mut self, groups: &[Vec<usize>]);
     /// Drops messages from `from` to `to` only.
@@ -29,7 +30,7 @@ pub trait FaultTarget {
     /// Boots the next node that has not existed yet, if any is left.
     fn add_node(&mut self);
     /// Sets the loss of every link.
-    fn set_loss(&mut self, loss: f64);
+    fn set_loss(&mut self, loss: Probability);
     /// Offsets `node`'s clock by `ms` from simulated time.
     fn set_skew_ms(&mut self, node: usize, ms: i64);
 }

@@ -6,10 +6,7 @@ use super::{FaultKind, Groups, TimedFault};
 use crate::scenario::Scenario;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
-
-fn unit(rng: &mut ChaCha8Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
+use rhizome_core::link::{unit, Probability};
 
 /// A random fault schedule for `scenario`, unsorted. Faults that come in pairs (partition and
 /// heal, crash and restart, clog and unclog, pause and resume, loss and its old value) are
@@ -50,7 +47,8 @@ pub fn draw_schedule(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<TimedFaul
     }
     if unit(rng) < 0.4 {
         let (from, to) = at(rng, 2.0, 8.0);
-        push(from, FaultKind::SetLoss { loss: (unit(rng) * 0.3 * 100.0).round() / 100.0 });
+        let loss = Probability::new((unit(rng) * 0.3 * 100.0).round() / 100.0).expect("0..=0.3 is a probability");
+        push(from, FaultKind::SetLoss { loss });
         push(to, FaultKind::SetLoss { loss: scenario.profile(crate::scenario::DEFAULT_PROFILE).loss });
     }
     if unit(rng) < 0.4 {

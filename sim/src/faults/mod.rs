@@ -13,6 +13,7 @@ pub use apply::FaultTarget;
 pub use draw::draw_schedule;
 pub use lift::{lift_all, AtLiveness, Lift};
 
+use rhizome_core::link::Probability;
 use serde::{Deserialize, Serialize};
 
 /// One scheduled fault: when, and what.
@@ -127,8 +128,9 @@ pub enum FaultKind {
     AddNode {},
     /// Set the loss of every link.
     SetLoss {
-        /// The new loss probability.
-        loss: f64,
+        /// The new loss probability (a number in 0..=1; out of range is a parse error).
+        #[serde(with = "crate::link_toml::probability")]
+        loss: Probability,
     },
     /// Shift a node's clock.
     Skew {
@@ -243,13 +245,7 @@ impl FaultKind {
                 }
                 Vec::new()
             }
-            Self::SetLoss { loss } => {
-                if !(0.0..=1.0).contains(loss) {
-                    return Err("loss must be within 0..=1".to_owned());
-                }
-                Vec::new()
-            }
-            Self::Heal {} | Self::AddNode {} => Vec::new(),
+            Self::Heal {} | Self::AddNode {} | Self::SetLoss { .. } => Vec::new(),
         };
         match nodes.into_iter().find(|node| *node >= total_nodes) {
             Some(node) => Err(format!("fault {} names node {node}, but there are {total_nodes}", self.label())),

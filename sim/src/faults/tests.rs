@@ -49,7 +49,7 @@ struct Model {
     clogged: std::collections::BTreeSet<usize>,
     down: std::collections::BTreeSet<usize>,
     paused: std::collections::BTreeSet<usize>,
-    loss: f64,
+    loss: Probability,
     skew_ms: std::collections::BTreeMap<usize, i64>,
 }
 
@@ -62,7 +62,7 @@ fn baseline() -> Model {
         clogged: Default::default(),
         down: Default::default(),
         paused: Default::default(),
-        loss: 0.1,
+        loss: Probability::new(0.1).unwrap(),
         skew_ms: Default::default(),
     }
 }
@@ -71,8 +71,8 @@ impl FaultTarget for Model {
     fn node_count(&self) -> usize {
         self.nodes
     }
-    fn default_loss(&self) -> f64 {
-        0.1
+    fn default_loss(&self) -> Probability {
+        Probability::new(0.1).unwrap()
     }
     fn partition(&mut self, _groups: &[Vec<usize>]) {
         self.cut = true;
@@ -108,7 +108,7 @@ impl FaultTarget for Model {
     fn add_node(&mut self) {
         self.booted = (self.booted + 1).min(self.nodes);
     }
-    fn set_loss(&mut self, loss: f64) {
+    fn set_loss(&mut self, loss: Probability) {
         self.loss = loss;
     }
     fn set_skew_ms(&mut self, node: usize, ms: i64) {
@@ -133,7 +133,7 @@ fn example(tag: FaultTag) -> FaultKind {
         FaultTag::Pause => FaultKind::Pause { node: 3 },
         FaultTag::Resume => FaultKind::Resume { node: 3 },
         FaultTag::AddNode => FaultKind::AddNode {},
-        FaultTag::SetLoss => FaultKind::SetLoss { loss: 0.5 },
+        FaultTag::SetLoss => FaultKind::SetLoss { loss: Probability::new(0.5).unwrap() },
         FaultTag::Skew => FaultKind::Skew { node: 0, ms: 2_000 },
     }
 }

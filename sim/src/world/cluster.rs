@@ -10,6 +10,7 @@ use crate::record::SharedRecorder;
 use crate::scenario::{Scenario, DEFAULT_PROFILE};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rhizome_core::link::Probability;
 use rhizome_core::{AuthorKey, ContextId, Keypair};
 use rhizome_node::{ContextBackend, NodeConfig, NodeHandle};
 use rhizome_runtime::{AppId, EngineOptions, WasmHost};
@@ -75,7 +76,7 @@ pub(super) struct Cluster {
     /// Draws for faults (how much of a torn write survives).
     rng: ChaCha8Rng,
     /// The default profile's loss, which the liveness phase restores.
-    default_loss: f64,
+    default_loss: Probability,
 }
 
 impl Cluster {
@@ -188,7 +189,7 @@ impl FaultTarget for Cluster {
         self.slots.len()
     }
 
-    fn default_loss(&self) -> f64 {
+    fn default_loss(&self) -> Probability {
         self.default_loss
     }
 
@@ -259,7 +260,7 @@ impl FaultTarget for Cluster {
         }
     }
 
-    fn set_loss(&mut self, loss: f64) {
+    fn set_loss(&mut self, loss: Probability) {
         self.shared.net.set_loss(loss);
     }
 

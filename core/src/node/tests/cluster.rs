@@ -1,7 +1,9 @@
 //! Multi-node behaviour on the virtual-clock harness.
 
-use crate::testing::{Cluster, ClusterConfig, KvOp, LinkFaults};
+use crate::link::{LatencyDistribution, LinkProfile, Probability};
+use crate::testing::{lan_profile, Cluster, ClusterConfig, KvOp};
 use crate::Event;
+use std::time::Duration;
 
 fn write(cluster: &mut Cluster, node: usize, i: usize) {
     let payload = KvOp::encode(&[
@@ -102,25 +104,33 @@ fn silent_divergence_is_repaired_towards_the_majority_whoever_is_corrupt() {
     }
 }
 
+/// Links of 1 ms to `max_ms` (so messages overtake each other) that lose and duplicate.
+fn lossy_link(max_ms: u64, loss: f64, duplicate: f64) -> LinkProfile {
+    LinkProfile {
+        latency: LatencyDistribution::Uniform { min: Duration::from_millis(1), max: Duration::from_millis(max_ms) },
+        loss: Probability::new(loss).unwrap(),
+        duplicate: Probability::new(duplicate).unwrap(),
+        ..LinkProfile::default()
+    }
+}
+
 #[test]
 fn lossy_duplicating_reordering_links_still_converge() {
-    let faults =
-        LinkFaults { min_latency_ms: 1, max_latency_ms: 200, drop_probability: 0.2, duplicate_probability: 0.1 };
-    let mut cluster = Cluster::new(ClusterConfig { nodes: 5, seed: 15, faults, ..ClusterConfig::default() });
+    let link = lossy_link(200, 0.2, 0.1);
+    let mut cluster = Cluster::new(ClusterConfig { nodes: 5, seed: 15, link, ..ClusterConfig::default() });
     for i in 0..200 {
         write(&mut cluster, i % 5, i);
         cluster.run_for_millis(25);
     }
-    cluster.set_faults(LinkFaults::default());
+    cluster.set_link(lan_profile());
     cluster.run_until_converged(3 * MINUTE_MS).expect("converges despite loss");
     assert!(cluster.stats().dropped > 0 && cluster.stats().duplicated > 0);
     assert_eq!(cluster.node(0).applier().counter(&cluster.context(), b"writes"), 200);
 }
 
 fn scripted_run(seed: u64) -> String {
-    let faults =
-        LinkFaults { min_latency_ms: 1, max_latency_ms: 80, drop_probability: 0.05, duplicate_probability: 0.05 };
-    let mut cluster = Cluster::new(ClusterConfig { nodes: 4, seed, faults, ..ClusterConfig::default() });
+    let link = lossy_link(80, 0.05, 0.05);
+    let mut cluster = Cluster::new(ClusterConfig { nodes: 4, seed, link, ..ClusterConfig::default() });
     for i in 0..60 {
         write(&mut cluster, i % 4, i);
         cluster.run_for_millis(40);

@@ -5,3 +5,4 @@
 mod batched_calls;
 mod members;
 mod node_loop;
+mod observed;

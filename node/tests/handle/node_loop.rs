@@ -24,14 +24,14 @@ pub(crate) struct Hub {
     next_request: Arc<Mutex<u64>>,
 }
 
-struct Loopback {
+pub(crate) struct Loopback {
     me: PeerId,
     hub: Hub,
     inbox: mpsc::Receiver<TransportEvent>,
 }
 
 impl Hub {
-    fn join(&self, me: PeerId) -> Loopback {
+    pub(crate) fn join(&self, me: PeerId) -> Loopback {
         let (sender, inbox) = mpsc::channel(QUEUE_EVENTS);
         let mut inboxes = self.inboxes.lock().unwrap();
         for (peer, other) in inboxes.iter() {
@@ -86,7 +86,7 @@ impl Transport for Loopback {
 
 /// A fixed instant: the loop's timers never fire during these short tests, which is the point
 /// (everything here is driven by messages).
-struct FixedClock;
+pub(crate) struct FixedClock;
 impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_secs(1_000)

@@ -290,7 +290,7 @@ mod tests {
             CallError::LimitExceeded("value".to_owned()),
             CallError::BadAbi("pointer".to_owned()),
             CallError::Trap("unreachable".to_owned()),
-            CallError::State("disk".to_owned()),
+            CallError::State(rhizome_core::ApplyError::Storage("disk".to_owned())),
             CallError::Config("limits".to_owned()),
             CallError::Uncommitted,
             CallError::NotJoinable("sealed".to_owned()),

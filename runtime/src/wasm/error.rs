@@ -46,9 +46,10 @@ pub enum CallError {
     /// Any other trap (unreachable, division by zero, stack overflow...).
     #[error("trap: {0}")]
     Trap(String),
-    /// The state store is corrupt.
+    /// The call's state could not be read or written: the store is missing, corrupt or
+    /// refused a batch (the host's fault, never the guest's).
     #[error("state error: {0}")]
-    State(String),
+    State(rhizome_core::ApplyError),
     /// The runtime's configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -132,7 +133,7 @@ mod tests {
             CallError::LimitExceeded(String::new()),
             CallError::BadAbi(String::new()),
             CallError::Trap(String::new()),
-            CallError::State(String::new()),
+            CallError::State(rhizome_core::ApplyError::NoStateStore),
             CallError::Config(String::new()),
             CallError::Uncommitted,
             CallError::NotJoinable(String::new()),

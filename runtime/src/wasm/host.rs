@@ -90,7 +90,7 @@ fn read_value<B: KvBackend>(caller: &mut Ctx<'_, B>, ptr: i32, len: i32) -> wasm
 }
 
 fn state_error(error: rhizome_core::ApplyError) -> wasmtime::Error {
-    fail(CallError::State(error.to_string()))
+    fail(CallError::State(error))
 }
 
 /// Reads through the call's view of state (committed state plus the call's own writes).

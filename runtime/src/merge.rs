@@ -6,7 +6,7 @@ use crate::path::Path;
 use crate::payload::Action;
 use crate::stamp::Stamp;
 use crate::state::{KvBackend, Txn};
-use rhizome_core::{ApplyError, AuthorKey};
+use rhizome_core::{ApplyError, AuthorKey, StateRecord};
 use std::collections::BTreeMap;
 
 /// Joins one action, stamped, into the transaction. Returns the bytes it wrote (the encoded
@@ -64,17 +64,13 @@ pub fn apply_action<B: KvBackend>(txn: &mut Txn<'_, B>, action: &Action, stamp: 
 
 fn read_slot<B: KvBackend>(txn: &Txn<'_, B>, key: &[u8]) -> Result<Option<Slot>, ApplyError> {
     txn.get(key)
-        .map(|bytes| {
-            borsh::from_slice(&bytes).map_err(|error| ApplyError::Failed(format!("corrupt state slot: {error}")))
-        })
+        .map(|bytes| borsh::from_slice(&bytes).map_err(|_| ApplyError::CorruptState(StateRecord::Slot)))
         .transpose()
 }
 
 fn read_stamp<B: KvBackend>(txn: &Txn<'_, B>, key: &[u8]) -> Result<Option<Stamp>, ApplyError> {
     txn.get(key)
-        .map(|bytes| {
-            borsh::from_slice(&bytes).map_err(|error| ApplyError::Failed(format!("corrupt removal marker: {error}")))
-        })
+        .map(|bytes| borsh::from_slice(&bytes).map_err(|_| ApplyError::CorruptState(StateRecord::RemovalMarker)))
         .transpose()
 }
 

@@ -24,7 +24,7 @@ pub struct RunOutcome {
 
 impl RunOutcome {
     /// An outcome for a run that could not even be set up (or panicked): one failed check.
-    pub fn setup_failure(check: &str, error: String) -> Self {
+    pub fn setup_failure(check: CheckName, error: String) -> Self {
         Self {
             checks: vec![CheckResult::new(check, false, error)],
             figures: Figures::default(),
@@ -36,11 +36,59 @@ impl RunOutcome {
     }
 }
 
+/// Which check a verdict is for. The name is a type, so a verdict cannot be filed under a
+/// misspelt check; its text (in reports and JSON) is the one the reports always printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum CheckName {
+    /// The world could be built (apps read, nodes started).
+    #[serde(rename = "setup")]
+    Setup,
+    /// The run finished without a panic.
+    #[serde(rename = "no panic")]
+    NoPanic,
+    /// Every node opened its database and committed.
+    #[serde(rename = "storage")]
+    Storage,
+    /// Live nodes reached equal roots and heads within the liveness bound.
+    #[serde(rename = "convergence")]
+    Convergence,
+    /// Every acknowledged write is on every live node.
+    #[serde(rename = "no lost writes")]
+    NoLostWrites,
+    /// Every event handler ran exactly once per node.
+    #[serde(rename = "handlers exactly once")]
+    HandlersExactlyOnce,
+    /// Queues and buffers stayed within their limits.
+    #[serde(rename = "bounded")]
+    Bounded,
+}
+
+impl CheckName {
+    /// The name as reports print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Setup => "setup",
+            Self::NoPanic => "no panic",
+            Self::Storage => "storage",
+            Self::Convergence => "convergence",
+            Self::NoLostWrites => "no lost writes",
+            Self::HandlersExactlyOnce => "handlers exactly once",
+            Self::Bounded => "bounded",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CheckResult {
     /// The check.
-    pub name: String,
+    pub name: CheckName,
     /// Passed?
     pub passed: bool,
     /// What was found.
@@ -49,8 +97,8 @@ pub struct CheckResult {
 
 impl CheckResult {
     /// A verdict.
-    pub fn new(name: &str, passed: bool, detail: String) -> Self {
-        Self { name: name.to_owned(), passed, detail }
+    pub fn new(name: CheckName, passed: bool, detail: String) -> Self {
+        Self { name, passed, detail }
     }
 }
 
@@ -104,4 +152,29 @@ pub struct Figures {
     pub wall_s: f64,
     /// Live nodes at the end.
     pub live_nodes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [CheckName; 7] = [
+        CheckName::Setup,
+        CheckName::NoPanic,
+        CheckName::Storage,
+        CheckName::Convergence,
+        CheckName::NoLostWrites,
+        CheckName::HandlersExactlyOnce,
+        CheckName::Bounded,
+    ];
+
+    #[test]
+    fn a_check_serialises_as_the_name_reports_print() {
+        for name in ALL {
+            assert_eq!(serde_json::to_value(name).unwrap(), serde_json::Value::from(name.as_str()));
+            assert_eq!(name.to_string(), name.as_str());
+        }
+        let names: std::collections::BTreeSet<_> = ALL.iter().map(|name| name.as_str()).collect();
+        assert_eq!(names.len(), ALL.len(), "two checks share a name");
+    }
 }

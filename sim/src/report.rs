@@ -110,7 +110,7 @@ pub fn html(name: &str, seed: u64, outcome: &RunOutcome) -> String {
             format!(
                 "<li>{} <b>{}</b>: {}</li>",
                 if check.passed { "pass" } else { "FAIL" },
-                html_escape(&check.name),
+                html_escape(check.name.as_str()),
                 html_escape(&check.detail)
             )
         })

@@ -1,6 +1,6 @@
 //! Running scenarios: one seed, a sweep over seeds on several threads, and shrinking a failure.
 
-use crate::outcome::RunOutcome;
+use crate::outcome::{CheckName, RunOutcome};
 use crate::scenario::Scenario;
 use crate::world;
 use std::panic::AssertUnwindSafe;
@@ -26,7 +26,7 @@ pub fn run_one(scenario: &Scenario, seed: u64, trace: bool) -> RunOutcome {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
                 .unwrap_or_else(|| "non-string panic".to_owned());
-            RunOutcome::setup_failure("no panic", format!("panic: {message}"))
+            RunOutcome::setup_failure(CheckName::NoPanic, format!("panic: {message}"))
         }
     };
     outcome.figures.wall_s = wall_s;

@@ -352,4 +352,15 @@ mod tests {
         let parsed = with_workload_line("app = \"kv-store\"").unwrap();
         assert_eq!((parsed.workload.app, parsed.workload.key_distribution), (App::KvStore, KeyDistribution::Uniform));
     }
+
+    #[test]
+    fn a_misspelt_check_is_a_parse_error_naming_it() {
+        let checks = "[checks]\nconvergence = true\nno_lost_writes = true\nhandlers_exactly_once = true\n";
+        let error = with_workload_line(&format!("app = \"todo\"\n{checks}bounded = true\nbonded = false"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("bonded"), "{error}");
+        let parsed = with_workload_line(&format!("app = \"todo\"\n{checks}bounded = false")).unwrap();
+        assert!(!parsed.checks.bounded && parsed.checks.convergence);
+    }
 }

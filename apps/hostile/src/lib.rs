@@ -57,7 +57,7 @@ pub extern "C" fn oversized() {
 /// Panics: the SDK turns the panic into an abort carrying its message.
 #[no_mangle]
 pub extern "C" fn panics() {
-    entry(|| -> Result<(), String> { panic!("deliberate panic") })
+    entry(|| -> Result<(), rhizome_sdk::Failure> { panic!("deliberate panic") })
 }
 
 /// A well-behaved write, to show the runtime still works after all of the above.

@@ -55,9 +55,33 @@ pub fn input() -> Vec<u8> {
     buffer
 }
 
-/// The call's input, borsh-decoded.
-pub fn input_as<T: BorshDeserialize>() -> Result<T, String> {
-    borsh::from_slice(&input()).map_err(|error| format!("bad input: {error}"))
+/// Why a method body failed: the caller's input, or the app itself. [`entry`] reports each
+/// to the host its own way, so the caller gets `bad_args` for input it sent wrong and
+/// `aborted` for a refusal of the app's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The input does not decode as the method's arguments (see [`input_as`]).
+    BadInput(String),
+    /// The app refused or failed; the message says why.
+    Abort(String),
+}
+
+/// An app's own message is an abort: `Err(format!(...).into())`, and `?` on a `Result<_, String>`.
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Abort(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Self::Abort(message.to_owned())
+    }
+}
+
+/// The call's input, borsh-decoded; input that does not decode is [`Failure::BadInput`].
+pub fn input_as<T: BorshDeserialize>() -> Result<T, Failure> {
+    borsh::from_slice(&input()).map_err(|error| Failure::BadInput(format!("bad input: {error}")))
 }
 
 /// Sets the call's return value.
@@ -107,12 +131,20 @@ pub fn abort(message: &str) -> ! {
     unreachable!("the host never returns from abort")
 }
 
+/// Fails the call as the caller's fault: its input is not what the method takes. Nothing it
+/// wrote is kept.
+pub fn bad_input(message: &str) -> ! {
+    unsafe { sys::bad_input(message.as_ptr() as i32, message.len() as i32) };
+    unreachable!("the host never returns from bad_input")
+}
+
 /// Runs a method body: installs a panic hook that aborts with the panic message, runs `body`,
-/// returns its value borsh-encoded, or aborts the call with its error.
-pub fn entry<T: BorshSerialize>(body: impl FnOnce() -> Result<T, String>) {
+/// returns its value borsh-encoded, or fails the call with its [`Failure`].
+pub fn entry<T: BorshSerialize>(body: impl FnOnce() -> Result<T, Failure>) {
     std::panic::set_hook(Box::new(|info| abort(&info.to_string())));
     match body() {
         Ok(value) => return_bytes(&borsh::to_vec(&value).expect("encoding into a Vec never fails")),
-        Err(message) => abort(&message),
+        Err(Failure::BadInput(message)) => bad_input(&message),
+        Err(Failure::Abort(message)) => abort(&message),
     }
 }

@@ -26,4 +26,5 @@ extern "C" {
     pub(crate) fn time_ms() -> i64;
     pub(crate) fn random(ptr: i32, len: i32);
     pub(crate) fn abort(ptr: i32, len: i32);
+    pub(crate) fn bad_input(ptr: i32, len: i32);
 }

@@ -32,7 +32,7 @@ pub extern "C" fn complete() {
     entry(|| {
         let id: String = input_as()?;
         if state::get(&[TODOS, id.as_bytes(), b"title"]).is_none() {
-            return Err(format!("no to-do {id}"));
+            return Err(format!("no to-do {id}").into());
         }
         state::set_remove(&[OPEN], id.as_bytes());
         state::set(&[TODOS, id.as_bytes(), b"done"], b"1");

@@ -98,7 +98,7 @@ mod tests {
             SyncFailure::ForeignDelta,
             SyncFailure::SnapshotAssembly(AssemblyError::BadPage("empty page")),
             SyncFailure::SnapshotCheckpoint(AdoptError::HeadsMismatch),
-            SyncFailure::SnapshotState(ApplyError::Failed("disk".to_owned())),
+            SyncFailure::SnapshotState(ApplyError::Storage("disk".to_owned())),
             SyncFailure::SnapshotRootMismatch,
         ];
         let labels: std::collections::BTreeSet<&str> = all.iter().map(SyncFailure::label).collect();

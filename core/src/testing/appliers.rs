@@ -191,7 +191,7 @@ impl<A: Applier> Applier for FailingApplier<A> {
     fn apply(&mut self, context: &ContextId, delta: &CausalDelta) -> Result<(), ApplyError> {
         self.attempts.push(delta.id);
         if self.failing.contains(&delta.id) {
-            return Err(ApplyError::Failed(format!("injected failure for {}", delta.id)));
+            return Err(ApplyError::Storage(format!("injected failure for {}", delta.id)));
         }
         self.inner.apply(context, delta)
     }

@@ -29,7 +29,8 @@ pub enum ErrorCode {
     AlreadyJoined,
     /// The app has no such method.
     NoSuchMethod,
-    /// The call's arguments have no borsh form (the API converts them before any app runs).
+    /// The call's arguments have no borsh form (the API converts them before any app runs), or
+    /// the app could not decode its input as the method's arguments.
     BadArgs,
     /// The call used all its fuel.
     OutOfFuel,
@@ -166,6 +167,7 @@ impl ErrorCode {
             CallError::OutOfFuel => Self::OutOfFuel,
             CallError::OutOfMemory { .. } => Self::OutOfMemory,
             CallError::Aborted(_) => Self::Aborted,
+            CallError::BadArgs(_) => Self::BadArgs,
             CallError::LimitExceeded(_) => Self::LimitExceeded,
             CallError::BadAbi(_) => Self::BadAbi,
             CallError::Trap(_) => Self::Trap,
@@ -287,10 +289,11 @@ mod tests {
             CallError::OutOfFuel,
             CallError::OutOfMemory { requested_bytes: 2, max_bytes: 1 },
             CallError::Aborted("bad input".to_owned()),
+            CallError::BadArgs("not a (String, String)".to_owned()),
             CallError::LimitExceeded("value".to_owned()),
             CallError::BadAbi("pointer".to_owned()),
             CallError::Trap("unreachable".to_owned()),
-            CallError::State("disk".to_owned()),
+            CallError::State(rhizome_core::ApplyError::Storage("disk".to_owned())),
             CallError::Config("limits".to_owned()),
             CallError::Uncommitted,
             CallError::NotJoinable("sealed".to_owned()),

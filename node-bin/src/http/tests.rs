@@ -144,6 +144,9 @@ async fn jsonrpc_errors_carry_stable_codes() {
         (rpc("query", json!({"context": context, "method": "nope", "args": ["k"]})), -32012, "no_such_method"),
         (rpc("call", json!({"context": context, "method": "set", "args": [1.5]})), -32013, "bad_args"),
         (rpc("call", json!({"context": context, "method": "set", "args": [null]})), -32013, "bad_args"),
+        // Arguments with a borsh form the app cannot decode as its own: the app says bad_args.
+        (rpc("call", json!({"context": context, "method": "set", "args": ["only a key"]})), -32013, "bad_args"),
+        (rpc("query", json!({"context": context, "method": "get", "input_hex": "ff"})), -32013, "bad_args"),
         (rpc("call", json!({"context": "xyz", "method": "set"})), -32602, "bad_request"),
         (rpc("call", json!({"context": context, "method": "set", "args": [], "input_hex": ""})), -32602, "bad_request"),
         (rpc("call", json!({"context": context, "method": "set", "surprise": 1})), -32602, "bad_request"),

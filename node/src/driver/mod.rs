@@ -18,8 +18,9 @@ use crate::events::{NodeEvent, Subscribers};
 use crate::observer::Observer;
 use crate::store::{CommitBatch, Committer, ContextBackend, InlineCommitter, Store, StoreError};
 use crate::transport::{Transport, TransportEvent};
+use rhizome_core::node::RestoreError;
 use rhizome_core::{Clocks, ContextId, Handled, Input, Keypair, Node, Output, Timestamp};
-use rhizome_runtime::{ContextParts, Runtime, RuntimeOptions, WasmHost};
+use rhizome_runtime::{CallError, ContextParts, Runtime, RuntimeOptions, WasmHost};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,23 +36,50 @@ const INJECTED_DROP_EVERY: u64 = 10;
 /// The longest the loop sleeps without looking at the clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
-/// Why a node could not start.
+/// Why a node could not start. Each cause keeps its own typed error, so a caller (the daemon,
+/// the simulator) can tell a bad disk from a bad module from a bad stored context.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
     /// The database could not be read.
     #[error(transparent)]
     Storage(#[from] StoreError),
-    /// The runtime could not be built or a stored app did not compile.
+    /// The runtime (its WASM engine) could not be built.
     #[error("runtime: {0}")]
-    Runtime(String),
+    Runtime(CallError),
+    /// A stored app module did not install (it no longer compiles or links here).
+    #[error("installing a stored app: {0}")]
+    StoredApp(CallError),
     /// A stored context could not be restored.
     #[error("restoring context {context}: {reason}")]
     Restore {
         /// The context.
         context: ContextId,
         /// Why.
-        reason: String,
+        reason: RestoreFailure,
     },
+}
+
+impl StartError {
+    /// A short stable snake_case label, for logs and the daemon's exit message.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Storage(_) => "storage",
+            Self::Runtime(_) => "runtime",
+            Self::StoredApp(_) => "stored_app",
+            Self::Restore { .. } => "restore",
+        }
+    }
+}
+
+/// Which layer refused a stored context ([`StartError::Restore`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreFailure {
+    /// The runtime could not bind the context's app and state.
+    #[error(transparent)]
+    Runtime(CallError),
+    /// The core refused the stored members, DAG or pending deltas.
+    #[error(transparent)]
+    Core(RestoreError),
 }
 
 /// Why a running node stopped on its own.
@@ -187,19 +215,19 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
     };
     let host = match wasm {
         Some(host) => host,
-        None => WasmHost::new(&options.engine).map_err(|error| StartError::Runtime(error.to_string()))?,
+        None => WasmHost::new(&options.engine).map_err(StartError::Runtime)?,
     };
-    let mut runtime = Runtime::with_host(options, host).map_err(|error| StartError::Runtime(error.to_string()))?;
+    let mut runtime = Runtime::with_host(options, host).map_err(StartError::Runtime)?;
     let mut stored_apps = BTreeSet::new();
     for module in &restored.apps {
-        let app = runtime.install_app(module).map_err(|error| StartError::Runtime(error.to_string()))?;
+        let app = runtime.install_app(module).map_err(StartError::StoredApp)?;
         stored_apps.insert(app);
     }
     for context in &restored.contexts {
         let parts = ContextParts { app: context.record.app, backend: store.context_backend(context.id) };
         runtime
             .restore_context(context.id, parts)
-            .map_err(|error| StartError::Restore { context: context.id, reason: error.to_string() })?;
+            .map_err(|error| StartError::Restore { context: context.id, reason: RestoreFailure::Runtime(error) })?;
     }
     let peer_id = keypair.peer_id();
     let mut node = Node::new(config.core.clone(), keypair, rng_seed, runtime, clock.clocks());
@@ -243,7 +271,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         task.records.insert(context.id, context.record.clone());
         task.node
             .restore_context(context.id, context.record.members, context.applied, context.pending)
-            .map_err(|error| StartError::Restore { context: context.id, reason: error.to_string() })?;
+            .map_err(|error| StartError::Restore { context: context.id, reason: RestoreFailure::Core(error) })?;
         // Handler jobs left from before the restart run now.
         task.handler_due.insert(context.id);
     }

@@ -2,7 +2,11 @@
 //! written in one durable write transaction by a [`CommitJob`], which may run on another thread
 //! while the node stages the next batch (see [`Committer`]).
 
-use super::tables::{context_key, context_range_end, dag_key, pending_key, APPS, CONTEXTS, DAG, PENDING, STATE};
+use super::error::StoredTable;
+use super::read_back::Written;
+use super::tables::{
+    context_key, context_range_end, dag_key, dag_seq, pending_key, APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE,
+};
 use super::{ContextRecord, Overlay, StoreError, StoredEntry};
 use redb::ReadableTable;
 use rhizome_core::{CausalDelta, ContextId, DeltaId};
@@ -73,10 +77,13 @@ impl std::fmt::Debug for CommitJob {
 }
 
 impl CommitJob {
-    /// Writes the job in one durable write transaction. On error nothing of it is durable.
+    /// Writes the job in one durable write transaction, with each touched context's DAG row
+    /// count; in debug and simulator builds, then reads it all back (see [`Written`]). On error
+    /// nothing of it is durable.
     pub fn run(self) -> CommitResult {
         let Self { db, state: overlay, batch } = self;
         let mut stats = CommitStats { state_writes: overlay.len(), dag_rows: 0 };
+        let mut written = Written::default();
         let txn = db.begin_write()?;
         {
             let mut state = txn.open_table(STATE)?;
@@ -93,8 +100,9 @@ impl CommitJob {
                 let end = context_range_end(context);
                 dag.retain_in(start.as_slice()..end.as_slice(), |_, _| false)?;
                 for (seq, entry) in entries.iter().enumerate() {
-                    let bytes = borsh::to_vec(entry)?;
-                    dag.insert(dag_key(context, seq as u64).as_slice(), bytes.as_slice())?;
+                    let (key, bytes) = (dag_key(context, seq as u64), borsh::to_vec(entry)?);
+                    dag.insert(key.as_slice(), bytes.as_slice())?;
+                    written.note(StoredTable::Dag, &key, Some(&bytes));
                 }
                 stats.dag_rows += entries.len();
                 next_seq.insert(*context, entries.len() as u64);
@@ -113,29 +121,44 @@ impl CommitJob {
                         let next = match last {
                             Some(row) => {
                                 let (key, _) = row?;
-                                let mut seq = [0u8; 8];
-                                seq.copy_from_slice(&key.value()[32..40]);
-                                u64::from_be_bytes(seq) + 1
+                                let misfiled = StoreError::Misfiled {
+                                    table: StoredTable::Dag,
+                                    context: *context,
+                                    problem: super::Misfiling::KeyLength,
+                                };
+                                dag_seq(key.value()).ok_or(misfiled)? + 1
                             }
                             None => 0,
                         };
                         next_seq.entry(*context).or_insert(next)
                     }
                 };
-                let bytes = borsh::to_vec(entry)?;
-                dag.insert(dag_key(context, *seq).as_slice(), bytes.as_slice())?;
+                let (key, bytes) = (dag_key(context, *seq), borsh::to_vec(entry)?);
+                dag.insert(key.as_slice(), bytes.as_slice())?;
+                written.note(StoredTable::Dag, &key, Some(&bytes));
                 *seq += 1;
                 stats.dag_rows += 1;
+            }
+            // The count goes with the rows it counts: a restart that finds another number of
+            // rows knows some were lost.
+            let mut applied = txn.open_table(APPLIED)?;
+            for (context, count) in &next_seq {
+                let count = count.to_be_bytes();
+                applied.insert(context.as_bytes().as_slice(), count.as_slice())?;
+                written.note(StoredTable::Applied, context.as_bytes(), Some(&count));
             }
             let mut pending = txn.open_table(PENDING)?;
             for ((context, id), change) in &batch.pending {
                 match change {
                     Some(delta) => {
-                        let bytes = borsh::to_vec(delta.as_ref())?;
-                        pending.insert(pending_key(context, id).as_slice(), bytes.as_slice())?;
+                        let (key, bytes) = (pending_key(context, id), borsh::to_vec(delta.as_ref())?);
+                        pending.insert(key.as_slice(), bytes.as_slice())?;
+                        written.note(StoredTable::Pending, &key, Some(&bytes));
                     }
                     None => {
-                        pending.remove(pending_key(context, id).as_slice())?;
+                        let key = pending_key(context, id);
+                        pending.remove(key.as_slice())?;
+                        written.note(StoredTable::Pending, &key, None);
                     }
                 }
             }
@@ -143,13 +166,16 @@ impl CommitJob {
             for (context, record) in &batch.contexts {
                 let bytes = borsh::to_vec(record)?;
                 contexts.insert(context.as_bytes().as_slice(), bytes.as_slice())?;
+                written.note(StoredTable::Contexts, context.as_bytes(), Some(&bytes));
             }
             let mut apps = txn.open_table(APPS)?;
             for (app, module) in &batch.apps {
                 apps.insert(app.0.as_slice(), module.as_slice())?;
+                written.note(StoredTable::Apps, &app.0, Some(module));
             }
         }
         txn.commit()?;
+        written.verify(&db, &overlay)?;
         Ok(stats)
     }
 }

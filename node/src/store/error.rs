@@ -1,6 +1,8 @@
 //! Why the store failed, by cause. The node stops on any of them (its memory is ahead of its
 //! disk); the cause says whether the disk, the data or the node's own call order is to blame.
 
+use rhizome_core::ContextId;
+
 /// A storage failure. The node stops on one: its memory is ahead of its disk.
 ///
 /// redb's errors are kept as their messages, by kind, so the error stays `Clone` and `Eq` for
@@ -31,6 +33,81 @@ pub enum StoreError {
     /// The committer stopped without answering a commit, so its outcome is unknown.
     #[error("storage: the committer stopped without answering a commit")]
     CommitterGone,
+    /// A stored row is not where its content says it belongs: its key is malformed, or names
+    /// another delta or context than the row holds.
+    #[error("storage: a {table} row of context {context} is misfiled ({problem})")]
+    Misfiled {
+        /// The table.
+        table: StoredTable,
+        /// The context whose key range holds the row.
+        context: ContextId,
+        /// What does not match.
+        problem: Misfiling,
+    },
+    /// A context's DAG rows are not numbered 0, 1, 2...: a row was lost or written twice.
+    #[error("storage: context {context}'s DAG row {found} stands where row {expected} belongs")]
+    DagGap {
+        /// The context.
+        context: ContextId,
+        /// The sequence number the next row should have.
+        expected: u64,
+        /// The one it has.
+        found: u64,
+    },
+    /// A context holds another number of DAG rows than was committed with them.
+    #[error("storage: context {context} has {found} DAG rows, {stored} were committed")]
+    AppliedCountMismatch {
+        /// The context.
+        context: ContextId,
+        /// The count committed with the rows.
+        stored: u64,
+        /// The rows found.
+        found: u64,
+    },
+    /// A committed row reads back other than it was written (checked after every commit in
+    /// debug and simulator builds).
+    #[error("storage: a committed {table} row reads back other than it was written")]
+    ReadBack {
+        /// The table.
+        table: StoredTable,
+    },
+}
+
+/// The node's tables, as [`StoreError`] names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+pub enum StoredTable {
+    /// Replicated state and runtime meta.
+    #[error("state")]
+    State,
+    /// Applied DAG entries.
+    #[error("dag")]
+    Dag,
+    /// Pending deltas.
+    #[error("pending")]
+    Pending,
+    /// Joined contexts.
+    #[error("contexts")]
+    Contexts,
+    /// Installed apps.
+    #[error("apps")]
+    Apps,
+    /// Each context's DAG row count.
+    #[error("applied")]
+    Applied,
+}
+
+/// How a stored row is misfiled ([`StoreError::Misfiled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Misfiling {
+    /// The key has the wrong length for its table.
+    #[error("a key of the wrong length")]
+    KeyLength,
+    /// The delta's id is not the one its key names.
+    #[error("the delta's id differs from its key")]
+    DeltaId,
+    /// The delta belongs to another context.
+    #[error("the delta belongs to another context")]
+    Context,
 }
 
 impl StoreError {
@@ -45,6 +122,10 @@ impl StoreError {
             Self::CommitInFlight => "commit_in_flight",
             Self::StateTableClosed => "state_table_closed",
             Self::CommitterGone => "committer_gone",
+            Self::Misfiled { .. } => "misfiled",
+            Self::DagGap { .. } => "dag_gap",
+            Self::AppliedCountMismatch { .. } => "applied_count_mismatch",
+            Self::ReadBack { .. } => "read_back",
         }
     }
 }
@@ -102,6 +183,14 @@ mod tests {
             StoreError::CommitInFlight,
             StoreError::StateTableClosed,
             StoreError::CommitterGone,
+            StoreError::Misfiled {
+                table: StoredTable::Pending,
+                context: ContextId::hash_of(b"c"),
+                problem: Misfiling::DeltaId,
+            },
+            StoreError::DagGap { context: ContextId::hash_of(b"c"), expected: 1, found: 2 },
+            StoreError::AppliedCountMismatch { context: ContextId::hash_of(b"c"), stored: 2, found: 1 },
+            StoreError::ReadBack { table: StoredTable::State },
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(StoreError::label).collect();
         assert_eq!(labels.len(), all.len());

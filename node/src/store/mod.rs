@@ -9,22 +9,24 @@
 mod backend;
 mod commit;
 mod error;
+mod read_back;
 mod records;
+mod restore;
 mod tables;
 
 pub use backend::ContextBackend;
 pub(crate) use commit::CommitBatch;
 pub use commit::{CommitJob, CommitResult, CommitStats, Committer, InlineCommitter};
-pub use error::StoreError;
+pub use error::{Misfiling, StoreError, StoredTable};
 pub use records::ContextRecord;
 pub(crate) use records::StoredEntry;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 use rhizome_core::dag::RestoredEntry;
 use rhizome_core::{CausalDelta, ContextId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tables::{context_key, context_range_end, APPS, CONTEXTS, DAG, PENDING, STATE};
+use tables::{APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE};
 
 /// State writes staged since the last commit: `context ‖ key → value` (`None` deletes).
 type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -119,7 +121,7 @@ impl Store {
     /// Opens (or initialises) the tables of `db`.
     pub fn open(db: redb::Database) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
-        for table in [STATE, DAG, PENDING, CONTEXTS, APPS] {
+        for table in [STATE, DAG, PENDING, CONTEXTS, APPS, APPLIED] {
             txn.open_table(table)?;
         }
         txn.commit()?;
@@ -170,42 +172,6 @@ impl Store {
         let result = self.begin_commit(batch)?.run();
         self.end_commit();
         result
-    }
-
-    /// Reads everything a restart needs.
-    pub fn load(&self) -> Result<Restored, StoreError> {
-        let shared = self.lock();
-        let txn = shared.db.begin_read()?;
-        let mut restored = Restored::default();
-        let apps = txn.open_table(APPS)?;
-        for row in apps.iter()? {
-            let (_, module) = row?;
-            restored.apps.push(module.value().to_vec());
-        }
-        let contexts = txn.open_table(CONTEXTS)?;
-        let dag = txn.open_table(DAG)?;
-        let pending = txn.open_table(PENDING)?;
-        for row in contexts.iter()? {
-            let (key, value) = row?;
-            let id = ContextId::from_bytes(key.value().try_into()?);
-            let record: ContextRecord = borsh::from_slice(value.value())?;
-            let start = context_key(&id, &[]);
-            let end = context_range_end(&id);
-            let mut applied = Vec::new();
-            for row in dag.range(start.as_slice()..end.as_slice())? {
-                let (_, value) = row?;
-                let entry: StoredEntry = borsh::from_slice(value.value())?;
-                applied.push(entry.into_restored());
-            }
-            let mut waiting = Vec::new();
-            for row in pending.range(start.as_slice()..end.as_slice())? {
-                let (_, value) = row?;
-                let delta: CausalDelta = borsh::from_slice(value.value())?;
-                waiting.push(Arc::new(delta));
-            }
-            restored.contexts.push(RestoredContext { id, record, applied, pending: waiting });
-        }
-        Ok(restored)
     }
 
     fn read_state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -14,6 +14,18 @@ pub(crate) const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub(crate) const CONTEXTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contexts");
 /// Installed app modules: `app id → wasm bytes`.
 pub(crate) const APPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("apps");
+/// How many DAG rows each context has, written with the rows it counts: `context → u64 (BE)`.
+/// A restart compares it with the rows it finds, so a lost or extra DAG row is an error at
+/// start, not a silently shorter history. A database from before this table has no count, and
+/// nothing to compare, until its next commit writes one.
+pub(crate) const APPLIED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("applied");
+
+/// Bytes of a context id, the prefix of every context's keys.
+pub(crate) const CONTEXT_KEY_BYTES: usize = 32;
+/// Bytes of a DAG key: the context id, then the sequence number (u64 big-endian).
+pub(crate) const DAG_KEY_BYTES: usize = CONTEXT_KEY_BYTES + 8;
+/// Bytes of a pending key: the context id, then the delta id.
+pub(crate) const PENDING_KEY_BYTES: usize = CONTEXT_KEY_BYTES + 32;
 
 pub(crate) fn context_key(context: &ContextId, suffix: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(32 + suffix.len());
@@ -24,6 +36,12 @@ pub(crate) fn context_key(context: &ContextId, suffix: &[u8]) -> Vec<u8> {
 
 pub(crate) fn dag_key(context: &ContextId, seq: u64) -> Vec<u8> {
     context_key(context, &seq.to_be_bytes())
+}
+
+/// The sequence number of a DAG key, if it has a DAG key's length.
+pub(crate) fn dag_seq(key: &[u8]) -> Option<u64> {
+    let seq: [u8; 8] = key.get(CONTEXT_KEY_BYTES..)?.try_into().ok()?;
+    (key.len() == DAG_KEY_BYTES).then_some(u64::from_be_bytes(seq))
 }
 
 pub(crate) fn pending_key(context: &ContextId, id: &DeltaId) -> Vec<u8> {

@@ -345,3 +345,55 @@ async fn received_data_waits_for_the_next_commit_and_a_crash_costs_only_that() {
     let (b, _b_join) = launch(&hub, 8, &b_path);
     assert_eq!(get(&b, context, "theirs4").await.as_deref(), Some("v"), "committed by the clean shutdown");
 }
+
+/// A corrupt stored row stops the start with its typed reason: the node never panics on it,
+/// and the daemon can say which row broke.
+#[tokio::test]
+async fn a_misfiled_or_lost_row_refuses_the_start_with_a_typed_error() {
+    const DAG: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("dag");
+    let hub = Hub::default();
+    let (a_path, b_path) = (db_path("corrupt-a.redb"), db_path("corrupt-b.redb"));
+    let (a, a_join) = launch(&hub, 5, &a_path);
+    let (b, _b_join) = launch(&hub, 6, &b_path);
+    let context = shared_context(&a, &b, "kv_store", 9).await;
+    for index in 0..3 {
+        a.call(context, "set", set(&format!("k{index}"), "v")).await.unwrap();
+    }
+    a.shutdown().await.unwrap();
+    a_join.await.unwrap();
+    hub.inboxes.lock().unwrap().remove(&keypair(5).peer_id());
+
+    // The disk loses the context's newest DAG row.
+    let db = open_db(&a_path);
+    let txn = db.begin_write().unwrap();
+    let rows = {
+        let mut dag = txn.open_table(DAG).unwrap();
+        let (start, mut end) = (context.as_bytes().to_vec(), context.as_bytes().to_vec());
+        end.push(0xff);
+        let keys: Vec<Vec<u8>> = redb::ReadableTable::range(&dag, start.as_slice()..end.as_slice())
+            .unwrap()
+            .map(|row| row.unwrap().0.value().to_vec())
+            .collect();
+        assert!(keys.len() >= 3, "every write's row was stored");
+        dag.remove(keys[keys.len() - 1].as_slice()).unwrap();
+        keys.len() as u64
+    };
+    txn.commit().unwrap();
+    drop(db);
+
+    let parts = NodeParts {
+        config: NodeConfig::default(),
+        keypair: keypair(5),
+        rng_seed: 5,
+        transport: hub.join(keypair(5).peer_id()),
+        clock: Arc::new(FixedClock),
+        db: open_db(&a_path),
+        wasm: None,
+        observer: None,
+        committer: None,
+    };
+    let Err(error) = start(parts) else { panic!("a node started on a database that lost a row") };
+    let expected = rhizome_node::store::StoreError::AppliedCountMismatch { context, stored: rows, found: rows - 1 };
+    assert_eq!(error, rhizome_node::StartError::Storage(expected));
+    assert_eq!(error.label(), "storage");
+}

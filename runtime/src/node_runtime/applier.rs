@@ -25,8 +25,8 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
             .get(context)
             .and_then(|runtime| self.apps.get(&runtime.app))
             .is_some_and(|app| app.has_method(EVENT_HANDLER_EXPORT));
-        let runtime = self.contexts.get_mut(context).ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
-        let store = runtime.state.as_mut().ok_or_else(|| ApplyError::Failed("state store missing".to_owned()))?;
+        let runtime = self.contexts.get_mut(context).ok_or(ApplyError::UnknownContext)?;
+        let store = runtime.state.as_mut().ok_or(ApplyError::NoStateStore)?;
         let mut txn = Txn::new(store);
         for (index, action) in actions.iter().enumerate() {
             let stamp = Stamp { hlc: delta.hlc, author: delta.author, index: index as u32 };
@@ -69,7 +69,7 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
             meta.insert(queued_key(&job.delta, job.index), Some(Vec::new()));
         }
         // One batch: the state changes, the completed job and the new jobs land together.
-        store.commit(writes, meta).map_err(|error| ApplyError::Failed(error.to_string()))?;
+        store.commit(writes, meta).map_err(|error| ApplyError::Storage(error.0))?;
         runtime.pending_jobs = runtime.pending_jobs + new_jobs.len() - completed;
         if local && self.open.as_ref().is_some_and(|open| open.hlc == delta.hlc) {
             self.open = None;
@@ -88,11 +88,8 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
     }
 
     fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError> {
-        let store = self
-            .contexts
-            .get(context)
-            .and_then(|runtime| runtime.state.as_ref())
-            .ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
+        let store =
+            self.contexts.get(context).and_then(|runtime| runtime.state.as_ref()).ok_or(ApplyError::UnknownContext)?;
         let bytes = rhizome_core::wire::encode(&store.entries());
         if bytes.len() > max_bytes {
             return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
@@ -110,8 +107,8 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         if actual != *expected_root {
             return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
         }
-        let runtime = self.contexts.get_mut(context).ok_or_else(|| ApplyError::Failed("unknown context".to_owned()))?;
-        let store = runtime.state.as_mut().ok_or_else(|| ApplyError::Failed("state store missing".to_owned()))?;
-        store.replace_all(entries).map_err(|error| ApplyError::Failed(error.to_string()))
+        let runtime = self.contexts.get_mut(context).ok_or(ApplyError::UnknownContext)?;
+        let store = runtime.state.as_mut().ok_or(ApplyError::NoStateStore)?;
+        store.replace_all(entries).map_err(|error| ApplyError::Storage(error.0))
     }
 }

@@ -7,7 +7,7 @@ use crate::payload::AppPayload;
 use crate::state::{KvBackend, StagedWrites};
 use crate::wasm::call::{run_export, CallBase, CallInput, CallState};
 use crate::wasm::error::CallError;
-use rhizome_core::{ContextId, Hlc};
+use rhizome_core::{ApplyError, ContextId, Hlc};
 
 /// The result of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
             return failed(CallError::NoSuchMethod(method.to_owned()), base);
         }
         let Some(store) = runtime.state.take() else {
-            return failed(CallError::State("state store missing".to_owned()), base);
+            return failed(CallError::State(ApplyError::NoStateStore), base);
         };
         let state = CallState::new(store, call, method, &self.options.limits, base);
         let (state, result, fuel_used) =

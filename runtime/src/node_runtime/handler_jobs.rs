@@ -8,7 +8,7 @@ use crate::payload::AppPayload;
 use crate::state::{KvBackend, StagedWrites};
 use crate::wasm::app::EVENT_HANDLER_EXPORT;
 use crate::wasm::error::CallError;
-use rhizome_core::{ContextId, DeltaId, Hlc};
+use rhizome_core::{ApplyError, ContextId, DeltaId, Hlc};
 
 /// What one step of a context's handler queue did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +51,10 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
     /// Deletes a handler job (its handler wrote nothing, failed, or did not decode).
     fn finish_job(&mut self, context: &ContextId, key: Vec<u8>) -> Result<(), CallError> {
         let runtime = self.contexts.get_mut(context).ok_or(CallError::UnknownContext)?;
-        let store = runtime.state.as_mut().ok_or(CallError::State("state store missing".to_owned()))?;
+        let store = runtime.state.as_mut().ok_or(CallError::State(ApplyError::NoStateStore))?;
         store
             .commit(StagedWrites::new(), StagedWrites::from([(key, None)]))
-            .map_err(|error| CallError::State(error.to_string()))?;
+            .map_err(|error| CallError::State(ApplyError::Storage(error.0)))?;
         runtime.pending_jobs -= 1;
         Ok(())
     }
@@ -66,7 +66,7 @@ impl<B: KvBackend + Default + 'static> Runtime<B> {
         if runtime.pending_jobs == 0 {
             return Ok(HandlerStep::Idle);
         }
-        let store = runtime.state.as_ref().ok_or(CallError::State("state store missing".to_owned()))?;
+        let store = runtime.state.as_ref().ok_or(CallError::State(ApplyError::NoStateStore))?;
         let Some((key, bytes)) = store.first_with_prefix(JOB_PREFIX) else { return Ok(HandlerStep::Idle) };
         let Ok(job) = borsh::from_slice::<HandlerJob>(&bytes) else {
             // A job that does not decode never will: drop it rather than block the queue.

@@ -122,9 +122,7 @@ impl<B: KvBackend> CallState<B> {
         self.grow_payload(borsh::object_length(&action).unwrap_or(usize::MAX))?;
         let index = self.first_action_index.saturating_add(self.actions.len() as u32);
         let stamp = Stamp { hlc: self.hlc, author: self.caller, index };
-        let written = self
-            .with_txn(|txn| crate::merge::apply_action(txn, &action, stamp))
-            .map_err(|error| CallError::State(error.to_string()))?;
+        let written = self.with_txn(|txn| crate::merge::apply_action(txn, &action, stamp)).map_err(CallError::State)?;
         self.actions.push(action);
         Ok(written)
     }

@@ -37,6 +37,10 @@ pub enum CallError {
     /// The guest called `abort`.
     #[error("aborted: {0}")]
     Aborted(String),
+    /// The guest refused the call's input: it does not decode as the method's arguments
+    /// (the guest called `bad_input`, as the SDK's `input_as` does).
+    #[error("bad arguments: {0}")]
+    BadArgs(String),
     /// The guest broke a bound (value, key, event, action, input or return size).
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
@@ -46,9 +50,10 @@ pub enum CallError {
     /// Any other trap (unreachable, division by zero, stack overflow...).
     #[error("trap: {0}")]
     Trap(String),
-    /// The state store is corrupt.
+    /// The call's state could not be read or written: the store is missing, corrupt or
+    /// refused a batch (the host's fault, never the guest's).
     #[error("state error: {0}")]
-    State(String),
+    State(rhizome_core::ApplyError),
     /// The runtime's configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -90,6 +95,7 @@ impl CallError {
             Self::OutOfFuel => "out_of_fuel",
             Self::OutOfMemory { .. } => "out_of_memory",
             Self::Aborted(_) => "aborted",
+            Self::BadArgs(_) => "bad_args",
             Self::LimitExceeded(_) => "limit_exceeded",
             Self::BadAbi(_) => "bad_abi",
             Self::Trap(_) => "trap",
@@ -129,10 +135,11 @@ mod tests {
             CallError::OutOfFuel,
             CallError::OutOfMemory { requested_bytes: 2, max_bytes: 1 },
             CallError::Aborted(String::new()),
+            CallError::BadArgs(String::new()),
             CallError::LimitExceeded(String::new()),
             CallError::BadAbi(String::new()),
             CallError::Trap(String::new()),
-            CallError::State(String::new()),
+            CallError::State(rhizome_core::ApplyError::NoStateStore),
             CallError::Config(String::new()),
             CallError::Uncommitted,
             CallError::NotJoinable(String::new()),

@@ -90,7 +90,7 @@ fn read_value<B: KvBackend>(caller: &mut Ctx<'_, B>, ptr: i32, len: i32) -> wasm
 }
 
 fn state_error(error: rhizome_core::ApplyError) -> wasmtime::Error {
-    fail(CallError::State(error.to_string()))
+    fail(CallError::State(error))
 }
 
 /// Reads through the call's view of state (committed state plus the call's own writes).
@@ -379,6 +379,14 @@ pub(crate) fn linker<B: KvBackend + 'static>(engine: &Engine) -> wasmtime::Resul
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_else(|_| "(unreadable message)".to_owned());
         Err(fail(CallError::Aborted(message)))
+    })?;
+    // The caller's input does not decode as the method's arguments: the caller's fault, told
+    // apart from the app's own `abort` so the API can answer `bad_args`.
+    linker.func_wrap(m, "bad_input", |mut caller: Ctx<'_, B>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        let message = read_bytes(&mut caller, ptr, len, 4096, "bad input message")
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|_| "(unreadable message)".to_owned());
+        Err(fail(CallError::BadArgs(message)))
     })?;
     Ok(linker)
 }

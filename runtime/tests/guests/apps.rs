@@ -166,6 +166,24 @@ fn an_app_abort_fails_the_call_and_changes_nothing() {
 }
 
 #[test]
+fn input_an_sdk_app_cannot_decode_is_bad_args_not_an_abort() {
+    let mut a = Replica::new(1, &module("kv_store"));
+    let root = a.root();
+    // One string where `set` takes two; then bytes that are no borsh string at all.
+    let one_string = a.call::<_, ()>("set", &"k".to_owned()).unwrap_err();
+    assert!(matches!(&one_string, CallError::BadArgs(message) if message.starts_with("bad input")), "{one_string:?}");
+    assert_eq!(one_string.label(), "bad_args");
+    assert!(one_string.is_guest_fault(), "the same input fails the same way again");
+    assert!(matches!(a.call_raw("get", vec![0xff]), Err(CallError::BadArgs(_))));
+    assert_eq!(a.root(), root);
+    assert!(a.deltas.is_empty());
+    // The app's own refusals stay aborts.
+    let mut todo = Replica::new(2, &module("todo"));
+    assert!(matches!(todo.call::<_, ()>("complete", &"nope".to_owned()), Err(CallError::Aborted(_))));
+    a.call::<_, ()>("set", &("k".to_owned(), "v".to_owned())).unwrap();
+}
+
+#[test]
 fn an_oversized_value_is_refused() {
     let mut a = Replica::new(1, &module("kv_store"));
     let root = a.root();

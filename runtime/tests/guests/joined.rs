@@ -58,7 +58,7 @@ fn a_failed_call_leaves_the_open_delta_as_it_was() {
         ("set", encoded(&("other".to_owned(), "second".to_owned()))),
     ]);
     assert!(outcomes[0].is_ok() && outcomes[3].is_ok());
-    assert!(matches!(outcomes[1], Err(CallError::Aborted(_))), "{:?}", outcomes[1]);
+    assert!(matches!(outcomes[1], Err(CallError::BadArgs(_))), "undecodable input: {:?}", outcomes[1]);
     assert!(matches!(outcomes[2], Err(CallError::NoSuchMethod(_))), "{:?}", outcomes[2]);
     assert_eq!(a.deltas.len(), 1);
     assert_eq!(a.call::<_, Option<String>>("get", &"k".to_owned()).unwrap().as_deref(), Some("first"));

@@ -6,7 +6,7 @@
 //! fault phase, each poll of the liveness phase). The first breach is kept with its node and
 //! time.
 
-use crate::outcome::CheckResult;
+use crate::outcome::{CheckName, CheckResult};
 use rhizome_core::Limits;
 
 /// The largest queues seen so far, and the first that broke a limit.
@@ -51,8 +51,8 @@ impl QueueBounds {
             self.max_pending, limits.max_pending_deltas, self.max_snapshot_buffer, limits.max_snapshot_buffer_deltas
         );
         match &self.first_breach {
-            None => CheckResult::new("bounded", true, maxima),
-            Some(breach) => CheckResult::new("bounded", false, format!("{breach}; {maxima}")),
+            None => CheckResult::new(CheckName::Bounded, true, maxima),
+            Some(breach) => CheckResult::new(CheckName::Bounded, false, format!("{breach}; {maxima}")),
         }
     }
 }

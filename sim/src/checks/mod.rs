@@ -5,7 +5,7 @@ mod bounded;
 
 pub(crate) use bounded::QueueBounds;
 
-use crate::outcome::CheckResult;
+use crate::outcome::{CheckName, CheckResult};
 use crate::record::Ack;
 use crate::scenario::Scenario;
 use rhizome_core::{AuthorKey, ContextId, DeltaId};
@@ -30,7 +30,7 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
     let mut results = Vec::new();
     let checks = &scenario.checks;
     results.push(CheckResult::new(
-        "storage",
+        CheckName::Storage,
         storage_failures.is_empty(),
         if storage_failures.is_empty() {
             "every node opened its database and committed".to_owned()
@@ -49,7 +49,7 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
     if checks.convergence {
         results.push(match converged_at {
             Some(at) => CheckResult::new(
-                "convergence",
+                CheckName::Convergence,
                 true,
                 format!(
                     "{} live nodes agree on root and heads {:.3} s into the liveness phase",
@@ -57,7 +57,7 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
                     at.as_secs_f64()
                 ),
             ),
-            None => CheckResult::new("convergence", false, divergence_detail(context, live, &statuses).await),
+            None => CheckResult::new(CheckName::Convergence, false, divergence_detail(context, live, &statuses).await),
         });
     }
     if checks.no_lost_writes {
@@ -84,11 +84,11 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
         let deltas = ids.iter().collect::<std::collections::BTreeSet<_>>().len();
         results.push(match failure {
             None => CheckResult::new(
-                "no lost writes",
+                CheckName::NoLostWrites,
                 true,
                 format!("{} acknowledged writes ({deltas} deltas) on all {} live nodes", acks.len(), live.len()),
             ),
-            Some(detail) => CheckResult::new("no lost writes", false, detail),
+            Some(detail) => CheckResult::new(CheckName::NoLostWrites, false, detail),
         });
     }
     if checks.handlers_exactly_once && scenario.workload.app.has_event_handlers() {
@@ -154,7 +154,7 @@ async fn handler_check(context: ContextId, live: &[(usize, NodeHandle)], acks: &
         let key = *authors[index].as_bytes();
         let seen = match handle.query(context, "seen_count", borsh::to_vec(&key).expect("encode")).await {
             Ok(bytes) => borsh::from_slice::<i64>(&bytes).unwrap_or(-1),
-            Err(error) => return CheckResult::new("handlers exactly once", false, format!("n{index}: {error}")),
+            Err(error) => return CheckResult::new(CheckName::HandlersExactlyOnce, false, format!("n{index}: {error}")),
         };
         if seen != expected {
             // The counters cover the node's current incarnation only (they restart with it).
@@ -171,7 +171,7 @@ async fn handler_check(context: ContextId, live: &[(usize, NodeHandle)], acks: &
                 Err(error) => format!("status unavailable: {error}"),
             };
             return CheckResult::new(
-                "handlers exactly once",
+                CheckName::HandlersExactlyOnce,
                 false,
                 format!(
                     "n{index} handled {seen} Added events from other nodes in context {context}, expected {expected} ({counters})"
@@ -180,7 +180,7 @@ async fn handler_check(context: ContextId, live: &[(usize, NodeHandle)], acks: &
         }
     }
     CheckResult::new(
-        "handlers exactly once",
+        CheckName::HandlersExactlyOnce,
         true,
         format!("every node handled each of the others' {} adds once", acks.len()),
     )

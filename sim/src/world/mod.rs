@@ -12,7 +12,7 @@ mod workload;
 
 use crate::checks::{self, QueueBounds};
 use crate::figures::{figures, RunTotals};
-use crate::outcome::RunOutcome;
+use crate::outcome::{CheckName, RunOutcome};
 use crate::record::SharedRecorder;
 use crate::scenario::Scenario;
 use cluster::Cluster;
@@ -27,7 +27,7 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     let recorder = SharedRecorder::new(trace);
     let mut cluster = match Cluster::build(&scenario, seed, start, &recorder) {
         Ok(cluster) => cluster,
-        Err(error) => return RunOutcome::setup_failure("setup", error),
+        Err(error) => return RunOutcome::setup_failure(CheckName::Setup, error),
     };
     cluster.boot_initial(scenario.nodes);
     let workload = Workload::spawn(&scenario, seed, &cluster.handle_slots(), cluster.shared.context, start, &recorder);

@@ -90,6 +90,9 @@ pub struct NodeMetrics {
     /// Local writes refused because the application read the state at other heads than the
     /// delta's parents.
     pub local_heads_mismatches: u64,
+    /// Inputs whose wall clock jumped against the monotonic one by more than the HLC drift
+    /// bound since the last input (a clock step; the HLC and drift checks feel it, timers not).
+    pub wall_clock_steps: u64,
     /// Heartbeats no newer than the last one taken from their sender (replays), ignored.
     pub heartbeats_replayed: u64,
     /// Heartbeats naming a sender other than their gossip publisher, ignored.

@@ -11,8 +11,9 @@
 //!   nodes. The HLC, the drift bound on remote deltas and heartbeat sequences read it. It may
 //!   step either way; the HLC stays monotone on its own.
 //!
-//! A plain [`Timestamp`] converts into [`Clocks`] with both clocks equal (its milliseconds as the
-//! wall clock), which is what tests and the in-process cluster want.
+//! With the `testing` feature, a plain [`Timestamp`] converts into [`Clocks`] with both clocks
+//! equal (its milliseconds as the wall clock), which is what tests and the in-process cluster
+//! want; a driver always passes both.
 
 use std::time::Duration;
 
@@ -85,6 +86,9 @@ impl Clocks {
     }
 }
 
+/// Tests and the in-process harnesses only: a driver must pass a real wall clock, or its HLC and
+/// heartbeat sequences would count from its monotonic epoch.
+#[cfg(any(test, feature = "testing"))]
 impl From<Timestamp> for Clocks {
     /// One clock for both: the wall clock reads the timestamp's milliseconds.
     fn from(now: Timestamp) -> Self {

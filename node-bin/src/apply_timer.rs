@@ -29,7 +29,7 @@ impl ApplyTimer {
 }
 
 impl Observer for ApplyTimer {
-    fn on_input(&mut self, _now: Timestamp, _input: &Input) {
+    fn on_input(&mut self, _now: rhizome_core::Clocks, _input: &Input) {
         // The binary may read the wall clock; the node's own time may be skewed or virtual.
         self.input_started = Some(Instant::now());
     }
@@ -68,7 +68,10 @@ mod tests {
         let mut timer = ApplyTimer::new(metrics.clone());
         timer.on_output(Timestamp::ZERO, &applied(false));
         assert_eq!(count(&metrics), "rhizome_delta_apply_seconds_count 0", "nothing timed before any input");
-        timer.on_input(Timestamp::ZERO, &Input::PeerUp { peer: PeerId::from_bytes([2; 32]) });
+        timer.on_input(
+            rhizome_core::Clocks::new(Timestamp::ZERO, 0),
+            &Input::PeerUp { peer: PeerId::from_bytes([2; 32]) },
+        );
         timer.on_output(Timestamp::ZERO, &applied(false));
         timer.on_output(Timestamp::ZERO, &applied(false));
         timer.on_output(Timestamp::ZERO, &applied(true));

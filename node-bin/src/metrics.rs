@@ -263,6 +263,18 @@ impl Collector for NodeCollector {
         )?;
         counter(
             e,
+            "rhizome_local_heads_mismatches",
+            "Local writes refused: the app read the state at other heads than its delta's parents",
+            core.local_heads_mismatches,
+        )?;
+        counter(
+            e,
+            "rhizome_wall_clock_steps",
+            "Inputs whose wall clock jumped against the monotonic clock by more than the HLC drift bound",
+            core.wall_clock_steps,
+        )?;
+        counter(
+            e,
             "rhizome_divergences_detected",
             "Silent divergences detected (equal heads, different roots)",
             core.divergences_detected,

@@ -147,14 +147,16 @@ impl NodeObserver {
 }
 
 impl rhizome_node::Observer for NodeObserver {
-    fn on_input(&mut self, now: Timestamp, input: &Input) {
+    fn on_input(&mut self, now: rhizome_core::Clocks, input: &Input) {
         let at = self.elapsed();
         let mut recorder = self.recorder.lock();
         recorder.events += 1;
         let tracing = recorder.trace_lines.is_some();
         let hasher = &mut recorder.trace;
         hasher.update(&(self.index as u64).to_le_bytes());
-        hasher.update(&now.as_nanos().to_le_bytes());
+        hasher.update(&now.monotonic.as_nanos().to_le_bytes());
+        // The wall clock drives the HLC and drift checks, so a skew is part of the trace.
+        hasher.update(&now.wall_ms.to_le_bytes());
         let line = match input {
             Input::Gossip { from, bytes } => {
                 hasher.update(b"gossip").update(from.as_bytes()).update(bytes);
@@ -188,7 +190,11 @@ impl rhizome_node::Observer for NodeObserver {
             Input::LocalWrite { context, payload, basis } => {
                 hasher.update(b"write").update(context.as_bytes()).update(payload);
                 if let Some(basis) = basis {
-                    hasher.update(format!("{:?}", basis.hlc).as_bytes());
+                    let hlc = basis.hlc;
+                    hasher
+                        .update(&hlc.physical_ms.to_le_bytes())
+                        .update(&hlc.logical.to_le_bytes())
+                        .update(&hlc.node.to_le_bytes());
                     basis.heads.iter().for_each(|head| {
                         hasher.update(&head.0);
                     });

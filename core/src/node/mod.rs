@@ -136,8 +136,14 @@ pub struct Node<A: Applier> {
     clock: HlcClock,
     /// The latest monotonic time given; never goes back.
     now: Timestamp,
-    /// The latest wall-clock time given, Unix milliseconds; may go back (the HLC does not).
+    /// The wall-clock time of the input being handled, Unix milliseconds; may go back (the HLC
+    /// does not).
     wall_ms: u64,
+    /// `wall_ms − monotonic ms` at the last input: a jump in it is a wall-clock step.
+    wall_offset_ms: i64,
+    /// The highest heartbeat sequence sent in any context: a context joined (again) starts from
+    /// it, so leaving and rejoining never repeats a sequence.
+    heartbeat_high_water: u64,
     applier: A,
     replicas: BTreeMap<ContextId, Replica>,
     connected: BTreeSet<PeerId>,
@@ -185,6 +191,8 @@ impl<A: Applier> Node<A> {
             clock: HlcClock::new(u64::from_le_bytes(node_tag)),
             now,
             wall_ms,
+            wall_offset_ms: wall_offset_ms(now, wall_ms),
+            heartbeat_high_water: 0,
             applier,
             replicas: BTreeMap::new(),
             connected: BTreeSet::new(),
@@ -272,7 +280,9 @@ impl<A: Applier> Node<A> {
         if self.replicas.len() >= self.config.limits.max_contexts {
             return Err(NodeError::TooManyContexts { max: self.config.limits.max_contexts });
         }
-        self.replicas.insert(context, Replica::new(context, members, &self.config.limits));
+        let mut replica = Replica::new(context, members, &self.config.limits);
+        replica.heartbeat_sequence = self.heartbeat_high_water;
+        self.replicas.insert(context, replica);
         Ok(())
     }
 
@@ -582,6 +592,16 @@ impl<A: Applier> Node<A> {
         // wall clock is taken as given: it may step back, and the HLC copes with that itself.
         self.now = self.now.max(now.monotonic);
         self.wall_ms = now.wall_ms;
+        // The two clocks drift apart slowly; a jump beyond the drift bound is a step (an
+        // operator, NTP, a skew fault). Timers do not care, but the HLC and the drift check do:
+        // a step back makes honest peers' deltas look early, a step forward makes ours look
+        // early to them. Count it so an operator can see why.
+        let offset = wall_offset_ms(now.monotonic, now.wall_ms);
+        if offset.abs_diff(self.wall_offset_ms) > self.config.limits.max_hlc_drift_ms {
+            self.metrics.wall_clock_steps += 1;
+            tracing::warn!(step_ms = offset - self.wall_offset_ms, "the wall clock stepped");
+        }
+        self.wall_offset_ms = offset;
     }
 
     fn random_index(&mut self, len: usize) -> usize {
@@ -619,6 +639,11 @@ impl<A: Applier> Node<A> {
         let index = self.random_index(candidates.len());
         Some(candidates[index])
     }
+}
+
+/// How far the wall clock is ahead of the monotonic one, in milliseconds.
+fn wall_offset_ms(monotonic: Timestamp, wall_ms: u64) -> i64 {
+    i64::try_from(wall_ms).unwrap_or(i64::MAX).saturating_sub(i64::try_from(monotonic.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

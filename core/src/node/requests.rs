@@ -208,6 +208,14 @@ impl<A: Applier> Node<A> {
 
     pub(super) fn on_peer_down(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
+        // A peer that comes back may have restarted with its wall clock stepped back, and its
+        // heartbeats would all look like replays of the last one we took: forget that one. A
+        // replay can then roll its view back only until its next heartbeat.
+        for replica in self.replicas.values_mut() {
+            if let Some(view) = replica.peers.get_mut(&peer) {
+                view.heartbeat_sequence = 0;
+            }
+        }
         for id in self.requests.ids_where(|request| request.peer == peer) {
             if let Some(request) = self.take_request(&id) {
                 self.on_request_failed(request, SyncFailure::PeerDisconnected);

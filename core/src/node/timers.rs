@@ -44,6 +44,7 @@ impl<A: Applier> Node<A> {
         // The wall clock makes it grow across restarts; the increment, between two in one
         // millisecond or after the clock stepped back.
         replica.heartbeat_sequence = (replica.heartbeat_sequence + 1).max(wall_ms);
+        self.heartbeat_high_water = self.heartbeat_high_water.max(replica.heartbeat_sequence);
         let replica = &self.replicas[&context];
         let heartbeat = Heartbeat {
             context,

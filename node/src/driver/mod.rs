@@ -383,7 +383,7 @@ impl<T: Transport> NodeTask<T> {
     fn submit(&mut self, now: Clocks, input: Input) -> Handled {
         self.metrics.inputs += 1;
         if let Some(observer) = &mut self.observer {
-            observer.on_input(now.monotonic, &input);
+            observer.on_input(now, &input);
         }
         self.node.handle_input(now, input)
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 struct Kinds(Arc<Mutex<Vec<&'static str>>>);
 
 impl Observer for Kinds {
-    fn on_input(&mut self, _now: Timestamp, input: &Input) {
+    fn on_input(&mut self, _now: rhizome_core::Clocks, input: &Input) {
         let kind = match input {
             Input::Join { .. } => "join",
             Input::SetMembers { .. } => "set_members",

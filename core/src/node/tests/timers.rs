@@ -221,3 +221,16 @@ fn a_wall_clock_step_moves_no_timer_and_the_hlc_follows_the_wall_clock() {
     a.handle_input(at(first_wake, behind_ms), Input::Timeout);
     assert!(a.poll_timeout() > first_wake, "the first timer fired on the monotonic clock");
 }
+
+/// A wall-clock step beyond the drift bound is counted; the slow drift of two clocks is not.
+#[test]
+fn a_wall_clock_step_is_counted() {
+    let mut a = node(1, Config::default());
+    let at = |monotonic: Timestamp, wall_ms: u64| crate::Clocks::new(monotonic, wall_ms);
+    a.handle_input(at(T0.add_millis(1_000), T0.as_millis() + 1_004), Input::Timeout);
+    assert_eq!(a.metrics().wall_clock_steps, 0, "4 ms of drift is no step");
+    a.handle_input(at(T0.add_millis(2_000), T0.as_millis() + 60_000), Input::Timeout);
+    assert_eq!(a.metrics().wall_clock_steps, 1, "a minute forward is");
+    a.handle_input(at(T0.add_millis(3_000), T0.as_millis() + 3_000), Input::Timeout);
+    assert_eq!(a.metrics().wall_clock_steps, 2, "and so is the minute back");
+}

@@ -13,7 +13,8 @@ pub mod transport;
 pub use api::{derive_context_id, ApiError, CallReply, ContextStatus, NodeHandle, NodeStatus};
 pub use clock::Clock;
 pub use driver::{
-    start, CoreNode, DriverMetrics, NodeConfig, NodeFailure, NodeParts, NodeTask, RestoreFailure, StartError,
+    start, AppRuntime, CoreNode, DriverMetrics, NodeConfig, NodeFailure, NodeParts, NodeTask, RestoreFailure,
+    StartError,
 };
 pub use events::{NodeEvent, Subscription};
 pub use observer::Observer;

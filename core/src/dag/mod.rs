@@ -317,7 +317,7 @@ impl DagStore {
     }
 
     /// Adds a delta whose id and signature the caller has verified.
-    pub fn add(&mut self, now: Timestamp, delta: DeltaRef, applier: &mut impl Applier) -> AddOutcome {
+    pub fn add(&mut self, now: Timestamp, delta: DeltaRef, applier: &mut (impl Applier + ?Sized)) -> AddOutcome {
         if delta.context != self.context {
             return AddOutcome::Rejected(RejectReason::WrongContext);
         }
@@ -355,7 +355,7 @@ impl DagStore {
     /// Tries every quarantined delta again, oldest first. Returns the ids applied (including
     /// the cascades they released) and the released pending deltas that failed in turn and
     /// are quarantined now.
-    pub fn retry_quarantined(&mut self, now: Timestamp, applier: &mut impl Applier) -> Retried {
+    pub fn retry_quarantined(&mut self, now: Timestamp, applier: &mut (impl Applier + ?Sized)) -> Retried {
         let mut applied = Vec::new();
         let mut failed = Vec::new();
         for id in self.quarantine.ids() {
@@ -545,7 +545,12 @@ impl DagStore {
         missing
     }
 
-    fn apply_with_cascade(&mut self, now: Timestamp, delta: DeltaRef, applier: &mut impl Applier) -> AddOutcome {
+    fn apply_with_cascade(
+        &mut self,
+        now: Timestamp,
+        delta: DeltaRef,
+        applier: &mut (impl Applier + ?Sized),
+    ) -> AddOutcome {
         if let Err(error) = self.apply_one(&delta, applier) {
             self.put_in_quarantine(now, delta, error.clone());
             return AddOutcome::Quarantined(error);
@@ -562,7 +567,7 @@ impl DagStore {
         &mut self,
         now: Timestamp,
         root: DeltaId,
-        applier: &mut impl Applier,
+        applier: &mut (impl Applier + ?Sized),
         cascade: &mut Vec<DeltaId>,
         quarantined: &mut Vec<DeltaId>,
     ) {
@@ -588,7 +593,7 @@ impl DagStore {
         self.pending.compact();
     }
 
-    fn apply_one(&mut self, delta: &DeltaRef, applier: &mut impl Applier) -> Result<(), ApplyError> {
+    fn apply_one(&mut self, delta: &DeltaRef, applier: &mut (impl Applier + ?Sized)) -> Result<(), ApplyError> {
         let mut height = 0;
         for parent in &delta.parents {
             height = height.max(self.applied[parent].height);

@@ -6,11 +6,10 @@
 
 use super::timer_table::Deadline;
 use super::Node;
-use crate::applier::Applier;
 use crate::ids::{ContextId, PeerId};
 use crate::sync::{SyncMode, SyncReason};
 
-impl<A: Applier> Node<A> {
+impl Node {
     /// Remembers that `context` has a peer ahead, to sync with it once the evidence interval
     /// has passed. A running session needs no entry: its end looks at the evidence.
     pub(super) fn defer_evidence(&mut self, context: ContextId) {

@@ -23,17 +23,17 @@ pub(super) enum Via {
     Replay,
 }
 
-impl<A: Applier> Node<A> {
-    pub(super) fn on_gossip(&mut self, from: PeerId, bytes: &[u8]) {
+impl Node {
+    pub(super) fn on_gossip(&mut self, app: &mut dyn Applier, from: PeerId, bytes: &[u8]) {
         self.metrics.gossip_received += 1;
         match GossipMessage::decode(bytes, &self.config.limits) {
-            Ok(GossipV1::Delta(delta)) => self.ingest_remote(from, delta, Via::Gossip),
-            Ok(GossipV1::Heartbeat(heartbeat)) => self.on_heartbeat(from, heartbeat),
+            Ok(GossipV1::Delta(delta)) => self.ingest_remote(app, from, delta, Via::Gossip),
+            Ok(GossipV1::Heartbeat(heartbeat)) => self.on_heartbeat(app, from, heartbeat),
             Err(error) => self.metrics.count_decode_error(error.label()),
         }
     }
 
-    pub(super) fn ingest_remote(&mut self, from: PeerId, delta: DeltaRef, via: Via) {
+    pub(super) fn ingest_remote(&mut self, app: &mut dyn Applier, from: PeerId, delta: DeltaRef, via: Via) {
         self.metrics.deltas_received += 1;
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
@@ -68,7 +68,7 @@ impl<A: Applier> Node<A> {
             }
             return;
         }
-        self.add_verified(Some(from), delta);
+        self.add_verified(app, Some(from), delta);
     }
 
     /// Checks a delta that is new to us: shape, id, signature, membership, clock bound.
@@ -86,12 +86,12 @@ impl<A: Applier> Node<A> {
 
     /// Adds a verified delta to its DAG and acts on the outcome. `from` is asked for missing
     /// parents at once.
-    pub(super) fn add_verified(&mut self, from: Option<PeerId>, delta: DeltaRef) {
+    pub(super) fn add_verified(&mut self, app: &mut dyn Applier, from: Option<PeerId>, delta: DeltaRef) {
         let context = delta.context;
         let Some(replica) = self.replicas.get_mut(&context) else {
             return;
         };
-        let outcome = replica.dag.add(self.now, delta.clone(), &mut self.applier);
+        let outcome = replica.dag.add(self.now, delta.clone(), app);
         self.report_evicted(context);
         match outcome {
             AddOutcome::Applied { cascade, quarantined } => {
@@ -187,7 +187,7 @@ impl<A: Applier> Node<A> {
         self.metrics.count_rejection(reason.label());
     }
 
-    fn on_heartbeat(&mut self, from: PeerId, heartbeat: Heartbeat) {
+    fn on_heartbeat(&mut self, app: &dyn Applier, from: PeerId, heartbeat: Heartbeat) {
         self.metrics.heartbeats_received += 1;
         let now = self.now;
         let context = heartbeat.context;
@@ -214,7 +214,7 @@ impl<A: Applier> Node<A> {
         view.heads.clone_from(&heartbeat.heads);
         view.root = Some(heartbeat.root);
         let our_heads = replica.dag.heads_vec();
-        let our_root = self.applier.root_hash(&context);
+        let our_root = app.root_hash(&context);
         let dag = &replica.dag;
         let verdict = heartbeat::compare(&our_heads, &our_root, &heartbeat.heads, &heartbeat.root, |id| {
             dag.is_applied(id) || dag.quarantined(id).is_some()

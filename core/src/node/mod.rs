@@ -14,7 +14,7 @@ mod requests;
 mod serve;
 mod session_driver;
 #[cfg(any(test, feature = "testing"))]
-mod shorthand;
+pub(crate) mod test_node;
 mod timer_table;
 mod timers;
 
@@ -27,7 +27,7 @@ use crate::delta::CausalDelta;
 use crate::eviction::BlobIndex;
 use crate::hlc::HlcClock;
 use crate::identity::Keypair;
-use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
+use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId};
 use crate::metrics::NodeMetrics;
 use crate::signature_memo::SignatureMemo;
 use crate::sync::{SyncSession, TrackingPolicy};
@@ -127,7 +127,7 @@ pub enum RestoreError {
 /// One rhizome node: what spans contexts (identity, clock, connections, the request and timer
 /// tables, shared budgets), and a [`Replica`] per context it replicates.
 #[derive(Debug)]
-pub struct Node<A: Applier> {
+pub struct Node {
     config: Config,
     keypair: Keypair,
     peer_id: PeerId,
@@ -144,7 +144,6 @@ pub struct Node<A: Applier> {
     /// The highest heartbeat sequence sent in any context: a context joined (again) starts from
     /// it, so leaving and rejoining never repeats a sequence.
     heartbeat_high_water: u64,
-    applier: A,
     replicas: BTreeMap<ContextId, Replica>,
     connected: BTreeSet<PeerId>,
     tracking_policy: TrackingPolicy,
@@ -162,13 +161,13 @@ pub struct Node<A: Applier> {
     signature_memo: Option<SignatureMemo>,
 }
 
-impl<A: Applier> Node<A> {
+impl Node {
     /// A node with no contexts. `rng_seed` drives every random choice (peer choice, timer
     /// jitter), so the same seed and inputs give the same outputs.
     ///
     /// `now`'s wall clock must share its epoch with every other node's (Unix time on a real node,
     /// virtual time in the simulator): HLC values are compared across nodes.
-    pub fn new(config: Config, keypair: Keypair, rng_seed: u64, applier: A, now: impl Into<Clocks>) -> Self {
+    pub fn new(config: Config, keypair: Keypair, rng_seed: u64, now: impl Into<Clocks>) -> Self {
         let Clocks { monotonic: now, wall_ms } = now.into();
         let peer_id = keypair.peer_id();
         let author = keypair.author_key();
@@ -193,7 +192,6 @@ impl<A: Applier> Node<A> {
             wall_ms,
             wall_offset_ms: wall_offset_ms(now, wall_ms),
             heartbeat_high_water: 0,
-            applier,
             replicas: BTreeMap::new(),
             connected: BTreeSet::new(),
             tracking_policy,
@@ -216,16 +214,21 @@ impl<A: Applier> Node<A> {
 
     /// Feeds one input. Afterwards, drain [`Node::poll_output`]. A local command's result is
     /// returned; every other input returns [`Handled::Taken`].
-    pub fn handle_input(&mut self, now: impl Into<Clocks>, input: Input) -> Handled {
+    ///
+    /// `app` is the application state: the caller owns it and lends it for the input, and it
+    /// must be the same state every time (the node's DAG says what has been applied to it).
+    /// The core applies, imports and exports through it only here and in
+    /// [`Node::restore_context`].
+    pub fn handle_input(&mut self, now: impl Into<Clocks>, input: Input, app: &mut dyn Applier) -> Handled {
         self.advance(now.into());
         let done = |result: Result<Handled, NodeError>| result.unwrap_or_else(Handled::Refused);
         match input {
-            Input::Gossip { from, bytes } => self.on_gossip(from, &bytes),
-            Input::Request { from, request_id, bytes } => self.on_request(from, request_id, &bytes),
-            Input::Response { request_id, bytes } => self.on_response(request_id, &bytes),
-            Input::RequestFailed { request_id, reason } => self.on_transport_failure(request_id, reason),
+            Input::Gossip { from, bytes } => self.on_gossip(app, from, &bytes),
+            Input::Request { from, request_id, bytes } => self.on_request(app, from, request_id, &bytes),
+            Input::Response { request_id, bytes } => self.on_response(app, request_id, &bytes),
+            Input::RequestFailed { request_id, reason } => self.on_transport_failure(app, request_id, reason),
             Input::PeerUp { peer } => self.on_peer_up(peer),
-            Input::PeerDown { peer } => self.on_peer_down(peer),
+            Input::PeerDown { peer } => self.on_peer_down(app, peer),
             Input::BlobCached { id, size_bytes } => {
                 self.blobs.insert(id, size_bytes, self.now);
                 if self.blobs.len() > self.config.limits.max_tracked_blobs {
@@ -234,16 +237,16 @@ impl<A: Applier> Node<A> {
             }
             Input::BlobAccessed { id } => self.blobs.touch(&id, self.now),
             Input::BlobRemoved { id } => self.blobs.remove(&id),
-            Input::Timeout => self.on_timeout(),
+            Input::Timeout => self.on_timeout(app),
             Input::Join { context, members } => return done(self.join(context, members).map(|()| Handled::Joined)),
             Input::SetMembers { context, members } => {
                 return done(self.set_members(context, members).map(|()| Handled::MembersSet))
             }
             Input::Leave { context } => return done(self.leave(&context).map(|()| Handled::Left)),
             Input::LocalWrite { context, payload, basis } => {
-                return done(self.make_local_delta(context, payload, basis).map(Handled::Authored))
+                return done(self.make_local_delta(app, context, payload, basis).map(Handled::Authored))
             }
-            Input::RetryQuarantined { context } => return done(self.retry(&context).map(Handled::Retried)),
+            Input::RetryQuarantined { context } => return done(self.retry(app, &context).map(Handled::Retried)),
         }
         Handled::Taken
     }
@@ -310,9 +313,11 @@ impl<A: Applier> Node<A> {
     /// with it), then adds the stored pending deltas again. The clock observes every restored
     /// delta's HLC, so the node's next delta is later than all of them.
     ///
-    /// Not a command: it replays what this node already took in, before any input.
+    /// Not a command: it replays what this node already took in, before any input. `app` holds
+    /// the restored state (pending deltas whose parents are all restored apply to it).
     pub fn restore_context(
         &mut self,
+        app: &mut dyn Applier,
         context: ContextId,
         members: impl IntoIterator<Item = AuthorKey>,
         applied: Vec<crate::dag::RestoredEntry>,
@@ -333,7 +338,7 @@ impl<A: Applier> Node<A> {
         replica.dag.restore_applied(applied).map_err(RestoreError::Dag)?;
         for delta in pending {
             self.clock.restore_high_water(delta.hlc);
-            self.add_verified(None, delta);
+            self.add_verified(app, None, delta);
         }
         Ok(())
     }
@@ -344,6 +349,7 @@ impl<A: Applier> Node<A> {
     /// on exactly the current heads; a mismatch makes nothing and is counted.
     fn make_local_delta(
         &mut self,
+        app: &mut dyn Applier,
         context: ContextId,
         payload: Vec<u8>,
         basis: Option<WriteBasis>,
@@ -373,7 +379,7 @@ impl<A: Applier> Node<A> {
             replica.dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect();
         let hlc = self.clock.tick(self.wall_ms);
         let delta = Arc::new(CausalDelta::new_signed(&self.keypair, context, parents, hlc, payload));
-        match replica.dag.add(self.now, delta.clone(), &mut self.applier) {
+        match replica.dag.add(self.now, delta.clone(), app) {
             AddOutcome::Applied { .. } => {}
             AddOutcome::Quarantined(error) => {
                 replica.dag.discard_quarantined(&delta.id);
@@ -396,9 +402,9 @@ impl<A: Applier> Node<A> {
 
     /// [`Input::RetryQuarantined`]: tries the context's quarantined deltas again. Returns the
     /// ids applied.
-    fn retry(&mut self, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
+    fn retry(&mut self, app: &mut dyn Applier, context: &ContextId) -> Result<Vec<DeltaId>, NodeError> {
         let replica = self.replicas.get_mut(context).ok_or(NodeError::UnknownContext(*context))?;
-        let crate::dag::Retried { applied, quarantined } = replica.dag.retry_quarantined(self.now, &mut self.applier);
+        let crate::dag::Retried { applied, quarantined } = replica.dag.retry_quarantined(self.now, app);
         // The cascades among them came out of the pending queue, those that failed too.
         self.report_released(*context, applied.iter().chain(&quarantined).copied().collect());
         for id in quarantined {
@@ -438,16 +444,6 @@ impl<A: Applier> Node<A> {
         self.now
     }
 
-    /// The application state.
-    pub fn applier(&self) -> &A {
-        &self.applier
-    }
-
-    /// The application state, mutable (for drivers that run app code, and for tests).
-    pub fn applier_mut(&mut self) -> &mut A {
-        &mut self.applier
-    }
-
     /// Contexts replicated, sorted.
     pub fn context_ids(&self) -> Vec<ContextId> {
         self.replicas.keys().copied().collect()
@@ -456,11 +452,6 @@ impl<A: Applier> Node<A> {
     /// A context's DAG.
     pub fn dag(&self, context: &ContextId) -> Option<&DagStore> {
         self.replicas.get(context).map(|replica| &replica.dag)
-    }
-
-    /// A context's state root.
-    pub fn root_hash(&self, context: &ContextId) -> RootHash {
-        self.applier.root_hash(context)
     }
 
     /// A context's pending-queue figures now.

@@ -149,7 +149,7 @@ impl RequestTable {
     }
 }
 
-impl<A: Applier> Node<A> {
+impl Node {
     /// Sends a request and remembers it until its response, failure or deadline.
     pub(super) fn send_request(&mut self, peer: PeerId, request: SyncRequestV1, purpose: Purpose) -> RequestId {
         let timeout_ms = match purpose {
@@ -179,34 +179,39 @@ impl<A: Applier> Node<A> {
         }
     }
 
-    pub(super) fn on_response(&mut self, request_id: RequestId, bytes: &[u8]) {
+    pub(super) fn on_response(&mut self, app: &mut dyn Applier, request_id: RequestId, bytes: &[u8]) {
         let Some(request) = self.take_request(&request_id) else {
             self.metrics.stale_responses += 1;
             return;
         };
         match SyncResponse::decode(bytes, &self.config.limits) {
             Ok(response) => match request.purpose {
-                Purpose::Sync { context } => self.on_sync_response(context, request.peer, response),
-                Purpose::ParentFetch(fetch) => self.on_fetch_response(request.peer, fetch, response),
+                Purpose::Sync { context } => self.on_sync_response(app, context, request.peer, response),
+                Purpose::ParentFetch(fetch) => self.on_fetch_response(app, request.peer, fetch, response),
             },
             Err(error) => {
                 self.metrics.count_decode_error(error.label());
-                self.on_request_failed(request, SyncFailure::MalformedResponse(error));
+                self.on_request_failed(app, request, SyncFailure::MalformedResponse(error));
             }
         }
     }
 
-    pub(super) fn on_transport_failure(&mut self, request_id: RequestId, reason: RequestFailure) {
+    pub(super) fn on_transport_failure(
+        &mut self,
+        app: &mut dyn Applier,
+        request_id: RequestId,
+        reason: RequestFailure,
+    ) {
         if let Some(request) = self.take_request(&request_id) {
             let failure = match reason {
                 RequestFailure::Timeout => SyncFailure::TimedOut,
                 other => SyncFailure::Transport(other),
             };
-            self.on_request_failed(request, failure);
+            self.on_request_failed(app, request, failure);
         }
     }
 
-    pub(super) fn on_peer_down(&mut self, peer: PeerId) {
+    pub(super) fn on_peer_down(&mut self, app: &mut dyn Applier, peer: PeerId) {
         self.connected.remove(&peer);
         // A peer that comes back may have restarted with its wall clock stepped back, and its
         // heartbeats would all look like replays of the last one we took: forget that one. A
@@ -218,13 +223,13 @@ impl<A: Applier> Node<A> {
         }
         for id in self.requests.ids_where(|request| request.peer == peer) {
             if let Some(request) = self.take_request(&id) {
-                self.on_request_failed(request, SyncFailure::PeerDisconnected);
+                self.on_request_failed(app, request, SyncFailure::PeerDisconnected);
             }
         }
     }
 
     /// Fails every session that has run past `max_sync_session_ms`, with its request.
-    pub(super) fn expire_sessions(&mut self) {
+    pub(super) fn expire_sessions(&mut self, app: &mut dyn Applier) {
         let expired = self.timers.due(self.now, |deadline| match deadline {
             Deadline::Session(context) => Some(*context),
             _ => None,
@@ -235,30 +240,30 @@ impl<A: Applier> Node<A> {
             }
             if let Some(session) = self.take_session(&context) {
                 self.metrics.sync_session_deadlines += 1;
-                self.finish_session(session, Err(SyncFailure::SessionDeadline));
+                self.finish_session(app, session, Err(SyncFailure::SessionDeadline));
             }
         }
     }
 
     /// Fails every request whose deadline has passed.
-    pub(super) fn expire_requests(&mut self) {
+    pub(super) fn expire_requests(&mut self, app: &mut dyn Applier) {
         let expired = self.timers.due(self.now, |deadline| match deadline {
             Deadline::Request(id) => Some(*id),
             _ => None,
         });
         for id in expired {
             if let Some(request) = self.take_request(&id) {
-                self.on_request_failed(request, SyncFailure::TimedOut);
+                self.on_request_failed(app, request, SyncFailure::TimedOut);
             }
         }
     }
 
-    fn on_request_failed(&mut self, request: Outstanding, reason: SyncFailure) {
+    fn on_request_failed(&mut self, app: &mut dyn Applier, request: Outstanding, reason: SyncFailure) {
         self.metrics.requests_failed += 1;
         match request.purpose {
             Purpose::Sync { context } => {
                 if let Some(session) = self.take_session(&context) {
-                    self.finish_session(session, Err(reason));
+                    self.finish_session(app, session, Err(reason));
                 }
             }
             Purpose::ParentFetch(fetch) => {
@@ -315,7 +320,7 @@ impl<A: Applier> Node<A> {
         self.send_request(peer, request, Purpose::ParentFetch(ParentFetch { context, wanted, tried }));
     }
 
-    fn on_fetch_response(&mut self, peer: PeerId, fetch: ParentFetch, response: SyncResponseV1) {
+    fn on_fetch_response(&mut self, app: &mut dyn Applier, peer: PeerId, fetch: ParentFetch, response: SyncResponseV1) {
         let context = fetch.context;
         let SyncResponseV1::Deltas { context: answered, deltas, next, .. } = response else {
             self.metrics.parent_fetch_failures += 1;
@@ -337,7 +342,7 @@ impl<A: Applier> Node<A> {
                 self.reject(crate::reject::RejectReason::WrongContext);
                 continue;
             }
-            self.ingest_remote(peer, delta, Via::Fetch);
+            self.ingest_remote(app, peer, delta, Via::Fetch);
         }
         let Some(replica) = self.replicas.get(&context) else {
             return;

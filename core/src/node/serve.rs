@@ -25,11 +25,11 @@ impl From<SyncResponseV1> for Served {
     }
 }
 
-impl<A: Applier> Node<A> {
-    pub(super) fn on_request(&mut self, from: PeerId, request_id: InboundRequestId, bytes: &[u8]) {
+impl Node {
+    pub(super) fn on_request(&mut self, app: &dyn Applier, from: PeerId, request_id: InboundRequestId, bytes: &[u8]) {
         self.metrics.requests_served += 1;
         let Served { response, pull_back } = match SyncRequest::decode(bytes, &self.config.limits) {
-            Ok(request) => self.serve(from, request),
+            Ok(request) => self.serve(app, from, request),
             Err(error) => {
                 self.metrics.count_decode_error(error.label());
                 SyncResponseV1::Error(SyncErrorCode::BadRequest).into()
@@ -50,7 +50,7 @@ impl<A: Applier> Node<A> {
         }
     }
 
-    fn serve(&mut self, from: PeerId, request: SyncRequestV1) -> Served {
+    fn serve(&mut self, app: &dyn Applier, from: PeerId, request: SyncRequestV1) -> Served {
         let context = match &request {
             SyncRequestV1::Heads { context }
             | SyncRequestV1::DeltasSince { context, .. }
@@ -71,7 +71,7 @@ impl<A: Applier> Node<A> {
                 replica.note_peer(from, now, limits.max_peers_per_context);
                 let heads = replica.dag.heads().iter().take(limits.max_heads_per_message).copied().collect();
                 let applied_count = replica.dag.applied_len() as u64;
-                SyncResponseV1::Heads { context, heads, root: self.applier.root_hash(&context), applied_count }.into()
+                SyncResponseV1::Heads { context, heads, root: app.root_hash(&context), applied_count }.into()
             }
             SyncRequestV1::DeltasSince { context, known, wanted, after, max_deltas } => {
                 let Some(replica) = self.replicas.get_mut(&context) else {
@@ -102,7 +102,7 @@ impl<A: Applier> Node<A> {
                 };
                 Served { response, pull_back }
             }
-            SyncRequestV1::SnapshotBegin { context } => self.freeze_snapshot(context).into(),
+            SyncRequestV1::SnapshotBegin { context } => self.freeze_snapshot(app, context).into(),
             SyncRequestV1::SnapshotPage { context, snapshot_id, page } => {
                 let page = self.replicas.get_mut(&context).and_then(|replica| {
                     replica
@@ -120,7 +120,7 @@ impl<A: Applier> Node<A> {
     }
 
     /// Freezes the context's state and DAG structure for paging out.
-    fn freeze_snapshot(&mut self, context: crate::ids::ContextId) -> SyncResponseV1 {
+    fn freeze_snapshot(&mut self, app: &dyn Applier, context: crate::ids::ContextId) -> SyncResponseV1 {
         let limits = &self.config.limits;
         let served: usize = self.replicas.values().map(|replica| replica.served.len()).sum();
         let Some(replica) = self.replicas.get(&context) else {
@@ -132,7 +132,7 @@ impl<A: Applier> Node<A> {
         if replica.dag.applied_len() > limits.max_snapshot_ids {
             return SyncResponseV1::Error(SyncErrorCode::StateTooLarge);
         }
-        let bytes = match self.applier.export_state(&context, limits.max_snapshot_bytes) {
+        let bytes = match app.export_state(&context, limits.max_snapshot_bytes) {
             Ok(bytes) => bytes,
             Err(ApplyError::StateTooLarge { .. }) => return SyncResponseV1::Error(SyncErrorCode::StateTooLarge),
             Err(error) => {
@@ -143,7 +143,7 @@ impl<A: Applier> Node<A> {
         let frozen = FrozenState {
             context,
             heads: replica.dag.heads_vec(),
-            root: self.applier.root_hash(&context),
+            root: app.root_hash(&context),
             state: bytes,
             entries: replica.dag.checkpoint(),
         };

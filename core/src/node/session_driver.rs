@@ -12,6 +12,15 @@ use crate::sync::snapshot::{AssemblyLimits, SnapshotAssembly};
 use crate::sync::{SyncFailure, SyncMode, SyncReason, SyncSession};
 use crate::wire::{SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequestV1, SyncResponseV1};
 
+/// One page of a deltas answer, as the session reads it.
+struct DeltasPage {
+    /// The first page of the session's fetch: its gap total may send the session to a snapshot.
+    first: bool,
+    deltas: Vec<DeltaRef>,
+    next: Option<SinceCursor>,
+    gap_total: u64,
+}
+
 /// What a response did to a session.
 enum Step {
     /// The next request is out; keep the session.
@@ -22,7 +31,7 @@ enum Step {
     Fail(SyncFailure),
 }
 
-impl<A: Applier> Node<A> {
+impl Node {
     /// Starts a session unless one runs for `context` or the concurrency limit is reached.
     pub(super) fn start_sync(&mut self, context: ContextId, peer: PeerId, reason: SyncReason, mode: SyncMode) -> bool {
         if self.session_running(&context) || !self.replicas.contains_key(&context) {
@@ -62,7 +71,13 @@ impl<A: Applier> Node<A> {
         true
     }
 
-    pub(super) fn on_sync_response(&mut self, context: ContextId, peer: PeerId, response: SyncResponseV1) {
+    pub(super) fn on_sync_response(
+        &mut self,
+        app: &mut dyn Applier,
+        context: ContextId,
+        peer: PeerId,
+        response: SyncResponseV1,
+    ) {
         let Some(mut session) = self.take_session(&context) else {
             self.metrics.stale_responses += 1;
             return;
@@ -82,7 +97,8 @@ impl<A: Applier> Node<A> {
                 SessionPhase::FetchingDeltas { target, after },
                 SyncResponseV1::Deltas { context: answered, deltas, next, gap_total },
             ) if answered == context => {
-                self.after_deltas_page(&mut session, target, after.is_none(), deltas, next, gap_total)
+                let page = DeltasPage { first: after.is_none(), deltas, next, gap_total };
+                self.after_deltas_page(app, &mut session, target, page)
             }
             (
                 SessionPhase::AwaitingHeads | SessionPhase::FetchingDeltas { .. },
@@ -95,7 +111,7 @@ impl<A: Applier> Node<A> {
                 self.after_checkpoint(&mut session, checkpoint)
             }
             (SessionPhase::FetchingSnapshot(assembly), SyncResponseV1::SnapshotPage(page)) => {
-                self.after_snapshot_page(&mut session, *assembly, page)
+                self.after_snapshot_page(app, &mut session, *assembly, page)
             }
             (_, SyncResponseV1::Error(code)) => Step::Fail(SyncFailure::PeerError(code)),
             (_, _) => Step::Fail(SyncFailure::UnexpectedResponse { phase: phase_name }),
@@ -104,8 +120,8 @@ impl<A: Applier> Node<A> {
         self.session_out = None;
         match step {
             Step::Continue => self.put_session(session),
-            Step::Done => self.finish_session(session, Ok(())),
-            Step::Fail(reason) => self.finish_session(session, Err(reason)),
+            Step::Done => self.finish_session(app, session, Ok(())),
+            Step::Fail(reason) => self.finish_session(app, session, Err(reason)),
         }
     }
 
@@ -133,13 +149,12 @@ impl<A: Applier> Node<A> {
 
     fn after_deltas_page(
         &mut self,
+        app: &mut dyn Applier,
         session: &mut SyncSession,
         target: Vec<DeltaId>,
-        first_page: bool,
-        deltas: Vec<DeltaRef>,
-        next: Option<SinceCursor>,
-        gap_total: u64,
+        page: DeltasPage,
     ) -> Step {
+        let DeltasPage { first: first_page, deltas, next, gap_total } = page;
         // A snapshot cannot be adopted over history held only as snapshot state (it could not
         // be re-applied), so such a node reads a large gap as deltas instead.
         let may_snapshot =
@@ -157,7 +172,7 @@ impl<A: Applier> Node<A> {
                 return Step::Fail(SyncFailure::ForeignDelta);
             }
             session.deltas_received += 1;
-            self.ingest_remote(session.peer, delta, Via::Fetch);
+            self.ingest_remote(app, session.peer, delta, Via::Fetch);
         }
         match next {
             Some(cursor) => {
@@ -216,6 +231,7 @@ impl<A: Applier> Node<A> {
 
     fn after_snapshot_page(
         &mut self,
+        app: &mut dyn Applier,
         session: &mut SyncSession,
         mut assembly: SnapshotAssembly,
         page: SnapshotPage,
@@ -228,7 +244,7 @@ impl<A: Applier> Node<A> {
             self.request_snapshot_page(session, assembly);
             return Step::Continue;
         }
-        match self.adopt_snapshot(session.context, assembly) {
+        match self.adopt_snapshot(app, session.context, assembly) {
             Ok(()) => Step::Done,
             Err(reason) => {
                 self.metrics.snapshots_refused += 1;
@@ -251,14 +267,19 @@ impl<A: Applier> Node<A> {
     /// Verifies and adopts an assembled snapshot: the DAG checkpoint is checked first, the
     /// state is imported only if it hashes to the announced root, and then our own deltas that
     /// the snapshot lacks are applied on top so that none is lost.
-    fn adopt_snapshot(&mut self, context: ContextId, assembly: SnapshotAssembly) -> Result<(), SyncFailure> {
+    fn adopt_snapshot(
+        &mut self,
+        app: &mut dyn Applier,
+        context: ContextId,
+        assembly: SnapshotAssembly,
+    ) -> Result<(), SyncFailure> {
         let (checkpoint, state_bytes, entries): (SnapshotCheckpoint, Vec<u8>, Vec<CheckpointEntry>) =
             assembly.into_parts();
         let replica = self.replicas.get_mut(&context).ok_or(SyncFailure::ContextLeft)?;
         let prepared =
             replica.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(SyncFailure::SnapshotCheckpoint)?;
-        self.applier.import_state(&context, &state_bytes, &checkpoint.root).map_err(SyncFailure::SnapshotState)?;
-        let actual = self.applier.root_hash(&context);
+        app.import_state(&context, &state_bytes, &checkpoint.root).map_err(SyncFailure::SnapshotState)?;
+        let actual = app.root_hash(&context);
         if actual != checkpoint.root {
             // The applier broke its contract; report instead of adopting a DAG that does not
             // match the state.
@@ -273,7 +294,7 @@ impl<A: Applier> Node<A> {
             // unless the applier now refuses it, in which case it is quarantined and reported.
             let id = delta.id;
             let replica = self.replicas.get_mut(&context).expect("context checked above");
-            match replica.dag.add(self.now, delta, &mut self.applier) {
+            match replica.dag.add(self.now, delta, app) {
                 AddOutcome::Applied { .. } => {}
                 AddOutcome::Quarantined(error) => {
                     self.metrics.quarantined += 1;
@@ -285,7 +306,7 @@ impl<A: Applier> Node<A> {
         // The queue was taken in; what still waits is reported pending again as it is re-added.
         self.report_released(context, replay.requeue.iter().map(|delta| delta.id).collect());
         for delta in replay.requeue {
-            self.add_verified(None, delta);
+            self.add_verified(app, None, delta);
         }
         self.metrics.snapshots_adopted += 1;
         tracing::info!(%context, root = %checkpoint.root, entries = checkpoint.entry_count, replayed, "adopted snapshot");
@@ -299,7 +320,12 @@ impl<A: Applier> Node<A> {
     }
 
     /// Ends a session, records the result with the tracker, and replays buffered gossip.
-    pub(super) fn finish_session(&mut self, session: SyncSession, result: Result<(), SyncFailure>) {
+    pub(super) fn finish_session(
+        &mut self,
+        app: &mut dyn Applier,
+        session: SyncSession,
+        result: Result<(), SyncFailure>,
+    ) {
         let context = session.context;
         let mut follow_up = None;
         match result {
@@ -308,7 +334,7 @@ impl<A: Applier> Node<A> {
                 // messages sent peers after deltas that were still in flight to them, whose
                 // syncs announced in turn (a 10-minute run held four sessions per node-second).
                 if session.deltas_received >= self.config.min_sync_follow_up_deltas {
-                    self.announce_heads(context);
+                    self.announce_heads(app, context);
                 }
                 follow_up = self.follow_up_peer(&session);
                 let now = self.now;
@@ -340,7 +366,7 @@ impl<A: Applier> Node<A> {
         }
         let buffered = self.replicas.get_mut(&context).map(|replica| replica.buffer.drain()).unwrap_or_default();
         for (from, delta) in buffered {
-            self.ingest_remote(from, delta, Via::Replay);
+            self.ingest_remote(app, from, delta, Via::Replay);
         }
         self.drop_undelivered_claim(&context, &session.peer);
         let followed = follow_up.is_some_and(|peer| {
@@ -389,7 +415,7 @@ impl<A: Applier> Node<A> {
 
     /// Broadcasts our heads for `context` now, unless we did so within the configured
     /// interval. Called when a sync brought deltas: peers still behind learn whom to pull from.
-    fn announce_heads(&mut self, context: ContextId) {
+    fn announce_heads(&mut self, app: &dyn Applier, context: ContextId) {
         let now = self.now;
         let interval_ms = self.config.min_sync_announce_interval_ms;
         let Some(replica) = self.replicas.get_mut(&context) else { return };
@@ -398,6 +424,6 @@ impl<A: Applier> Node<A> {
         }
         replica.last_announced_at = Some(now);
         self.metrics.heads_announced += 1;
-        self.broadcast_heartbeat(context);
+        self.broadcast_heartbeat(app, context);
     }
 }

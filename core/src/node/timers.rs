@@ -10,35 +10,35 @@ use crate::sync::SyncMode;
 use crate::sync::SyncReason;
 use crate::wire::{GossipV1, Heartbeat};
 
-impl<A: Applier> Node<A> {
-    pub(super) fn on_timeout(&mut self) {
+impl Node {
+    pub(super) fn on_timeout(&mut self, app: &mut dyn Applier) {
         let now = self.now;
-        self.expire_requests();
-        self.expire_sessions();
+        self.expire_requests(app);
+        self.expire_sessions(app);
         self.run_due_evidence();
         if self.timers.fire_periodic(Timer::Heartbeat, now, self.config.heartbeat_interval_ms) {
-            self.broadcast_heartbeats();
+            self.broadcast_heartbeats(app);
         }
         if self.timers.fire_periodic(Timer::SyncTick, now, self.config.sync_tick_interval_ms) {
             self.sync_tick();
         }
         if self.timers.fire_periodic(Timer::PendingCleanup, now, self.config.pending_cleanup_interval_ms) {
-            self.cleanup();
+            self.cleanup(app);
         }
         if self.timers.fire_periodic(Timer::BlobEviction, now, self.config.blob_eviction_interval_ms) {
             self.evict_blobs();
         }
     }
 
-    fn broadcast_heartbeats(&mut self) {
+    fn broadcast_heartbeats(&mut self, app: &dyn Applier) {
         let contexts: Vec<ContextId> = self.replicas.keys().copied().collect();
         for context in contexts {
-            self.broadcast_heartbeat(context);
+            self.broadcast_heartbeat(app, context);
         }
     }
 
     /// Broadcasts `context`'s root and heads.
-    pub(super) fn broadcast_heartbeat(&mut self, context: ContextId) {
+    pub(super) fn broadcast_heartbeat(&mut self, app: &dyn Applier, context: ContextId) {
         let wall_ms = self.wall_ms;
         let Some(replica) = self.replicas.get_mut(&context) else { return };
         // The wall clock makes it grow across restarts; the increment, between two in one
@@ -50,7 +50,7 @@ impl<A: Applier> Node<A> {
             context,
             sender: self.peer_id,
             sequence: replica.heartbeat_sequence,
-            root: self.applier.root_hash(&context),
+            root: app.root_hash(&context),
             heads: self.capped_heads(&replica.dag),
             applied_count: replica.dag.applied_len() as u64,
         };
@@ -76,7 +76,7 @@ impl<A: Applier> Node<A> {
         }
     }
 
-    fn cleanup(&mut self) {
+    fn cleanup(&mut self, app: &mut dyn Applier) {
         let now = self.now;
         let max_age_ms = self.config.limits.max_pending_age_ms;
         let ttl_ms = self.config.served_snapshot_ttl_ms;
@@ -88,16 +88,16 @@ impl<A: Applier> Node<A> {
             }
             self.report_evicted(context);
         }
-        self.retry_all_quarantined();
+        self.retry_all_quarantined(app);
     }
 
     /// Retries quarantined deltas once a cleanup period: a transient applier failure (a full
     /// disk, say) must not hold a delta and all its descendants back for good.
-    fn retry_all_quarantined(&mut self) {
+    fn retry_all_quarantined(&mut self, app: &mut dyn Applier) {
         let contexts: Vec<_> =
             self.replicas.iter().filter(|(_, replica)| replica.dag.quarantined_len() > 0).map(|(id, _)| *id).collect();
         for context in contexts {
-            if let Ok(applied) = self.retry(&context) {
+            if let Ok(applied) = self.retry(app, &context) {
                 self.metrics.quarantine_recovered += applied.len() as u64;
             }
         }

@@ -14,7 +14,8 @@ use crate::config::Config;
 use crate::identity::Keypair;
 use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
 use crate::link::{Delivery, Fate, LatencyDistribution, LinkProfile, LinkQueue};
-use crate::node::{Event, Handled, InboundRequestId, Input, Node, NodeError, Output, RequestId};
+use crate::node::test_node::TestNode;
+use crate::node::{Event, Handled, InboundRequestId, Input, NodeError, Output, RequestId};
 use crate::time::Timestamp;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -99,7 +100,7 @@ pub struct Cluster {
     config: ClusterConfig,
     context: ContextId,
     keys: Vec<Keypair>,
-    nodes: Vec<Node<KvCounterApplier>>,
+    nodes: Vec<TestNode<KvCounterApplier>>,
     index_of: BTreeMap<PeerId, usize>,
     now: Timestamp,
     rng: ChaCha8Rng,
@@ -162,7 +163,7 @@ impl Cluster {
         assert!(index < self.config.max_nodes, "cluster is at max_nodes");
         let members: Vec<AuthorKey> = self.keys.iter().map(Keypair::author_key).collect();
         let seed = self.config.seed.wrapping_mul(1_000_003).wrapping_add(index as u64);
-        let node = Node::new(
+        let node = TestNode::new(
             self.config.node_config.clone(),
             self.keys[index].clone(),
             seed,
@@ -192,12 +193,12 @@ impl Cluster {
     }
 
     /// Node `index`.
-    pub fn node(&self, index: usize) -> &Node<KvCounterApplier> {
+    pub fn node(&self, index: usize) -> &TestNode<KvCounterApplier> {
         &self.nodes[index]
     }
 
     /// Node `index`, mutable (e.g. to corrupt its state in a test).
-    pub fn node_mut(&mut self, index: usize) -> &mut Node<KvCounterApplier> {
+    pub fn node_mut(&mut self, index: usize) -> &mut TestNode<KvCounterApplier> {
         &mut self.nodes[index]
     }
 
@@ -248,18 +249,14 @@ impl Cluster {
     /// A local write of `payload` on node `index`.
     pub fn write(&mut self, index: usize, payload: Vec<u8>) -> Result<DeltaId, NodeError> {
         let context = self.context;
-        match self.input(index, Input::LocalWrite { context, payload, basis: None }) {
-            Handled::Authored(id) => Ok(id),
-            Handled::Refused(error) => Err(error),
-            other => unreachable!("a local write is authored or refused: {other:?}"),
-        }
+        self.input(index, Input::LocalWrite { context, payload, basis: None }).authored()
     }
 
     /// Runs until virtual time `until`.
     pub fn run_until(&mut self, until: Timestamp) {
         loop {
             let next_message = self.queue.peek().map(|Reverse((at, _))| *at).unwrap_or(Timestamp::MAX);
-            let next_timer = self.nodes.iter().map(Node::poll_timeout).min().unwrap_or(Timestamp::MAX);
+            let next_timer = self.nodes.iter().map(|node| node.poll_timeout()).min().unwrap_or(Timestamp::MAX);
             let next = next_message.min(next_timer);
             if next > until {
                 break;

@@ -6,6 +6,7 @@ mod appliers;
 mod cluster;
 mod factory;
 
+pub use crate::node::test_node::TestNode;
 pub use appliers::{FailingApplier, KvCounterApplier, KvOp, NoopApplier};
 pub use cluster::{lan_profile, Cluster, ClusterConfig, ClusterStats};
 pub use factory::DeltaFactory;

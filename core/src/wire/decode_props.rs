@@ -19,8 +19,8 @@ use crate::hlc::Hlc;
 use crate::identity::{Keypair, Signature};
 use crate::ids::{ContextId, DeltaId, PeerId, RootHash};
 use crate::limits::Limits;
-use crate::node::{Event, InboundRequestId, Input, Node, Output, RequestId};
-use crate::testing::{DeltaFactory, KvCounterApplier, KvOp};
+use crate::node::{Event, InboundRequestId, Input, Output, RequestId};
+use crate::testing::{DeltaFactory, KvCounterApplier, KvOp, TestNode};
 use crate::time::Timestamp;
 use crate::Config;
 use proptest::collection::vec;
@@ -604,7 +604,7 @@ fn resolve(source: &Source, pool: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// The node's applied state: what no unsigned input may change.
-fn applied_state(node: &Node<KvCounterApplier>) -> (usize, usize, Vec<DeltaId>, RootHash) {
+fn applied_state(node: &TestNode<KvCounterApplier>) -> (usize, usize, Vec<DeltaId>, RootHash) {
     let dag = node.dag(&node_context()).expect("joined");
     (dag.applied_len(), dag.pending_len(), dag.heads_vec(), node.root_hash(&node_context()))
 }
@@ -612,7 +612,7 @@ fn applied_state(node: &Node<KvCounterApplier>) -> (usize, usize, Vec<DeltaId>, 
 /// Drains the node, checking everything it sends decodes. Returns the responses it made and
 /// records the requests it sent in `outstanding`.
 fn drain_checked(
-    node: &mut Node<KvCounterApplier>,
+    node: &mut TestNode<KvCounterApplier>,
     outstanding: &mut Vec<RequestId>,
 ) -> Result<Vec<(PeerId, InboundRequestId, Vec<u8>)>, TestCaseError> {
     let limits = node.config().limits.clone();
@@ -761,7 +761,7 @@ proptest! {
     fn node_survives_garbage_and_keeps_its_state(inputs in vec(fuzz_input(), 1..=12)) {
         let context = node_context();
         let members: Vec<_> = (1..=4u8).map(|n| Keypair::from_secret_bytes([n; 32]).author_key()).collect();
-        let mut node = Node::new(Config::default(), Keypair::from_secret_bytes([1; 32]), 1, KvCounterApplier::default(), T0);
+        let mut node = TestNode::new(Config::default(), Keypair::from_secret_bytes([1; 32]), 1, KvCounterApplier::default(), T0);
         node.join_context(context, members).unwrap();
         for i in 0..3u8 {
             let payload = KvOp::encode(&[KvOp::Set { key: vec![i], value: vec![i] }]);

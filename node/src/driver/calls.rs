@@ -41,7 +41,7 @@ impl<T: Transport> NodeTask<T> {
     ) {
         if let Some(open) = &self.open_calls {
             if open.context == context && open.waiting.len() < self.config.max_calls_per_delta {
-                match self.node.applier_mut().call_joining(context, method, input.clone()) {
+                match self.runtime.call_joining(context, method, input.clone()) {
                     // The delta is full: this call starts the next one.
                     Err(CallError::NotJoinable(_)) => {}
                     joined => {
@@ -91,7 +91,7 @@ impl<T: Transport> NodeTask<T> {
     /// delta's id, or, if the core refused the delta, its reason for all of them.
     pub(super) fn seal_calls(&mut self) {
         let Some(open) = self.open_calls.take() else { return };
-        let made = match self.node.applier_mut().seal_open_delta() {
+        let made = match self.runtime.seal_open_delta() {
             Some(sealed) => {
                 // Checked in the core, in release builds too: the calls' stamps and the state
                 // they read must be the delta's.
@@ -108,7 +108,7 @@ impl<T: Transport> NodeTask<T> {
         };
         // Applying the delta closed the runtime's open delta; a refused one must be dropped, and
         // dropping is harmless either way.
-        self.node.applier_mut().discard_uncommitted();
+        self.runtime.discard_uncommitted();
         self.collect_outputs(open.opened_at.monotonic);
         let calls = open.waiting.len() as u64;
         match &made {

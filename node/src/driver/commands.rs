@@ -4,7 +4,7 @@ use super::NodeTask;
 use crate::api::{derive_context_id, ApiError, Command, ContextStatus, NodeStatus};
 use crate::store::ContextRecord;
 use crate::transport::Transport;
-use rhizome_core::{AuthorKey, Clocks, ContextId, Handled, Input};
+use rhizome_core::{Applier, AuthorKey, Clocks, ContextId, Handled, Input};
 use rhizome_runtime::{AppId, ContextParts};
 
 impl<T: Transport> NodeTask<T> {
@@ -72,7 +72,7 @@ impl<T: Transport> NodeTask<T> {
     }
 
     fn install_app(&mut self, module: Vec<u8>) -> Result<AppId, ApiError> {
-        let app = self.node.applier_mut().install_app(&module).map_err(ApiError::Call)?;
+        let app = self.runtime.install_app(&module).map_err(ApiError::Call)?;
         if self.stored_apps.insert(app) {
             self.batch.apps.push((app, module));
         }
@@ -83,7 +83,7 @@ impl<T: Transport> NodeTask<T> {
         if self.node.dag(&context).is_some() {
             return Err(ApiError::AlreadyJoined(context));
         }
-        if self.node.applier().app(&app).is_none() {
+        if self.runtime.app(&app).is_none() {
             return Err(ApiError::UnknownApp);
         }
         // The core checks the member list and context limits first, so a refusal leaves the
@@ -91,7 +91,7 @@ impl<T: Transport> NodeTask<T> {
         let now = self.clock.clocks();
         refused(self.submit(now, Input::Join { context, members: members.clone() }))?;
         let parts = ContextParts { app, backend: self.store.context_backend(context) };
-        if let Err(error) = self.node.applier_mut().restore_context(context, parts) {
+        if let Err(error) = self.runtime.restore_context(context, parts) {
             self.submit(now, Input::Leave { context });
             return Err(ApiError::Call(error));
         }
@@ -130,13 +130,13 @@ impl<T: Transport> NodeTask<T> {
             return Err(ApiError::UnknownContext(context));
         }
         let hlc = self.node.next_local_hlc(now);
-        self.node.applier_mut().call(context, method, input, hlc).map_err(ApiError::Call)
+        self.runtime.call(context, method, input, hlc).map_err(ApiError::Call)
     }
 
     fn query(&mut self, now: Clocks, context: ContextId, method: &str, input: Vec<u8>) -> Result<Vec<u8>, ApiError> {
         let outcome = self.run_method(now, context, method, input)?;
         if outcome.needs_delta() {
-            self.node.applier_mut().discard_uncommitted();
+            self.runtime.discard_uncommitted();
             return Err(ApiError::QueryWrote(method.to_owned()));
         }
         Ok(outcome.return_value)
@@ -155,11 +155,11 @@ impl<T: Transport> NodeTask<T> {
                     app: record.app,
                     members: record.members.clone(),
                     heads: dag.heads_vec(),
-                    root: self.node.root_hash(&context),
+                    root: self.runtime.root_hash(&context),
                     applied: dag.applied_len(),
                     pending: dag.pending_len(),
                     snapshot_buffer: self.node.snapshot_buffer_len(&context),
-                    handler_jobs: self.node.applier().pending_handler_jobs(&context),
+                    handler_jobs: self.runtime.pending_handler_jobs(&context),
                     last_sync_ms: self.node.last_sync_success(&context).map(|at| self.wall_ms_at(at)),
                 })
             })
@@ -169,7 +169,7 @@ impl<T: Transport> NodeTask<T> {
             peers: self.node.connected_peers(),
             contexts,
             metrics: self.node.metrics(),
-            runtime: self.node.applier().metrics().clone(),
+            runtime: self.runtime.metrics().clone(),
             driver: self.metrics.clone(),
         }
     }

@@ -21,7 +21,7 @@ impl<T: Transport> NodeTask<T> {
             for _ in 0..self.config.max_handler_runs_per_input {
                 let hlc = self.node.next_local_hlc(now);
                 let heads = self.node.dag(&context).map(rhizome_core::DagStore::heads_vec).unwrap_or_default();
-                match self.node.applier_mut().run_next_handler(context, hlc) {
+                match self.runtime.run_next_handler(context, hlc) {
                     Ok(HandlerStep::Idle) => break,
                     Ok(HandlerStep::JobDone) => {
                         self.metrics.handler_runs += 1;
@@ -39,9 +39,9 @@ impl<T: Transport> NodeTask<T> {
                         let write = Input::LocalWrite { context, payload: payload.encode(), basis: Some(basis) };
                         if let Handled::Refused(error) = self.submit(now, write) {
                             tracing::warn!(%context, %error, "handler delta refused; job abandoned");
-                            self.node.applier_mut().discard_uncommitted();
+                            self.runtime.discard_uncommitted();
                             if let Some((delta, index)) = handled {
-                                self.node.applier_mut().abandon_handler_job(&context, &delta, index);
+                                self.runtime.abandon_handler_job(&context, &delta, index);
                             }
                             self.metrics.handler_jobs_abandoned += 1;
                         }
@@ -60,7 +60,7 @@ impl<T: Transport> NodeTask<T> {
                     }
                 }
             }
-            if self.node.applier().pending_handler_jobs(&context) > 0 {
+            if self.runtime.pending_handler_jobs(&context) > 0 {
                 // More than one pass's worth: continue after the next input, so that a flood
                 // of events cannot starve the network.
                 self.handler_later.insert(context);

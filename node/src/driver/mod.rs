@@ -1,5 +1,5 @@
-//! The node loop: one task owns the core `Node` (with the runtime as its applier), the store and
-//! the transport. It feeds in transport events, local commands and timer wake-ups, commits what
+//! The node loop: one task owns the core `Node`, the runtime (the application state, lent to
+//! the core with every input), the store and the transport. It feeds in transport events, local commands and timer wake-ups, commits what
 //! they changed in one write transaction, and only then answers callers and carries out the
 //! core's outputs.
 
@@ -27,7 +27,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The core node as this crate runs it.
-pub type CoreNode = Node<Runtime<ContextBackend>>;
+pub type CoreNode = Node;
+
+/// The application runtime as this crate runs it: the one owner of the application state. The
+/// loop calls it for app calls and handler jobs, and lends it to the core as its applier.
+pub type AppRuntime = Runtime<ContextBackend>;
 
 /// Test-only injected bug: every this many sync responses, one is dropped.
 #[cfg(feature = "inject-drop-sync-response")]
@@ -156,6 +160,7 @@ impl<T: Transport> std::fmt::Debug for NodeParts<T> {
 pub struct NodeTask<T: Transport> {
     config: NodeConfig,
     node: CoreNode,
+    runtime: AppRuntime,
     store: Store,
     transport: T,
     clock: Arc<dyn Clock>,
@@ -230,7 +235,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
             .map_err(|error| StartError::Restore { context: context.id, reason: RestoreFailure::Runtime(error) })?;
     }
     let peer_id = keypair.peer_id();
-    let mut node = Node::new(config.core.clone(), keypair, rng_seed, runtime, clock.clocks());
+    let mut node = Node::new(config.core.clone(), keypair, rng_seed, clock.clocks());
     if let Some(memo) = &config.signature_memo {
         node.set_signature_memo(memo.clone());
     }
@@ -238,6 +243,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
     let mut task = NodeTask {
         config,
         node,
+        runtime,
         store,
         transport: {
             for context in &restored.contexts {
@@ -270,7 +276,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
     for context in restored.contexts {
         task.records.insert(context.id, context.record.clone());
         task.node
-            .restore_context(context.id, context.record.members, context.applied, context.pending)
+            .restore_context(&mut task.runtime, context.id, context.record.members, context.applied, context.pending)
             .map_err(|error| StartError::Restore { context: context.id, reason: RestoreFailure::Core(error) })?;
         // Handler jobs left from before the restart run now.
         task.handler_due.insert(context.id);
@@ -356,6 +362,11 @@ impl<T: Transport> NodeTask<T> {
         &self.node
     }
 
+    /// The application runtime (read-only), for tests and status.
+    pub fn runtime(&self) -> &AppRuntime {
+        &self.runtime
+    }
+
     fn on_transport(&mut self, event: TransportEvent) {
         let input = match event {
             TransportEvent::Gossip { from, context: _, bytes } => Input::Gossip { from, bytes },
@@ -385,7 +396,7 @@ impl<T: Transport> NodeTask<T> {
         if let Some(observer) = &mut self.observer {
             observer.on_input(now, &input);
         }
-        self.node.handle_input(now, input)
+        self.node.handle_input(now, input, &mut self.runtime)
     }
 
     /// The wall-clock time (Unix milliseconds) at which the monotonic clock read `at`.

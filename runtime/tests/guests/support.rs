@@ -4,7 +4,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use rhizome_core::{AuthorKey, Config, ContextId, DeltaId, Input, Keypair, Node, Output, Timestamp};
+use rhizome_core::testing::TestNode;
+use rhizome_core::{AuthorKey, Config, ContextId, DeltaId, Input, Keypair, Output, Timestamp};
 use rhizome_runtime::{CallError, CallOutcome, EngineOptions, HandlerStep, Runtime, RuntimeLimits, RuntimeOptions};
 
 pub const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
@@ -34,7 +35,7 @@ pub fn runtime_for(author: AuthorKey, limits: RuntimeLimits) -> Runtime {
 }
 
 pub struct Replica {
-    pub node: Node<Runtime>,
+    pub node: TestNode<Runtime>,
     pub now: Timestamp,
     pub outbox: Vec<Vec<u8>>,
     pub deltas: Vec<DeltaId>,
@@ -52,7 +53,7 @@ impl Replica {
         let mut runtime = runtime_for(keypair.author_key(), limits);
         let app = runtime.install_app(app).expect("app compiles");
         runtime.create_context(context(), app).expect("context binds");
-        let mut node = Node::new(Config::default(), keypair, u64::from(n), runtime, T0);
+        let mut node = TestNode::new(Config::default(), keypair, u64::from(n), runtime, T0);
         node.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
         Self { node, now: T0, outbox: Vec::new(), deltas: Vec::new(), open_delta: false }
     }

@@ -4,6 +4,7 @@
 use super::sync::{events, heartbeat_of, write_many};
 use super::*;
 use crate::sync::SyncReason;
+use crate::testing::TestNode;
 use crate::wire::Heartbeat;
 use crate::{DeltaId, Event};
 
@@ -21,7 +22,7 @@ fn sync_started(outputs: &[Output]) -> Option<SyncReason> {
 
 /// `a` holds the first two of `b`'s forty deltas, connects, and catches up by a direct fetch
 /// (a backlog of 38).
-fn caught_up_pair() -> (Node<KvCounterApplier>, Node<KvCounterApplier>) {
+fn caught_up_pair() -> (TestNode<KvCounterApplier>, TestNode<KvCounterApplier>) {
     let mut b = node(2, quiet());
     let mut a = node(1, quiet());
     let broadcasts = write_many(&mut b, 40);
@@ -38,7 +39,7 @@ fn caught_up_pair() -> (Node<KvCounterApplier>, Node<KvCounterApplier>) {
 }
 
 /// Feeds `b`'s heartbeat to `a` at `at`, then runs the sync the deferred evidence starts.
-fn evidence_sync(a: &mut Node<KvCounterApplier>, b: &mut Node<KvCounterApplier>, at: Timestamp) -> Timestamp {
+fn evidence_sync(a: &mut TestNode<KvCounterApplier>, b: &mut TestNode<KvCounterApplier>, at: Timestamp) -> Timestamp {
     a.handle_input(at, Input::Gossip { from: b.peer_id(), bytes: heartbeat_of(b) });
     assert_eq!(sync_started(&drain(a)), None, "evidence waits: the deltas may be in flight");
     let due = a.poll_timeout();

@@ -1,5 +1,6 @@
 use super::*;
 use crate::hlc::Hlc;
+use crate::testing::TestNode;
 use crate::wire::SyncErrorCode;
 use crate::{CausalDelta, Event, Handled, NodeError, RequestFailure, WriteBasis};
 use std::sync::Arc;
@@ -205,7 +206,7 @@ fn fetched_parents_release_the_pending_child() {
 
 #[test]
 fn local_calls_are_refused_with_typed_errors() {
-    let mut outsider = Node::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
+    let mut outsider = TestNode::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
     outsider.join_context(context(), [key(1).author_key()]).unwrap();
     assert_eq!(outsider.local_delta(T0, context(), vec![]), Err(NodeError::NotMember(context())));
     let other = ContextId::hash_of(b"nope");
@@ -238,7 +239,7 @@ fn remote_delta_the_applier_refuses_is_quarantined_and_reported() {
     assert_eq!(a.retry_quarantined(T0, &context()).unwrap(), vec![]);
 }
 
-impl Node<KvCounterApplier> {
+impl TestNode<KvCounterApplier> {
     pub(super) fn fingerprint(&self) -> (Vec<crate::DeltaId>, crate::RootHash) {
         (self.dag(&context()).unwrap().heads_vec(), self.root_hash(&context()))
     }

@@ -7,11 +7,10 @@ mod ingest;
 mod sync;
 mod timers;
 
+use crate::testing::TestNode;
 use crate::testing::{DeltaFactory, KvCounterApplier, KvOp};
 use crate::wire::{GossipMessage, GossipV1, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
-use crate::{
-    Config, ContextId, DeltaRef, InboundRequestId, Input, Keypair, Node, Output, PeerId, RequestId, Timestamp,
-};
+use crate::{Config, ContextId, DeltaRef, InboundRequestId, Input, Keypair, Output, PeerId, RequestId, Timestamp};
 
 pub(super) const T0: Timestamp = Timestamp::from_secs(1_000_000);
 
@@ -24,8 +23,8 @@ pub(super) fn key(n: u8) -> Keypair {
 }
 
 /// A node with key `n`, joined to the test context whose members are keys 1..=4.
-pub(super) fn node(n: u8, config: Config) -> Node<KvCounterApplier> {
-    let mut node = Node::new(config, key(n), u64::from(n), KvCounterApplier::default(), T0);
+pub(super) fn node(n: u8, config: Config) -> TestNode<KvCounterApplier> {
+    let mut node = TestNode::new(config, key(n), u64::from(n), KvCounterApplier::default(), T0);
     node.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
     node
 }
@@ -43,7 +42,7 @@ pub(super) fn gossip(delta: &DeltaRef) -> Vec<u8> {
     GossipMessage::encode_v1(GossipV1::Delta(delta.clone()))
 }
 
-pub(super) fn drain(node: &mut Node<KvCounterApplier>) -> Vec<Output> {
+pub(super) fn drain(node: &mut TestNode<KvCounterApplier>) -> Vec<Output> {
     std::iter::from_fn(|| node.poll_output()).collect()
 }
 
@@ -62,8 +61,8 @@ pub(super) fn requests(outputs: &[Output]) -> Vec<(PeerId, RequestId, SyncReques
 /// Serves every request `client` has outstanding in `outputs` from `server`, feeding the
 /// responses back, until the client sends no more requests. Returns the client's other outputs.
 pub(super) fn exchange(
-    client: &mut Node<KvCounterApplier>,
-    server: &mut Node<KvCounterApplier>,
+    client: &mut TestNode<KvCounterApplier>,
+    server: &mut TestNode<KvCounterApplier>,
     mut outputs: Vec<Output>,
     now: Timestamp,
 ) -> Vec<Output> {

@@ -1,10 +1,11 @@
 use super::*;
 use crate::sync::{SyncMode, SyncReason};
+use crate::testing::TestNode;
 use crate::wire::{Heartbeat, SyncErrorCode};
 use crate::{Event, Limits, RequestFailure};
 
 /// `node`'s heartbeat now, with a sequence above every earlier one (receivers drop replays).
-pub(super) fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
+pub(super) fn heartbeat_of(node: &TestNode<KvCounterApplier>) -> Vec<u8> {
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let dag = node.dag(&context()).unwrap();
     GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
@@ -17,7 +18,7 @@ pub(super) fn heartbeat_of(node: &Node<KvCounterApplier>) -> Vec<u8> {
     }))
 }
 
-pub(super) fn write_many(node: &mut Node<KvCounterApplier>, count: usize) -> Vec<Vec<u8>> {
+pub(super) fn write_many(node: &mut TestNode<KvCounterApplier>, count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
             node.local_delta(T0, context(), set(&format!("k{}", i % 97), &format!("v{i}"))).unwrap();
@@ -42,7 +43,7 @@ pub(super) fn events(outputs: &[Output]) -> Vec<&Event> {
 }
 
 /// Feeds `server`'s heartbeat to `client` and runs the sync it triggers to completion.
-fn sync_from(client: &mut Node<KvCounterApplier>, server: &mut Node<KvCounterApplier>) -> Vec<Output> {
+fn sync_from(client: &mut TestNode<KvCounterApplier>, server: &mut TestNode<KvCounterApplier>) -> Vec<Output> {
     client.handle_input(T0, Input::PeerUp { peer: server.peer_id() });
     client.handle_input(T0, Input::Gossip { from: server.peer_id(), bytes: heartbeat_of(server) });
     let outputs = drain(client);
@@ -206,8 +207,8 @@ fn snapshot_buffer_overflow_drops_and_counts() {
 
 /// Serves exactly one round of requests at `T0` and returns the client's new outputs.
 fn exchange_one(
-    client: &mut Node<KvCounterApplier>,
-    server: &mut Node<KvCounterApplier>,
+    client: &mut TestNode<KvCounterApplier>,
+    server: &mut TestNode<KvCounterApplier>,
     outputs: Vec<Output>,
 ) -> Vec<Output> {
     exchange_one_at(client, server, outputs, T0)
@@ -325,7 +326,7 @@ fn requests_that_cannot_be_served_get_error_codes() {
     let config = Config { limits: Limits { max_served_snapshots: 1, ..Limits::default() }, ..Config::default() };
     let mut b = node(2, config);
     write_many(&mut b, 3);
-    let ask = |b: &mut Node<KvCounterApplier>, request: SyncRequestV1| {
+    let ask = |b: &mut TestNode<KvCounterApplier>, request: SyncRequestV1| {
         b.handle_input(
             T0,
             Input::Request {
@@ -417,7 +418,7 @@ fn a_snapshot_that_would_drop_history_held_only_as_state_is_refused() {
 #[test]
 fn non_members_cannot_trigger_syncs_or_read_state() {
     let mut a = node(1, Config::default());
-    let outsider = Node::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
+    let outsider = TestNode::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
     a.handle_input(T0, Input::PeerUp { peer: outsider.peer_id() });
     // A forged heartbeat claiming our heads with another root: ignored, no divergence, no sync.
     let forged = GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
@@ -488,8 +489,8 @@ fn a_session_that_never_ends_is_cut_at_its_deadline() {
 
 /// Serves exactly one round of requests at `now` and returns the client's new outputs.
 fn exchange_one_at(
-    client: &mut Node<KvCounterApplier>,
-    server: &mut Node<KvCounterApplier>,
+    client: &mut TestNode<KvCounterApplier>,
+    server: &mut TestNode<KvCounterApplier>,
     outputs: Vec<Output>,
     now: Timestamp,
 ) -> Vec<Output> {

@@ -1,9 +1,10 @@
 use super::*;
 use crate::eviction::EvictionPhase;
+use crate::testing::TestNode;
 use crate::{BlobId, Event};
 
 /// Runs `node`'s timers until `until`, returning every output.
-fn run_timers(node: &mut Node<KvCounterApplier>, until: Timestamp) -> Vec<(Timestamp, Output)> {
+fn run_timers(node: &mut TestNode<KvCounterApplier>, until: Timestamp) -> Vec<(Timestamp, Output)> {
     let mut outputs = Vec::new();
     loop {
         let at = node.poll_timeout();
@@ -161,7 +162,7 @@ fn tracking_more_blobs_than_the_bound_evicts_at_once() {
 #[test]
 fn a_transiently_failing_delta_is_retried_by_the_cleanup_timer() {
     use crate::testing::FailingApplier;
-    let mut a = Node::new(Config::default(), key(1), 1, FailingApplier::<KvCounterApplier>::default(), T0);
+    let mut a = TestNode::new(Config::default(), key(1), 1, FailingApplier::<KvCounterApplier>::default(), T0);
     a.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
     let mut factory = author(2);
     let flaky = factory.make(&[], set("a", "1"));

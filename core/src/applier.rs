@@ -33,6 +33,15 @@ pub enum ApplyError {
         /// The root the imported state hashes to.
         actual: RootHash,
     },
+    /// An entry of an imported snapshot's state is not one this application could have
+    /// written; nothing was replaced.
+    #[error("snapshot state entry {index}: {fault}")]
+    InvalidSnapshotEntry {
+        /// The entry's position in the snapshot's state.
+        index: usize,
+        /// What is wrong with it.
+        fault: SnapshotEntryFault,
+    },
     /// The exported state would be larger than the snapshot bound.
     #[error("state of {bytes} bytes is over the snapshot limit of {max}")]
     StateTooLarge {
@@ -53,6 +62,7 @@ impl ApplyError {
             Self::CorruptState(_) => "corrupt_state",
             Self::Storage(_) => "storage",
             Self::RootMismatch { .. } => "root_mismatch",
+            Self::InvalidSnapshotEntry { .. } => "invalid_snapshot_entry",
             Self::StateTooLarge { .. } => "state_too_large",
         }
     }
@@ -69,13 +79,41 @@ pub enum StateRecord {
     RemovalMarker,
 }
 
+/// What is wrong with one entry of an imported snapshot's state
+/// ([`ApplyError::InvalidSnapshotEntry`]). A snapshot comes from one peer; its state must look,
+/// entry by entry, like state that deltas could have made before it may replace ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotEntryFault {
+    /// The key is in no state namespace, or is not a path's key.
+    #[error("a key that names no state record")]
+    BadKey,
+    /// The value does not decode as its record.
+    #[error("a {0} that does not decode")]
+    Undecodable(StateRecord),
+    /// The value decodes, but is not the encoding this application writes (merging would
+    /// rewrite it, so the root would change under nobody's delta).
+    #[error("a {0} in a non-canonical encoding")]
+    NonCanonical(StateRecord),
+    /// A stamp in the record lies beyond the clock bound: the HLC drift bound refuses such a
+    /// delta, and a stamp far ahead would outrank every honest write to its path for as long.
+    #[error("a {record} stamped {ahead_ms} ms beyond the clock bound")]
+    StampAhead {
+        /// The record.
+        record: StateRecord,
+        /// How far beyond the bound its latest stamp is.
+        ahead_ms: u64,
+    },
+}
+
 /// Application state for every context a node replicates.
 ///
 /// Contract, which the DAG relies on:
 /// - `apply` is atomic: on `Err` the context's state (and root) is exactly as before.
 /// - Applying the same set of deltas in any causal order gives the same root (CRDT semantics).
-/// - `import_state` builds the new state aside and replaces the old one only if it hashes to
-///   `expected_root`; otherwise it returns [`ApplyError::RootMismatch`] and changes nothing.
+/// - `import_state` builds the new state aside and replaces the old one only if every entry is
+///   one the application could have written (it decodes canonically, no stamp is later than
+///   `max_stamp_ms`) and it hashes to `expected_root`; otherwise it returns
+///   [`ApplyError::InvalidSnapshotEntry`] or [`ApplyError::RootMismatch`] and changes nothing.
 /// - Nothing here may read a clock or OS randomness; everything it needs is in the delta.
 pub trait Applier {
     /// Applies one delta's payload to its context's state.
@@ -87,8 +125,16 @@ pub trait Applier {
     /// The context's whole state, as opaque bytes that `import_state` accepts.
     fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError>;
 
-    /// Replaces the context's state with `state` if it hashes to `expected_root`.
-    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError>;
+    /// Replaces the context's state with `state` if every entry is valid and no stamp's
+    /// physical time is after `max_stamp_ms` (Unix milliseconds: the importer's wall clock plus
+    /// the HLC drift bound), and if it hashes to `expected_root`.
+    fn import_state(
+        &mut self,
+        context: &ContextId,
+        state: &[u8],
+        expected_root: &RootHash,
+        max_stamp_ms: u64,
+    ) -> Result<(), ApplyError>;
 }
 
 #[cfg(test)]
@@ -105,6 +151,7 @@ mod tests {
             ApplyError::Storage(String::new()),
             ApplyError::RootMismatch { expected: RootHash::default(), actual: RootHash::default() },
             ApplyError::StateTooLarge { bytes: 2, max: 1 },
+            ApplyError::InvalidSnapshotEntry { index: 0, fault: SnapshotEntryFault::BadKey },
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(ApplyError::label).collect();
         assert_eq!(labels.len(), all.len(), "two errors share a label: {labels:?}");

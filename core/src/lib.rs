@@ -30,7 +30,7 @@ pub mod testing;
 pub mod time;
 pub mod wire;
 
-pub use applier::{Applier, ApplyError, StateRecord};
+pub use applier::{Applier, ApplyError, SnapshotEntryFault, StateRecord};
 pub use config::Config;
 pub use dag::{AddOutcome, DagStore};
 pub use delta::{CausalDelta, DeltaRef};

@@ -49,8 +49,19 @@ impl Path {
 
     /// Decodes the path of a value-slot key.
     pub(crate) fn from_value_key(key: &[u8]) -> Option<Self> {
+        Self::from_key(VALUE_NAMESPACE, key)
+    }
+
+    /// Decodes the path of a removal-marker key.
+    pub(crate) fn from_removal_key(key: &[u8]) -> Option<Self> {
+        Self::from_key(REMOVAL_NAMESPACE, key)
+    }
+
+    /// Decodes the path of a key in `namespace`; `None` if the key is in another namespace or
+    /// is not a sequence of length-prefixed segments.
+    fn from_key(expected: u8, key: &[u8]) -> Option<Self> {
         let (&namespace, mut rest) = key.split_first()?;
-        if namespace != VALUE_NAMESPACE {
+        if namespace != expected {
             return None;
         }
         let mut segments = Vec::new();

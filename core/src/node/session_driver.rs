@@ -278,7 +278,9 @@ impl Node {
         let replica = self.replicas.get_mut(&context).ok_or(SyncFailure::ContextLeft)?;
         let prepared =
             replica.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(SyncFailure::SnapshotCheckpoint)?;
-        app.import_state(&context, &state_bytes, &checkpoint.root).map_err(SyncFailure::SnapshotState)?;
+        // No stamp may be later than a delta's HLC could be (the drift check on ingest).
+        let max_stamp_ms = self.wall_ms.saturating_add(self.config.limits.max_hlc_drift_ms);
+        app.import_state(&context, &state_bytes, &checkpoint.root, max_stamp_ms).map_err(SyncFailure::SnapshotState)?;
         let actual = app.root_hash(&context);
         if actual != checkpoint.root {
             // The applier broke its contract; report instead of adopting a DAG that does not

@@ -1,7 +1,7 @@
 //! Appliers for tests and benches. `KvCounterApplier` is a small but real CRDT state:
 //! last-writer-wins registers keyed by bytes, plus per-author PN-counters.
 
-use crate::applier::{Applier, ApplyError};
+use crate::applier::{Applier, ApplyError, SnapshotEntryFault, StateRecord};
 use crate::delta::CausalDelta;
 use crate::hlc::Hlc;
 use crate::ids::{AuthorKey, ContextId, DeltaId, IdSet, RootHash};
@@ -25,7 +25,7 @@ impl Applier for NoopApplier {
         Ok(Vec::new())
     }
 
-    fn import_state(&mut self, _: &ContextId, _: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
+    fn import_state(&mut self, _: &ContextId, _: &[u8], expected_root: &RootHash, _: u64) -> Result<(), ApplyError> {
         if *expected_root != RootHash::default() {
             return Err(ApplyError::RootMismatch { expected: *expected_root, actual: RootHash::default() });
         }
@@ -157,9 +157,22 @@ impl Applier for KvCounterApplier {
         Ok(bytes)
     }
 
-    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
+    fn import_state(
+        &mut self,
+        context: &ContextId,
+        state: &[u8],
+        expected_root: &RootHash,
+        max_stamp_ms: u64,
+    ) -> Result<(), ApplyError> {
         let imported: KvState =
             borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
+        for (index, register) in imported.registers.values().enumerate() {
+            let ahead_ms = register.stamp.0.physical_ms.saturating_sub(max_stamp_ms);
+            if ahead_ms > 0 {
+                let fault = SnapshotEntryFault::StampAhead { record: StateRecord::Slot, ahead_ms };
+                return Err(ApplyError::InvalidSnapshotEntry { index, fault });
+            }
+        }
         let actual = imported.root();
         if actual != *expected_root {
             return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
@@ -204,7 +217,13 @@ impl<A: Applier> Applier for FailingApplier<A> {
         self.inner.export_state(context, max_bytes)
     }
 
-    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
-        self.inner.import_state(context, state, expected_root)
+    fn import_state(
+        &mut self,
+        context: &ContextId,
+        state: &[u8],
+        expected_root: &RootHash,
+        max_stamp_ms: u64,
+    ) -> Result<(), ApplyError> {
+        self.inner.import_state(context, state, expected_root, max_stamp_ms)
     }
 }

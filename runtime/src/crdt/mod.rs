@@ -50,6 +50,23 @@ impl Slot {
         join_component(&mut self.list, &other.list, RgaList::join);
     }
 
+    /// The latest stamp anywhere in the slot: each component's own, and every set tag, list
+    /// node, list anchor and tombstone inside. Merging keeps each component's stamp at least
+    /// as late as its insides, but a slot from a peer's snapshot need not be so.
+    pub fn latest_stamp_within(&self) -> Stamp {
+        let mut latest = self.stamp();
+        if let Some(set) = &self.set {
+            let tags = set.adds.values().filter_map(|tags| tags.last().copied());
+            latest = latest.max(tags.max().unwrap_or_default()).max(set.removed.last().copied().unwrap_or_default());
+        }
+        if let Some(list) = &self.list {
+            let nodes = list.nodes.keys().next_back().copied().unwrap_or_default();
+            let anchors = list.nodes.values().filter_map(|node| node.after).max().unwrap_or_default();
+            latest = latest.max(nodes).max(anchors).max(list.removed.last().copied().unwrap_or_default());
+        }
+        latest
+    }
+
     /// The slot's canonical bytes (what the Merkle index hashes).
     pub fn encode(&self) -> Vec<u8> {
         rhizome_core::wire::encode(self)

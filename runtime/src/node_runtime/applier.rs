@@ -97,9 +97,16 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         Ok(bytes)
     }
 
-    fn import_state(&mut self, context: &ContextId, state: &[u8], expected_root: &RootHash) -> Result<(), ApplyError> {
+    fn import_state(
+        &mut self,
+        context: &ContextId,
+        state: &[u8],
+        expected_root: &RootHash,
+        max_stamp_ms: u64,
+    ) -> Result<(), ApplyError> {
         let entries: Vec<(Vec<u8>, Vec<u8>)> =
             borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(format!("snapshot state: {error}")))?;
+        crate::state::check_snapshot_entries(&entries, max_stamp_ms)?;
         // Verify on a scratch store before touching the real one.
         let mut scratch = StateStore::new(MemoryBackend::default());
         scratch.replace_all(entries.clone()).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;

@@ -3,6 +3,9 @@
 //! that stage writes so that a failed call or delta leaves the state exactly as it was.
 
 pub mod merkle;
+mod snapshot_entries;
+
+pub use snapshot_entries::check_snapshot_entries;
 
 use merkle::MerkleIndex;
 use rhizome_core::RootHash;

@@ -109,3 +109,45 @@ fn host_work_is_paid_for_in_fuel() {
     let large = a.call_raw("set", borsh::to_vec(&("k".to_owned(), "v".repeat(100_000))).unwrap()).unwrap().fuel_used;
     assert!(large > small + 200_000, "moving 100 KB in and writing it costs fuel: {small} vs {large}");
 }
+
+#[test]
+fn a_snapshot_whose_state_holds_a_stamp_from_the_future_is_refused_and_changes_nothing() {
+    // A peer's state where one write carries an HLC ten days ahead: its root is honest (the
+    // peer hashed what it sent), but the write would outrank every honest write to its key for
+    // ten days. The drift bound refuses such a delta; an import must refuse such state too.
+    let module = module("kv_store");
+    let context = context();
+    let mut sender = runtime_for(key(1).author_key(), RuntimeLimits::default());
+    let app = sender.install_app(&module).unwrap();
+    sender.create_context(context, app).unwrap();
+    let ten_days_ms = 10 * 24 * 3_600 * 1_000;
+    let future = Hlc { physical_ms: T0.as_millis() + ten_days_ms, logical: 0, node: 1 };
+    let payload = rhizome_runtime::AppPayload::V1 {
+        actions: vec![rhizome_runtime::Action::RegisterSet {
+            path: rhizome_runtime::Path::new([b"kv".to_vec(), b"k".to_vec()]),
+            value: b"mine forever".to_vec(),
+        }],
+        events: vec![],
+        handled: None,
+    };
+    sender.apply(&context, &CausalDelta::new_signed(&key(1), context, vec![], future, payload.encode())).unwrap();
+    let state = sender.export_state(&context, usize::MAX).unwrap();
+    let root = sender.root_hash(&context);
+
+    let mut receiver = runtime_for(key(2).author_key(), RuntimeLimits::default());
+    let app = receiver.install_app(&module).unwrap();
+    receiver.create_context(context, app).unwrap();
+    let before = receiver.root_hash(&context);
+    let bound_ms = T0.as_millis() + rhizome_core::Limits::default().max_hlc_drift_ms;
+    match receiver.import_state(&context, &state, &root, bound_ms) {
+        Err(rhizome_core::ApplyError::InvalidSnapshotEntry {
+            fault: rhizome_core::SnapshotEntryFault::StampAhead { ahead_ms, .. },
+            ..
+        }) => assert_eq!(ahead_ms, T0.as_millis() + ten_days_ms - bound_ms),
+        other => panic!("expected a stamp-ahead refusal, got {other:?}"),
+    }
+    assert_eq!(receiver.root_hash(&context), before, "a refused import changes nothing");
+    // Ten days on, the same state is ordinary and imports.
+    receiver.import_state(&context, &state, &root, future.physical_ms).unwrap();
+    assert_eq!(receiver.root_hash(&context), root);
+}

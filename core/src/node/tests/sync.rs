@@ -132,6 +132,31 @@ fn a_fresh_node_catches_up_by_snapshot() {
 }
 
 #[test]
+fn a_snapshot_whose_state_is_stamped_beyond_the_clock_bound_is_refused() {
+    // The server's wall clock runs ten days ahead, so its state's stamps do too. Its deltas
+    // would be refused on ingest by the drift bound; its snapshot must be refused the same way.
+    let ten_days_ms = 10 * 24 * 3_600 * 1_000;
+    let ahead = crate::Clocks::new(T0, T0.as_millis() + ten_days_ms);
+    let mut b = node(2, Config::default());
+    for i in 0..20 {
+        b.local_delta(ahead, context(), set(&format!("k{i}"), "from the future")).unwrap();
+    }
+    drain(&mut b);
+    let mut a = node(1, small_snapshot_threshold());
+    let outputs = sync_from(&mut a, &mut b);
+    assert!(events(&outputs).iter().all(|event| !matches!(event, Event::SnapshotAdopted { .. })));
+    assert!(events(&outputs).iter().any(|event| matches!(
+        event,
+        Event::SyncFailed {
+            reason: crate::sync::SyncFailure::SnapshotState(crate::ApplyError::InvalidSnapshotEntry { .. }),
+            ..
+        }
+    )));
+    assert_eq!(a.metrics().sync_failures.get("snapshot_state"), Some(&1));
+    assert_eq!(a.dag(&context()).unwrap().applied_len(), 0, "nothing of the snapshot was adopted");
+}
+
+#[test]
 fn a_gap_over_the_threshold_falls_back_to_snapshot_and_keeps_local_writes() {
     let config = Config { snapshot_gap_threshold_deltas: 50, ..Config::default() };
     let mut b = node(2, config.clone());

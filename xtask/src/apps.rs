@@ -28,6 +28,7 @@ pub(crate) fn build() -> Result<()> {
         .args(["build", "--release", "--locked", "--target", WASM_TARGET, "--target-dir"])
         .arg(&target_dir)
         .args(remap_path_args(&root));
+    drop_environment_rustflags(&mut command);
     let shown = cmd::display(&command);
     eprintln!("$ {shown}");
     let status = cmd::status(&mut command)?;
@@ -40,8 +41,8 @@ pub(crate) fn build() -> Result<()> {
     for app in APPS {
         let from = built.join(format!("{app}.wasm"));
         let to = out.join(format!("{app}.wasm"));
+        check_machine_independent(&from, &root)?;
         std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-        check_machine_independent(&to, &root)?;
         let bytes = std::fs::metadata(&to).map(|meta| meta.len()).unwrap_or(0);
         eprintln!("  {:<12} {:>8} bytes  {}", app, bytes, to.display());
     }
@@ -58,6 +59,7 @@ pub(crate) fn clippy() -> Result<()> {
         .arg(root.join("target").join("apps"))
         .args(remap_path_args(&root))
         .args(["--", "-D", "warnings"]);
+    drop_environment_rustflags(&mut command);
     let shown = cmd::display(&command);
     eprintln!("$ {shown}");
     let status = cmd::status(&mut command)?;
@@ -70,16 +72,23 @@ pub(crate) fn clippy() -> Result<()> {
 /// The machine's paths that reach a module's bytes (the panic locations of registry crates and
 /// of path dependencies), each with the fixed name it is rewritten to. A module's bytes are its
 /// app id, and the app id is in every simulator trace: without this, the same seed would give
-/// another trace hash on a machine whose cargo home or checkout lies elsewhere.
+/// another trace hash on a machine whose cargo home or checkout lies elsewhere. The cargo home
+/// comes last: rustc applies the last matching remap, so a cargo home inside the checkout is
+/// still `/cargo`.
 fn machine_paths(root: &Path) -> Vec<(PathBuf, &'static str)> {
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
     let mut paths = vec![(root.to_path_buf(), "/rhizome")];
-    if let Some(cargo_home) = cargo_home {
+    if let Some(cargo_home) = cargo_home() {
         paths.push((cargo_home, "/cargo"));
     }
     paths
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| home().map(|home| home.join(".cargo")))
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
 }
 
 /// `--config` arguments adding `--remap-path-prefix` for every [`machine_paths`] entry to the
@@ -92,25 +101,56 @@ fn remap_path_args(root: &Path) -> Vec<String> {
     vec!["--config".to_owned(), format!("target.{WASM_TARGET}.rustflags=[{}]", flags.join(", "))]
 }
 
+/// An environment `RUSTFLAGS` (or `CARGO_ENCODED_RUSTFLAGS`) replaces every
+/// `target.<triple>.rustflags`, which would drop both the guest's link flags and the path
+/// remapping: the guests are built without them, and say so.
+fn drop_environment_rustflags(command: &mut Command) {
+    for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        if std::env::var_os(variable).is_some() {
+            eprintln!("note: {variable} is set; the WASM apps are built without it (it would replace their own flags)");
+            command.env_remove(variable);
+        }
+    }
+}
+
 /// `text` as a TOML basic string.
 fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Fails if the module still names a path of this machine (a dependency the remapping missed).
+/// Fails if the module still names a directory of this machine: the checkout, the cargo home
+/// or the home directory (a dependency the remapping missed). A path counts only as a whole
+/// directory (followed by `/`), and a directory that is already its remapped name is skipped.
 fn check_machine_independent(module: &Path, root: &Path) -> Result<()> {
     let bytes = std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
-    for (path, _) in machine_paths(root) {
-        let needle = path.to_string_lossy().into_owned();
-        if !needle.is_empty() && bytes.windows(needle.len()).any(|window| window == needle.as_bytes()) {
+    let remapped: Vec<(PathBuf, Option<&str>)> =
+        machine_paths(root).into_iter().map(|(from, to)| (from, Some(to))).collect();
+    let directories = remapped.into_iter().chain(home().map(|home| (home, None)));
+    for (directory, remapped_to) in directories {
+        let name = directory.to_string_lossy().trim_end_matches('/').to_owned();
+        if name.is_empty() || remapped_to == Some(name.as_str()) {
+            continue;
+        }
+        if names_directory(&bytes, &name) {
             bail!(
-                "{} names the machine path {needle}: its bytes, its app id and every simulator trace hash \
-                 would differ on another machine (remap the path in `remap_path_args`)",
+                "{} names the machine directory {name}: its bytes, its app id and every simulator \
+                 trace hash would differ on another machine (remap it in `machine_paths`)",
                 module.display()
             );
         }
     }
     Ok(())
+}
+
+/// True if `bytes` hold `directory` followed by `/` and not preceded by a path-name character,
+/// so that `/src` is not found inside `/cargo/registry/src/`.
+fn names_directory(bytes: &[u8], directory: &str) -> bool {
+    let needle = format!("{directory}/");
+    let part_of_a_name = |byte: u8| byte.is_ascii_alphanumeric() || b"._-".contains(&byte);
+    bytes
+        .windows(needle.len())
+        .enumerate()
+        .any(|(at, window)| window == needle.as_bytes() && (at == 0 || !part_of_a_name(bytes[at - 1])))
 }
 
 /// Installs the wasm32 target through rustup unless the toolchain already has it.
@@ -138,4 +178,18 @@ fn ensure_wasm_target() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_directory;
+
+    #[test]
+    fn a_directory_is_found_only_as_a_whole_path() {
+        assert!(names_directory(b"\x00/root/.cargo/registry/src/lib.rs", "/root"));
+        assert!(names_directory(b"/home/me/rhizome/apps/kv/src/lib.rs", "/home/me/rhizome"));
+        assert!(!names_directory(b"/cargo/registry/src/borsh/src/lib.rs", "/src"));
+        assert!(!names_directory(b"/home/me/rhizome-old/x.rs", "/home/me/rhizome"));
+        assert!(!names_directory(b"/rootless/x.rs", "/root"));
+    }
 }

@@ -12,8 +12,9 @@ use crate::ids::{AuthorKey, ContextId, DeltaId, RootHash};
 use crate::time::Clocks;
 use std::sync::Arc;
 
-/// A node and its application state, owned together. Derefs to the [`Node`] for its read
-/// accessors; [`TestNode::handle_input`] lends the applier to the node for the input.
+/// A node and its application state, owned together, so a test cannot hand the node another
+/// state than the one its DAG describes. Derefs (read-only) to the [`Node`] for its accessors;
+/// [`TestNode::handle_input`] lends the applier to the node for the input.
 #[derive(Debug)]
 pub struct TestNode<A: Applier> {
     node: Node,
@@ -57,9 +58,14 @@ impl<A: Applier> TestNode<A> {
         self.applier.root_hash(context)
     }
 
-    /// The node and the applier, both mutable at once.
-    pub fn parts_mut(&mut self) -> (&mut Node, &mut A) {
-        (&mut self.node, &mut self.applier)
+    /// [`Node::poll_output`].
+    pub fn poll_output(&mut self) -> Option<super::Output> {
+        self.node.poll_output()
+    }
+
+    /// [`Node::set_signature_memo`].
+    pub fn set_signature_memo(&mut self, memo: crate::signature_memo::SignatureMemo) {
+        self.node.set_signature_memo(memo);
     }
 
     /// The node's latest clocks: a command given "now" happens at the last input's time.
@@ -124,12 +130,8 @@ impl<A: Applier> std::ops::Deref for TestNode<A> {
     }
 }
 
-impl<A: Applier> std::ops::DerefMut for TestNode<A> {
-    fn deref_mut(&mut self) -> &mut Node {
-        &mut self.node
-    }
-}
-
+// Test support on a core type: only harnesses turn answers into results this way (the node
+// loop maps each answer to its own API error instead).
 impl Handled {
     /// A local write's answer as a result: the delta made, or why not. Panics on the answer to
     /// any other input (a harness bug).

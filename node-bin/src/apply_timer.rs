@@ -58,7 +58,7 @@ mod tests {
     }
 
     fn count(metrics: &Metrics) -> String {
-        let text = metrics.render(None);
+        let text = metrics.render(None, crate::metrics::Detail::PerContext);
         text.lines().find(|line| line.starts_with("rhizome_delta_apply_seconds_count")).unwrap_or_default().to_owned()
     }
 

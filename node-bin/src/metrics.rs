@@ -25,6 +25,16 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// HTTP status classes counted, `1xx` to `5xx`.
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// How much of the node's figures a scrape sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Totals only: no series names a context. What an unauthenticated scrape gets, since a
+    /// context id tells an outsider which topic to subscribe to.
+    Totals,
+    /// Per-context series too (`{context="<id>"}`), for a scrape with the API token.
+    PerContext,
+}
+
 /// The node binary's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -35,6 +45,9 @@ pub struct Metrics {
     ws_clients: Gauge,
     ws_dropped_slow: Counter,
     node: Arc<NodeCollector>,
+    /// Held from setting the collector's detail to the end of encoding, so a concurrent scrape
+    /// with the other detail cannot render in between.
+    render_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,6 +103,7 @@ impl Metrics {
             ws_clients,
             ws_dropped_slow,
             node,
+            render_lock: Mutex::new(()),
         }
     }
 
@@ -144,7 +158,9 @@ impl Metrics {
 
     /// The exposition text. `status` refreshes the node's series; `None` (the node has
     /// stopped) keeps the last snapshot, so its counters never go backwards.
-    pub fn render(&self, status: Option<&NodeStatus>) -> String {
+    pub fn render(&self, status: Option<&NodeStatus>, detail: Detail) -> String {
+        let _rendering = self.render_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.node.per_context.store(detail == Detail::PerContext, std::sync::atomic::Ordering::Relaxed);
         if let Some(status) = status {
             *self.node.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(status.clone());
         }
@@ -158,11 +174,16 @@ impl Metrics {
     }
 }
 
+/// A per-context gauge: its name, its help and how to read it off a context's status.
+type ContextGauge = (&'static str, &'static str, fn(&rhizome_node::ContextStatus) -> usize);
+
 /// Encodes the node's counters from the last [`NodeStatus`] seen.
 #[derive(Debug, Default)]
 struct NodeCollector {
     snapshot: Mutex<Option<NodeStatus>>,
     running: std::sync::atomic::AtomicBool,
+    /// The scrape being rendered may see context ids ([`Detail::PerContext`]).
+    per_context: std::sync::atomic::AtomicBool,
 }
 
 fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
@@ -209,33 +230,20 @@ impl Collector for NodeCollector {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         gauge(e, "rhizome_peers", "Connected peers", count(status.peers.len()))?;
         gauge(e, "rhizome_contexts", "Joined contexts", count(status.contexts.len()))?;
-        let per_context = |pick: fn(&rhizome_node::ContextStatus) -> usize| {
-            status.contexts.iter().map(move |context| (context.context.to_string(), pick(context) as u64))
-        };
-        labelled(
-            e,
-            "rhizome_pending_deltas",
-            "Deltas waiting for parents",
-            MetricType::Gauge,
-            "context",
-            per_context(|c| c.pending),
-        )?;
-        labelled(
-            e,
-            "rhizome_applied_deltas",
-            "Deltas in the applied DAG",
-            MetricType::Gauge,
-            "context",
-            per_context(|c| c.applied),
-        )?;
-        labelled(
-            e,
-            "rhizome_handler_jobs",
-            "Event handler jobs waiting",
-            MetricType::Gauge,
-            "context",
-            per_context(|c| c.handler_jobs),
-        )?;
+        let per_context = self.per_context.load(std::sync::atomic::Ordering::Relaxed);
+        let context_gauges: [ContextGauge; 3] = [
+            ("rhizome_pending_deltas", "Deltas waiting for parents", |c| c.pending),
+            ("rhizome_applied_deltas", "Deltas in the applied DAG", |c| c.applied),
+            ("rhizome_handler_jobs", "Event handler jobs waiting", |c| c.handler_jobs),
+        ];
+        for (name, help, pick) in context_gauges {
+            if per_context {
+                let values = status.contexts.iter().map(|context| (context.context.to_string(), pick(context) as u64));
+                labelled(e, name, help, MetricType::Gauge, "context", values)?;
+            } else {
+                gauge(e, name, help, count(status.contexts.iter().map(pick).sum()))?;
+            }
+        }
         counter(e, "rhizome_syncs_started", "Sync sessions started", core.syncs_started)?;
         counter(e, "rhizome_syncs_succeeded", "Sync sessions that completed", core.syncs_succeeded)?;
         counter(e, "rhizome_syncs_failed", "Sync sessions that failed", core.syncs_failed)?;
@@ -345,7 +353,7 @@ mod tests {
         metrics.count_http_response(200);
         metrics.count_http_response(429);
         metrics.count_rate_limited();
-        let text = metrics.render(None);
+        let text = metrics.render(None, Detail::PerContext);
         assert!(text.contains("rhizome_delta_apply_seconds_count 1"), "{text}");
         assert!(text.contains("rhizome_http_requests_total{class=\"2xx\"} 1"), "{text}");
         assert!(text.contains("rhizome_http_requests_total{class=\"4xx\"} 1"), "{text}");

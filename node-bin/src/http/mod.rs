@@ -322,20 +322,28 @@ async fn guard(State(shared): SharedState, request: Request, next: Next) -> Resp
     next.run(request).await
 }
 
+/// The bearer token a request presents, if any.
+fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 impl Shared {
     fn token_matches(&self, presented: &str) -> bool {
         self.token_hash.is_some_and(|expected| blake3::hash(presented.as_bytes()) == expected)
     }
 
+    /// True if `headers` carry `Authorization: Bearer <the API token>`.
+    fn bearer_token_matches(&self, headers: &axum::http::HeaderMap) -> bool {
+        presented_token(headers).is_some_and(|token| self.token_matches(token))
+    }
+
     fn check_token(&self, request: &Request) -> Result<(), HttpError> {
-        let presented = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        match presented {
+        match presented_token(request.headers()) {
             Some(token) if self.token_matches(token) => Ok(()),
             Some(_) => Err(HttpError::new(ErrorCode::Unauthorized, "wrong bearer token")),
             None => Err(HttpError::new(ErrorCode::Unauthorized, "missing `Authorization: Bearer <token>`")),

@@ -1,8 +1,9 @@
 //! The open endpoints (health, metrics) and the JSON answers for unknown routes and methods.
 
 use super::{ErrorCode, HttpError, SharedState};
+use crate::metrics::Detail;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
@@ -20,10 +21,13 @@ pub(super) async fn health(State(shared): SharedState) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics) text.
-pub(super) async fn metrics(State(shared): SharedState) -> Response {
+/// `GET /metrics`: Prometheus (OpenMetrics) text. Open, but series that name a context need the
+/// API token (a context id tells an outsider which topic to subscribe to); without it the
+/// per-context gauges are totals.
+pub(super) async fn metrics(State(shared): SharedState, headers: HeaderMap) -> Response {
+    let detail = if shared.bearer_token_matches(&headers) { Detail::PerContext } else { Detail::Totals };
     let status = tokio::time::timeout(STATUS_TIMEOUT, shared.api.node.status()).await.ok().and_then(Result::ok);
-    let text = shared.api.metrics.render(status.as_ref());
+    let text = shared.api.metrics.render(status.as_ref(), detail);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 

@@ -430,7 +430,8 @@ async fn metrics_expose_the_required_series_without_a_token() {
     let text = body.as_str().expect("text");
     for series in [
         "rhizome_delta_apply_seconds_bucket",
-        "rhizome_pending_deltas{context=",
+        "rhizome_pending_deltas 0",
+        "rhizome_applied_deltas 1",
         "rhizome_peers 0",
         "rhizome_syncs_started_total",
         "rhizome_syncs_failed_total",
@@ -448,6 +449,24 @@ async fn metrics_expose_the_required_series_without_a_token() {
         assert!(text.contains(series), "missing {series} in\n{text}");
     }
     assert!(text.contains("# TYPE rhizome_syncs_started counter"), "node totals are counters");
+    assert!(!text.contains(&context), "an unauthenticated scrape names no context:\n{text}");
+    assert!(!text.contains("context="), "an unauthenticated scrape has no per-context series:\n{text}");
+}
+
+#[tokio::test]
+async fn metrics_name_contexts_only_for_a_scrape_with_the_token() {
+    let api = router(state(start_node(16), config()));
+    let (_, context) = kv_context(&api).await;
+    rpc_call(&api, "call", json!({"context": context, "method": "set", "args": ["k", "v"]})).await;
+    let scrape = |token| request_from(SocketAddr::from(([203, 0, 113, 1], 1)), Method::GET, "/metrics", token, "");
+    let (status, _, body) = send(&api, scrape(Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().expect("text");
+    assert!(text.contains(&format!("rhizome_applied_deltas{{context=\"{context}\"}} 1")), "{text}");
+    // A wrong token is not refused (the route is open) but sees totals only.
+    let (status, _, body) = send(&api, scrape(Some("not-the-token"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!body.as_str().expect("text").contains(&context));
 }
 
 #[tokio::test]
@@ -671,5 +690,5 @@ async fn a_websocket_client_that_does_not_read_is_closed_as_slow() {
     assert!(close.reason.as_str().starts_with("slow consumer:"), "{}", close.reason.as_str());
     assert!(frames.len() < 8, "the slow client did not get every event: {}", frames.len());
     assert_eq!(metrics.ws_dropped_slow(), 1);
-    assert!(metrics.render(None).contains("rhizome_ws_clients 0"));
+    assert!(metrics.render(None, crate::metrics::Detail::PerContext).contains("rhizome_ws_clients 0"));
 }

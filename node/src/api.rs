@@ -97,6 +97,7 @@ pub(crate) enum Command {
     CreateContext { app: AppId, members: Vec<AuthorKey>, nonce: [u8; 16], reply: Reply<ContextId> },
     JoinContext { context: ContextId, app: AppId, members: Vec<AuthorKey>, reply: Reply<()> },
     SetMembers { context: ContextId, members: Vec<AuthorKey>, reply: Reply<()> },
+    AddMembers { context: ContextId, keys: Vec<AuthorKey>, reply: Reply<Vec<AuthorKey>> },
     Apps { reply: Reply<Vec<AppId>> },
     Call { context: ContextId, method: String, input: Vec<u8>, reply: Reply<CallReply> },
     Query { context: ContextId, method: String, input: Vec<u8>, reply: Reply<Vec<u8>> },
@@ -166,6 +167,13 @@ impl NodeHandle {
     /// ignored by its peers.
     pub async fn set_members(&self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
         self.ask(|reply| Command::SetMembers { context, members, reply }).await
+    }
+
+    /// Adds `keys` to a joined context's members (and this node, if missing), in one step of
+    /// the loop, so two concurrent additions cannot drop each other's keys. Returns the whole
+    /// list, sorted. Durable when this returns.
+    pub async fn add_members(&self, context: ContextId, keys: Vec<AuthorKey>) -> Result<Vec<AuthorKey>, ApiError> {
+        self.ask(|reply| Command::AddMembers { context, keys, reply }).await
     }
 
     /// The installed apps, in id order.

@@ -193,14 +193,9 @@ pub(super) async fn invite(
     let keys = parse_keys("keys[]", &request.keys)?;
     let (status, index) = context_status(&shared, context).await?;
     let current = &status.contexts[index];
-    let before: BTreeSet<AuthorKey> = current.members.iter().copied().collect();
-    let mut after = before.clone();
-    after.extend(keys);
-    after.insert(shared.api.node.author_key());
-    let members: Vec<AuthorKey> = after.iter().copied().collect();
-    if after != before {
-        shared.api.node.set_members(context, members.clone()).await?;
-    }
+    // One step of the node loop: a read here and a write later would let a concurrent invite
+    // drop these keys, or these drop its.
+    let members = shared.api.node.add_members(context, keys).await?;
     let invitation = Invitation {
         context: context.to_string(),
         app: hex::encode(current.app.0),

@@ -354,6 +354,28 @@ async fn forwarded_for_is_honoured_only_from_a_trusted_proxy() {
 }
 
 #[tokio::test]
+async fn two_concurrent_invites_both_take_effect() {
+    // Each invite used to read the members, then write them back with its key added: run
+    // together, the second write dropped the first one's key.
+    let a = start_node(17);
+    let api = router(state(a.clone(), config()));
+    let (_, context) = kv_context(&api).await;
+    let keys: Vec<String> =
+        (18..=21u8).map(|n| rhizome_core::Keypair::from_secret_bytes([n; 32]).author_key().to_string()).collect();
+    let invite = |key: &String| {
+        send(&api, json_request(Method::POST, &format!("/admin/contexts/{context}/invite"), &json!({"keys": [key]})))
+    };
+    let answers = futures::future::join_all(keys.iter().map(invite)).await;
+    assert!(answers.iter().all(|(status, _, _)| *status == StatusCode::OK));
+    let (_, _, listed) = send(&api, request(Method::GET, &format!("/admin/contexts/{context}/members"), "")).await;
+    let members: Vec<&str> = listed["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    for key in &keys {
+        assert!(members.contains(&key.as_str()), "{key} was dropped: {listed}");
+    }
+    assert_eq!(members.len(), keys.len() + 1, "the invited keys and this node");
+}
+
+#[tokio::test]
 async fn invite_and_join_between_two_nodes() {
     let (a, b) = (start_node(11), start_node(12));
     let (api_a, api_b) = (router(state(a.clone(), config())), router(state(b.clone(), config())));

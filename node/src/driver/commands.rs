@@ -32,6 +32,10 @@ impl<T: Transport> NodeTask<T> {
                 let result = self.set_members(context, members);
                 self.ack(reply, result);
             }
+            Command::AddMembers { context, keys, reply } => {
+                let result = self.add_members(context, keys);
+                self.ack(reply, result);
+            }
             Command::Apps { reply } => {
                 let _ = reply.send(Ok(self.stored_apps.iter().copied().collect()));
             }
@@ -115,6 +119,21 @@ impl<T: Transport> NodeTask<T> {
         self.records.insert(context, record.clone());
         self.batch.contexts.push((context, record));
         Ok(())
+    }
+
+    /// Adds `keys` (and this node) to a joined context's stored members, as one step of the
+    /// loop: read, extend and write cannot interleave with another command.
+    fn add_members(&mut self, context: ContextId, keys: Vec<AuthorKey>) -> Result<Vec<AuthorKey>, ApiError> {
+        let current = self.records.get(&context).ok_or(ApiError::UnknownContext(context))?;
+        let mut members: std::collections::BTreeSet<AuthorKey> = current.members.iter().copied().collect();
+        let before = members.len();
+        members.extend(keys);
+        members.insert(self.node.author_key());
+        let members: Vec<AuthorKey> = members.into_iter().collect();
+        if members.len() != before {
+            self.set_members(context, members.clone())?;
+        }
+        Ok(members)
     }
 
     /// Runs an app method at the HLC its delta would carry (the same `now` is then used for

@@ -17,7 +17,7 @@ pub use since::{SinceCursor, SinceError, SincePage};
 
 use crate::applier::{Applier, ApplyError};
 use crate::delta::DeltaRef;
-use crate::ids::{ContextId, DeltaId, IdMap};
+use crate::ids::{AuthorKey, ContextId, DeltaId, IdMap};
 use crate::reject::RejectReason;
 use crate::time::Timestamp;
 use pending::PendingQueue;
@@ -390,7 +390,22 @@ impl DagStore {
         count
     }
 
-    /// The pending deltas evicted (by capacity or age) since the last call, oldest first.
+    /// Drops the pending and quarantined deltas whose author `is_member` refuses (the member
+    /// list changed): none of them may apply any more. Pending ones are evicted with
+    /// [`EvictionCause::NotMember`] (see [`Self::take_evicted`]). Returns how many were dropped.
+    /// Applied deltas stay: a per-node member list has no causal position to undo them from.
+    pub fn drop_non_members(&mut self, is_member: impl Fn(&AuthorKey) -> bool) -> usize {
+        let refused = |delta: &DeltaRef| !is_member(&delta.author);
+        let pending = self.pending.evict_where(refused);
+        self.pending.compact();
+        let quarantined = self.quarantine.remove_where(refused);
+        let dropped = pending.len() + quarantined.len();
+        self.evicted.extend(pending.into_iter().map(|id| (id, EvictionCause::NotMember)));
+        dropped
+    }
+
+    /// The pending deltas evicted (by capacity, age or membership) since the last call, oldest
+    /// first.
     pub fn take_evicted(&mut self) -> Vec<(DeltaId, EvictionCause)> {
         std::mem::take(&mut self.evicted)
     }

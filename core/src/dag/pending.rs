@@ -25,6 +25,8 @@ pub enum EvictionCause {
     Capacity,
     /// The delta waited longer than the maximum age.
     Stale,
+    /// Its author is no longer a member of the context.
+    NotMember,
 }
 
 /// The pending queue of one context.
@@ -128,6 +130,21 @@ impl PendingQueue {
             evicted.push(id);
         }
         evicted
+    }
+
+    /// Evicts every entry whose delta `pick` picks, oldest first. Returns their ids.
+    pub(crate) fn evict_where(&mut self, pick: impl Fn(&DeltaRef) -> bool) -> Vec<DeltaId> {
+        let picked: Vec<(u64, DeltaId)> = self
+            .arrivals
+            .iter()
+            .filter(|(_, id)| pick(&self.entries[*id].delta))
+            .map(|(seq, id)| (*seq, *id))
+            .collect();
+        for (seq, id) in &picked {
+            self.arrivals.remove(seq);
+            self.forget(id);
+        }
+        picked.into_iter().map(|(_, id)| id).collect()
     }
 
     /// When the oldest entry arrived.

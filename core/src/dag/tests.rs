@@ -517,3 +517,26 @@ fn known_sample_lets_a_server_missing_our_newest_deltas_send_only_a_small_gap() 
     // our top: it resends at most that much of the shared chain, never the 3,000.
     assert!((10..=10 + 2 * 40).contains(&page.gap_total), "gap {}", page.gap_total);
 }
+
+#[test]
+fn dropping_non_members_clears_their_pending_and_quarantined_deltas() {
+    let mut dag = store();
+    let mut applier = FailingApplier::<NoopApplier>::default();
+    let mut ours = DeltaFactory::signed(context(), [1; 32]);
+    let mut theirs = DeltaFactory::signed(context(), [2; 32]);
+    let root = ours.make(&[], vec![]);
+    let bad = theirs.make(&[root.id], vec![]);
+    let orphan = theirs.make(&[DeltaId::hash_of(b"missing")], vec![]);
+    let kept = ours.make(&[DeltaId::hash_of(b"missing")], vec![]);
+    applier.failing.insert(bad.id);
+    dag.add(at(0), root, &mut applier);
+    assert!(matches!(dag.add(at(0), bad.clone(), &mut applier), AddOutcome::Quarantined(_)));
+    dag.add(at(0), orphan.clone(), &mut applier);
+    dag.add(at(0), kept.clone(), &mut applier);
+    let member = ours.keypair().author_key();
+    assert_eq!(dag.drop_non_members(|author| *author == member), 2);
+    assert!(dag.quarantined(&bad.id).is_none() && !dag.is_known(&orphan.id));
+    assert!(dag.is_known(&kept.id));
+    assert_eq!(dag.take_evicted(), vec![(orphan.id, EvictionCause::NotMember)]);
+    dag.check_invariants();
+}

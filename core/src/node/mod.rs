@@ -293,7 +293,13 @@ impl Node {
     fn set_members(&mut self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), NodeError> {
         let members = self.checked_members(members)?;
         let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
+        // Deltas waiting here from an author who is no longer a member must not apply later.
+        let dropped = replica.dag.drop_non_members(|author| members.contains(author));
         replica.members = members;
+        self.report_evicted(context);
+        for _ in 0..dropped {
+            self.reject(crate::reject::RejectReason::NotMember);
+        }
         Ok(())
     }
 

@@ -416,3 +416,36 @@ fn a_rejoined_context_continues_the_heartbeat_sequence() {
     }
     assert!(last > T0.as_millis(), "heartbeats were sent");
 }
+
+#[test]
+fn removing_a_member_drops_its_waiting_deltas_here() {
+    let mut a = node(1, Config::default());
+    let missing = crate::DeltaId::hash_of(b"a parent nobody has");
+    let from_three = author(3).make(&[missing], set("k", "3"));
+    let from_two = author(2).make(&[missing], set("k", "2"));
+    for (n, delta) in [(3, &from_three), (2, &from_two)] {
+        a.handle_input(T0, Input::Gossip { from: key(n).peer_id(), bytes: gossip(delta) });
+    }
+    drain(&mut a);
+    assert_eq!(a.dag(&context()).unwrap().pending_len(), 2);
+
+    // Key 3 leaves the member list: its waiting delta must never apply.
+    a.join_context(context(), [1, 2, 4].map(|n| key(n).author_key())).unwrap();
+    let outputs = drain(&mut a);
+    let evicted: Vec<_> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(crate::Event::PendingEvicted { ids, cause, .. }) => Some((ids.clone(), *cause)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, vec![(vec![from_three.id], crate::dag::EvictionCause::NotMember)]);
+    let dag = a.dag(&context()).unwrap();
+    assert_eq!(dag.pending_len(), 1);
+    assert!(!dag.is_known(&from_three.id) && dag.is_known(&from_two.id));
+    assert_eq!(a.metrics().rejected.get("not_member"), Some(&1));
+    // Sent again, it is refused as a non-member's.
+    a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&from_three) });
+    assert_eq!(a.metrics().rejected.get("not_member"), Some(&2));
+    assert_eq!(a.dag(&context()).unwrap().pending_len(), 1);
+}

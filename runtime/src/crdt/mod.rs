@@ -50,19 +50,20 @@ impl Slot {
         join_component(&mut self.list, &other.list, RgaList::join);
     }
 
-    /// The latest stamp anywhere in the slot: each component's own, and every set tag, list
-    /// node, list anchor and tombstone inside. Merging keeps each component's stamp at least
-    /// as late as its insides, but a slot from a peer's snapshot need not be so.
-    pub fn latest_stamp_within(&self) -> Stamp {
+    /// The latest stamp a write put into the slot: each component's own, every set tag and
+    /// every list node. These come from the HLCs of the deltas that wrote them, which the drift
+    /// bound limits on ingest. A slot from a peer's snapshot need not respect that, and a stamp
+    /// far ahead would outrank every honest write to its path. Not included: the stamps a write
+    /// *refers to* (set tombstones, list tombstones and anchors), which name other writes and
+    /// outrank nothing; a delta's payload may carry any such reference today.
+    pub fn latest_written_stamp(&self) -> Stamp {
         let mut latest = self.stamp();
         if let Some(set) = &self.set {
             let tags = set.adds.values().filter_map(|tags| tags.last().copied());
-            latest = latest.max(tags.max().unwrap_or_default()).max(set.removed.last().copied().unwrap_or_default());
+            latest = latest.max(tags.max().unwrap_or_default());
         }
         if let Some(list) = &self.list {
-            let nodes = list.nodes.keys().next_back().copied().unwrap_or_default();
-            let anchors = list.nodes.values().filter_map(|node| node.after).max().unwrap_or_default();
-            latest = latest.max(nodes).max(anchors).max(list.removed.last().copied().unwrap_or_default());
+            latest = latest.max(list.nodes.keys().next_back().copied().unwrap_or_default());
         }
         latest
     }

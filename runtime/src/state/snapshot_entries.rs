@@ -1,10 +1,12 @@
 //! Checking a peer's snapshot state entry by entry before it may replace ours: every key names
-//! a record, every value is the canonical encoding of that record, and no stamp is later than
-//! the clock bound. A root match alone proves only that the sender hashed what it sent; these
-//! checks make sure what it sent is state that deltas could have made.
+//! a record at a path within the payload bounds, every value is the canonical encoding of that
+//! record, and no stamp a write put there is later than the clock bound. A root match alone
+//! proves only that the sender hashed what it sent; these checks make sure each entry is one
+//! that deltas could have written. (They do not prove the state is complete: see SECURITY.md.)
 
 use crate::crdt::Slot;
 use crate::path::Path;
+use crate::payload::{check_path, PAYLOAD_BOUNDS_V1};
 use crate::stamp::Stamp;
 use rhizome_core::{ApplyError, SnapshotEntryFault, StateRecord};
 
@@ -18,10 +20,18 @@ pub fn check_snapshot_entries(entries: &[(Vec<u8>, Vec<u8>)], max_stamp_ms: u64)
 }
 
 fn check_entry(key: &[u8], value: &[u8], max_stamp_ms: u64) -> Result<(), SnapshotEntryFault> {
-    let (record, latest) = if Path::from_value_key(key).is_some() {
+    let bounds = PAYLOAD_BOUNDS_V1;
+    let within_bounds = |path: &Path| check_path(path, bounds.max_path_depth, bounds.max_path_bytes).is_ok();
+    let (record, latest) = if let Some(path) = Path::from_value_key(key) {
+        if !within_bounds(&path) {
+            return Err(SnapshotEntryFault::BadKey);
+        }
         let slot: Slot = decode_canonical(value, StateRecord::Slot)?;
-        (StateRecord::Slot, slot.latest_stamp_within())
-    } else if Path::from_removal_key(key).is_some() {
+        (StateRecord::Slot, slot.latest_written_stamp())
+    } else if let Some(path) = Path::from_removal_key(key) {
+        if !within_bounds(&path) {
+            return Err(SnapshotEntryFault::BadKey);
+        }
         let stamp: Stamp = decode_canonical(value, StateRecord::RemovalMarker)?;
         (StateRecord::RemovalMarker, stamp)
     } else {
@@ -90,7 +100,16 @@ mod tests {
         let meta_key = (vec![b'm', 1, 2], register(1).encode());
         let truncated_segment = (vec![b'v', 0, 0, 0, 9, b'x'], register(1).encode());
         assert_eq!(fault(&[good.clone(), meta_key]), Some((1, SnapshotEntryFault::BadKey)));
-        assert_eq!(fault(&[good, truncated_segment]), Some((1, SnapshotEntryFault::BadKey)));
+        assert_eq!(fault(&[good.clone(), truncated_segment]), Some((1, SnapshotEntryFault::BadKey)));
+        let empty_path = (vec![b'v'], register(1).encode());
+        assert_eq!(fault(&[empty_path]), Some((0, SnapshotEntryFault::BadKey)));
+        let too_deep = Path::new((0..17).map(|_| b"x".to_vec()));
+        assert_eq!(fault(&[(too_deep.value_key(), register(1).encode())]), Some((0, SnapshotEntryFault::BadKey)));
+        let too_long = Path::new([vec![b'x'; 1_025]]);
+        assert_eq!(
+            fault(&[(too_long.removal_key(), rhizome_core::wire::encode(&stamp(1)))]),
+            Some((0, SnapshotEntryFault::BadKey))
+        );
     }
 
     #[test]
@@ -155,25 +174,28 @@ mod tests {
             ..Slot::default()
         };
         assert_eq!(fault(&[(path().value_key(), set.encode())]), Some((0, ahead(u64::MAX - BOUND_MS))));
-        // A list tombstone and a list anchor.
-        let tombstone = Slot {
+        // A list node from the far future, beside an honest component stamp.
+        let node = Slot {
             list: Some(RgaList {
-                nodes: BTreeMap::new(),
-                removed: BTreeSet::from([stamp(BOUND_MS + 7)]),
-                stamp: stamp(1),
-            }),
-            ..Slot::default()
-        };
-        assert_eq!(fault(&[(path().value_key(), tombstone.encode())]), Some((0, ahead(7))));
-        let anchor = Slot {
-            list: Some(RgaList {
-                nodes: BTreeMap::from([(stamp(1), ListNode { after: Some(stamp(BOUND_MS + 9)), value: vec![] })]),
+                nodes: BTreeMap::from([(stamp(BOUND_MS + 7), ListNode { after: None, value: vec![] })]),
                 removed: BTreeSet::new(),
                 stamp: stamp(1),
             }),
             ..Slot::default()
         };
-        assert_eq!(fault(&[(path().value_key(), anchor.encode())]), Some((0, ahead(9))));
+        assert_eq!(fault(&[(path().value_key(), node.encode())]), Some((0, ahead(7))));
+        // References are not writes: a tombstone or an anchor naming a future stamp outranks
+        // nothing, and a delta's payload may carry one today, so honest state can hold it.
+        let references = Slot {
+            set: Some(AwSet { adds: BTreeMap::new(), removed: BTreeSet::from([stamp(u64::MAX)]), stamp: stamp(1) }),
+            list: Some(RgaList {
+                nodes: BTreeMap::from([(stamp(1), ListNode { after: Some(stamp(u64::MAX)), value: vec![] })]),
+                removed: BTreeSet::from([stamp(u64::MAX)]),
+                stamp: stamp(1),
+            }),
+            ..Slot::default()
+        };
+        assert_eq!(fault(&[(path().value_key(), references.encode())]), None);
         let marker = (path().removal_key(), rhizome_core::wire::encode(&stamp(BOUND_MS + 3)));
         assert_eq!(
             fault(&[marker]),

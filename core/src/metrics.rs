@@ -65,9 +65,6 @@ pub struct NodeMetrics {
     pub snapshots_adopted: u64,
     /// Snapshots refused (bad checkpoint, bad pages, root mismatch).
     pub snapshots_refused: u64,
-    /// A peer's "take a snapshot instead" not followed: our own view did not put us far
-    /// behind it ([`crate::sync::SyncFailure::SnapshotUnwarranted`]).
-    pub snapshots_unwarranted: u64,
     /// Heartbeats published.
     pub heartbeats_sent: u64,
     /// Heartbeats received.

@@ -213,7 +213,6 @@ impl Node {
         view.heartbeat_sequence = heartbeat.sequence;
         view.heads.clone_from(&heartbeat.heads);
         view.root = Some(heartbeat.root);
-        view.applied_count = Some(heartbeat.applied_count);
         let our_heads = replica.dag.heads_vec();
         let our_root = app.root_hash(&context);
         let dag = &replica.dag;

@@ -17,8 +17,6 @@ pub(crate) struct PeerView {
     pub(crate) last_seen_at: Timestamp,
     pub(crate) heads: Vec<DeltaId>,
     pub(crate) root: Option<RootHash>,
-    /// The applied count it last announced (heartbeat or heads answer).
-    pub(crate) applied_count: Option<u64>,
     /// The highest heartbeat sequence taken from this peer: an older or equal one is a replay
     /// (gossipsub's seen cache forgets ids after a while) and must not roll its view back.
     pub(crate) heartbeat_sequence: u64,

@@ -88,10 +88,10 @@ impl Node {
         let phase = std::mem::replace(&mut session.phase, SessionPhase::AwaitingHeads);
         let phase_name = phase.name();
         let step = match (phase, response) {
-            (SessionPhase::AwaitingHeads, SyncResponseV1::Heads { context: answered, heads, root, applied_count })
+            (SessionPhase::AwaitingHeads, SyncResponseV1::Heads { context: answered, heads, root, .. })
                 if answered == context =>
             {
-                self.after_heads(&mut session, heads, root, applied_count)
+                self.after_heads(&mut session, heads, root)
             }
             (
                 SessionPhase::FetchingDeltas { target, after },
@@ -104,13 +104,8 @@ impl Node {
                 SessionPhase::AwaitingHeads | SessionPhase::FetchingDeltas { .. },
                 SyncResponseV1::Error(SyncErrorCode::SnapshotRequired | SyncErrorCode::GapTooLarge),
             ) => {
-                if self.own_view_wants_snapshot(&session) {
-                    self.begin_snapshot(&mut session);
-                    Step::Continue
-                } else {
-                    self.metrics.snapshots_unwarranted += 1;
-                    Step::Fail(SyncFailure::SnapshotUnwarranted)
-                }
+                self.begin_snapshot(&mut session);
+                Step::Continue
             }
             (SessionPhase::AwaitingCheckpoint, SyncResponseV1::SnapshotCheckpoint(checkpoint)) => {
                 self.after_checkpoint(&mut session, checkpoint)
@@ -130,13 +125,7 @@ impl Node {
         }
     }
 
-    fn after_heads(
-        &mut self,
-        session: &mut SyncSession,
-        heads: Vec<DeltaId>,
-        root: RootHash,
-        applied_count: u64,
-    ) -> Step {
+    fn after_heads(&mut self, session: &mut SyncSession, heads: Vec<DeltaId>, root: RootHash) -> Step {
         let context = session.context;
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
@@ -146,7 +135,6 @@ impl Node {
         let view = replica.note_peer(session.peer, now, max_peers);
         view.heads.clone_from(&heads);
         view.root = Some(root);
-        view.applied_count = Some(applied_count);
         let lacking = heads.iter().any(|head| !replica.dag.is_applied(head) && replica.dag.quarantined(head).is_none());
         if !lacking {
             return Step::Done;
@@ -193,22 +181,6 @@ impl Node {
             }
             None => Step::Done,
         }
-    }
-
-    /// Whether a peer's "take a snapshot instead" (`SnapshotRequired`, `GapTooLarge`) agrees
-    /// with what we know ourselves: we hold nothing yet, or the peer last announced more than
-    /// `snapshot_gap_threshold_deltas` applied deltas beyond ours (the same threshold a first
-    /// page's gap is held to). A snapshot replaces our state with the peer's, so a peer's word
-    /// alone must not start one; a refused demand fails the session, and the next one may ask
-    /// another peer.
-    fn own_view_wants_snapshot(&self, session: &SyncSession) -> bool {
-        let Some(replica) = self.replicas.get(&session.context) else { return false };
-        if replica.dag.is_fresh() {
-            return true;
-        }
-        let ours = replica.dag.applied_len() as u64;
-        let theirs = replica.peers.get(&session.peer).and_then(|view| view.applied_count);
-        theirs.is_some_and(|theirs| theirs.saturating_sub(ours) > self.config.snapshot_gap_threshold_deltas)
     }
 
     /// True if `context` holds deltas, so a gap can be described by our heads (a fresh

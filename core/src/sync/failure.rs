@@ -55,10 +55,6 @@ pub enum SyncFailure {
     /// The applier's root after importing differs from the checkpoint's (its contract broke).
     #[error("applier root differs from the checkpoint root after import")]
     SnapshotRootMismatch,
-    /// The peer answered "take a snapshot instead", but our own view does not put us far
-    /// behind it: a snapshot is not taken on a peer's word.
-    #[error("the peer asked for a snapshot our own view does not call for")]
-    SnapshotUnwarranted,
 }
 
 impl SyncFailure {
@@ -79,7 +75,6 @@ impl SyncFailure {
             Self::SnapshotCheckpoint(_) => "snapshot_checkpoint",
             Self::SnapshotState(_) => "snapshot_state",
             Self::SnapshotRootMismatch => "snapshot_root_mismatch",
-            Self::SnapshotUnwarranted => "snapshot_unwarranted",
         }
     }
 }
@@ -105,7 +100,6 @@ mod tests {
             SyncFailure::SnapshotCheckpoint(AdoptError::HeadsMismatch),
             SyncFailure::SnapshotState(ApplyError::Storage("disk".to_owned())),
             SyncFailure::SnapshotRootMismatch,
-            SyncFailure::SnapshotUnwarranted,
         ];
         let labels: std::collections::BTreeSet<&str> = all.iter().map(SyncFailure::label).collect();
         assert_eq!(labels.len(), all.len());

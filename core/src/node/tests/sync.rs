@@ -571,38 +571,3 @@ fn a_page_that_leaves_a_fresh_context_pending_starts_no_second_session() {
     assert!(started.is_empty(), "no second session: {started:?}");
     a.check_invariants();
 }
-
-#[test]
-fn a_peers_snapshot_demand_is_followed_only_when_our_own_view_agrees() {
-    let threshold = Config::default().snapshot_gap_threshold_deltas;
-    // (a's own deltas, how many more the peer claims, whether a then takes a snapshot)
-    for (own, claimed_ahead, expect_snapshot) in [(0, 1, true), (3, 1, false), (3, threshold + 1, true)] {
-        let mut a = node(1, Config::default());
-        write_many(&mut a, own);
-        let peer = key(2).peer_id();
-        // The peer announces a head `a` lacks and its applied count, then connects.
-        let heartbeat = GossipMessage::encode_v1(GossipV1::Heartbeat(Heartbeat {
-            context: context(),
-            sender: peer,
-            sequence: 1,
-            root: crate::RootHash::default(),
-            heads: vec![crate::DeltaId::hash_of(b"a head a lacks")],
-            applied_count: own as u64 + claimed_ahead,
-        }));
-        a.handle_input(T0, Input::Gossip { from: peer, bytes: heartbeat });
-        a.handle_input(T0, Input::PeerUp { peer });
-        let outputs = drain(&mut a);
-        let (_, request_id, _) = requests(&outputs).into_iter().find(|(to, _, _)| *to == peer).expect("a syncs");
-        let refusal = SyncResponse::encode_v1(SyncResponseV1::Error(SyncErrorCode::SnapshotRequired));
-        a.handle_input(T0, Input::Response { request_id, bytes: refusal });
-        let outputs = drain(&mut a);
-        let snapshot_begun =
-            requests(&outputs).iter().any(|(_, _, request)| matches!(request, SyncRequestV1::SnapshotBegin { .. }));
-        assert_eq!(snapshot_begun, expect_snapshot, "own {own}, peer claims {claimed_ahead} more");
-        let unwarranted = events(&outputs).iter().any(|event| {
-            matches!(event, Event::SyncFailed { reason: crate::sync::SyncFailure::SnapshotUnwarranted, .. })
-        });
-        assert_eq!(unwarranted, !expect_snapshot);
-        assert_eq!(a.metrics().snapshots_unwarranted, u64::from(!expect_snapshot));
-    }
-}

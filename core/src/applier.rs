@@ -111,8 +111,8 @@ pub enum SnapshotEntryFault {
 /// - `apply` is atomic: on `Err` the context's state (and root) is exactly as before.
 /// - Applying the same set of deltas in any causal order gives the same root (CRDT semantics).
 /// - `import_state` builds the new state aside and replaces the old one only if every entry is
-///   one the application could have written (it decodes canonically, no stamp is later than
-///   `max_stamp_ms`) and it hashes to `expected_root`; otherwise it returns
+///   one the application could have written (it decodes canonically, no stamp a write put in
+///   it is later than `max_stamp_ms`) and it hashes to `expected_root`; otherwise it returns
 ///   [`ApplyError::InvalidSnapshotEntry`] or [`ApplyError::RootMismatch`] and changes nothing.
 /// - Nothing here may read a clock or OS randomness; everything it needs is in the delta.
 pub trait Applier {
@@ -125,8 +125,8 @@ pub trait Applier {
     /// The context's whole state, as opaque bytes that `import_state` accepts.
     fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError>;
 
-    /// Replaces the context's state with `state` if every entry is valid and no stamp's
-    /// physical time is after `max_stamp_ms` (Unix milliseconds: the importer's wall clock plus
+    /// Replaces the context's state with `state` if every entry is valid and no written
+    /// stamp's physical time is after `max_stamp_ms` (Unix milliseconds: the importer's wall clock plus
     /// the HLC drift bound), and if it hashes to `expected_root`.
     fn import_state(
         &mut self,

@@ -391,8 +391,9 @@ impl DagStore {
     }
 
     /// Drops the pending and quarantined deltas whose author `is_member` refuses (the member
-    /// list changed): none of them may apply any more. Pending ones are evicted with
-    /// [`EvictionCause::NotMember`] (see [`Self::take_evicted`]). Returns how many were dropped.
+    /// list changed), and the pending deltas waiting on one of them: none of them may apply any
+    /// more. Pending ones are evicted with [`EvictionCause::NotMember`] (see
+    /// [`Self::take_evicted`]). Returns how many were dropped.
     /// Applied deltas stay: a per-node member list has no causal position to undo them from.
     pub fn drop_non_members(&mut self, is_member: impl Fn(&AuthorKey) -> bool) -> usize {
         let refused = |delta: &DeltaRef| !is_member(&delta.author);

@@ -132,14 +132,21 @@ impl PendingQueue {
         evicted
     }
 
-    /// Evicts every entry whose delta `pick` picks, oldest first. Returns their ids.
+    /// Evicts every entry whose delta `pick` picks, and every entry waiting on one of them
+    /// (it can never apply either), oldest first. Returns their ids.
     pub(crate) fn evict_where(&mut self, pick: impl Fn(&DeltaRef) -> bool) -> Vec<DeltaId> {
-        let picked: Vec<(u64, DeltaId)> = self
-            .arrivals
-            .iter()
-            .filter(|(_, id)| pick(&self.entries[*id].delta))
-            .map(|(seq, id)| (*seq, *id))
-            .collect();
+        let mut doomed: std::collections::BTreeSet<DeltaId> =
+            self.arrivals.values().filter(|id| pick(&self.entries[*id].delta)).copied().collect();
+        let mut frontier: Vec<DeltaId> = doomed.iter().copied().collect();
+        while let Some(id) = frontier.pop() {
+            for child in self.waiters.get(&id).into_iter().flatten() {
+                if self.entries.contains_key(child) && doomed.insert(*child) {
+                    frontier.push(*child);
+                }
+            }
+        }
+        let picked: Vec<(u64, DeltaId)> =
+            self.arrivals.iter().filter(|(_, id)| doomed.contains(*id)).map(|(seq, id)| (*seq, *id)).collect();
         for (seq, id) in &picked {
             self.arrivals.remove(seq);
             self.forget(id);

@@ -342,6 +342,15 @@ impl Node {
             }
         }
         replica.dag.restore_applied(applied).map_err(RestoreError::Dag)?;
+        // Stored before the member list last changed (or by a build that kept them): a
+        // non-member's delta must not apply now. Its row goes with the event.
+        let (pending, refused): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|delta| replica.members.contains(&delta.author));
+        if !refused.is_empty() {
+            let ids = refused.iter().map(|delta| delta.id).collect();
+            let cause = crate::dag::EvictionCause::NotMember;
+            self.outputs.push_back(Output::Event(Event::PendingEvicted { context, ids, cause }));
+        }
         for delta in pending {
             self.clock.restore_high_water(delta.hlc);
             self.add_verified(app, None, delta);

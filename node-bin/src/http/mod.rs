@@ -337,11 +337,6 @@ impl Shared {
         self.token_hash.is_some_and(|expected| blake3::hash(presented.as_bytes()) == expected)
     }
 
-    /// True if `headers` carry `Authorization: Bearer <the API token>`.
-    fn bearer_token_matches(&self, headers: &axum::http::HeaderMap) -> bool {
-        presented_token(headers).is_some_and(|token| self.token_matches(token))
-    }
-
     fn check_token(&self, request: &Request) -> Result<(), HttpError> {
         match presented_token(request.headers()) {
             Some(token) if self.token_matches(token) => Ok(()),

@@ -2,8 +2,9 @@
 
 use super::{ErrorCode, HttpError, SharedState};
 use crate::metrics::Detail;
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
@@ -21,11 +22,22 @@ pub(super) async fn health(State(shared): SharedState) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics) text. Open, but series that name a context need the
-/// API token (a context id tells an outsider which topic to subscribe to); without it the
-/// per-context gauges are totals.
-pub(super) async fn metrics(State(shared): SharedState, headers: HeaderMap) -> Response {
-    let detail = if shared.bearer_token_matches(&headers) { Detail::PerContext } else { Detail::Totals };
+/// `GET /metrics`: Prometheus (OpenMetrics) text. Open without a token, with the per-context
+/// gauges as totals; series that name a context need the API token. A scrape that presents a
+/// token goes through the guarded routes' gate (the rate limit, then the token: a wrong one is
+/// 401), so `/metrics` is no unlimited oracle for guessing the token.
+pub(super) async fn metrics(State(shared): SharedState, request: Request) -> Response {
+    let detail = if request.headers().contains_key(header::AUTHORIZATION) {
+        if let Some(refusal) = shared.rate_limited(&request) {
+            return refusal;
+        }
+        if let Err(refusal) = shared.check_token(&request) {
+            return refusal.into_response();
+        }
+        Detail::PerContext
+    } else {
+        Detail::Totals
+    };
     let status = tokio::time::timeout(STATUS_TIMEOUT, shared.api.node.status()).await.ok().and_then(Result::ok);
     let text = shared.api.metrics.render(status.as_ref(), detail);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()

@@ -423,11 +423,13 @@ fn removing_a_member_drops_its_waiting_deltas_here() {
     let missing = crate::DeltaId::hash_of(b"a parent nobody has");
     let from_three = author(3).make(&[missing], set("k", "3"));
     let from_two = author(2).make(&[missing], set("k", "2"));
-    for (n, delta) in [(3, &from_three), (2, &from_two)] {
+    // A member's delta on top of key 3's: it can never apply once key 3's is dropped.
+    let on_top = author(4).make(&[from_three.id], set("k", "4"));
+    for (n, delta) in [(3, &from_three), (2, &from_two), (4, &on_top)] {
         a.handle_input(T0, Input::Gossip { from: key(n).peer_id(), bytes: gossip(delta) });
     }
     drain(&mut a);
-    assert_eq!(a.dag(&context()).unwrap().pending_len(), 2);
+    assert_eq!(a.dag(&context()).unwrap().pending_len(), 3);
 
     // Key 3 leaves the member list: its waiting delta must never apply.
     a.join_context(context(), [1, 2, 4].map(|n| key(n).author_key())).unwrap();
@@ -439,13 +441,32 @@ fn removing_a_member_drops_its_waiting_deltas_here() {
             _ => None,
         })
         .collect();
-    assert_eq!(evicted, vec![(vec![from_three.id], crate::dag::EvictionCause::NotMember)]);
+    assert_eq!(evicted, vec![(vec![from_three.id, on_top.id], crate::dag::EvictionCause::NotMember)]);
     let dag = a.dag(&context()).unwrap();
     assert_eq!(dag.pending_len(), 1);
-    assert!(!dag.is_known(&from_three.id) && dag.is_known(&from_two.id));
-    assert_eq!(a.metrics().rejected.get("not_member"), Some(&1));
+    assert!(!dag.is_known(&from_three.id) && !dag.is_known(&on_top.id) && dag.is_known(&from_two.id));
+    assert_eq!(a.metrics().rejected.get("not_member"), Some(&2));
     // Sent again, it is refused as a non-member's.
     a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&from_three) });
-    assert_eq!(a.metrics().rejected.get("not_member"), Some(&2));
+    assert_eq!(a.metrics().rejected.get("not_member"), Some(&3));
     assert_eq!(a.dag(&context()).unwrap().pending_len(), 1);
+}
+
+#[test]
+fn a_restored_pending_delta_by_a_non_member_is_dropped_not_applied() {
+    // Stored while key 3 was a member; restored after it left.
+    let mut a = TestNode::new(Config::default(), key(1), 1, KvCounterApplier::default(), T0);
+    let root = author(1).make(&[], set("k", "1"));
+    let from_three = author(3).make(&[root.id], set("k", "3"));
+    let members = [1, 2, 4].map(|n| key(n).author_key());
+    let applied = vec![crate::dag::RestoredEntry::Body(root.clone())];
+    a.restore_context(context(), members, applied, vec![from_three.clone()]).unwrap();
+    let dag = a.dag(&context()).unwrap();
+    assert!(!dag.is_known(&from_three.id), "its parent is applied, yet it must not apply");
+    let outputs = drain(&mut a);
+    assert!(outputs.iter().any(|output| matches!(
+        output,
+        Output::Event(crate::Event::PendingEvicted { ids, cause: crate::dag::EvictionCause::NotMember, .. })
+            if ids == &vec![from_three.id]
+    )));
 }

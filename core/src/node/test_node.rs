@@ -63,11 +63,6 @@ impl<A: Applier> TestNode<A> {
         self.node.poll_output()
     }
 
-    /// [`Node::set_signature_memo`].
-    pub fn set_signature_memo(&mut self, memo: crate::signature_memo::SignatureMemo) {
-        self.node.set_signature_memo(memo);
-    }
-
     /// The node's latest clocks: a command given "now" happens at the last input's time.
     fn latest_clocks(&self) -> Clocks {
         Clocks::new(self.node.now, self.node.wall_ms)

@@ -362,11 +362,6 @@ impl<T: Transport> NodeTask<T> {
         &self.node
     }
 
-    /// The application runtime (read-only), for tests and status.
-    pub fn runtime(&self) -> &AppRuntime {
-        &self.runtime
-    }
-
     fn on_transport(&mut self, event: TransportEvent) {
         let input = match event {
             TransportEvent::Gossip { from, context: _, bytes } => Input::Gossip { from, bytes },

@@ -4,17 +4,24 @@
 //! shapes and a seeded shuffle, so every run measures exactly the same input.
 
 use rhizome_core::dag::{DagLimits, DagStore};
-use rhizome_core::testing::DeltaFactory;
-use rhizome_core::{ContextId, DeltaId, DeltaRef, Limits};
+use rhizome_core::testing::{genesis_of, DeltaFactory, NoopApplier};
+use rhizome_core::{ContextId, DeltaId, DeltaRef, Limits, Timestamp};
+
+/// The genesis of the context every bench uses: by the unsigned factories' key, which is
+/// therefore its admin, so the stores judge membership as a node's do.
+pub fn bench_genesis() -> DeltaRef {
+    genesis_of(&DeltaFactory::unsigned_author(), [], 0)
+}
 
 /// The context every bench uses.
 pub fn bench_context() -> ContextId {
-    ContextId::hash_of(b"rhizome-benches")
+    bench_genesis().context
 }
 
-/// A delta factory for [`bench_context`] whose deltas have real ids and zero signatures.
+/// A delta factory for [`bench_context`] whose deltas have real ids and zero signatures;
+/// parentless ones descend from the genesis.
 pub fn bench_factory() -> DeltaFactory {
-    DeltaFactory::unsigned(bench_context())
+    DeltaFactory::unsigned_on(&bench_genesis())
 }
 
 /// DAG limits with the default bounds except a pending cap of 200,000, so a 100k-delta
@@ -23,9 +30,12 @@ pub fn roomy_limits() -> DagLimits {
     DagLimits::from_limits(&Limits { max_pending_deltas: 200_000, ..Limits::default() })
 }
 
-/// An empty store for [`bench_context`] with [`roomy_limits`].
+/// A store for [`bench_context`] with [`roomy_limits`], holding only the genesis: membership
+/// is judged on every delta, as in a node.
 pub fn new_store() -> DagStore {
-    DagStore::new(bench_context(), roomy_limits())
+    let mut store = DagStore::new(bench_context(), roomy_limits());
+    store.add(Timestamp::ZERO, bench_genesis(), &mut NoopApplier);
+    store
 }
 
 /// A small payload: the index as eight little-endian bytes.

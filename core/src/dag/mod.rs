@@ -553,9 +553,9 @@ impl DagStore {
             let view = if self.guarded {
                 let past = membership.merge(&parent_views);
                 let view = membership
-                    .admit(&self.context, header, &past, height + 1)
+                    .admit(&self.context, header.into(), &past, height + 1)
                     .map_err(|reason| AdoptError::Refused(entry.id, reason))?;
-                membership.record(header, height + 1);
+                membership.record(header.into(), height + 1);
                 view
             } else {
                 self.open_view.clone()
@@ -711,7 +711,7 @@ impl DagStore {
             let parent_views: Vec<&SharedView> =
                 delta.parents.iter().map(|parent| &self.applied[parent].view).collect();
             let past = self.membership.merge(&parent_views);
-            self.membership.admit(&self.context, &delta.header(), &past, height + 1).map_err(Refusal::Rejected)?
+            self.membership.admit(&self.context, delta.as_ref().into(), &past, height + 1).map_err(Refusal::Rejected)?
         } else {
             self.open_view.clone()
         };
@@ -719,7 +719,7 @@ impl DagStore {
             applier.apply(&self.context, delta).map_err(Refusal::Failed)?;
         }
         if self.guarded && !matches!(delta.kind, DeltaKind::App) {
-            self.membership.record(&delta.header(), height + 1);
+            self.membership.record(delta.as_ref().into(), height + 1);
         }
         for parent in &delta.parents {
             self.heads.remove(parent);

@@ -4,7 +4,7 @@
 use super::{AppliedEntry, DagStore, Known};
 use crate::delta::{DeltaHeader, DeltaKind, DeltaRef};
 use crate::ids::DeltaId;
-use crate::membership::SharedView;
+use crate::membership::{Judged, SharedView};
 use crate::reject::RejectReason;
 
 /// One stored applied entry.
@@ -25,10 +25,18 @@ impl RestoredEntry {
         }
     }
 
-    fn header(&self) -> DeltaHeader {
+    /// What membership judges it by, without hashing a body's payload.
+    fn judged(&self) -> Judged<'_> {
         match self {
-            Self::Body(delta) => delta.header(),
-            Self::Structure(header) => header.clone(),
+            Self::Body(delta) => delta.as_ref().into(),
+            Self::Structure(header) => header.into(),
+        }
+    }
+
+    fn context(&self) -> &crate::ids::ContextId {
+        match self {
+            Self::Body(delta) => &delta.context,
+            Self::Structure(header) => &header.context,
         }
     }
 }
@@ -77,13 +85,13 @@ impl DagStore {
         let mut membership = self.membership.clone();
         for entry in entries {
             let id = entry.id();
-            let header = entry.header();
-            if header.context != self.context {
+            let header = entry.judged();
+            if *entry.context() != self.context {
                 return Err(RestoreDagError::WrongContext(id));
             }
             let mut height = 0;
             let mut parent_views: Vec<&SharedView> = Vec::with_capacity(header.parents.len());
-            for parent in &header.parents {
+            for parent in header.parents {
                 let parent_entry = staged
                     .get(parent)
                     .or_else(|| self.applied.get(parent))
@@ -94,10 +102,10 @@ impl DagStore {
             let view = if self.guarded {
                 let past = membership.merge(&parent_views);
                 let view = membership
-                    .admit(&self.context, &header, &past, height + 1)
+                    .admit(&self.context, header, &past, height + 1)
                     .map_err(|reason| RestoreDagError::Refused(id, reason))?;
                 if !matches!(header.kind, DeltaKind::App) {
-                    membership.record(&header, height + 1);
+                    membership.record(header, height + 1);
                 }
                 view
             } else {

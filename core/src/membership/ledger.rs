@@ -6,12 +6,41 @@
 //! membership changes meet) gets a new view folded from the union of their membership deltas.
 
 use super::{genesis_context_id, MembershipView, SharedView};
-use crate::delta::{DeltaHeader, DeltaKind};
+use crate::delta::{CausalDelta, DeltaHeader, DeltaKind};
+use crate::hlc::Hlc;
 use crate::ids::{AuthorKey, ContextId, DeltaId, IdMap};
 use crate::membership::{MemberOp, Role};
 use crate::reject::RejectReason;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+
+/// The fields of a delta that membership is judged by, borrowed from a whole delta or from a
+/// header alike (a delta's header costs a hash of its payload, which judging never needs).
+#[derive(Debug, Clone, Copy)]
+pub struct Judged<'a> {
+    /// The delta's id.
+    pub id: &'a DeltaId,
+    /// Its author.
+    pub author: &'a AuthorKey,
+    /// Its parents.
+    pub parents: &'a [DeltaId],
+    /// Its HLC.
+    pub hlc: &'a Hlc,
+    /// What it does.
+    pub kind: &'a DeltaKind,
+}
+
+impl<'a> From<&'a CausalDelta> for Judged<'a> {
+    fn from(delta: &'a CausalDelta) -> Self {
+        Self { id: &delta.id, author: &delta.author, parents: &delta.parents, hlc: &delta.hlc, kind: &delta.kind }
+    }
+}
+
+impl<'a> From<&'a DeltaHeader> for Judged<'a> {
+    fn from(header: &'a DeltaHeader) -> Self {
+        Self { id: &header.id, author: &header.author, parents: &header.parents, hlc: &header.hlc, kind: &header.kind }
+    }
+}
 
 /// What one applied membership delta did, kept to fold views from.
 #[derive(Debug, Clone)]
@@ -90,55 +119,55 @@ impl MembershipLedger {
     pub fn admit(
         &self,
         context: &ContextId,
-        header: &DeltaHeader,
+        header: Judged<'_>,
         past: &SharedView,
         height: u64,
     ) -> Result<SharedView, RejectReason> {
-        match &header.kind {
+        match header.kind {
             DeltaKind::Genesis(genesis) => {
                 if !header.parents.is_empty() {
                     return Err(RejectReason::BadGenesis);
                 }
-                if genesis_context_id(&header.author, &header.hlc, genesis) != *context {
+                if genesis_context_id(header.author, header.hlc, genesis) != *context {
                     return Err(RejectReason::BadGenesis);
                 }
-                let view = MembershipView::genesis(header.author, &genesis.members, (height, header.id));
+                let view = MembershipView::genesis(*header.author, &genesis.members, (height, *header.id));
                 Ok(Arc::new(view))
             }
             _ if header.parents.is_empty() => Err(RejectReason::NoGenesis),
             DeltaKind::App => {
-                if past.contains(&header.author) {
+                if past.contains(header.author) {
                     Ok(past.clone())
                 } else {
                     Err(RejectReason::NotMember)
                 }
             }
             DeltaKind::Membership(change) => {
-                if !past.contains(&header.author) {
+                if !past.contains(header.author) {
                     return Err(RejectReason::NotMember);
                 }
-                if !past.allows_all(&header.author, &change.ops) {
+                if !past.allows_all(header.author, &change.ops) {
                     return Err(RejectReason::NotPermitted);
                 }
                 let mut view = MembershipView::clone(past);
                 // The delta is above every delta of its causal past, so it folds in last.
-                view.apply_change(&header.author, &change.ops, (height, header.id));
+                view.apply_change(header.author, &change.ops, (height, *header.id));
                 Ok(Arc::new(view))
             }
         }
     }
 
     /// Records an applied delta that [`Self::admit`] accepted at `height`.
-    pub fn record(&mut self, header: &DeltaHeader, height: u64) {
-        let effect = match &header.kind {
+    pub fn record(&mut self, header: Judged<'_>, height: u64) {
+        let effect = match header.kind {
             DeltaKind::App => return,
             DeltaKind::Genesis(genesis) => {
-                self.genesis = Some(header.id);
+                self.genesis = Some(*header.id);
                 Effect::Genesis { members: genesis.members.clone() }
             }
             DeltaKind::Membership(change) => Effect::Change { ops: change.ops.clone() },
         };
-        self.ever_members.insert(header.author);
+        self.ever_members.insert(*header.author);
         match &effect {
             Effect::Genesis { members } => self.ever_members.extend(members.iter().map(|(key, _)| *key)),
             Effect::Change { ops } => self.ever_members.extend(ops.iter().filter_map(|op| match op {
@@ -146,9 +175,9 @@ impl MembershipLedger {
                 MemberOp::Remove(_) => None,
             })),
         }
-        let record = Record { author: header.author, effect };
-        self.records.insert(header.id, record.clone());
-        let at = (height, header.id);
+        let record = Record { author: *header.author, effect };
+        self.records.insert(*header.id, record.clone());
+        let at = (height, *header.id);
         let in_order = self.current.folded().last().is_none_or(|last| *last < at);
         self.current = if in_order {
             let mut view = MembershipView::clone(&self.current);

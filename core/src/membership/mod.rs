@@ -8,6 +8,6 @@ mod role;
 mod view;
 
 pub use change::{genesis_context_id, Genesis, MemberOp, MembershipChange};
-pub use ledger::MembershipLedger;
+pub use ledger::{Judged, MembershipLedger};
 pub use role::Role;
 pub use view::{MembershipView, SharedView};

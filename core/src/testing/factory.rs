@@ -35,6 +35,18 @@ impl DeltaFactory {
         Self { keypair: Keypair::from_secret_bytes([0x5a; 32]), context, counter: 0, sign: false, root: None }
     }
 
+    /// An unsigned factory for the context `genesis` creates (made by
+    /// [`Self::unsigned_author`]): parentless deltas get the genesis as parent, so a guarded
+    /// store judges them as members' deltas (it never checks signatures; ingest does).
+    pub fn unsigned_on(genesis: &DeltaRef) -> Self {
+        Self { root: Some(genesis.id), ..Self::unsigned(genesis.context) }
+    }
+
+    /// The key of [`Self::unsigned`] factories, to make a genesis that names it.
+    pub fn unsigned_author() -> Keypair {
+        Keypair::from_secret_bytes([0x5a; 32])
+    }
+
     /// The author key of the deltas made.
     pub fn keypair(&self) -> &Keypair {
         &self.keypair

@@ -23,6 +23,7 @@ pub mod link;
 pub mod metrics;
 pub mod node;
 pub mod reject;
+pub mod seal;
 pub mod signature_memo;
 pub mod sync;
 #[cfg(any(test, feature = "testing"))]
@@ -44,5 +45,6 @@ pub use node::{
     WriteBasis,
 };
 pub use reject::RejectReason;
+pub use seal::{ContextKey, KeyEpoch, SealedPayload};
 pub use signature_memo::SignatureMemo;
 pub use time::{Clocks, Timestamp};

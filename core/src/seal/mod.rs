@@ -1,4 +1,5 @@
-//! Confidentiality for contexts: the context key and payloads sealed under it.
+//! Confidentiality for contexts: the context key, payloads sealed under it and the key wrapped
+//! to each member.
 //!
 //! Like the rest of the core, nothing here reads a clock or draws randomness. Key bytes come in
 //! from the driver and every nonce is synthetic: derived from a secret key and the content it
@@ -11,6 +12,8 @@
 
 mod context_key;
 mod payload;
+mod wrap;
 
 pub use context_key::{ContextKey, KeyEpoch};
 pub use payload::{open_payload, seal_payload, OpenError, SealHeader, SealedPayload, NONCE_LEN, TAG_LEN};
+pub use wrap::{unwrap_key, wrap_key, UnwrapError, WrapError, WrappedKey};

@@ -53,6 +53,13 @@ impl Keypair {
         Signature(self.signing.sign(&delta_signing_message(id)).to_bytes())
     }
 
+    /// Signs `message` as given. Only for [`crate::seal`], whose messages carry their own domain
+    /// string (a different one, and a different length, from a delta's), so no signature made
+    /// here can pass as a delta signature or the other way round.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+
     /// The X25519 secret of this identity: the unclamped scalar half of the expanded ed25519
     /// secret, which belongs to the Montgomery form of [`Self::author_key`]. [`crate::seal`]
     /// wraps context keys to members with it, so a member needs no second key pair to be

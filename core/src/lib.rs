@@ -45,6 +45,6 @@ pub use node::{
     WriteBasis,
 };
 pub use reject::RejectReason;
-pub use seal::{ContextKey, KeyEpoch, SealedPayload, WrappedKey};
+pub use seal::{ContextKey, KeyEpoch, SealedPayload, SignedInvitation, WrappedKey};
 pub use signature_memo::SignatureMemo;
 pub use time::{Clocks, Timestamp};

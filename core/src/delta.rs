@@ -4,6 +4,7 @@ use crate::hlc::Hlc;
 use crate::identity::{verify_delta_signature, Keypair, Signature};
 use crate::ids::{AuthorKey, ContextId, DeltaId};
 use crate::limits::Limits;
+use crate::membership::{Genesis, MembershipChange};
 use crate::reject::RejectReason;
 use crate::signature_memo::SignatureMemo;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -12,8 +13,23 @@ use std::sync::Arc;
 /// A shared, immutable delta. Deltas are never mutated after creation, so sharing is free.
 pub type DeltaRef = Arc<CausalDelta>;
 
-/// Domain separation for delta ids.
-const DELTA_ID_DOMAIN: &str = "rhizome 2026-11 delta id v1";
+/// Domain separation for delta ids. v2 covers the kind and a hash of the payload instead of
+/// the payload, so a delta's header can be checked (id and signature) without its body.
+const DELTA_ID_DOMAIN: &str = "rhizome 2026-12 delta id v2";
+
+/// Domain separation for payload hashes.
+const PAYLOAD_HASH_DOMAIN: &str = "rhizome 2026-12 delta payload v1";
+
+/// What a delta does.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub enum DeltaKind {
+    /// Application actions, in the payload, opaque to the core.
+    App,
+    /// Creates the context; the only delta without parents.
+    Genesis(Genesis),
+    /// Changes the member list; its payload is empty.
+    Membership(MembershipChange),
+}
 
 /// One change to a context's state, with the heads it was made on as parents.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -28,8 +44,33 @@ pub struct CausalDelta {
     pub parents: Vec<DeltaId>,
     /// When, in HLC time.
     pub hlc: Hlc,
-    /// The application's actions, opaque to the core.
+    /// What it does.
+    pub kind: DeltaKind,
+    /// The application's actions, opaque to the core; empty unless `kind` is
+    /// [`DeltaKind::App`].
     pub payload: Vec<u8>,
+    /// The author's signature over `id`.
+    pub signature: Signature,
+}
+
+/// A delta without its payload: everything needed to check its id, its signature and its
+/// author's membership, so a snapshot can list the history it covers verifiably.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct DeltaHeader {
+    /// The delta's id.
+    pub id: DeltaId,
+    /// Its context.
+    pub context: ContextId,
+    /// Its author.
+    pub author: AuthorKey,
+    /// Its parents, sorted and unique.
+    pub parents: Vec<DeltaId>,
+    /// Its HLC.
+    pub hlc: Hlc,
+    /// What it does.
+    pub kind: DeltaKind,
+    /// BLAKE3 (domain-separated) of its payload.
+    pub payload_hash: [u8; 32],
     /// The author's signature over `id`.
     pub signature: Signature,
 }
@@ -41,11 +82,34 @@ struct IdPreimage<'a> {
     author: &'a AuthorKey,
     parents: &'a [DeltaId],
     hlc: &'a Hlc,
-    payload: &'a [u8],
+    kind: &'a DeltaKind,
+    payload_hash: &'a [u8; 32],
+}
+
+/// The hash of a payload that a delta id covers.
+pub fn payload_hash(payload: &[u8]) -> [u8; 32] {
+    *blake3::Hasher::new_derive_key(PAYLOAD_HASH_DOMAIN).update(payload).finalize().as_bytes()
+}
+
+/// The id of a delta with these fields. `parents` must already be sorted and unique.
+fn compute_id(
+    context: &ContextId,
+    author: &AuthorKey,
+    parents: &[DeltaId],
+    hlc: &Hlc,
+    kind: &DeltaKind,
+    payload_hash: &[u8; 32],
+) -> DeltaId {
+    let mut hasher = blake3::Hasher::new_derive_key(DELTA_ID_DOMAIN);
+    let preimage = IdPreimage { context, author, parents, hlc, kind, payload_hash };
+    // Writing into a hasher cannot fail; borsh only reports the writer's errors.
+    borsh::to_writer(&mut hasher, &preimage).expect("hashing never fails");
+    DeltaId::from_bytes(*hasher.finalize().as_bytes())
 }
 
 impl CausalDelta {
-    /// The id of a delta with these fields. `parents` must already be sorted and unique.
+    /// The id of an application delta with these fields. `parents` must already be sorted and
+    /// unique.
     pub fn compute_id(
         context: &ContextId,
         author: &AuthorKey,
@@ -53,27 +117,71 @@ impl CausalDelta {
         hlc: &Hlc,
         payload: &[u8],
     ) -> DeltaId {
-        let mut hasher = blake3::Hasher::new_derive_key(DELTA_ID_DOMAIN);
-        let preimage = IdPreimage { context, author, parents, hlc, payload };
-        // Writing into a hasher cannot fail; borsh only reports the writer's errors.
-        borsh::to_writer(&mut hasher, &preimage).expect("hashing never fails");
-        DeltaId::from_bytes(*hasher.finalize().as_bytes())
+        compute_id(context, author, parents, hlc, &DeltaKind::App, &payload_hash(payload))
     }
 
-    /// Makes and signs a delta. `parents` are sorted and deduplicated here.
+    /// The id this delta's contents give.
+    pub fn recompute_id(&self) -> DeltaId {
+        compute_id(&self.context, &self.author, &self.parents, &self.hlc, &self.kind, &payload_hash(&self.payload))
+    }
+
+    /// Makes and signs an application delta. `parents` are sorted and deduplicated here.
     pub fn new_signed(
+        keypair: &Keypair,
+        context: ContextId,
+        parents: Vec<DeltaId>,
+        hlc: Hlc,
+        payload: Vec<u8>,
+    ) -> Self {
+        Self::new_signed_kind(keypair, context, parents, hlc, DeltaKind::App, payload)
+    }
+
+    /// Makes and signs a delta of any kind. `parents` are sorted and deduplicated here.
+    pub fn new_signed_kind(
         keypair: &Keypair,
         context: ContextId,
         mut parents: Vec<DeltaId>,
         hlc: Hlc,
+        kind: DeltaKind,
         payload: Vec<u8>,
     ) -> Self {
         parents.sort_unstable();
         parents.dedup();
         let author = keypair.author_key();
-        let id = Self::compute_id(&context, &author, &parents, &hlc, &payload);
+        let id = compute_id(&context, &author, &parents, &hlc, &kind, &payload_hash(&payload));
         let signature = keypair.sign_delta(&id);
-        Self { id, context, author, parents, hlc, payload, signature }
+        Self { id, context, author, parents, hlc, kind, payload, signature }
+    }
+
+    /// The genesis of a new context created by `keypair` with `members` besides itself, and
+    /// that context's id. `members` are sorted and deduplicated here, the creator left out.
+    pub fn genesis(
+        keypair: &Keypair,
+        hlc: Hlc,
+        nonce: [u8; 32],
+        mut members: Vec<(AuthorKey, crate::membership::Role)>,
+    ) -> Self {
+        let creator = keypair.author_key();
+        members.sort_unstable_by_key(|(key, _)| *key);
+        members.dedup_by_key(|(key, _)| *key);
+        members.retain(|(key, _)| *key != creator);
+        let genesis = Genesis { nonce, members };
+        let context = crate::membership::genesis_context_id(&creator, &hlc, &genesis);
+        Self::new_signed_kind(keypair, context, Vec::new(), hlc, DeltaKind::Genesis(genesis), Vec::new())
+    }
+
+    /// The header: this delta without its payload.
+    pub fn header(&self) -> DeltaHeader {
+        DeltaHeader {
+            id: self.id,
+            context: self.context,
+            author: self.author,
+            parents: self.parents.clone(),
+            hlc: self.hlc,
+            kind: self.kind.clone(),
+            payload_hash: payload_hash(&self.payload),
+            signature: self.signature,
+        }
     }
 
     /// Checks everything that can be checked from the delta alone: size bounds, canonical
@@ -86,8 +194,7 @@ impl CausalDelta {
     /// [`SignatureMemo`]): the same answers, less work for nodes that share one process.
     pub fn verify_with(&self, limits: &Limits, memo: Option<&SignatureMemo>) -> Result<(), RejectReason> {
         self.check_shape(limits)?;
-        let recomputed = Self::compute_id(&self.context, &self.author, &self.parents, &self.hlc, &self.payload);
-        if recomputed != self.id {
+        if self.recompute_id() != self.id {
             return Err(RejectReason::IdMismatch);
         }
         match memo {
@@ -105,17 +212,87 @@ impl CausalDelta {
         if self.parents.len() > limits.max_parents_per_delta {
             return Err(RejectReason::TooManyParents { count: self.parents.len(), max: limits.max_parents_per_delta });
         }
-        if !self.parents.windows(2).all(|pair| pair[0] < pair[1]) {
-            return Err(RejectReason::NonCanonicalParents);
+        if !matches!(self.kind, DeltaKind::App) && !self.payload.is_empty() {
+            return Err(RejectReason::MalformedKind);
         }
-        Ok(())
+        check_header_shape(&self.parents, &self.kind, limits)
     }
 
     /// Bytes this delta takes on the wire, without encoding it.
     pub fn encoded_len(&self) -> usize {
-        // id, context, author (3 × 32) + parents (4 + 32 each) + hlc (8 + 4 + 8)
+        // id, context, author (3 × 32) + parents (4 + 32 each) + hlc (8 + 4 + 8) + kind
         // + payload (4 + len) + signature (64).
-        96 + 4 + 32 * self.parents.len() + 20 + 4 + self.payload.len() + 64
+        96 + 4 + 32 * self.parents.len() + 20 + kind_encoded_len(&self.kind) + 4 + self.payload.len() + 64
+    }
+}
+
+impl DeltaHeader {
+    /// Checks what the header alone can show: bounds, canonical parents and member lists, the
+    /// id against the fields, and the signature.
+    pub fn verify_with(&self, limits: &Limits, memo: Option<&SignatureMemo>) -> Result<(), RejectReason> {
+        check_header_shape(&self.parents, &self.kind, limits)?;
+        let recomputed =
+            compute_id(&self.context, &self.author, &self.parents, &self.hlc, &self.kind, &self.payload_hash);
+        if recomputed != self.id {
+            return Err(RejectReason::IdMismatch);
+        }
+        match memo {
+            Some(memo) => memo.verify(&self.author, &self.id, &self.signature),
+            None => verify_delta_signature(&self.author, &self.id, &self.signature),
+        }
+        .map_err(RejectReason::BadSignature)
+    }
+
+    /// Bytes this header takes on the wire.
+    pub fn encoded_len(&self) -> usize {
+        96 + 4 + 32 * self.parents.len() + 20 + kind_encoded_len(&self.kind) + 32 + 64
+    }
+}
+
+/// Parent and kind bounds shared by deltas and headers.
+fn check_header_shape(parents: &[DeltaId], kind: &DeltaKind, limits: &Limits) -> Result<(), RejectReason> {
+    if parents.len() > limits.max_parents_per_delta {
+        return Err(RejectReason::TooManyParents { count: parents.len(), max: limits.max_parents_per_delta });
+    }
+    if !parents.windows(2).all(|pair| pair[0] < pair[1]) {
+        return Err(RejectReason::NonCanonicalParents);
+    }
+    match kind {
+        DeltaKind::App => Ok(()),
+        DeltaKind::Genesis(genesis) => {
+            let sorted = genesis.members.windows(2).all(|pair| pair[0].0 < pair[1].0);
+            if !sorted || genesis.members.len() >= limits.max_members_per_context {
+                return Err(RejectReason::MalformedKind);
+            }
+            Ok(())
+        }
+        DeltaKind::Membership(change) => {
+            if change.ops.is_empty() || change.ops.len() > limits.max_members_per_context {
+                return Err(RejectReason::MalformedKind);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Bytes the borsh encoding of `kind` takes.
+fn kind_encoded_len(kind: &DeltaKind) -> usize {
+    match kind {
+        DeltaKind::App => 1,
+        // Tag, nonce, member count, then key and role per member.
+        DeltaKind::Genesis(genesis) => 1 + 32 + 4 + 33 * genesis.members.len(),
+        // Tag, op count, then per op: its tag and key, and the role of an add.
+        DeltaKind::Membership(change) => {
+            1 + 4
+                + change
+                    .ops
+                    .iter()
+                    .map(|op| match op {
+                        crate::membership::MemberOp::Add(..) => 34,
+                        crate::membership::MemberOp::Remove(_) => 33,
+                    })
+                    .sum::<usize>()
+        }
     }
 }
 
@@ -148,7 +325,7 @@ mod tests {
     fn tampered_id_with_recomputed_hash_fails_the_signature() {
         let mut delta = sample(&Keypair::from_secret_bytes([3; 32]));
         delta.payload.push(0);
-        delta.id = CausalDelta::compute_id(&delta.context, &delta.author, &delta.parents, &delta.hlc, &delta.payload);
+        delta.id = delta.recompute_id();
         assert!(matches!(delta.verify(&Limits::default()), Err(RejectReason::BadSignature(_))));
     }
 
@@ -156,7 +333,7 @@ mod tests {
     fn forged_author_fails_the_signature() {
         let mut delta = sample(&Keypair::from_secret_bytes([3; 32]));
         delta.author = Keypair::from_secret_bytes([4; 32]).author_key();
-        delta.id = CausalDelta::compute_id(&delta.context, &delta.author, &delta.parents, &delta.hlc, &delta.payload);
+        delta.id = delta.recompute_id();
         assert!(matches!(delta.verify(&Limits::default()), Err(RejectReason::BadSignature(_))));
     }
 
@@ -184,5 +361,48 @@ mod tests {
         assert_eq!(delta.encoded_len(), borsh::to_vec(&delta).unwrap().len());
         let again = CausalDelta::new_signed(&key, ContextId::from_bytes([1; 32]), vec![], Hlc::default(), vec![]);
         assert_eq!(delta.id, again.id);
+        assert_eq!(delta.id.to_string(), PINNED_EMPTY_DELTA_ID);
+    }
+
+    /// The id of the empty delta above; a change breaks every stored DAG and every peer.
+    const PINNED_EMPTY_DELTA_ID: &str = "9af33a21fc34dd8711758067c18fd48e024ef0b910bdd07e5d911d53dc6d6ecc";
+
+    #[test]
+    fn headers_verify_without_the_payload_and_encode_as_counted() {
+        let key = Keypair::from_secret_bytes([3; 32]);
+        let delta = sample(&key);
+        let header = delta.header();
+        assert_eq!(header.verify_with(&Limits::default(), None), Ok(()));
+        assert_eq!(header.encoded_len(), borsh::to_vec(&header).unwrap().len());
+        let mut forged = header.clone();
+        forged.payload_hash = payload_hash(b"other");
+        assert_eq!(forged.verify_with(&Limits::default(), None), Err(RejectReason::IdMismatch));
+    }
+
+    #[test]
+    fn kinds_encode_as_counted_and_bind_the_context_to_the_genesis() {
+        use crate::membership::{genesis_context_id, MemberOp, Role};
+        let key = Keypair::from_secret_bytes([3; 32]);
+        let other = Keypair::from_secret_bytes([4; 32]).author_key();
+        let genesis = CausalDelta::genesis(
+            &key,
+            Hlc::default(),
+            [9; 32],
+            vec![(other, Role::Member), (key.author_key(), Role::Member)],
+        );
+        assert_eq!(genesis.encoded_len(), borsh::to_vec(&genesis).unwrap().len());
+        let DeltaKind::Genesis(fields) = &genesis.kind else { panic!("a genesis") };
+        assert_eq!(fields.members, vec![(other, Role::Member)], "the creator is left out of its own list");
+        assert_eq!(genesis.context, genesis_context_id(&genesis.author, &genesis.hlc, fields));
+        let change = DeltaKind::Membership(MembershipChange {
+            ops: vec![MemberOp::Add(other, Role::Admin), MemberOp::Remove(other)],
+        });
+        let delta =
+            CausalDelta::new_signed_kind(&key, genesis.context, vec![genesis.id], Hlc::default(), change, Vec::new());
+        assert_eq!(delta.encoded_len(), borsh::to_vec(&delta).unwrap().len());
+        assert_eq!(delta.verify(&Limits::default()), Ok(()));
+        let mut with_payload = delta.clone();
+        with_payload.payload = vec![1];
+        assert_eq!(with_payload.verify(&Limits::default()), Err(RejectReason::MalformedKind));
     }
 }

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod link;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod reject;
@@ -34,11 +35,12 @@ pub mod wire;
 pub use applier::{Applier, ApplyError, SnapshotEntryFault, StateRecord};
 pub use config::Config;
 pub use dag::{AddOutcome, DagStore};
-pub use delta::{CausalDelta, DeltaRef};
+pub use delta::{CausalDelta, DeltaHeader, DeltaKind, DeltaRef};
 pub use hlc::{Hlc, HlcClock};
 pub use identity::{Keypair, Signature};
 pub use ids::{AuthorKey, BlobId, ContextId, DeltaId, PeerId, RootHash};
 pub use limits::Limits;
+pub use membership::{MemberOp, MembershipView, Role};
 pub use metrics::NodeMetrics;
 pub use node::{
     Event, Handled, InboundRequestId, Input, InvariantDepth, Node, NodeError, Output, RequestFailure, RequestId,

@@ -43,6 +43,22 @@ pub enum RejectReason {
     /// The node does not replicate this context.
     #[error("unknown context")]
     UnknownContext,
+    /// The author was a member at the delta's causal point, but its role does not allow the
+    /// membership change it makes.
+    #[error("membership change not permitted to its author")]
+    NotPermitted,
+    /// A delta without parents that is not its context's genesis: every delta descends from
+    /// the genesis.
+    #[error("delta without parents is not the context's genesis")]
+    NoGenesis,
+    /// A genesis that does not create this context (its fields do not give the context id),
+    /// or that names parents.
+    #[error("genesis does not match its context")]
+    BadGenesis,
+    /// A kind whose fields break their bounds: an unsorted or oversized member list, a
+    /// membership change with no ops, or a payload on a delta that may not carry one.
+    #[error("malformed delta kind")]
+    MalformedKind,
 }
 
 impl RejectReason {
@@ -58,6 +74,10 @@ impl RejectReason {
             Self::NotMember => "not_member",
             Self::Clock(_) => "hlc_too_far_ahead",
             Self::UnknownContext => "unknown_context",
+            Self::NotPermitted => "not_permitted",
+            Self::NoGenesis => "no_genesis",
+            Self::BadGenesis => "bad_genesis",
+            Self::MalformedKind => "malformed_kind",
         }
     }
 }

@@ -3,7 +3,7 @@
 //! that makes its effect durable.
 
 use crate::events::Subscription;
-use rhizome_core::{AuthorKey, ContextId, DeltaId, NodeMetrics, PeerId, RootHash};
+use rhizome_core::{AuthorKey, ContextId, DeltaId, MemberOp, NodeMetrics, PeerId, RootHash};
 use rhizome_runtime::{AppId, CallError, RuntimeMetrics};
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,8 +53,10 @@ pub struct ContextStatus {
     pub context: ContextId,
     /// Its app.
     pub app: AppId,
-    /// Its members.
+    /// Its members at our heads, by key, as the context's membership deltas give them.
     pub members: Vec<AuthorKey>,
+    /// Those of them who are admins.
+    pub admins: Vec<AuthorKey>,
     /// Current heads.
     pub heads: Vec<DeltaId>,
     /// State root.
@@ -95,8 +97,8 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 pub(crate) enum Command {
     InstallApp { module: Vec<u8>, reply: Reply<AppId> },
     CreateContext { app: AppId, members: Vec<AuthorKey>, nonce: [u8; 16], reply: Reply<ContextId> },
-    JoinContext { context: ContextId, app: AppId, members: Vec<AuthorKey>, reply: Reply<()> },
-    SetMembers { context: ContextId, members: Vec<AuthorKey>, reply: Reply<()> },
+    JoinContext { context: ContextId, app: AppId, join: JoinWith, reply: Reply<()> },
+    ChangeMembers { context: ContextId, ops: Vec<MemberOp>, reply: Reply<DeltaId> },
     AddMembers { context: ContextId, keys: Vec<AuthorKey>, reply: Reply<Vec<AuthorKey>> },
     Apps { reply: Reply<Vec<AppId>> },
     Call { context: ContextId, method: String, input: Vec<u8>, reply: Reply<CallReply> },
@@ -146,8 +148,9 @@ impl NodeHandle {
         self.ask(|reply| Command::InstallApp { module, reply }).await
     }
 
-    /// Creates a context running `app` with these members; its id is derived from the app, this
-    /// node's key and `nonce`.
+    /// Creates a context running `app`, with this node as its admin and `members` as members,
+    /// by authoring its genesis; its id is derived from the genesis (this node's key, the app,
+    /// `nonce`, the members and the time).
     pub async fn create_context(
         &self,
         app: AppId,
@@ -157,21 +160,21 @@ impl NodeHandle {
         self.ask(|reply| Command::CreateContext { app, members, nonce, reply }).await
     }
 
-    /// Joins an existing context (its app must be installed here).
-    pub async fn join_context(&self, context: ContextId, app: AppId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
-        self.ask(|reply| Command::JoinContext { context, app, members, reply }).await
+    /// Joins an existing context (its app must be installed here). Its members come from its
+    /// DAG; until that names this node, it syncs with `join.bootstrap` (whoever invited it).
+    pub async fn join_context(&self, context: ContextId, app: AppId, join: JoinWith) -> Result<(), ApiError> {
+        self.ask(|reply| Command::JoinContext { context, app, join, reply }).await
     }
 
-    /// Replaces the member list of a joined context (durable when this returns). The list
-    /// should name this node: the core does not insist, but a node outside its own list is
-    /// ignored by its peers.
-    pub async fn set_members(&self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
-        self.ask(|reply| Command::SetMembers { context, members, reply }).await
+    /// Changes a joined context's members by authoring a signed membership delta (durable and
+    /// published when this returns). Only an admin may add or remove others.
+    pub async fn change_members(&self, context: ContextId, ops: Vec<MemberOp>) -> Result<DeltaId, ApiError> {
+        self.ask(|reply| Command::ChangeMembers { context, ops, reply }).await
     }
 
-    /// Adds `keys` to a joined context's members (and this node, if missing), in one step of
-    /// the loop, so two concurrent additions cannot drop each other's keys. Returns the whole
-    /// list, sorted. Durable when this returns.
+    /// Adds those of `keys` who are not members yet, as members, in one membership delta
+    /// authored in one step of the loop (so two concurrent additions cannot drop each other's
+    /// keys). Returns the whole member list after it, sorted. Durable when this returns.
     pub async fn add_members(&self, context: ContextId, keys: Vec<AuthorKey>) -> Result<Vec<AuthorKey>, ApiError> {
         self.ask(|reply| Command::AddMembers { context, keys, reply }).await
     }
@@ -219,12 +222,21 @@ impl NodeHandle {
     }
 }
 
-/// A context id: BLAKE3 over a domain tag, the app, the creator and a nonce.
-pub fn derive_context_id(app: &AppId, creator: &AuthorKey, nonce: &[u8; 16]) -> ContextId {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"rhizome/context/v1");
+/// How to join a context created elsewhere.
+#[derive(Debug, Clone, Default)]
+pub struct JoinWith {
+    /// Keys to sync with until the context's DAG names this node a member.
+    pub bootstrap: Vec<AuthorKey>,
+    /// The context's genesis, if the joiner has it (the simulator does); otherwise it comes
+    /// with the first sync and is checked against the context id.
+    pub genesis: Option<rhizome_core::DeltaRef>,
+}
+
+/// The genesis nonce of a context created for `app` with the caller's `nonce`: the app is
+/// bound into the context id, so one nonce names different contexts for different apps.
+pub fn genesis_nonce(app: &AppId, nonce: &[u8; 16]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("rhizome 2026-12 genesis nonce v1");
     hasher.update(&app.0);
-    hasher.update(creator.as_bytes());
     hasher.update(nonce);
-    ContextId::from_bytes(*hasher.finalize().as_bytes())
+    *hasher.finalize().as_bytes()
 }

@@ -201,13 +201,21 @@ impl rhizome_node::Observer for NodeObserver {
                 }
                 tracing.then(|| format!("local write {} B #{}", payload.len(), short(payload)))
             }
-            Input::Join { context, members } | Input::SetMembers { context, members } => {
-                let tag: &[u8] = if matches!(input, Input::Join { .. }) { b"join" } else { b"members" };
-                hasher.update(tag).update(context.as_bytes());
-                members.iter().for_each(|member| {
-                    hasher.update(member.as_bytes());
+            Input::Join { context, genesis, bootstrap } => {
+                hasher.update(b"join").update(context.as_bytes());
+                if let Some(genesis) = genesis {
+                    hasher.update(genesis.id.as_bytes());
+                }
+                bootstrap.iter().for_each(|key| {
+                    hasher.update(key.as_bytes());
                 });
-                tracing.then(|| format!("{} {context} ({} members)", String::from_utf8_lossy(tag), members.len()))
+                tracing.then(|| format!("join {context} ({} bootstrap keys)", bootstrap.len()))
+            }
+            Input::ChangeMembers { context, ops } => {
+                hasher.update(b"members").update(context.as_bytes());
+                // Borsh of a list of ops cannot fail.
+                hasher.update(&borsh::to_vec(ops).unwrap_or_default());
+                tracing.then(|| format!("members {context} ({} ops)", ops.len()))
             }
             other => {
                 let text = format!("{other:?}");

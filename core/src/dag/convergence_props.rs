@@ -7,7 +7,7 @@
 //!   arbitrary `known` / `wanted` sets is "ancestors of wanted minus ancestors of known";
 //! - the pending queue never exceeds its cap, evicts oldest first, and counts what it evicts.
 
-use super::{AddOutcome, CheckpointEntry, DagLimits, DagStore, SinceCursor};
+use super::{AddOutcome, DagLimits, DagStore, DeltaHeader, SinceCursor};
 use crate::applier::Applier;
 use crate::delta::DeltaRef;
 use crate::ids::{ContextId, DeltaId, RootHash};
@@ -34,7 +34,7 @@ fn now() -> Timestamp {
 }
 
 fn store_with(limits: &Limits) -> DagStore {
-    DagStore::new(context(), DagLimits::from_limits(limits))
+    DagStore::new_unguarded(context(), DagLimits::from_limits(limits))
 }
 
 /// One operation of a generated payload, over a small key space.
@@ -172,7 +172,7 @@ struct Fingerprint {
     quarantined: usize,
     heads: Vec<DeltaId>,
     root: RootHash,
-    checkpoint: Vec<CheckpointEntry>,
+    checkpoint: Vec<DeltaHeader>,
 }
 
 fn fingerprint(replica: &Replica) -> Fingerprint {

@@ -16,9 +16,12 @@ pub use restore::{RestoreDagError, RestoredEntry};
 pub use since::{SinceCursor, SinceError, SincePage};
 
 use crate::applier::{Applier, ApplyError};
-use crate::delta::DeltaRef;
-use crate::ids::{AuthorKey, ContextId, DeltaId, IdMap};
+use crate::delta::{DeltaHeader, DeltaKind, DeltaRef};
+use crate::ids::{ContextId, DeltaId, IdMap};
+use crate::limits::Limits;
+use crate::membership::{MembershipLedger, SharedView};
 use crate::reject::RejectReason;
+use crate::signature_memo::SignatureMemo;
 use crate::time::Timestamp;
 use pending::PendingQueue;
 use quarantine::Quarantine;
@@ -120,7 +123,10 @@ impl DagLimits {
 pub(crate) struct AppliedEntry {
     /// 1 + the greatest parent height; 1 for a delta with no parents.
     pub(crate) height: u64,
-    /// The delta itself, or only its place in the DAG when it came with an adopted snapshot.
+    /// The members after this delta, judged from its causal past (shared by the deltas that
+    /// have the same).
+    pub(crate) view: SharedView,
+    /// The delta itself, or only its header when it came with an adopted snapshot.
     pub(crate) known: Known,
 }
 
@@ -129,15 +135,23 @@ pub(crate) struct AppliedEntry {
 pub(crate) enum Known {
     /// The whole delta, so it can be served to peers.
     Body(DeltaRef),
-    /// Only its parents: it is part of adopted snapshot state.
-    Structure(Box<[DeltaId]>),
+    /// Only its signed header: it is part of adopted snapshot state.
+    Structure(Box<DeltaHeader>),
 }
 
 impl AppliedEntry {
     pub(crate) fn parents(&self) -> &[DeltaId] {
         match &self.known {
             Known::Body(delta) => &delta.parents,
-            Known::Structure(parents) => parents,
+            Known::Structure(header) => &header.parents,
+        }
+    }
+
+    /// The signed header, computed from the body when the body is held.
+    pub(crate) fn header(&self) -> DeltaHeader {
+        match &self.known {
+            Known::Body(delta) => delta.header(),
+            Known::Structure(header) => DeltaHeader::clone(header),
         }
     }
 
@@ -147,16 +161,6 @@ impl AppliedEntry {
             Known::Structure(_) => None,
         }
     }
-}
-
-/// One applied id in a snapshot checkpoint: the id and its parents, so the receiver keeps the
-/// DAG's shape (and can serve gaps above it) without the delta bodies.
-#[derive(Debug, Clone, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
-pub struct CheckpointEntry {
-    /// The applied delta.
-    pub id: DeltaId,
-    /// Its parents, sorted.
-    pub parents: Vec<DeltaId>,
 }
 
 /// The DAG of one context.
@@ -177,11 +181,32 @@ pub struct DagStore {
     /// The least applied id at each height: the ancestors [`Self::known_sample`] names,
     /// found in O(log n) instead of walking parent links.
     height_markers: BTreeMap<u64, DeltaId>,
+    /// The membership deltas applied and the members they give.
+    membership: MembershipLedger,
+    /// False only in DAG-structure tests: no genesis, no membership judged.
+    guarded: bool,
+    /// The view every delta of an unguarded store shares.
+    open_view: SharedView,
+    /// Pending deltas refused when their parents arrived (their author was not a member at
+    /// their causal point), with why, since the owner last asked ([`Self::take_refused`]).
+    refused: Vec<(DeltaId, RejectReason)>,
 }
 
 impl DagStore {
-    /// An empty store for `context`.
+    /// An empty store for `context`: every delta must descend from the context's genesis and
+    /// be written by a member at its causal point.
     pub fn new(context: ContextId, limits: DagLimits) -> Self {
+        Self::with_guard(context, limits, true)
+    }
+
+    /// A store that judges no membership and needs no genesis, for tests of the DAG's
+    /// structure alone.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn new_unguarded(context: ContextId, limits: DagLimits) -> Self {
+        Self::with_guard(context, limits, false)
+    }
+
+    fn with_guard(context: ContextId, limits: DagLimits, guarded: bool) -> Self {
         Self {
             context,
             limits,
@@ -193,7 +218,33 @@ impl DagStore {
             evicted: Vec::new(),
             structure_only: 0,
             height_markers: BTreeMap::new(),
+            membership: MembershipLedger::default(),
+            guarded,
+            open_view: SharedView::default(),
+            refused: Vec::new(),
         }
+    }
+
+    /// The members at our heads: the fold of every applied membership delta.
+    pub fn members(&self) -> &SharedView {
+        self.membership.current()
+    }
+
+    /// The membership deltas applied, and what they give.
+    pub fn membership(&self) -> &MembershipLedger {
+        &self.membership
+    }
+
+    /// The members after applied delta `id`, judged from its causal past.
+    pub fn view_at(&self, id: &DeltaId) -> Option<&SharedView> {
+        self.applied.get(id).map(|entry| &entry.view)
+    }
+
+    /// The pending deltas refused since the last call, with why: their parents arrived and
+    /// their author was not a member (or not permitted) at their causal point. The deltas
+    /// waiting on them are evicted with [`EvictionCause::NotMember`].
+    pub fn take_refused(&mut self) -> Vec<(DeltaId, RejectReason)> {
+        std::mem::take(&mut self.refused)
     }
 
     /// Records `id`, applied at `height`, as that height's marker if it is the least id there.
@@ -256,9 +307,13 @@ impl DagStore {
         self.applied.len()
     }
 
-    /// True when nothing has been applied or adopted yet.
+    /// True when nothing has been applied or adopted yet but the genesis: the context's whole
+    /// history is still to come.
     pub fn is_fresh(&self) -> bool {
-        self.applied.is_empty()
+        match self.membership.genesis() {
+            Some(genesis) => self.applied.len() == 1 && self.applied.contains_key(genesis),
+            None => self.applied.is_empty(),
+        }
     }
 
     /// True when the store holds no delta at all: none applied, pending or quarantined.
@@ -368,9 +423,15 @@ impl DagStore {
                     applied.push(id);
                     self.cascade_from(now, id, applier, &mut applied, &mut failed);
                 }
-                Err(error) => {
+                Err(Refusal::Failed(error)) => {
                     // Already present, so this records the attempt and never evicts.
                     self.quarantine.put(now, delta, error, usize::MAX);
+                }
+                Err(Refusal::Rejected(reason)) => {
+                    // Admitted when it first failed, and its causal past has not changed, so
+                    // this does not happen; if it did, the delta must not stay to retry.
+                    self.quarantine.remove(&id);
+                    self.refused.push((id, reason));
                 }
             }
         }
@@ -388,21 +449,6 @@ impl DagStore {
         let count = evicted.len();
         self.evicted.extend(evicted.into_iter().map(|id| (id, EvictionCause::Stale)));
         count
-    }
-
-    /// Drops the pending and quarantined deltas whose author `is_member` refuses (the member
-    /// list changed), and the pending deltas waiting on one of them: none of them may apply any
-    /// more. Pending ones are evicted with [`EvictionCause::NotMember`] (see
-    /// [`Self::take_evicted`]). Returns how many were dropped.
-    /// Applied deltas stay: a per-node member list has no causal position to undo them from.
-    pub fn drop_non_members(&mut self, is_member: impl Fn(&AuthorKey) -> bool) -> usize {
-        let refused = |delta: &DeltaRef| !is_member(&delta.author);
-        let pending = self.pending.evict_where(refused);
-        self.pending.compact();
-        let quarantined = self.quarantine.remove_where(refused);
-        let dropped = pending.len() + quarantined.len();
-        self.evicted.extend(pending.into_iter().map(|id| (id, EvictionCause::NotMember)));
-        dropped
     }
 
     /// The pending deltas evicted (by capacity, age or membership) since the last call, oldest
@@ -456,39 +502,69 @@ impl DagStore {
         Ok(since::page(&self.applied, &gap, after, max_deltas, max_bytes))
     }
 
-    /// Every applied id with its parents, parents first (sorted by height, then id): the DAG
-    /// half of a snapshot.
-    pub fn checkpoint(&self) -> Vec<CheckpointEntry> {
+    /// Every applied delta's signed header, parents first (sorted by height, then id): the
+    /// DAG half of a snapshot.
+    pub fn checkpoint(&self) -> Vec<DeltaHeader> {
         let mut ids: Vec<(u64, DeltaId)> = self.applied.iter().map(|(id, entry)| (entry.height, *id)).collect();
         ids.sort_unstable();
-        ids.into_iter().map(|(_, id)| CheckpointEntry { id, parents: self.applied[&id].parents().to_vec() }).collect()
+        ids.into_iter().map(|(_, id)| self.applied[&id].header()).collect()
     }
 
-    /// Checks a snapshot's checkpoint against itself and prepares the new applied set,
-    /// keeping the bodies this store already holds. Changes nothing.
+    /// Checks a snapshot's checkpoint and prepares the new applied set, keeping the bodies this
+    /// store already holds. Changes nothing.
     ///
     /// `entries` must list parents before children, each id once, and `heads` must be exactly
-    /// the entries without children.
+    /// the entries without children. Every entry must be a signed header of this context whose
+    /// author was a member at its causal point (judged as if the deltas were applied in this
+    /// order), and the history must start at the context's genesis: a snapshot cannot name a
+    /// delta nobody signed, nor one a non-member wrote.
     pub fn prepare_checkpoint(
         &self,
-        entries: &[CheckpointEntry],
+        entries: &[DeltaHeader],
         heads: &[DeltaId],
+        limits: &Limits,
+        memo: Option<&SignatureMemo>,
     ) -> Result<PreparedCheckpoint, AdoptError> {
         let mut adopted: IdMap<DeltaId, AppliedEntry> =
             IdMap::with_capacity_and_hasher(entries.len(), Default::default());
         let mut has_child: crate::ids::IdSet<DeltaId> = Default::default();
+        let mut membership = MembershipLedger::default();
         for entry in entries {
+            if entry.context != self.context {
+                return Err(AdoptError::Refused(entry.id, RejectReason::WrongContext));
+            }
             let mut height = 0;
+            let mut parent_views = Vec::with_capacity(entry.parents.len());
             for parent in &entry.parents {
                 let parent_entry = adopted.get(parent).ok_or(AdoptError::ParentAfterChild(entry.id))?;
                 height = height.max(parent_entry.height);
+                parent_views.push(&parent_entry.view);
                 has_child.insert(*parent);
             }
-            let known = match self.applied.get(&entry.id).and_then(AppliedEntry::body) {
-                Some(body) if body.parents == entry.parents => Known::Body(body.clone()),
-                _ => Known::Structure(entry.parents.clone().into_boxed_slice()),
+            let held =
+                self.applied.get(&entry.id).and_then(AppliedEntry::body).filter(|body| body.parents == entry.parents);
+            // Bodies we hold were verified when they arrived, and are judged by what they say,
+            // not by what the entry claims for their id; the rest are checked here.
+            let held_header = held.map(|body| body.header());
+            if held.is_none() && self.guarded {
+                entry.verify_with(limits, memo).map_err(|reason| AdoptError::Refused(entry.id, reason))?;
+            }
+            let header = held_header.as_ref().unwrap_or(entry);
+            let view = if self.guarded {
+                let past = membership.merge(&parent_views);
+                let view = membership
+                    .admit(&self.context, header, &past, height + 1)
+                    .map_err(|reason| AdoptError::Refused(entry.id, reason))?;
+                membership.record(header, height + 1);
+                view
+            } else {
+                self.open_view.clone()
             };
-            if adopted.insert(entry.id, AppliedEntry { height: height + 1, known }).is_some() {
+            let known = match held {
+                Some(body) => Known::Body(body.clone()),
+                None => Known::Structure(Box::new(entry.clone())),
+            };
+            if adopted.insert(entry.id, AppliedEntry { height: height + 1, view, known }).is_some() {
                 return Err(AdoptError::DuplicateEntry(entry.id));
             }
         }
@@ -506,7 +582,7 @@ impl DagStore {
         {
             return Err(AdoptError::HeadsMismatch);
         }
-        Ok(PreparedCheckpoint { applied: adopted, heads })
+        Ok(PreparedCheckpoint { applied: adopted, heads, membership })
     }
 
     /// Replaces the applied set and heads with a prepared checkpoint. The caller imports the
@@ -529,6 +605,9 @@ impl DagStore {
         self.pending.compact();
         self.applied = prepared.applied;
         self.heads = prepared.heads;
+        if self.guarded {
+            self.membership = prepared.membership;
+        }
         let markers: Vec<(u64, DeltaId)> = self.applied.iter().map(|(id, entry)| (entry.height, *id)).collect();
         self.height_markers.clear();
         for (height, id) in markers {
@@ -541,10 +620,11 @@ impl DagStore {
     /// [`Self::prepare_checkpoint`] then [`Self::install_checkpoint`].
     pub fn adopt_checkpoint(
         &mut self,
-        entries: &[CheckpointEntry],
+        entries: &[DeltaHeader],
         heads: &[DeltaId],
+        limits: &Limits,
     ) -> Result<Vec<DeltaRef>, AdoptError> {
-        let prepared = self.prepare_checkpoint(entries, heads)?;
+        let prepared = self.prepare_checkpoint(entries, heads, limits, None)?;
         let replay = self.install_checkpoint(prepared);
         Ok(replay.reapply.into_iter().chain(replay.requeue).collect())
     }
@@ -567,9 +647,13 @@ impl DagStore {
         delta: DeltaRef,
         applier: &mut (impl Applier + ?Sized),
     ) -> AddOutcome {
-        if let Err(error) = self.apply_one(&delta, applier) {
-            self.put_in_quarantine(now, delta, error.clone());
-            return AddOutcome::Quarantined(error);
+        match self.apply_one(&delta, applier) {
+            Ok(()) => {}
+            Err(Refusal::Rejected(reason)) => return AddOutcome::Rejected(reason),
+            Err(Refusal::Failed(error)) => {
+                self.put_in_quarantine(now, delta, error.clone());
+                return AddOutcome::Quarantined(error);
+            }
         }
         let mut cascade = Vec::new();
         let mut quarantined = Vec::new();
@@ -597,9 +681,16 @@ impl DagStore {
                         cascade.push(child.id);
                         released.push(child.id);
                     }
-                    Err(error) => {
+                    Err(Refusal::Failed(error)) => {
                         quarantined.push(child.id);
                         self.put_in_quarantine(now, child, error);
+                    }
+                    Err(Refusal::Rejected(reason)) => {
+                        // Whatever waits on a refused delta can never apply.
+                        self.refused.push((child.id, reason));
+                        let doomed = child.id;
+                        let waiting = self.pending.evict_where(|delta| delta.parents.contains(&doomed));
+                        self.evicted.extend(waiting.into_iter().map(|id| (id, EvictionCause::NotMember)));
                     }
                 }
             }
@@ -609,17 +700,32 @@ impl DagStore {
         self.pending.compact();
     }
 
-    fn apply_one(&mut self, delta: &DeltaRef, applier: &mut (impl Applier + ?Sized)) -> Result<(), ApplyError> {
+    /// Judges `delta` against the members of its causal past, then applies it. Membership
+    /// deltas change no application state, so the applier never sees them.
+    fn apply_one(&mut self, delta: &DeltaRef, applier: &mut (impl Applier + ?Sized)) -> Result<(), Refusal> {
         let mut height = 0;
         for parent in &delta.parents {
             height = height.max(self.applied[parent].height);
         }
-        applier.apply(&self.context, delta)?;
+        let view = if self.guarded {
+            let parent_views: Vec<&SharedView> =
+                delta.parents.iter().map(|parent| &self.applied[parent].view).collect();
+            let past = self.membership.merge(&parent_views);
+            self.membership.admit(&self.context, &delta.header(), &past, height + 1).map_err(Refusal::Rejected)?
+        } else {
+            self.open_view.clone()
+        };
+        if matches!(delta.kind, DeltaKind::App) {
+            applier.apply(&self.context, delta).map_err(Refusal::Failed)?;
+        }
+        if self.guarded && !matches!(delta.kind, DeltaKind::App) {
+            self.membership.record(&delta.header(), height + 1);
+        }
         for parent in &delta.parents {
             self.heads.remove(parent);
         }
         self.heads.insert(delta.id);
-        self.applied.insert(delta.id, AppliedEntry { height: height + 1, known: Known::Body(delta.clone()) });
+        self.applied.insert(delta.id, AppliedEntry { height: height + 1, view, known: Known::Body(delta.clone()) });
         self.mark_height(height + 1, delta.id);
         self.counters.applied += 1;
         Ok(())
@@ -658,11 +764,20 @@ impl DagStore {
     }
 }
 
+/// Why [`DagStore::apply_one`] did not apply a delta.
+enum Refusal {
+    /// Its author may not write it at its causal point: dropped for good.
+    Rejected(RejectReason),
+    /// The applier failed: quarantined, to retry.
+    Failed(ApplyError),
+}
+
 /// A checkpoint that passed [`DagStore::prepare_checkpoint`], ready to install.
 #[derive(Debug)]
 pub struct PreparedCheckpoint {
     applied: IdMap<DeltaId, AppliedEntry>,
     heads: BTreeSet<DeltaId>,
+    membership: MembershipLedger,
 }
 
 /// What a store held that an installed checkpoint lacks.
@@ -675,8 +790,11 @@ pub struct CheckpointReplay {
 }
 
 /// Why a snapshot's checkpoint could not be adopted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdoptError {
+    /// An entry is not a valid signed header by a member at its causal point.
+    #[error("checkpoint entry {0} refused: {1}")]
+    Refused(DeltaId, RejectReason),
     /// An entry names a parent that is not listed before it.
     #[error("checkpoint entry {0} comes before one of its parents")]
     ParentAfterChild(DeltaId),

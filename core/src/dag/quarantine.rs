@@ -73,15 +73,6 @@ impl Quarantine {
         Some(entry)
     }
 
-    /// Removes every entry whose delta `pick` picks. Returns their ids, oldest first.
-    pub(crate) fn remove_where(&mut self, pick: impl Fn(&DeltaRef) -> bool) -> Vec<DeltaId> {
-        let picked: Vec<DeltaId> = self.order.values().filter(|id| pick(&self.entries[*id].delta)).copied().collect();
-        for id in &picked {
-            self.remove(id);
-        }
-        picked
-    }
-
     /// Ids in quarantine order (oldest first).
     pub(crate) fn ids(&self) -> Vec<DeltaId> {
         self.order.values().copied().collect()

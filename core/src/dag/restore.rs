@@ -1,17 +1,19 @@
 //! Rebuilding a DAG from storage after a restart: the applied entries go back in, parents
 //! first, without touching the applier (its state was stored in the same commits).
 
-use super::{AppliedEntry, CheckpointEntry, DagStore, Known};
-use crate::delta::DeltaRef;
+use super::{AppliedEntry, DagStore, Known};
+use crate::delta::{DeltaHeader, DeltaKind, DeltaRef};
 use crate::ids::DeltaId;
+use crate::membership::SharedView;
+use crate::reject::RejectReason;
 
 /// One stored applied entry.
 #[derive(Debug, Clone)]
 pub enum RestoredEntry {
     /// A delta whose body was stored.
     Body(DeltaRef),
-    /// A delta known only by its place in the DAG (it came inside an adopted snapshot).
-    Structure(CheckpointEntry),
+    /// A delta known only by its signed header (it came inside an adopted snapshot).
+    Structure(DeltaHeader),
 }
 
 impl RestoredEntry {
@@ -19,7 +21,14 @@ impl RestoredEntry {
     pub fn id(&self) -> DeltaId {
         match self {
             Self::Body(delta) => delta.id,
-            Self::Structure(entry) => entry.id,
+            Self::Structure(header) => header.id,
+        }
+    }
+
+    fn header(&self) -> DeltaHeader {
+        match self {
+            Self::Body(delta) => delta.header(),
+            Self::Structure(header) => header.clone(),
         }
     }
 }
@@ -41,6 +50,10 @@ pub enum RestoreDagError {
     /// A body for another context.
     #[error("delta {0} belongs to another context")]
     WrongContext(DeltaId),
+    /// A stored delta whose author was not a member at its causal point: the store was
+    /// written by a build that judged membership otherwise, or was altered.
+    #[error("stored delta {0} refused: {1}")]
+    Refused(DeltaId, RejectReason),
     /// The store already holds pending or quarantined deltas. Restoring under them would mark
     /// their parents applied without releasing them (restoring applies nothing), so they would
     /// wait for ever on parents reported as present.
@@ -61,33 +74,46 @@ impl DagStore {
             return Err(RestoreDagError::NotEmpty { pending: self.pending.len(), quarantined: self.quarantine.len() });
         }
         let mut staged: crate::ids::IdMap<DeltaId, AppliedEntry> = Default::default();
+        let mut membership = self.membership.clone();
         for entry in entries {
             let id = entry.id();
-            if let RestoredEntry::Body(delta) = &entry {
-                if delta.context != self.context {
-                    return Err(RestoreDagError::WrongContext(id));
-                }
+            let header = entry.header();
+            if header.context != self.context {
+                return Err(RestoreDagError::WrongContext(id));
             }
-            let known = match entry {
-                RestoredEntry::Body(delta) => Known::Body(delta),
-                RestoredEntry::Structure(entry) => Known::Structure(entry.parents.into_boxed_slice()),
-            };
-            let probe = AppliedEntry { height: 0, known };
             let mut height = 0;
-            for parent in probe.parents() {
-                let parent_height = staged
+            let mut parent_views: Vec<&SharedView> = Vec::with_capacity(header.parents.len());
+            for parent in &header.parents {
+                let parent_entry = staged
                     .get(parent)
                     .or_else(|| self.applied.get(parent))
-                    .map(|entry| entry.height)
                     .ok_or(RestoreDagError::ParentMissing { child: id, parent: *parent })?;
-                height = height.max(parent_height);
+                height = height.max(parent_entry.height);
+                parent_views.push(&parent_entry.view);
             }
+            let view = if self.guarded {
+                let past = membership.merge(&parent_views);
+                let view = membership
+                    .admit(&self.context, &header, &past, height + 1)
+                    .map_err(|reason| RestoreDagError::Refused(id, reason))?;
+                if !matches!(header.kind, DeltaKind::App) {
+                    membership.record(&header, height + 1);
+                }
+                view
+            } else {
+                self.open_view.clone()
+            };
+            let known = match entry {
+                RestoredEntry::Body(delta) => Known::Body(delta),
+                RestoredEntry::Structure(header) => Known::Structure(Box::new(header)),
+            };
             if self.applied.contains_key(&id)
-                || staged.insert(id, AppliedEntry { height: height + 1, ..probe }).is_some()
+                || staged.insert(id, AppliedEntry { height: height + 1, view, known }).is_some()
             {
                 return Err(RestoreDagError::Duplicate(id));
             }
         }
+        self.membership = membership;
         let mut has_child: crate::ids::IdSet<DeltaId> = Default::default();
         for entry in staged.values() {
             for parent in entry.parents() {
@@ -124,7 +150,7 @@ mod tests {
     }
 
     fn store() -> DagStore {
-        DagStore::new(context(), DagLimits::from_limits(&Limits::default()))
+        DagStore::new_unguarded(context(), DagLimits::from_limits(&Limits::default()))
     }
 
     #[test]
@@ -140,7 +166,7 @@ mod tests {
         let mut restored = store();
         let entries = vec![
             RestoredEntry::Body(root.clone()),
-            RestoredEntry::Structure(CheckpointEntry { id: left.id, parents: vec![root.id] }),
+            RestoredEntry::Structure(left.header()),
             RestoredEntry::Body(right.clone()),
         ];
         restored.restore_applied(entries).unwrap();

@@ -7,12 +7,12 @@ fn context() -> ContextId {
 }
 
 fn store() -> DagStore {
-    DagStore::new(context(), DagLimits::from_limits(&Limits::default()))
+    DagStore::new_unguarded(context(), DagLimits::from_limits(&Limits::default()))
 }
 
 fn store_with(max_pending: usize) -> DagStore {
     let limits = Limits { max_pending_deltas: max_pending, ..Limits::default() };
-    DagStore::new(context(), DagLimits::from_limits(&limits))
+    DagStore::new_unguarded(context(), DagLimits::from_limits(&limits))
 }
 
 fn at(secs: u64) -> Timestamp {
@@ -399,7 +399,7 @@ fn checkpoint_adoption_keeps_local_deltas_the_snapshot_lacks() {
     ours.add(at(0), local.clone(), &mut NoopApplier);
     ours.add(at(0), chain[5].clone(), &mut NoopApplier); // waits for chain[4]
 
-    let replay = ours.adopt_checkpoint(&server.checkpoint(), &server.heads_vec()).unwrap();
+    let replay = ours.adopt_checkpoint(&server.checkpoint(), &server.heads_vec(), &Limits::default()).unwrap();
     assert_eq!(replay.iter().map(|d| d.id).collect::<Vec<_>>(), vec![local.id, chain[5].id]);
     assert_eq!(ours.heads_vec(), vec![chain[4].id]);
     for delta in replay {
@@ -437,15 +437,21 @@ fn malformed_checkpoints_are_refused_and_change_nothing() {
     dag.add(at(0), chain[0].clone(), &mut NoopApplier);
 
     let head = DeltaId::hash_of(b"head");
-    assert_eq!(dag.adopt_checkpoint(&good, &[head]).unwrap_err(), AdoptError::HeadsMismatch);
-    assert_eq!(dag.adopt_checkpoint(&good, &[chain[1].id]).unwrap_err(), AdoptError::HeadsMismatch);
-    let reversed: Vec<CheckpointEntry> = good.iter().rev().cloned().collect();
-    assert_eq!(dag.adopt_checkpoint(&reversed, &[chain[2].id]).unwrap_err(), AdoptError::ParentAfterChild(chain[2].id));
-    let doubled: Vec<CheckpointEntry> = good.iter().chain(good.iter()).cloned().collect();
-    assert!(matches!(dag.adopt_checkpoint(&doubled, &[chain[2].id]), Err(AdoptError::DuplicateEntry(_))));
+    assert_eq!(dag.adopt_checkpoint(&good, &[head], &Limits::default()).unwrap_err(), AdoptError::HeadsMismatch);
+    assert_eq!(dag.adopt_checkpoint(&good, &[chain[1].id], &Limits::default()).unwrap_err(), AdoptError::HeadsMismatch);
+    let reversed: Vec<DeltaHeader> = good.iter().rev().cloned().collect();
+    assert_eq!(
+        dag.adopt_checkpoint(&reversed, &[chain[2].id], &Limits::default()).unwrap_err(),
+        AdoptError::ParentAfterChild(chain[2].id)
+    );
+    let doubled: Vec<DeltaHeader> = good.iter().chain(good.iter()).cloned().collect();
+    assert!(matches!(
+        dag.adopt_checkpoint(&doubled, &[chain[2].id], &Limits::default()),
+        Err(AdoptError::DuplicateEntry(_))
+    ));
     assert_eq!(dag.heads_vec(), vec![chain[0].id]);
     assert_eq!(dag.applied_len(), 1);
-    assert!(dag.adopt_checkpoint(&good, &[chain[2].id]).unwrap().is_empty());
+    assert!(dag.adopt_checkpoint(&good, &[chain[2].id], &Limits::default()).unwrap().is_empty());
     dag.check_invariants();
 }
 
@@ -516,27 +522,4 @@ fn known_sample_lets_a_server_missing_our_newest_deltas_send_only_a_small_gap() 
     // The nearest sampled height the server knows lies at most twice our 40-delta lead below
     // our top: it resends at most that much of the shared chain, never the 3,000.
     assert!((10..=10 + 2 * 40).contains(&page.gap_total), "gap {}", page.gap_total);
-}
-
-#[test]
-fn dropping_non_members_clears_their_pending_and_quarantined_deltas() {
-    let mut dag = store();
-    let mut applier = FailingApplier::<NoopApplier>::default();
-    let mut ours = DeltaFactory::signed(context(), [1; 32]);
-    let mut theirs = DeltaFactory::signed(context(), [2; 32]);
-    let root = ours.make(&[], vec![]);
-    let bad = theirs.make(&[root.id], vec![]);
-    let orphan = theirs.make(&[DeltaId::hash_of(b"missing")], vec![]);
-    let kept = ours.make(&[DeltaId::hash_of(b"missing")], vec![]);
-    applier.failing.insert(bad.id);
-    dag.add(at(0), root, &mut applier);
-    assert!(matches!(dag.add(at(0), bad.clone(), &mut applier), AddOutcome::Quarantined(_)));
-    dag.add(at(0), orphan.clone(), &mut applier);
-    dag.add(at(0), kept.clone(), &mut applier);
-    let member = ours.keypair().author_key();
-    assert_eq!(dag.drop_non_members(|author| *author == member), 2);
-    assert!(dag.quarantined(&bad.id).is_none() && !dag.is_known(&orphan.id));
-    assert!(dag.is_known(&kept.id));
-    assert_eq!(dag.take_evicted(), vec![(orphan.id, EvictionCause::NotMember)]);
-    dag.check_invariants();
 }

@@ -75,7 +75,7 @@ impl Node {
     fn check_remote(&mut self, delta: &DeltaRef) -> Result<(), RejectReason> {
         delta.verify_with(&self.config.limits, self.signature_memo.as_ref())?;
         let replica = self.replicas.get(&delta.context).ok_or(RejectReason::UnknownContext)?;
-        if !replica.members.contains(&delta.author) {
+        if !replica.may_author(&delta.author) && !matches!(delta.kind, crate::delta::DeltaKind::Genesis(_)) {
             return Err(RejectReason::NotMember);
         }
         let now_ms = self.wall_ms;
@@ -85,11 +85,12 @@ impl Node {
     }
 
     /// Adds a verified delta to its DAG and acts on the outcome. `from` is asked for missing
-    /// parents at once.
-    pub(super) fn add_verified(&mut self, app: &mut dyn Applier, from: Option<PeerId>, delta: DeltaRef) {
+    /// parents at once. Returns true if the DAG refused it (its author may not write it at its
+    /// causal point).
+    pub(super) fn add_verified(&mut self, app: &mut dyn Applier, from: Option<PeerId>, delta: DeltaRef) -> bool {
         let context = delta.context;
         let Some(replica) = self.replicas.get_mut(&context) else {
-            return;
+            return false;
         };
         let outcome = replica.dag.add(self.now, delta.clone(), app);
         self.report_evicted(context);
@@ -124,14 +125,29 @@ impl Node {
             }
             AddOutcome::Duplicate => self.metrics.duplicates += 1,
             AddOutcome::Quarantined(_) => self.report_quarantined(context, delta.id),
-            AddOutcome::Rejected(reason) => self.reject(reason),
+            AddOutcome::Rejected(reason) => {
+                self.reject(reason);
+                return true;
+            }
         }
+        false
     }
 
-    /// Reports the pending deltas the last DAG change evicted.
+    /// Reports the pending deltas the last DAG change evicted, and those it refused when their
+    /// parents arrived (their author was not a member at their causal point).
     pub(super) fn report_evicted(&mut self, context: ContextId) {
         let Some(replica) = self.replicas.get_mut(&context) else { return };
-        let mut evicted = replica.dag.take_evicted().into_iter().peekable();
+        let refused = replica.dag.take_refused();
+        let evicted = replica.dag.take_evicted();
+        if !refused.is_empty() {
+            let ids = refused.iter().map(|(id, _)| *id).collect();
+            let cause = crate::dag::EvictionCause::NotMember;
+            self.outputs.push_back(Output::Event(Event::PendingEvicted { context, ids, cause }));
+            for (_, reason) in refused {
+                self.reject(reason);
+            }
+        }
+        let mut evicted = evicted.into_iter().peekable();
         // One event per run of one cause, in eviction order.
         while let Some((first, cause)) = evicted.next() {
             let mut ids = vec![first];

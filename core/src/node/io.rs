@@ -98,20 +98,33 @@ pub enum Input {
     },
     /// The time returned by [`crate::Node::poll_timeout`] was reached.
     Timeout,
-    /// Local command: start replicating `context` with these members
-    /// ([`Handled::Joined`]).
+    /// Local command: create a context, with this node as its first admin and `members`
+    /// besides, by authoring its genesis ([`Handled::Created`]).
+    Create {
+        /// Makes the context id unique among this node's contexts.
+        nonce: [u8; 32],
+        /// The other first members and their roles.
+        members: Vec<(AuthorKey, crate::membership::Role)>,
+    },
+    /// Local command: start replicating `context`, created elsewhere ([`Handled::Joined`]).
+    /// Who its members are comes from its DAG; until this node's DAG shows it as a member,
+    /// it also syncs with the `bootstrap` keys (the member who invited it).
     Join {
         /// The context.
         context: ContextId,
-        /// Its members' author keys.
-        members: Vec<AuthorKey>,
+        /// The context's genesis, if known already; otherwise it comes with the first sync.
+        genesis: Option<crate::delta::DeltaRef>,
+        /// Keys to sync with before the DAG names this node a member.
+        bootstrap: Vec<AuthorKey>,
     },
-    /// Local command: replace a joined context's member list ([`Handled::MembersSet`]).
-    SetMembers {
+    /// Local command: change the member list by authoring a signed membership delta on top
+    /// of the current heads ([`Handled::Authored`] once applied). Only an admin may add or
+    /// remove others; anyone may remove itself.
+    ChangeMembers {
         /// The context.
         context: ContextId,
-        /// The new member list.
-        members: Vec<AuthorKey>,
+        /// The changes, in order.
+        ops: Vec<crate::membership::MemberOp>,
     },
     /// Local command: stop replicating `context` and forget everything about it
     /// ([`Handled::Left`]).
@@ -142,8 +155,9 @@ impl Input {
     pub fn is_local_command(&self) -> bool {
         matches!(
             self,
-            Self::Join { .. }
-                | Self::SetMembers { .. }
+            Self::Create { .. }
+                | Self::Join { .. }
+                | Self::ChangeMembers { .. }
                 | Self::Leave { .. }
                 | Self::LocalWrite { .. }
                 | Self::RetryQuarantined { .. }
@@ -157,13 +171,14 @@ impl Input {
 pub enum Handled {
     /// A network, blob or timer input was taken in.
     Taken,
+    /// [`Input::Create`]: the context exists, with this id.
+    Created(ContextId),
     /// [`Input::Join`]: the context is replicated now.
     Joined,
-    /// [`Input::SetMembers`]: the member list is replaced.
-    MembersSet,
     /// [`Input::Leave`]: the context is forgotten.
     Left,
-    /// [`Input::LocalWrite`]: the delta was made, applied and published.
+    /// [`Input::LocalWrite`] or [`Input::ChangeMembers`]: the delta was made, applied and
+    /// published.
     Authored(DeltaId),
     /// [`Input::RetryQuarantined`]: these quarantined deltas applied.
     Retried(Vec<DeltaId>),

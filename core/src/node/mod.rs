@@ -23,7 +23,7 @@ pub use io::{Event, Handled, InboundRequestId, Input, Output, RequestFailure, Re
 use crate::applier::{Applier, ApplyError};
 use crate::config::Config;
 use crate::dag::{AddOutcome, DagStore, PendingStats};
-use crate::delta::CausalDelta;
+use crate::delta::{CausalDelta, DeltaKind, DeltaRef};
 use crate::eviction::BlobIndex;
 use crate::hlc::HlcClock;
 use crate::identity::Keypair;
@@ -46,16 +46,27 @@ pub enum NodeError {
     /// The node does not replicate this context.
     #[error("unknown context {0}")]
     UnknownContext(ContextId),
-    /// The node already replicates this context (replace its members with
-    /// [`Input::SetMembers`]).
+    /// The node already replicates this context.
     #[error("context {0} is already joined")]
     AlreadyJoined(ContextId),
-    /// This node's key is not a member of the context, so it may not write.
-    #[error("this node is not a member of context {0}")]
+    /// This node's key is not a member of the context, so it may not write. A node that has
+    /// just joined becomes one once it has synced the membership delta that added it.
+    #[error("this node is not a member of context {0} (a node that just joined is one once it has synced the change that added it)")]
     NotMember(ContextId),
-    /// A context needs at least one member.
-    #[error("a context needs at least one member")]
-    NoMembers,
+    /// A membership change with no ops.
+    #[error("a membership change needs at least one op")]
+    NoMembershipOps,
+    /// This node's role does not allow the membership change.
+    #[error("this node may not make that membership change in context {0}")]
+    NotPermitted(ContextId),
+    /// The given genesis does not create the context, or does not verify.
+    #[error("the genesis given for context {context} is not valid: {reason}")]
+    BadGenesis {
+        /// The context.
+        context: ContextId,
+        /// Why.
+        reason: crate::reject::RejectReason,
+    },
     /// Too many members.
     #[error("{count} members, over the limit of {max}")]
     TooManyMembers {
@@ -238,9 +249,12 @@ impl Node {
             Input::BlobAccessed { id } => self.blobs.touch(&id, self.now),
             Input::BlobRemoved { id } => self.blobs.remove(&id),
             Input::Timeout => self.on_timeout(app),
-            Input::Join { context, members } => return done(self.join(context, members).map(|()| Handled::Joined)),
-            Input::SetMembers { context, members } => {
-                return done(self.set_members(context, members).map(|()| Handled::MembersSet))
+            Input::Create { nonce, members } => return done(self.create(app, nonce, members).map(Handled::Created)),
+            Input::Join { context, genesis, bootstrap } => {
+                return done(self.join(app, context, genesis, bootstrap).map(|()| Handled::Joined))
+            }
+            Input::ChangeMembers { context, ops } => {
+                return done(self.change_members(app, context, ops).map(Handled::Authored))
             }
             Input::Leave { context } => return done(self.leave(&context).map(|()| Handled::Left)),
             Input::LocalWrite { context, payload, basis } => {
@@ -261,46 +275,119 @@ impl Node {
         self.timers.next_wake()
     }
 
-    /// Checks a member list against the limits.
-    fn checked_members(&self, members: Vec<AuthorKey>) -> Result<BTreeSet<AuthorKey>, NodeError> {
-        let members: BTreeSet<AuthorKey> = members.into_iter().collect();
-        if members.is_empty() {
-            return Err(NodeError::NoMembers);
-        }
+    /// Checks a list of keys against the member limit.
+    fn check_member_count(&self, count: usize) -> Result<(), NodeError> {
         let max = self.config.limits.max_members_per_context;
-        if members.len() > max {
-            return Err(NodeError::TooManyMembers { count: members.len(), max });
+        if count > max {
+            return Err(NodeError::TooManyMembers { count, max });
         }
-        Ok(members)
+        Ok(())
     }
 
-    /// [`Input::Join`].
-    fn join(&mut self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), NodeError> {
-        let members = self.checked_members(members)?;
+    /// Makes an empty replica of `context`.
+    fn open_replica(&mut self, context: ContextId, bootstrap: Vec<AuthorKey>) -> Result<(), NodeError> {
+        self.check_member_count(bootstrap.len())?;
         if self.replicas.contains_key(&context) {
             return Err(NodeError::AlreadyJoined(context));
         }
         if self.replicas.len() >= self.config.limits.max_contexts {
             return Err(NodeError::TooManyContexts { max: self.config.limits.max_contexts });
         }
-        let mut replica = Replica::new(context, members, &self.config.limits);
+        let mut replica = Replica::new(context, self.author, bootstrap.into_iter().collect(), &self.config.limits);
         replica.heartbeat_sequence = self.heartbeat_high_water;
         self.replicas.insert(context, replica);
         Ok(())
     }
 
-    /// [`Input::SetMembers`].
-    fn set_members(&mut self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), NodeError> {
-        let members = self.checked_members(members)?;
-        let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
-        // Deltas waiting here from an author who is no longer a member must not apply later.
-        let dropped = replica.dag.drop_non_members(|author| members.contains(author));
-        replica.members = members;
-        self.report_evicted(context);
-        for _ in 0..dropped {
-            self.reject(crate::reject::RejectReason::NotMember);
+    /// [`Input::Create`].
+    fn create(
+        &mut self,
+        app: &mut dyn Applier,
+        nonce: [u8; 32],
+        members: Vec<(AuthorKey, crate::membership::Role)>,
+    ) -> Result<ContextId, NodeError> {
+        self.check_member_count(members.len() + 1)?;
+        let hlc = self.clock.tick(self.wall_ms);
+        let genesis = Arc::new(CausalDelta::genesis(&self.keypair, hlc, nonce, members));
+        let context = genesis.context;
+        self.open_replica(context, Vec::new())?;
+        self.join_with_genesis(app, genesis)?;
+        Ok(context)
+    }
+
+    /// [`Input::Join`].
+    fn join(
+        &mut self,
+        app: &mut dyn Applier,
+        context: ContextId,
+        genesis: Option<DeltaRef>,
+        bootstrap: Vec<AuthorKey>,
+    ) -> Result<(), NodeError> {
+        if let Some(genesis) = &genesis {
+            let bad = |reason| NodeError::BadGenesis { context, reason };
+            genesis.verify_with(&self.config.limits, self.signature_memo.as_ref()).map_err(bad)?;
+            let DeltaKind::Genesis(fields) = &genesis.kind else {
+                return Err(bad(crate::reject::RejectReason::BadGenesis));
+            };
+            if genesis.context != context
+                || crate::membership::genesis_context_id(&genesis.author, &genesis.hlc, fields) != context
+            {
+                return Err(bad(crate::reject::RejectReason::BadGenesis));
+            }
+        }
+        self.open_replica(context, bootstrap)?;
+        if let Some(genesis) = genesis {
+            self.join_with_genesis(app, genesis)?;
+        }
+        // The whole history is still to come: ask a connected member (or bootstrap key) now
+        // rather than at the next periodic sync.
+        if let Some(peer) = self.choose_peer(&context, &[]) {
+            self.start_sync(context, peer, crate::sync::SyncReason::FreshContext, crate::sync::SyncMode::Deltas);
         }
         Ok(())
+    }
+
+    /// Applies a verified genesis to a replica just opened for it.
+    fn join_with_genesis(&mut self, app: &mut dyn Applier, genesis: DeltaRef) -> Result<(), NodeError> {
+        let context = genesis.context;
+        let replica = self.replicas.get_mut(&context).expect("opened by the caller");
+        match replica.dag.add(self.now, genesis.clone(), app) {
+            AddOutcome::Applied { .. } => {
+                self.emit_applied(context, genesis.id, genesis.author, genesis.author == self.author);
+                Ok(())
+            }
+            other => {
+                self.replicas.remove(&context);
+                let reason = match other {
+                    AddOutcome::Rejected(reason) => reason,
+                    _ => crate::reject::RejectReason::BadGenesis,
+                };
+                Err(NodeError::BadGenesis { context, reason })
+            }
+        }
+    }
+
+    /// [`Input::ChangeMembers`]: authors a membership delta on top of the current heads.
+    fn change_members(
+        &mut self,
+        app: &mut dyn Applier,
+        context: ContextId,
+        ops: Vec<crate::membership::MemberOp>,
+    ) -> Result<DeltaId, NodeError> {
+        if ops.is_empty() {
+            return Err(NodeError::NoMembershipOps);
+        }
+        self.check_member_count(ops.len())?;
+        let replica = self.replicas.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        let members = replica.dag.members();
+        if !members.contains(&self.author) {
+            return Err(NodeError::NotMember(context));
+        }
+        if !members.allows_all(&self.author, &ops) {
+            return Err(NodeError::NotPermitted(context));
+        }
+        let kind = DeltaKind::Membership(crate::membership::MembershipChange { ops });
+        self.author_delta(app, context, kind, Vec::new())
     }
 
     /// [`Input::Leave`]: drops the context's replica, disarms its timers and abandons its
@@ -325,12 +412,12 @@ impl Node {
         &mut self,
         app: &mut dyn Applier,
         context: ContextId,
-        members: impl IntoIterator<Item = AuthorKey>,
+        bootstrap: impl IntoIterator<Item = AuthorKey>,
         applied: Vec<crate::dag::RestoredEntry>,
         pending: Vec<Arc<CausalDelta>>,
     ) -> Result<(), RestoreError> {
-        let members = members.into_iter().collect();
-        match self.join(context, members) {
+        let bootstrap = bootstrap.into_iter().collect();
+        match self.open_replica(context, bootstrap) {
             Ok(()) => {}
             Err(NodeError::AlreadyJoined(context)) => return Err(RestoreError::AlreadyPopulated(context)),
             Err(error) => return Err(RestoreError::Join(error)),
@@ -341,19 +428,19 @@ impl Node {
                 self.clock.restore_high_water(delta.hlc);
             }
         }
-        replica.dag.restore_applied(applied).map_err(RestoreError::Dag)?;
-        // Stored before the member list last changed (or by a build that kept them): a
-        // non-member's delta must not apply now. Its row goes with the event.
-        let (pending, refused): (Vec<_>, Vec<_>) =
-            pending.into_iter().partition(|delta| replica.members.contains(&delta.author));
-        if !refused.is_empty() {
-            let ids = refused.iter().map(|delta| delta.id).collect();
-            let cause = crate::dag::EvictionCause::NotMember;
-            self.outputs.push_back(Output::Event(Event::PendingEvicted { context, ids, cause }));
+        if let Err(error) = replica.dag.restore_applied(applied) {
+            self.replicas.remove(&context);
+            return Err(RestoreError::Dag(error));
         }
+        // Each pending delta is judged against its causal past when its parents are all
+        // applied, as on every other path; a refused one's row goes with its event.
         for delta in pending {
             self.clock.restore_high_water(delta.hlc);
-            self.add_verified(app, None, delta);
+            let id = delta.id;
+            if self.add_verified(app, None, delta) {
+                let cause = crate::dag::EvictionCause::NotMember;
+                self.outputs.push_back(Output::Event(Event::PendingEvicted { context, ids: vec![id], cause }));
+            }
         }
         Ok(())
     }
@@ -374,7 +461,7 @@ impl Node {
             return Err(NodeError::PayloadTooLarge { bytes: payload.len(), max: max_payload });
         }
         let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
-        if !replica.members.contains(&self.author) {
+        if !replica.dag.members().contains(&self.author) {
             return Err(NodeError::NotMember(context));
         }
         if let Some(basis) = basis {
@@ -388,18 +475,33 @@ impl Node {
                 return Err(NodeError::HeadsMismatch { ran_on: basis.heads, heads: replica.dag.heads_vec() });
             }
         }
+        self.author_delta(app, context, DeltaKind::App, payload)
+    }
+
+    /// Authors a delta of `kind` on top of the current heads, applies it and publishes it.
+    fn author_delta(
+        &mut self,
+        app: &mut dyn Applier,
+        context: ContextId,
+        kind: DeltaKind,
+        payload: Vec<u8>,
+    ) -> Result<DeltaId, NodeError> {
+        let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
         // With more heads than a delta may name, merge the first ones; the rest stay heads
         // and the next local delta merges them.
         let parents: Vec<DeltaId> =
             replica.dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect();
         let hlc = self.clock.tick(self.wall_ms);
-        let delta = Arc::new(CausalDelta::new_signed(&self.keypair, context, parents, hlc, payload));
+        let delta = Arc::new(CausalDelta::new_signed_kind(&self.keypair, context, parents, hlc, kind, payload));
         match replica.dag.add(self.now, delta.clone(), app) {
             AddOutcome::Applied { .. } => {}
             AddOutcome::Quarantined(error) => {
                 replica.dag.discard_quarantined(&delta.id);
                 return Err(NodeError::ApplyFailed(error));
             }
+            // The heads' view allowed it, but the parents named (at most the first
+            // `max_parents_per_delta` heads) may not hold every membership change.
+            AddOutcome::Rejected(_) => return Err(NodeError::NotMember(context)),
             other => unreachable!("a delta on top of applied heads is applied or fails: {other:?}"),
         }
         self.metrics.local_deltas += 1;

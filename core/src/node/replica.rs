@@ -26,7 +26,10 @@ pub(crate) struct PeerView {
 #[derive(Debug)]
 pub(crate) struct Replica {
     pub(crate) dag: DagStore,
-    pub(crate) members: BTreeSet<AuthorKey>,
+    /// This node's key.
+    own_key: AuthorKey,
+    /// Keys trusted as sync peers until the DAG names this node a member: whoever invited it.
+    pub(crate) bootstrap: BTreeSet<AuthorKey>,
     pub(crate) peers: BTreeMap<PeerId, PeerView>,
     /// Gossip held while a snapshot session runs.
     pub(crate) buffer: GossipBuffer,
@@ -49,10 +52,11 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub(crate) fn new(context: ContextId, members: BTreeSet<AuthorKey>, limits: &Limits) -> Self {
+    pub(crate) fn new(context: ContextId, own_key: AuthorKey, bootstrap: BTreeSet<AuthorKey>, limits: &Limits) -> Self {
         Self {
             dag: DagStore::new(context, DagLimits::from_limits(limits)),
-            members,
+            own_key,
+            bootstrap,
             peers: BTreeMap::new(),
             buffer: GossipBuffer::default(),
             last_announced_at: None,
@@ -70,10 +74,20 @@ impl Replica {
         self.session.as_ref().is_some_and(|session| session.phase.is_snapshot())
     }
 
-    /// True if `peer`'s key is a member of the context. A node's peer id is its public key, so
-    /// the member list names both who may write and whom we sync with.
+    /// True if `peer`'s key is a member at our heads, or a bootstrap key while the DAG does not
+    /// name this node a member yet. A node's peer id is its public key, so the member list
+    /// names both who may write and whom we sync with.
     pub(crate) fn is_member_peer(&self, peer: &PeerId) -> bool {
-        self.members.contains(&AuthorKey::from_bytes(*peer.as_bytes()))
+        let key = AuthorKey::from_bytes(*peer.as_bytes());
+        let members = self.dag.members();
+        members.contains(&key) || (self.bootstrap.contains(&key) && !members.contains(&self.own_key))
+    }
+
+    /// True if a delta by `author` could be valid here, now or once its parents arrive: a
+    /// member of some applied membership delta, or a bootstrap key. Anyone else is refused on
+    /// arrival (a genesis excepted: it is checked against the context id).
+    pub(crate) fn may_author(&self, author: &AuthorKey) -> bool {
+        self.dag.membership().ever_member(author) || self.bootstrap.contains(author)
     }
 
     /// Peers in `candidates` whose last reported heads include a delta we neither applied nor

@@ -4,7 +4,8 @@ use super::ingest::Via;
 use super::requests::Purpose;
 use super::{Event, Node, Output};
 use crate::applier::Applier;
-use crate::dag::{AddOutcome, CheckpointEntry, SinceCursor};
+use crate::dag::{AddOutcome, SinceCursor};
+use crate::delta::DeltaHeader;
 use crate::delta::DeltaRef;
 use crate::ids::{ContextId, DeltaId, PeerId, RootHash};
 use crate::sync::session::SessionPhase;
@@ -273,11 +274,12 @@ impl Node {
         context: ContextId,
         assembly: SnapshotAssembly,
     ) -> Result<(), SyncFailure> {
-        let (checkpoint, state_bytes, entries): (SnapshotCheckpoint, Vec<u8>, Vec<CheckpointEntry>) =
-            assembly.into_parts();
+        let (checkpoint, state_bytes, entries): (SnapshotCheckpoint, Vec<u8>, Vec<DeltaHeader>) = assembly.into_parts();
         let replica = self.replicas.get_mut(&context).ok_or(SyncFailure::ContextLeft)?;
-        let prepared =
-            replica.dag.prepare_checkpoint(&entries, &checkpoint.heads).map_err(SyncFailure::SnapshotCheckpoint)?;
+        let prepared = replica
+            .dag
+            .prepare_checkpoint(&entries, &checkpoint.heads, &self.config.limits, self.signature_memo.as_ref())
+            .map_err(SyncFailure::SnapshotCheckpoint)?;
         // No stamp may be later than a delta's HLC could be (the drift check on ingest).
         let max_stamp_ms = self.wall_ms.saturating_add(self.config.limits.max_hlc_drift_ms);
         app.import_state(&context, &state_bytes, &checkpoint.root, max_stamp_ms).map_err(SyncFailure::SnapshotState)?;

@@ -68,23 +68,23 @@ impl<A: Applier> TestNode<A> {
         Clocks::new(self.node.now, self.node.wall_ms)
     }
 
-    /// Starts replicating `context` ([`Input::Join`]), or replaces its member list if it is
-    /// joined already ([`Input::SetMembers`]). Uses the node's latest time.
-    pub fn join_context(
-        &mut self,
-        context: ContextId,
-        members: impl IntoIterator<Item = AuthorKey>,
-    ) -> Result<(), NodeError> {
-        let members = members.into_iter().collect();
-        let input = if self.node.replicas.contains_key(&context) {
-            Input::SetMembers { context, members }
-        } else {
-            Input::Join { context, members }
-        };
+    /// Starts replicating the context `genesis` creates ([`Input::Join`] with the genesis and
+    /// no bootstrap keys). Uses the node's latest time.
+    pub fn join_context(&mut self, genesis: &crate::delta::DeltaRef) -> Result<(), NodeError> {
+        let input = Input::Join { context: genesis.context, genesis: Some(genesis.clone()), bootstrap: Vec::new() };
         match self.handle_input(self.latest_clocks(), input) {
             Handled::Refused(error) => Err(error),
             _ => Ok(()),
         }
+    }
+
+    /// Changes the member list ([`Input::ChangeMembers`]). Uses the node's latest time.
+    pub fn change_members(
+        &mut self,
+        context: ContextId,
+        ops: Vec<crate::membership::MemberOp>,
+    ) -> Result<DeltaId, NodeError> {
+        self.handle_input(self.latest_clocks(), Input::ChangeMembers { context, ops }).authored()
     }
 
     /// Stops replicating `context` ([`Input::Leave`]). Returns false if it was unknown.

@@ -1,7 +1,7 @@
 //! Snapshot transfer: the server freezes state and DAG structure at one instant and pages it
 //! out; the client assembles pages, checking every bound, before anything is adopted.
 
-use crate::dag::CheckpointEntry;
+use crate::delta::DeltaHeader;
 use crate::ids::{ContextId, DeltaId, RootHash};
 use crate::time::Timestamp;
 use crate::wire::{SnapshotCheckpoint, SnapshotPage};
@@ -15,7 +15,7 @@ pub struct ServedSnapshot {
     heads: Vec<DeltaId>,
     root: RootHash,
     state: Vec<u8>,
-    entries: Vec<CheckpointEntry>,
+    entries: Vec<DeltaHeader>,
     state_page_bytes: usize,
     entry_pages: Vec<Range<usize>>,
     last_used_at: Timestamp,
@@ -33,7 +33,7 @@ pub struct FrozenState {
     /// The applier's exported state.
     pub state: Vec<u8>,
     /// Every applied id with its parents, parents first.
-    pub entries: Vec<CheckpointEntry>,
+    pub entries: Vec<DeltaHeader>,
 }
 
 /// How large each snapshot page may be.
@@ -55,7 +55,7 @@ impl ServedSnapshot {
         let mut start = 0;
         let mut bytes = 0;
         for (index, entry) in entries.iter().enumerate() {
-            let size = 36 + 32 * entry.parents.len();
+            let size = entry.encoded_len();
             let count = index - start;
             if count > 0 && (count >= max_entries_per_page.max(1) || bytes + size > max_page_bytes) {
                 entry_pages.push(start..index);
@@ -178,7 +178,7 @@ pub struct SnapshotAssembly {
     checkpoint: SnapshotCheckpoint,
     next_page: u32,
     state: Vec<u8>,
-    entries: Vec<CheckpointEntry>,
+    entries: Vec<DeltaHeader>,
 }
 
 impl SnapshotAssembly {
@@ -255,7 +255,7 @@ impl SnapshotAssembly {
     }
 
     /// The assembled parts: checkpoint, state bytes, entries.
-    pub fn into_parts(self) -> (SnapshotCheckpoint, Vec<u8>, Vec<CheckpointEntry>) {
+    pub fn into_parts(self) -> (SnapshotCheckpoint, Vec<u8>, Vec<DeltaHeader>) {
         (self.checkpoint, self.state, self.entries)
     }
 }
@@ -264,12 +264,12 @@ impl SnapshotAssembly {
 mod tests {
     use super::*;
 
-    fn entries(count: usize) -> Vec<CheckpointEntry> {
+    fn entries(count: usize) -> Vec<DeltaHeader> {
         let mut previous: Option<DeltaId> = None;
         (0..count as u32)
             .map(|i| {
                 let id = DeltaId::hash_of(&i.to_le_bytes());
-                let entry = CheckpointEntry { id, parents: previous.into_iter().collect() };
+                let entry = crate::testing::stub_header(id, previous.into_iter().collect());
                 previous = Some(id);
                 entry
             })
@@ -281,7 +281,7 @@ mod tests {
         heads: Vec<DeltaId>,
         root: RootHash,
         state: Vec<u8>,
-        entries: Vec<CheckpointEntry>,
+        entries: Vec<DeltaHeader>,
         max_page_bytes: usize,
         max_entries_per_page: usize,
     ) -> ServedSnapshot {
@@ -299,7 +299,7 @@ mod tests {
         let state: Vec<u8> = (0..2_500u32).map(|i| i as u8).collect();
         let all = entries(300);
         let heads = vec![all.last().unwrap().id];
-        let mut served = freeze(context, heads, RootHash::hash_of(b"r"), state.clone(), all.clone(), 5_000, 64);
+        let mut served = freeze(context, heads, RootHash::hash_of(b"r"), state.clone(), all.clone(), 20_000, 64);
         let checkpoint = served.checkpoint(7);
         assert_eq!(checkpoint.page_count, 5, "300 entries at 64 per page; state fits in one");
         let mut assembly = SnapshotAssembly::new(checkpoint, &context, limits()).unwrap();
@@ -309,7 +309,8 @@ mod tests {
         }
         assert!(served.page(7, 5, Timestamp::ZERO).is_none());
         let small_pages = freeze(context, vec![], RootHash::default(), state.clone(), entries(300), 1_000, 64);
-        assert_eq!(small_pages.checkpoint(1).page_count, 22, "entries also bounded by bytes: 14 per 1,000-byte page");
+        // A stub header of one parent is 253 bytes: four per 1,000-byte page.
+        assert_eq!(small_pages.checkpoint(1).page_count, 75, "entries also bounded by bytes: 4 per 1,000-byte page");
         let (_, got_state, got_entries) = assembly.into_parts();
         assert_eq!(got_state, state);
         assert_eq!(got_entries, all);

@@ -12,7 +12,7 @@
 use super::KvCounterApplier;
 use crate::config::Config;
 use crate::identity::Keypair;
-use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
+use crate::ids::{ContextId, DeltaId, PeerId, RootHash};
 use crate::link::{Delivery, Fate, LatencyDistribution, LinkProfile, LinkQueue};
 use crate::node::test_node::TestNode;
 use crate::node::{Event, Handled, InboundRequestId, Input, NodeError, Output, RequestId};
@@ -99,6 +99,8 @@ pub struct Cluster {
     inputs_fed: u64,
     config: ClusterConfig,
     context: ContextId,
+    /// The context's genesis, by key 0, naming every key a member.
+    genesis: crate::delta::DeltaRef,
     keys: Vec<Keypair>,
     nodes: Vec<TestNode<KvCounterApplier>>,
     index_of: BTreeMap<PeerId, usize>,
@@ -130,9 +132,11 @@ impl Cluster {
                 Keypair::from_secret_bytes(*blake3::hash(&material).as_bytes())
             })
             .collect();
+        let genesis = super::genesis_of(&keys[0], keys.iter().map(Keypair::author_key), config.seed);
         let mut cluster = Self {
             inputs_fed: 0,
-            context: ContextId::hash_of(&config.seed.to_le_bytes()),
+            context: genesis.context,
+            genesis,
             keys,
             nodes: Vec::new(),
             index_of: BTreeMap::new(),
@@ -161,7 +165,6 @@ impl Cluster {
     pub fn add_node(&mut self) -> usize {
         let index = self.nodes.len();
         assert!(index < self.config.max_nodes, "cluster is at max_nodes");
-        let members: Vec<AuthorKey> = self.keys.iter().map(Keypair::author_key).collect();
         let seed = self.config.seed.wrapping_mul(1_000_003).wrapping_add(index as u64);
         let node = TestNode::new(
             self.config.node_config.clone(),
@@ -172,7 +175,8 @@ impl Cluster {
         );
         self.index_of.insert(node.peer_id(), index);
         self.nodes.push(node);
-        let joined = self.input(index, Input::Join { context: self.context, members });
+        let join = Input::Join { context: self.context, genesis: Some(self.genesis.clone()), bootstrap: Vec::new() };
+        let joined = self.input(index, join);
         assert_eq!(joined, Handled::Joined, "the cluster context is valid");
         for other in 0..index {
             let (peer_a, peer_b) = (self.nodes[other].peer_id(), self.nodes[index].peer_id());

@@ -13,18 +13,26 @@ pub struct DeltaFactory {
     context: ContextId,
     counter: u64,
     sign: bool,
+    /// The parent of the deltas made without parents: the context's genesis, if any.
+    root: Option<DeltaId>,
 }
 
 impl DeltaFactory {
     /// A factory whose deltas are properly signed (about 20 µs each).
     pub fn signed(context: ContextId, secret: [u8; 32]) -> Self {
-        Self { keypair: Keypair::from_secret_bytes(secret), context, counter: 0, sign: true }
+        Self { keypair: Keypair::from_secret_bytes(secret), context, counter: 0, sign: true, root: None }
+    }
+
+    /// A signing factory for the context `genesis` creates: deltas asked for without parents
+    /// get the genesis as their parent, so they descend from it as every valid delta must.
+    pub fn signed_on(genesis: &DeltaRef, secret: [u8; 32]) -> Self {
+        Self { root: Some(genesis.id), ..Self::signed(genesis.context, secret) }
     }
 
     /// A factory whose deltas have correct ids but zero signatures: for DAG-level tests and
     /// benches, which trust their input (verification happens before the DAG).
     pub fn unsigned(context: ContextId) -> Self {
-        Self { keypair: Keypair::from_secret_bytes([0x5a; 32]), context, counter: 0, sign: false }
+        Self { keypair: Keypair::from_secret_bytes([0x5a; 32]), context, counter: 0, sign: false, root: None }
     }
 
     /// The author key of the deltas made.
@@ -34,6 +42,8 @@ impl DeltaFactory {
 
     /// A delta with these parents and payload.
     pub fn make(&mut self, parents: &[DeltaId], payload: Vec<u8>) -> DeltaRef {
+        let root: Vec<DeltaId> = self.root.into_iter().collect();
+        let parents = if parents.is_empty() { &root[..] } else { parents };
         self.counter += 1;
         let hlc = Hlc { physical_ms: self.counter, logical: 0, node: 1 };
         let delta = if self.sign {
@@ -44,7 +54,17 @@ impl DeltaFactory {
             parents.dedup();
             let author = self.keypair.author_key();
             let id = CausalDelta::compute_id(&self.context, &author, &parents, &hlc, &payload);
-            CausalDelta { id, context: self.context, author, parents, hlc, payload, signature: Signature([0; 64]) }
+            let kind = crate::delta::DeltaKind::App;
+            CausalDelta {
+                id,
+                context: self.context,
+                author,
+                parents,
+                hlc,
+                kind,
+                payload,
+                signature: Signature([0; 64]),
+            }
         };
         Arc::new(delta)
     }

@@ -13,7 +13,7 @@ use super::{
     GossipMessage, GossipV1, Heartbeat, SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequest, SyncRequestV1,
     SyncResponse, SyncResponseV1, WireError,
 };
-use crate::dag::{CheckpointEntry, SinceCursor};
+use crate::dag::SinceCursor;
 use crate::delta::{CausalDelta, DeltaRef};
 use crate::hlc::Hlc;
 use crate::identity::{Keypair, Signature};
@@ -58,6 +58,7 @@ fn samples(context: ContextId, signer: [u8; 32], heads: &[DeltaId]) -> Samples {
         author: impostor,
         parents: vec![],
         hlc: forged_hlc,
+        kind: crate::delta::DeltaKind::App,
         payload: forged_payload,
         signature: Keypair::from_secret_bytes(signer).sign_delta(&forged_id),
     });
@@ -119,10 +120,7 @@ fn samples(context: ContextId, signer: [u8; 32], heads: &[DeltaId]) -> Samples {
             snapshot_id: 1,
             page: 0,
             state_chunk: (0..40).collect(),
-            entries: vec![
-                CheckpointEntry { id: first.id, parents: vec![] },
-                CheckpointEntry { id: second.id, parents: vec![first.id] },
-            ],
+            entries: vec![first.header(), second.header()],
         })),
         SyncResponse::encode_v1(SyncResponseV1::Error(SyncErrorCode::GapTooLarge)),
     ];
@@ -431,6 +429,7 @@ fn arb_delta() -> impl Strategy<Value = DeltaRef> {
                 author: crate::ids::AuthorKey::from_bytes(author),
                 parents,
                 hlc: Hlc { physical_ms, logical, node },
+                kind: crate::delta::DeltaKind::App,
                 payload,
                 signature: Signature(signature),
             })
@@ -518,7 +517,10 @@ fn arb_response() -> impl Strategy<Value = SyncResponseV1> {
             any::<u64>(),
             any::<u32>(),
             vec(any::<u8>(), 0..256),
-            vec((arb_id(), vec(arb_id(), 0..3)).prop_map(|(id, parents)| CheckpointEntry { id, parents }), 0..8)
+            vec(
+                (arb_id(), vec(arb_id(), 0..3)).prop_map(|(id, parents)| crate::testing::stub_header(id, parents)),
+                0..8
+            )
         )
             .prop_map(|(context, snapshot_id, page, state_chunk, entries)| {
                 SyncResponseV1::SnapshotPage(SnapshotPage { context, snapshot_id, page, state_chunk, entries })
@@ -529,8 +531,13 @@ fn arb_response() -> impl Strategy<Value = SyncResponseV1> {
 
 // ---- a node under fuzzed input ----
 
+fn node_genesis() -> crate::DeltaRef {
+    let members = (1..=4u8).map(|n| Keypair::from_secret_bytes([n; 32]).author_key());
+    crate::testing::genesis_of(&Keypair::from_secret_bytes([1; 32]), members, 0)
+}
+
 fn node_context() -> ContextId {
-    ContextId::hash_of(b"decode-props-node")
+    node_genesis().context
 }
 
 /// Where the bytes of one fuzzed input come from.
@@ -760,9 +767,8 @@ proptest! {
     #[test]
     fn node_survives_garbage_and_keeps_its_state(inputs in vec(fuzz_input(), 1..=12)) {
         let context = node_context();
-        let members: Vec<_> = (1..=4u8).map(|n| Keypair::from_secret_bytes([n; 32]).author_key()).collect();
         let mut node = TestNode::new(Config::default(), Keypair::from_secret_bytes([1; 32]), 1, KvCounterApplier::default(), T0);
-        node.join_context(context, members).unwrap();
+        node.join_context(&node_genesis()).unwrap();
         for i in 0..3u8 {
             let payload = KvOp::encode(&[KvOp::Set { key: vec![i], value: vec![i] }]);
             node.local_delta(T0, context, payload).unwrap();

@@ -1,7 +1,8 @@
 //! Sync requests and responses: point-to-point, one response per request.
 
 use super::{bound, decode_envelope, encode, WireError};
-use crate::dag::{CheckpointEntry, SinceCursor};
+use crate::dag::SinceCursor;
+use crate::delta::DeltaHeader;
 use crate::delta::DeltaRef;
 use crate::ids::{ContextId, DeltaId, RootHash};
 use crate::limits::Limits;
@@ -123,7 +124,7 @@ pub struct SnapshotPage {
     /// The next slice of the state bytes.
     pub state_chunk: Vec<u8>,
     /// The next slice of the applied ids, parents first.
-    pub entries: Vec<CheckpointEntry>,
+    pub entries: Vec<DeltaHeader>,
 }
 
 /// Why a request was not served.

@@ -111,8 +111,9 @@ pub(super) struct CreateContext {
 /// `POST /admin/contexts`.
 pub(super) async fn create_context(State(shared): SharedState, JsonBody(request): JsonBody<CreateContext>) -> Answer {
     let app = AppId(parse_id("app", &request.app)?);
+    let me = shared.api.node.author_key();
     let mut members: BTreeSet<AuthorKey> = parse_keys("members[]", &request.members)?.into_iter().collect();
-    members.insert(shared.api.node.author_key());
+    members.remove(&me);
     let members: Vec<AuthorKey> = members.into_iter().collect();
     let nonce = match &request.nonce_hex {
         Some(text) => parse_hex("nonce_hex", text)?
@@ -120,8 +121,9 @@ pub(super) async fn create_context(State(shared): SharedState, JsonBody(request)
             .map_err(|_| HttpError::bad_request("nonce_hex must be 16 bytes (32 hex characters)"))?,
         None => fresh_nonce(&shared, &app, &members),
     };
-    let context = shared.api.node.create_context(app, members.clone(), nonce).await?;
-    let members: Vec<String> = members.iter().map(ToString::to_string).collect();
+    let context = shared.api.node.create_context(app, members, nonce).await?;
+    let (status, index) = context_status(&shared, context).await?;
+    let members: Vec<String> = status.contexts[index].members.iter().map(ToString::to_string).collect();
     Ok(created(json!({"context": context.to_string(), "app": hex::encode(app.0), "members": members})))
 }
 
@@ -182,9 +184,9 @@ pub(super) struct InviteRequest {
     keys: Vec<String>,
 }
 
-/// `POST /admin/contexts/{id}/invite`: adds `keys` to the context's members here and returns
-/// the invitation to hand to their nodes. The other members learn of the new ones when they
-/// are invited the same way; until then they ignore the newcomers' messages.
+/// `POST /admin/contexts/{id}/invite`: adds `keys` to the context's members, in one signed
+/// membership delta that every member applies (only an admin may), and returns the invitation
+/// to hand to their nodes.
 pub(super) async fn invite(
     State(shared): SharedState,
     ContextPath(context): ContextPath,
@@ -224,7 +226,14 @@ pub(super) async fn join_context(State(shared): SharedState, JsonBody(request): 
             format!("this node ({me}) is not in the invitation's members: ask a member to invite this key"),
         ));
     }
-    shared.api.node.join_context(context, app, members).await?;
+    // Until this node's DAG names it a member, it syncs with whoever wrote the invitation (or,
+    // without one, with the members it lists); the members themselves come from the DAG.
+    let bootstrap = match &invitation.inviter {
+        Some(inviter) => parse_keys("invitation.inviter", std::slice::from_ref(inviter))?,
+        None => members,
+    };
+    let join = rhizome_node::JoinWith { bootstrap, genesis: None };
+    shared.api.node.join_context(context, app, join).await?;
     Ok(created(json!({"context": context.to_string(), "app": hex::encode(app.0)})))
 }
 

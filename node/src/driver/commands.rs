@@ -1,10 +1,10 @@
 //! Local commands: apps, contexts, calls, queries, subscriptions, status.
 
 use super::NodeTask;
-use crate::api::{derive_context_id, ApiError, Command, ContextStatus, NodeStatus};
+use crate::api::{genesis_nonce, ApiError, Command, ContextStatus, JoinWith, NodeStatus};
 use crate::store::ContextRecord;
 use crate::transport::Transport;
-use rhizome_core::{Applier, AuthorKey, Clocks, ContextId, Handled, Input};
+use rhizome_core::{Applier, AuthorKey, Clocks, ContextId, DeltaId, Handled, Input, MemberOp, Role};
 use rhizome_runtime::{AppId, ContextParts};
 
 impl<T: Transport> NodeTask<T> {
@@ -20,16 +20,15 @@ impl<T: Transport> NodeTask<T> {
                 self.ack(reply, result);
             }
             Command::CreateContext { app, members, nonce, reply } => {
-                let context = derive_context_id(&app, &self.node.author_key(), &nonce);
-                let result = self.join(context, app, members).map(|()| context);
+                let result = self.create(app, members, nonce);
                 self.ack(reply, result);
             }
-            Command::JoinContext { context, app, members, reply } => {
-                let result = self.join(context, app, members);
+            Command::JoinContext { context, app, join, reply } => {
+                let result = self.join(context, app, join);
                 self.ack(reply, result);
             }
-            Command::SetMembers { context, members, reply } => {
-                let result = self.set_members(context, members);
+            Command::ChangeMembers { context, ops, reply } => {
+                let result = self.change_members(context, ops);
                 self.ack(reply, result);
             }
             Command::AddMembers { context, keys, reply } => {
@@ -83,57 +82,96 @@ impl<T: Transport> NodeTask<T> {
         Ok(app)
     }
 
-    fn join(&mut self, context: ContextId, app: AppId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
+    /// Creates a context: the core authors its genesis (this node its admin), then the
+    /// runtime opens its state, as a join does.
+    fn create(&mut self, app: AppId, members: Vec<AuthorKey>, nonce: [u8; 16]) -> Result<ContextId, ApiError> {
+        if self.runtime.app(&app).is_none() {
+            return Err(ApiError::UnknownApp);
+        }
+        let now = self.clock.clocks();
+        let members = members.into_iter().map(|key| (key, Role::Member)).collect();
+        let handled = self.submit(now, Input::Create { nonce: genesis_nonce(&app, &nonce), members });
+        // The genesis is a row of this commit, and the reply waits for it.
+        self.collect_outputs(now.monotonic);
+        let context = match handled {
+            Handled::Created(context) => context,
+            Handled::Refused(rhizome_core::NodeError::AlreadyJoined(context)) => {
+                return Err(ApiError::AlreadyJoined(context))
+            }
+            other => return Err(unexpected(other)),
+        };
+        self.open_context(now, context, app, Vec::new())?;
+        Ok(context)
+    }
+
+    fn join(&mut self, context: ContextId, app: AppId, join: JoinWith) -> Result<(), ApiError> {
         if self.node.dag(&context).is_some() {
             return Err(ApiError::AlreadyJoined(context));
         }
         if self.runtime.app(&app).is_none() {
             return Err(ApiError::UnknownApp);
         }
-        // The core checks the member list and context limits first, so a refusal leaves the
+        // The core checks the genesis and context limits first, so a refusal leaves the
         // runtime untouched.
         let now = self.clock.clocks();
-        refused(self.submit(now, Input::Join { context, members: members.clone() }))?;
+        let JoinWith { bootstrap, genesis } = join;
+        let handled = self.submit(now, Input::Join { context, genesis, bootstrap: bootstrap.clone() });
+        self.collect_outputs(now.monotonic);
+        refused(handled)?;
+        self.open_context(now, context, app, bootstrap)
+    }
+
+    /// Opens a context the core has just joined: its state in the runtime, its record, its
+    /// topic. Leaves the context in the core again if the runtime refuses.
+    fn open_context(
+        &mut self,
+        now: Clocks,
+        context: ContextId,
+        app: AppId,
+        bootstrap: Vec<AuthorKey>,
+    ) -> Result<(), ApiError> {
         let parts = ContextParts { app, backend: self.store.context_backend(context) };
         if let Err(error) = self.runtime.restore_context(context, parts) {
             self.submit(now, Input::Leave { context });
             return Err(ApiError::Call(error));
         }
-        let record = ContextRecord { app, members };
+        let record = ContextRecord { app, bootstrap };
         self.records.insert(context, record.clone());
         self.batch.contexts.push((context, record));
         self.transport.subscribe(context);
         Ok(())
     }
 
-    /// Replaces a joined context's member list: the core first (it checks the list), then the
-    /// stored record, in the next commit, as a join does.
-    fn set_members(&mut self, context: ContextId, members: Vec<AuthorKey>) -> Result<(), ApiError> {
-        let app = match (self.node.dag(&context), self.records.get(&context)) {
-            (Some(_), Some(record)) => record.app,
-            _ => return Err(ApiError::UnknownContext(context)),
-        };
+    /// Authors a membership delta; durable and published with the next commit, as a call's.
+    fn change_members(&mut self, context: ContextId, ops: Vec<MemberOp>) -> Result<DeltaId, ApiError> {
+        if self.node.dag(&context).is_none() {
+            return Err(ApiError::UnknownContext(context));
+        }
         let now = self.clock.clocks();
-        refused(self.submit(now, Input::SetMembers { context, members: members.clone() }))?;
-        let record = ContextRecord { app, members };
-        self.records.insert(context, record.clone());
-        self.batch.contexts.push((context, record));
-        Ok(())
+        let handled = self.submit(now, Input::ChangeMembers { context, ops });
+        // The delta is a row of this commit and goes out with it; the reply waits for it.
+        self.collect_outputs(now.monotonic);
+        match handled {
+            Handled::Authored(id) => Ok(id),
+            other => Err(unexpected(other)),
+        }
     }
 
-    /// Adds `keys` (and this node) to a joined context's stored members, as one step of the
-    /// loop: read, extend and write cannot interleave with another command.
+    /// Adds those of `keys` who are not members yet, in one membership delta, as one step of
+    /// the loop: reading the members and writing the change cannot interleave with another
+    /// command.
     fn add_members(&mut self, context: ContextId, keys: Vec<AuthorKey>) -> Result<Vec<AuthorKey>, ApiError> {
-        let current = self.records.get(&context).ok_or(ApiError::UnknownContext(context))?;
-        let mut members: std::collections::BTreeSet<AuthorKey> = current.members.iter().copied().collect();
-        let before = members.len();
-        members.extend(keys);
-        members.insert(self.node.author_key());
-        let members: Vec<AuthorKey> = members.into_iter().collect();
-        if members.len() != before {
-            self.set_members(context, members.clone())?;
+        let dag = self.node.dag(&context).ok_or(ApiError::UnknownContext(context))?;
+        let members = dag.members().clone();
+        let mut new: Vec<AuthorKey> = keys.into_iter().filter(|key| !members.contains(key)).collect();
+        new.sort_unstable();
+        new.dedup();
+        if !new.is_empty() {
+            let ops = new.into_iter().map(|key| MemberOp::Add(key, Role::Member)).collect();
+            self.change_members(context, ops)?;
         }
-        Ok(members)
+        let dag = self.node.dag(&context).ok_or(ApiError::UnknownContext(context))?;
+        Ok(dag.members().members().keys().copied().collect())
     }
 
     /// Runs an app method at the HLC its delta would carry (the same `now` is then used for
@@ -172,7 +210,14 @@ impl<T: Transport> NodeTask<T> {
                 Some(ContextStatus {
                     context,
                     app: record.app,
-                    members: record.members.clone(),
+                    members: dag.members().members().keys().copied().collect(),
+                    admins: dag
+                        .members()
+                        .members()
+                        .iter()
+                        .filter(|(_, role)| **role == Role::Admin)
+                        .map(|(key, _)| *key)
+                        .collect(),
                     heads: dag.heads_vec(),
                     root: self.runtime.root_hash(&context),
                     applied: dag.applied_len(),
@@ -195,6 +240,15 @@ impl<T: Transport> NodeTask<T> {
 }
 
 /// A core refusal as the API's error.
+/// A command's answer that is not the one it should have: the refusal it carries, or (a core
+/// bug) the answer itself.
+fn unexpected(handled: Handled) -> ApiError {
+    match handled {
+        Handled::Refused(error) => ApiError::Refused(error.to_string()),
+        other => ApiError::Refused(format!("unexpected answer {other:?}")),
+    }
+}
+
 fn refused(handled: Handled) -> Result<(), ApiError> {
     match handled {
         Handled::Refused(error) => Err(ApiError::Refused(error.to_string())),

@@ -276,7 +276,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
     for context in restored.contexts {
         task.records.insert(context.id, context.record.clone());
         task.node
-            .restore_context(&mut task.runtime, context.id, context.record.members, context.applied, context.pending)
+            .restore_context(&mut task.runtime, context.id, context.record.bootstrap, context.applied, context.pending)
             .map_err(|error| StartError::Restore { context: context.id, reason: RestoreFailure::Core(error) })?;
         // Handler jobs left from before the restart run now.
         task.handler_due.insert(context.id);

@@ -4,7 +4,7 @@ use super::NodeTask;
 use crate::events::NodeEvent;
 use crate::store::StoredEntry;
 use crate::transport::Transport;
-use rhizome_core::dag::CheckpointEntry;
+use rhizome_core::delta::DeltaHeader;
 use rhizome_core::{ContextId, Event};
 use rhizome_runtime::AppPayload;
 
@@ -73,7 +73,7 @@ impl<T: Transport> NodeTask<T> {
         let Some(dag) = self.node.dag(context) else { return Vec::new() };
         dag.checkpoint()
             .into_iter()
-            .map(|entry: CheckpointEntry| match dag.get(&entry.id) {
+            .map(|entry: DeltaHeader| match dag.get(&entry.id) {
                 Some(body) => StoredEntry::Body(body.as_ref().clone()),
                 None => StoredEntry::Structure(entry),
             })

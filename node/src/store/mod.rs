@@ -109,7 +109,7 @@ pub struct Restored {
 pub struct RestoredContext {
     /// Its id.
     pub id: ContextId,
-    /// Its app and members.
+    /// Its app and bootstrap keys.
     pub record: ContextRecord,
     /// Applied entries, parents first.
     pub applied: Vec<RestoredEntry>,

@@ -1,7 +1,8 @@
 //! What the node stores besides state, in borsh.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use rhizome_core::dag::{CheckpointEntry, RestoredEntry};
+use rhizome_core::dag::RestoredEntry;
+use rhizome_core::delta::DeltaHeader;
 use rhizome_core::{AuthorKey, CausalDelta};
 use rhizome_runtime::AppId;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use std::sync::Arc;
 pub struct ContextRecord {
     /// The app it runs.
     pub app: AppId,
-    /// Its members.
-    pub members: Vec<AuthorKey>,
+    /// Keys to sync with until the context's DAG names this node a member (whoever invited
+    /// it); the members themselves are in the DAG.
+    pub bootstrap: Vec<AuthorKey>,
 }
 
 /// One applied DAG entry.
@@ -21,7 +23,7 @@ pub(crate) enum StoredEntry {
     /// With its body.
     Body(CausalDelta),
     /// Only its place in the DAG (it came inside an adopted snapshot).
-    Structure(CheckpointEntry),
+    Structure(DeltaHeader),
 }
 
 impl StoredEntry {

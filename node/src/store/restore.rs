@@ -127,7 +127,7 @@ mod tests {
         let mut factory = DeltaFactory::unsigned(context());
         let chain = factory.chain(5);
         let mut batch = CommitBatch::default();
-        batch.contexts.push((context(), ContextRecord { app: AppId([1; 32]), members: Vec::new() }));
+        batch.contexts.push((context(), ContextRecord { app: AppId([1; 32]), bootstrap: Vec::new() }));
         for delta in &chain[..3] {
             batch.dag_appends.push((context(), StoredEntry::Body(delta.as_ref().clone())));
         }

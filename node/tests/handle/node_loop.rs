@@ -158,9 +158,13 @@ pub(crate) async fn shared_context(a: &NodeHandle, b: &NodeHandle, app_name: &st
     let module = app(app_name);
     let app_id = a.install_app(module.clone()).await.unwrap();
     assert_eq!(b.install_app(module).await.unwrap(), app_id);
-    let members = vec![a.author_key(), b.author_key()];
-    let context = a.create_context(app_id, members.clone(), [nonce; 16]).await.unwrap();
-    b.join_context(context, app_id, members).await.unwrap();
+    let context = a.create_context(app_id, vec![b.author_key()], [nonce; 16]).await.unwrap();
+    // No genesis: `b` fetches it from `a`, its bootstrap, and checks it against the id.
+    let join = rhizome_node::JoinWith { bootstrap: vec![a.author_key()], genesis: None };
+    b.join_context(context, app_id, join).await.unwrap();
+    // `b` may write once its DAG names it a member: after its first sync with `a`.
+    let me = b.author_key();
+    eventually(|| async { b.status().await.unwrap().contexts[0].members.contains(&me) }).await;
     context
 }
 
@@ -320,7 +324,11 @@ async fn received_data_waits_for_the_next_commit_and_a_crash_costs_only_that() {
         a.call(context, "set", set(&format!("theirs{index}"), "v")).await.unwrap();
     }
     eventually(|| async { get(&b, context, "theirs4").await.is_some() }).await;
-    assert_eq!(b.status().await.unwrap().contexts[0].applied, 6, "b's write and a's five, readable at once");
+    assert_eq!(
+        b.status().await.unwrap().contexts[0].applied,
+        7,
+        "the genesis, b's write and a's five, readable at once"
+    );
 
     // Crash b: its task is dropped mid-flight, with a's deltas only staged.
     b_join.abort();

@@ -12,8 +12,9 @@ struct Kinds(Arc<Mutex<Vec<&'static str>>>);
 impl Observer for Kinds {
     fn on_input(&mut self, _now: rhizome_core::Clocks, input: &Input) {
         let kind = match input {
+            Input::Create { .. } => "create",
             Input::Join { .. } => "join",
-            Input::SetMembers { .. } => "set_members",
+            Input::ChangeMembers { .. } => "change_members",
             Input::Leave { .. } => "leave",
             Input::LocalWrite { basis: Some(_), .. } => "checked_write",
             Input::LocalWrite { basis: None, .. } => "unchecked_write",
@@ -48,9 +49,9 @@ async fn the_observer_sees_joins_member_changes_and_checked_writes() {
     let me = node.author_key();
     let context = node.create_context(app, vec![me], [3; 16]).await.unwrap();
     node.call(context, "set", set("k", "v")).await.unwrap();
-    node.set_members(context, vec![me, rhizome_core::AuthorKey::from_bytes([9; 32])]).await.unwrap();
+    node.add_members(context, vec![rhizome_core::AuthorKey::from_bytes([9; 32])]).await.unwrap();
     node.shutdown().await.unwrap();
     join.await.unwrap();
     let seen: Vec<&str> = seen.lock().unwrap().iter().copied().filter(|kind| *kind != "other").collect();
-    assert_eq!(seen, ["join", "checked_write", "set_members"], "every local command, in order, checked");
+    assert_eq!(seen, ["create", "checked_write", "change_members"], "every local command, in order, checked");
 }

@@ -21,8 +21,13 @@ pub fn module(name: &str) -> Vec<u8> {
     })
 }
 
+/// The test context's genesis: key 1 its admin, keys 2..=4 members.
+pub fn genesis() -> rhizome_core::DeltaRef {
+    rhizome_core::testing::genesis_of(&key(1), (2..=4).map(|k| key(k).author_key()), 0)
+}
+
 pub fn context() -> ContextId {
-    ContextId::hash_of(b"runtime-tests")
+    genesis().context
 }
 
 pub fn key(n: u8) -> Keypair {
@@ -54,7 +59,7 @@ impl Replica {
         let app = runtime.install_app(app).expect("app compiles");
         runtime.create_context(context(), app).expect("context binds");
         let mut node = TestNode::new(Config::default(), keypair, u64::from(n), runtime, T0);
-        node.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
+        node.join_context(&genesis()).unwrap();
         Self { node, now: T0, outbox: Vec::new(), deltas: Vec::new(), open_delta: false }
     }
 

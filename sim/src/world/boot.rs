@@ -100,7 +100,8 @@ pub(super) fn boot_node(
             if let Ok(app) = handle.install_app(shared.module.as_ref().clone()).await {
                 let joined = handle.status().await.is_ok_and(|status| !status.contexts.is_empty());
                 if !joined {
-                    let _ = handle.join_context(shared.context, app, shared.members.clone()).await;
+                    let join = rhizome_node::JoinWith { bootstrap: Vec::new(), genesis: Some(shared.genesis.clone()) };
+                    let _ = handle.join_context(shared.context, app, join).await;
                 }
             }
             *slot_handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);

@@ -11,7 +11,7 @@ use crate::scenario::{Scenario, DEFAULT_PROFILE};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rhizome_core::link::Probability;
-use rhizome_core::{AuthorKey, ContextId, Keypair};
+use rhizome_core::{ContextId, Keypair};
 use rhizome_node::{ContextBackend, NodeConfig, NodeHandle};
 use rhizome_runtime::{AppId, EngineOptions, WasmHost};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -25,7 +25,8 @@ pub(super) struct Shared {
     pub(super) host: WasmHost<ContextBackend>,
     pub(super) module: Arc<Vec<u8>>,
     pub(super) context: ContextId,
-    pub(super) members: Vec<AuthorKey>,
+    /// The context's genesis, by node 0, naming every node a member: each node joins with it.
+    pub(super) genesis: rhizome_core::DeltaRef,
     pub(super) config: NodeConfig,
     pub(super) start: tokio::time::Instant,
     pub(super) seed: u64,
@@ -95,15 +96,19 @@ impl Cluster {
         let module = setup::app_module(scenario.workload.app)?;
         let host = WasmHost::new(&EngineOptions::default()).map_err(|error| error.to_string())?;
         let app = AppId(*blake3::hash(&module).as_bytes());
-        let members: Vec<AuthorKey> = keypairs.iter().map(Keypair::author_key).collect();
-        let context = rhizome_node::derive_context_id(&app, &members[0], &[0; 16]);
+        let members =
+            keypairs.iter().skip(1).map(|keypair| (keypair.author_key(), rhizome_core::Role::Member)).collect();
+        let nonce = rhizome_node::genesis_nonce(&app, &[0; 16]);
+        let genesis =
+            Arc::new(rhizome_core::CausalDelta::genesis(&keypairs[0], rhizome_core::Hlc::default(), nonce, members));
+        let context = genesis.context;
         let shared = Shared {
             net,
             recorder: recorder.clone(),
             host,
             module: Arc::new(module),
             context,
-            members,
+            genesis,
             config: setup::node_config(scenario),
             start,
             seed,

@@ -4,6 +4,7 @@
 mod cluster;
 mod evidence;
 mod ingest;
+mod members;
 mod sync;
 mod timers;
 
@@ -14,8 +15,13 @@ use crate::{Config, ContextId, DeltaRef, InboundRequestId, Input, Keypair, Outpu
 
 pub(super) const T0: Timestamp = Timestamp::from_secs(1_000_000);
 
+/// The test context's genesis: key 1 is its admin, keys 2..=4 members.
+pub(super) fn genesis() -> DeltaRef {
+    crate::testing::genesis_of(&key(1), (2..=4).map(|k| key(k).author_key()), 0)
+}
+
 pub(super) fn context() -> ContextId {
-    ContextId::hash_of(b"node-tests")
+    genesis().context
 }
 
 pub(super) fn key(n: u8) -> Keypair {
@@ -25,13 +31,15 @@ pub(super) fn key(n: u8) -> Keypair {
 /// A node with key `n`, joined to the test context whose members are keys 1..=4.
 pub(super) fn node(n: u8, config: Config) -> TestNode<KvCounterApplier> {
     let mut node = TestNode::new(config, key(n), u64::from(n), KvCounterApplier::default(), T0);
-    node.join_context(context(), (1..=4).map(|k| key(k).author_key())).unwrap();
+    node.join_context(&genesis()).unwrap();
+    // Joining applied the genesis; its event is of no interest to the tests.
+    drain(&mut node);
     node
 }
 
-/// A factory signing as key `n` with real HLC values near T0.
+/// A factory signing as key `n`, its parentless deltas on the genesis.
 pub(super) fn author(n: u8) -> DeltaFactory {
-    DeltaFactory::signed(context(), [n; 32])
+    DeltaFactory::signed_on(&genesis(), [n; 32])
 }
 
 pub(super) fn set(key: &str, value: &str) -> Vec<u8> {

@@ -1,0 +1,167 @@
+//! The membership deltas one replica has applied, and the views they give.
+//!
+//! Every applied delta carries the view of its causal past plus itself (see
+//! [`MembershipView`]); nearly all deltas share their parent's view, so a view is an [`Arc`]
+//! and most deltas cost one pointer. A delta whose parents hold different views (concurrent
+//! membership changes meet) gets a new view folded from the union of their membership deltas.
+
+use super::{genesis_context_id, MembershipView, SharedView};
+use crate::delta::{DeltaHeader, DeltaKind};
+use crate::ids::{AuthorKey, ContextId, DeltaId, IdMap};
+use crate::membership::{MemberOp, Role};
+use crate::reject::RejectReason;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// What one applied membership delta did, kept to fold views from.
+#[derive(Debug, Clone)]
+enum Effect {
+    Genesis { members: Vec<(AuthorKey, Role)> },
+    Change { ops: Vec<MemberOp> },
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    author: AuthorKey,
+    effect: Effect,
+}
+
+/// The membership deltas of one context and the view after all of them.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipLedger {
+    records: IdMap<DeltaId, Record>,
+    genesis: Option<DeltaId>,
+    /// The fold of every applied membership delta: the members at our heads.
+    current: SharedView,
+    /// Every key any applied membership delta ever made a member: a delta by anyone else
+    /// cannot become valid by waiting for parents we have, so ingest refuses it at once.
+    ever_members: BTreeSet<AuthorKey>,
+}
+
+impl MembershipLedger {
+    /// The members at our heads.
+    pub fn current(&self) -> &SharedView {
+        &self.current
+    }
+
+    /// The genesis, once applied.
+    pub fn genesis(&self) -> Option<&DeltaId> {
+        self.genesis.as_ref()
+    }
+
+    /// True if any applied membership delta ever made `key` a member.
+    pub fn ever_member(&self, key: &AuthorKey) -> bool {
+        self.ever_members.contains(key)
+    }
+
+    /// The view of a causal past whose maximal deltas hold `parents`' views.
+    pub fn merge(&self, parents: &[&SharedView]) -> SharedView {
+        let Some((first, rest)) = parents.split_first() else {
+            return SharedView::default();
+        };
+        if rest.iter().all(|view| Arc::ptr_eq(view, first) || view.folded() == first.folded()) {
+            return (*first).clone();
+        }
+        let mut union: Vec<(u64, DeltaId)> = parents.iter().flat_map(|view| view.folded().iter().copied()).collect();
+        union.sort_unstable();
+        union.dedup();
+        if let Some(covering) = parents.iter().find(|view| view.folded() == union.as_slice()) {
+            return (*covering).clone();
+        }
+        Arc::new(self.fold(&union))
+    }
+
+    /// Folds the listed membership deltas, in order, from nothing.
+    fn fold(&self, ordered: &[(u64, DeltaId)]) -> MembershipView {
+        let mut view = MembershipView::default();
+        for at in ordered {
+            let Some(record) = self.records.get(&at.1) else { continue };
+            match &record.effect {
+                Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, *at),
+                Effect::Change { ops } => view.apply_change(&record.author, ops, *at),
+            }
+        }
+        view
+    }
+
+    /// Judges a delta against the view of its causal past (`past`, the merge of its parents'
+    /// views) and returns the view after it. Changes nothing: [`Self::record`] does, once
+    /// the delta is applied.
+    pub fn admit(
+        &self,
+        context: &ContextId,
+        header: &DeltaHeader,
+        past: &SharedView,
+        height: u64,
+    ) -> Result<SharedView, RejectReason> {
+        match &header.kind {
+            DeltaKind::Genesis(genesis) => {
+                if !header.parents.is_empty() {
+                    return Err(RejectReason::BadGenesis);
+                }
+                if genesis_context_id(&header.author, &header.hlc, genesis) != *context {
+                    return Err(RejectReason::BadGenesis);
+                }
+                let view = MembershipView::genesis(header.author, &genesis.members, (height, header.id));
+                Ok(Arc::new(view))
+            }
+            _ if header.parents.is_empty() => Err(RejectReason::NoGenesis),
+            DeltaKind::App => {
+                if past.contains(&header.author) {
+                    Ok(past.clone())
+                } else {
+                    Err(RejectReason::NotMember)
+                }
+            }
+            DeltaKind::Membership(change) => {
+                if !past.contains(&header.author) {
+                    return Err(RejectReason::NotMember);
+                }
+                if !past.allows_all(&header.author, &change.ops) {
+                    return Err(RejectReason::NotPermitted);
+                }
+                let mut view = MembershipView::clone(past);
+                // The delta is above every delta of its causal past, so it folds in last.
+                view.apply_change(&header.author, &change.ops, (height, header.id));
+                Ok(Arc::new(view))
+            }
+        }
+    }
+
+    /// Records an applied delta that [`Self::admit`] accepted at `height`.
+    pub fn record(&mut self, header: &DeltaHeader, height: u64) {
+        let effect = match &header.kind {
+            DeltaKind::App => return,
+            DeltaKind::Genesis(genesis) => {
+                self.genesis = Some(header.id);
+                Effect::Genesis { members: genesis.members.clone() }
+            }
+            DeltaKind::Membership(change) => Effect::Change { ops: change.ops.clone() },
+        };
+        self.ever_members.insert(header.author);
+        match &effect {
+            Effect::Genesis { members } => self.ever_members.extend(members.iter().map(|(key, _)| *key)),
+            Effect::Change { ops } => self.ever_members.extend(ops.iter().filter_map(|op| match op {
+                MemberOp::Add(key, _) => Some(*key),
+                MemberOp::Remove(_) => None,
+            })),
+        }
+        let record = Record { author: header.author, effect };
+        self.records.insert(header.id, record.clone());
+        let at = (height, header.id);
+        let in_order = self.current.folded().last().is_none_or(|last| *last < at);
+        self.current = if in_order {
+            let mut view = MembershipView::clone(&self.current);
+            match &record.effect {
+                Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, at),
+                Effect::Change { ops } => view.apply_change(&record.author, ops, at),
+            }
+            Arc::new(view)
+        } else {
+            let mut all = self.current.folded().to_vec();
+            let position = all.partition_point(|entry| *entry < at);
+            all.insert(position, at);
+            Arc::new(self.fold(&all))
+        };
+    }
+}

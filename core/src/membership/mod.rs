@@ -1,0 +1,13 @@
+//! Replicated membership: who may read and write a context is state of the context, changed
+//! only by signed deltas in its DAG, so every replica derives the same members at the same
+//! causal point. See docs/SECURITY.md for the rules and their limits.
+
+mod change;
+mod ledger;
+mod role;
+mod view;
+
+pub use change::{genesis_context_id, Genesis, MemberOp, MembershipChange};
+pub use ledger::MembershipLedger;
+pub use role::Role;
+pub use view::{MembershipView, SharedView};

@@ -14,10 +14,10 @@
 
 use super::context_key::ContextKey;
 use super::hex;
-use super::role::Role;
 use super::wrap::{unwrap_key, wrap_key, UnwrapError, WrappedKey};
 use crate::identity::{Keypair, Signature};
 use crate::ids::{AuthorKey, ContextId};
+use crate::membership::Role;
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::VerifyingKey;
 

@@ -15,7 +15,6 @@ mod context_key;
 mod hex;
 mod invitation;
 mod payload;
-mod role;
 mod wrap;
 
 pub use context_key::{ContextKey, KeyEpoch};
@@ -24,5 +23,4 @@ pub use invitation::{
     MAX_BOOTSTRAP_ADDRESSES, MAX_BOOTSTRAP_ADDRESS_BYTES, MAX_INVITATION_BYTES, MAX_INVITATION_TEXT_BYTES, TEXT_PREFIX,
 };
 pub use payload::{open_payload, seal_payload, OpenError, SealHeader, SealedPayload, NONCE_LEN, TAG_LEN};
-pub use role::Role;
 pub use wrap::{unwrap_key, wrap_key, UnwrapError, WrapError, WrappedKey};

@@ -4,6 +4,7 @@ use crate::ids::{AuthorKey, DeltaId, PeerId};
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use std::fmt;
+use zeroize::Zeroizing;
 
 /// Domain separation, so a delta signature can never be replayed as a signature of anything else.
 const DELTA_SIGNATURE_DOMAIN: &[u8] = b"rhizome/delta-signature/v1";
@@ -50,6 +51,21 @@ impl Keypair {
     /// Signs a delta id.
     pub fn sign_delta(&self, id: &DeltaId) -> Signature {
         Signature(self.signing.sign(&delta_signing_message(id)).to_bytes())
+    }
+
+    /// Signs `message` as given. Only for [`crate::seal`], whose messages carry their own domain
+    /// string (a different one, and a different length, from a delta's), so no signature made
+    /// here can pass as a delta signature or the other way round.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+
+    /// The X25519 secret of this identity: the unclamped scalar half of the expanded ed25519
+    /// secret, which belongs to the Montgomery form of [`Self::author_key`]. [`crate::seal`]
+    /// wraps context keys to members with it, so a member needs no second key pair to be
+    /// invited; wiped when the caller drops it.
+    pub(crate) fn x25519_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_scalar_bytes())
     }
 }
 

@@ -24,6 +24,7 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod reject;
+pub mod seal;
 pub mod signature_memo;
 pub mod sync;
 #[cfg(any(test, feature = "testing"))]
@@ -46,5 +47,6 @@ pub use node::{
     WriteBasis,
 };
 pub use reject::RejectReason;
+pub use seal::{ContextKey, KeyEpoch, SealedPayload, SignedInvitation, WrappedKey};
 pub use signature_memo::SignatureMemo;
 pub use time::{Clocks, Timestamp};

@@ -35,3 +35,18 @@ impl std::str::FromStr for Role {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_encode_as_one_pinned_byte() {
+        // Membership deltas and invitations carry roles: a change here breaks both.
+        assert_eq!(borsh::to_vec(&Role::Admin).unwrap(), [0]);
+        assert_eq!(borsh::to_vec(&Role::Member).unwrap(), [1]);
+        assert!(borsh::from_slice::<Role>(&[2]).is_err());
+        assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
+        assert!("owner".parse::<Role>().is_err());
+    }
+}

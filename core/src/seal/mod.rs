@@ -1,0 +1,26 @@
+//! Confidentiality for contexts: the context key, payloads sealed under it, the key wrapped to
+//! each member, and invitation tokens that carry it to a new member.
+//!
+//! Like the rest of the core, nothing here reads a clock or draws randomness. Key bytes and
+//! invitation ids come in from the driver, expiry checks take the time as `now_ms`, and every
+//! nonce is synthetic: derived from a secret key and the content it protects, so the same
+//! inputs give the same bytes on every replica and in every simulator run.
+//!
+//! Every derivation has its own versioned domain string (`"rhizome 2026-11 … v1"`), so no
+//! key, nonce or signature made for one purpose is valid for another.
+
+#![warn(missing_docs)]
+
+mod context_key;
+mod hex;
+mod invitation;
+mod payload;
+mod wrap;
+
+pub use context_key::{ContextKey, KeyEpoch};
+pub use invitation::{
+    AcceptedInvitation, Invitation, InvitationError, InvitationTerms, SignedInvitation, INVITATION_VERSION,
+    MAX_BOOTSTRAP_ADDRESSES, MAX_BOOTSTRAP_ADDRESS_BYTES, MAX_INVITATION_BYTES, MAX_INVITATION_TEXT_BYTES, TEXT_PREFIX,
+};
+pub use payload::{open_payload, seal_payload, OpenError, SealHeader, SealedPayload, NONCE_LEN, TAG_LEN};
+pub use wrap::{unwrap_key, wrap_key, UnwrapError, WrapError, WrappedKey};

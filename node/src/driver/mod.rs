@@ -35,7 +35,7 @@ pub type AppRuntime = Runtime<ContextBackend>;
 
 /// Test-only injected bug: every this many sync responses, one is dropped.
 #[cfg(feature = "inject-drop-sync-response")]
-const INJECTED_DROP_EVERY: u64 = 10;
+const INJECTED_DROP_EVERY: u64 = 4;
 
 /// The longest the loop sleeps without looking at the clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);

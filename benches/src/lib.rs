@@ -31,9 +31,12 @@ pub fn roomy_limits() -> DagLimits {
 }
 
 /// A store for [`bench_context`] with [`roomy_limits`], holding only the genesis: membership
-/// is judged on every delta, as in a node.
+/// is judged and every payload opened, as in a node.
 pub fn new_store() -> DagStore {
     let mut store = DagStore::new(bench_context(), roomy_limits());
+    // The factory seals under the test genesis's key: the store opens every payload, as a
+    // node's does.
+    store.insert_key(rhizome_core::testing::test_context_key());
     store.add(Timestamp::ZERO, bench_genesis(), &mut NoopApplier);
     store
 }

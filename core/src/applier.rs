@@ -42,6 +42,11 @@ pub enum ApplyError {
         /// What is wrong with it.
         fault: SnapshotEntryFault,
     },
+    /// The payload could not be opened with the context keys held (the store's error, before
+    /// the applier is called). The delta waits in quarantine: a key that a later membership
+    /// delta grants opens it then.
+    #[error("payload not opened: {0}")]
+    Sealed(crate::seal::KeyringOpenError),
     /// The exported state would be larger than the snapshot bound.
     #[error("state of {bytes} bytes is over the snapshot limit of {max}")]
     StateTooLarge {
@@ -64,6 +69,7 @@ impl ApplyError {
             Self::RootMismatch { .. } => "root_mismatch",
             Self::InvalidSnapshotEntry { .. } => "invalid_snapshot_entry",
             Self::StateTooLarge { .. } => "state_too_large",
+            Self::Sealed(error) => error.label(),
         }
     }
 }

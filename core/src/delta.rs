@@ -153,21 +153,26 @@ impl CausalDelta {
         Self { id, context, author, parents, hlc, kind, payload, signature }
     }
 
-    /// The genesis of a new context created by `keypair` with `members` besides itself, and
-    /// that context's id. `members` are sorted and deduplicated here, the creator left out.
+    /// The genesis of a new context created by `keypair` with `members` besides itself, its
+    /// epoch-0 `key` wrapped to all of them. `members` are sorted and deduplicated here, the
+    /// creator left out. Fails if a member's key is not one a key can be wrapped to.
     pub fn genesis(
         keypair: &Keypair,
         hlc: Hlc,
         nonce: [u8; 32],
         mut members: Vec<(AuthorKey, crate::membership::Role)>,
-    ) -> Self {
+        key: &crate::seal::ContextKey,
+    ) -> Result<Self, crate::seal::WrapError> {
         let creator = keypair.author_key();
         members.sort_unstable_by_key(|(key, _)| *key);
         members.dedup_by_key(|(key, _)| *key);
         members.retain(|(key, _)| *key != creator);
-        let genesis = Genesis { nonce, members };
+        let recipients = members.iter().map(|(key, _)| *key).chain([creator]);
+        let bound_to = crate::membership::genesis_wrap_context(&creator, &nonce);
+        let keys = crate::membership::KeyShare::wrap(keypair, &bound_to, key, recipients)?;
+        let genesis = Genesis { nonce, members, keys };
         let context = crate::membership::genesis_context_id(&creator, &hlc, &genesis);
-        Self::new_signed_kind(keypair, context, Vec::new(), hlc, DeltaKind::Genesis(genesis), Vec::new())
+        Ok(Self::new_signed_kind(keypair, context, Vec::new(), hlc, DeltaKind::Genesis(genesis), Vec::new()))
     }
 
     /// The header: this delta without its payload.
@@ -261,13 +266,25 @@ fn check_header_shape(parents: &[DeltaId], kind: &DeltaKind, limits: &Limits) ->
         DeltaKind::App => Ok(()),
         DeltaKind::Genesis(genesis) => {
             let sorted = genesis.members.windows(2).all(|pair| pair[0].0 < pair[1].0);
-            if !sorted || genesis.members.len() >= limits.max_members_per_context {
+            if !sorted
+                || genesis.members.len() >= limits.max_members_per_context
+                || !genesis.keys.is_well_formed(limits.max_members_per_context)
+            {
                 return Err(RejectReason::MalformedKind);
             }
             Ok(())
         }
         DeltaKind::Membership(change) => {
-            if change.ops.is_empty() || change.ops.len() > limits.max_members_per_context {
+            let does_nothing = change.ops.is_empty() && change.rotation.is_none() && change.grants.is_empty();
+            let max_wraps = limits.max_key_wraps_per_change;
+            if does_nothing
+                || change.ops.len() > limits.max_members_per_context
+                || change.grants.len() > max_wraps
+                || change.wrap_count() > max_wraps
+                || !change.shares().all(|share| share.is_well_formed(max_wraps))
+                // The removed member holds every key so far: a removal must hand out a new one.
+                || (change.removes() && change.rotation.is_none())
+            {
                 return Err(RejectReason::MalformedKind);
             }
             Ok(())
@@ -279,11 +296,16 @@ fn check_header_shape(parents: &[DeltaId], kind: &DeltaKind, limits: &Limits) ->
 fn kind_encoded_len(kind: &DeltaKind) -> usize {
     match kind {
         DeltaKind::App => 1,
-        // Tag, nonce, member count, then key and role per member.
-        DeltaKind::Genesis(genesis) => 1 + 32 + 4 + 33 * genesis.members.len(),
-        // Tag, op count, then per op: its tag and key, and the role of an add.
+        // Tag, nonce, member count, then key and role per member, then the key share.
+        DeltaKind::Genesis(genesis) => 1 + 32 + 4 + 33 * genesis.members.len() + genesis.keys.encoded_len(),
+        // Tag, op count, then per op: its tag and key, and the role of an add; the rotation
+        // (an option tag and a share) and the grants (a count and shares).
         DeltaKind::Membership(change) => {
             1 + 4
+                + 1
+                + change.rotation.as_ref().map_or(0, crate::membership::KeyShare::encoded_len)
+                + 4
+                + change.grants.iter().map(crate::membership::KeyShare::encoded_len).sum::<usize>()
                 + change
                     .ops
                     .iter()
@@ -389,13 +411,24 @@ mod tests {
             Hlc::default(),
             [9; 32],
             vec![(other, Role::Member), (key.author_key(), Role::Member)],
-        );
+            &crate::seal::ContextKey::new(crate::seal::KeyEpoch(0), [1; 32]),
+        )
+        .unwrap();
         assert_eq!(genesis.encoded_len(), borsh::to_vec(&genesis).unwrap().len());
         let DeltaKind::Genesis(fields) = &genesis.kind else { panic!("a genesis") };
         assert_eq!(fields.members, vec![(other, Role::Member)], "the creator is left out of its own list");
         assert_eq!(genesis.context, genesis_context_id(&genesis.author, &genesis.hlc, fields));
+        let rotation = crate::membership::KeyShare::wrap(
+            &key,
+            &genesis.context,
+            &crate::seal::ContextKey::new(crate::seal::KeyEpoch(1), [2; 32]),
+            [key.author_key()],
+        )
+        .unwrap();
         let change = DeltaKind::Membership(MembershipChange {
             ops: vec![MemberOp::Add(other, Role::Admin), MemberOp::Remove(other)],
+            rotation: Some(rotation),
+            grants: Vec::new(),
         });
         let delta =
             CausalDelta::new_signed_kind(&key, genesis.context, vec![genesis.id], Hlc::default(), change, Vec::new());

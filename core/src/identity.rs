@@ -60,6 +60,16 @@ impl Keypair {
         Signature(self.signing.sign(message).to_bytes())
     }
 
+    /// 32 secret bytes derived from this identity's secret, `domain` and `input`: what a node
+    /// makes context keys from. Deterministic (the core draws no randomness) yet unknowable to
+    /// anyone without the identity secret, who could unwrap every key wrapped to it anyway;
+    /// `input` must name everything the key is for, so no two uses share bytes.
+    pub(crate) fn derive_secret(&self, domain: &str, input: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut key_material = Zeroizing::new(self.signing.to_bytes().to_vec());
+        key_material.extend_from_slice(input);
+        Zeroizing::new(blake3::derive_key(domain, &key_material))
+    }
+
     /// The X25519 secret of this identity: the unclamped scalar half of the expanded ed25519
     /// secret, which belongs to the Montgomery form of [`Self::author_key`]. [`crate::seal`]
     /// wraps context keys to members with it, so a member needs no second key pair to be

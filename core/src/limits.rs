@@ -48,6 +48,13 @@ pub struct Limits {
     pub max_parent_fetch_attempts: usize,
     /// Members of one context.
     pub max_members_per_context: usize,
+    /// Key wraps one membership delta carries, its rotation and grants together: a rotation
+    /// wraps its key to every member, a grant to each member who lacks an older key.
+    pub max_key_wraps_per_change: usize,
+    /// Context keys one replica holds (every epoch, concurrent rotations' keys included). At
+    /// the bound a new key is not kept and counted (`keys_refused_at_bound`): deltas sealed
+    /// under it wait in quarantine.
+    pub max_keys_per_context: usize,
     /// Peers remembered per context.
     pub max_peers_per_context: usize,
     /// Contexts one node joins.
@@ -86,6 +93,8 @@ impl Default for Limits {
             max_inflight_parent_fetches: 64,
             max_parent_fetch_attempts: 3,
             max_members_per_context: 4_096,
+            max_key_wraps_per_change: 8_192,
+            max_keys_per_context: 16_384,
             max_peers_per_context: 1_024,
             max_contexts: 10_000,
             max_tracked_blobs: 10_000,

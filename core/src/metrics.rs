@@ -29,6 +29,14 @@ pub struct NodeMetrics {
     pub echoes_skipped: u64,
     /// Deltas refused, by reason.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Context keys learned (from membership deltas wrapped to this node, or an invitation).
+    pub keys_learned: u64,
+    /// Key wraps addressed to this node that did not open: their author handed it a key it
+    /// cannot use.
+    pub key_unwrap_failures: u64,
+    /// Key rotations this node authored so that a write could be sealed under a key every
+    /// member holds (removals rotate too, and are not counted here).
+    pub key_rotations: u64,
     /// Failed sync sessions by reason ([`crate::sync::SyncFailure::label`]).
     pub sync_failures: BTreeMap<&'static str, u64>,
     /// Deltas whose application failed.

@@ -59,6 +59,23 @@ pub enum RejectReason {
     /// membership change with no ops, or a payload on a delta that may not carry one.
     #[error("malformed delta kind")]
     MalformedKind,
+    /// An application payload sealed under another key epoch than its causal past's, or a
+    /// rotation to another epoch than the next one.
+    #[error("sealed under key epoch {sealed}, expected {expected}")]
+    WrongKeyEpoch {
+        /// The epoch the delta names.
+        sealed: u32,
+        /// The epoch its causal past calls for.
+        expected: u32,
+    },
+    /// An application payload too short to be sealed: every payload is.
+    #[error("application payload is not sealed")]
+    Unsealed,
+    /// A key share that does not go to exactly the members it must (a genesis's to the initial
+    /// members, a rotation's to the members after its ops, a grant's to current members only),
+    /// or of an epoch that does not exist yet.
+    #[error("key share with the wrong recipients or epoch")]
+    BadKeyShare,
 }
 
 impl RejectReason {
@@ -78,6 +95,9 @@ impl RejectReason {
             Self::NoGenesis => "no_genesis",
             Self::BadGenesis => "bad_genesis",
             Self::MalformedKind => "malformed_kind",
+            Self::WrongKeyEpoch { .. } => "wrong_key_epoch",
+            Self::Unsealed => "unsealed",
+            Self::BadKeyShare => "bad_key_share",
         }
     }
 }

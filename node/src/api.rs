@@ -230,6 +230,9 @@ pub struct JoinWith {
     /// The context's genesis, if the joiner has it (the simulator does); otherwise it comes
     /// with the first sync and is checked against the context id.
     pub genesis: Option<rhizome_core::DeltaRef>,
+    /// Context keys that came with the invitation, so what is sealed under them opens before
+    /// the membership delta that wraps them to this node has synced.
+    pub keys: Vec<rhizome_core::seal::ContextKey>,
 }
 
 /// The genesis nonce of a context created for `app` with the caller's `nonce`: the app is

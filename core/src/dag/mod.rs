@@ -16,11 +16,12 @@ pub use restore::{RestoreDagError, RestoredEntry};
 pub use since::{SinceCursor, SinceError, SincePage};
 
 use crate::applier::{Applier, ApplyError};
-use crate::delta::{DeltaHeader, DeltaKind, DeltaRef};
+use crate::delta::{CausalDelta, DeltaHeader, DeltaKind, DeltaRef};
 use crate::ids::{ContextId, DeltaId, IdMap};
 use crate::limits::Limits;
 use crate::membership::{MembershipLedger, SharedView};
 use crate::reject::RejectReason;
+use crate::seal::{Keyring, KeyringOpenError, SealHeader};
 use crate::signature_memo::SignatureMemo;
 use crate::time::Timestamp;
 use pending::PendingQueue;
@@ -105,6 +106,8 @@ pub struct DagLimits {
     pub max_quarantined_deltas: usize,
     /// Most parents per delta.
     pub max_parents_per_delta: usize,
+    /// Most context keys held ([`crate::Limits::max_keys_per_context`]).
+    pub max_keys: usize,
 }
 
 impl DagLimits {
@@ -114,6 +117,7 @@ impl DagLimits {
             max_pending_deltas: limits.max_pending_deltas,
             max_quarantined_deltas: limits.max_quarantined_deltas,
             max_parents_per_delta: limits.max_parents_per_delta,
+            max_keys: limits.max_keys_per_context,
         }
     }
 }
@@ -183,8 +187,12 @@ pub struct DagStore {
     height_markers: BTreeMap<u64, DeltaId>,
     /// The membership deltas applied and the members they give.
     membership: MembershipLedger,
-    /// False only in DAG-structure tests: no genesis, no membership judged.
+    /// False only in DAG-structure tests: no genesis, no membership judged, payloads given
+    /// to the applier as they are.
     guarded: bool,
+    /// The context keys held: a guarded store opens every application payload with them
+    /// before the applier sees it (bodies stay sealed in the store, on the wire and on disk).
+    keyring: Keyring,
     /// The view every delta of an unguarded store shares.
     open_view: SharedView,
     /// Pending deltas refused when their parents arrived (their author was not a member at
@@ -220,6 +228,7 @@ impl DagStore {
             height_markers: BTreeMap::new(),
             membership: MembershipLedger::default(),
             guarded,
+            keyring: Keyring::default(),
             open_view: SharedView::default(),
             refused: Vec::new(),
         }
@@ -233,6 +242,33 @@ impl DagStore {
     /// The membership deltas applied, and what they give.
     pub fn membership(&self) -> &MembershipLedger {
         &self.membership
+    }
+
+    /// The context keys held.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Keeps a context key (within [`crate::Limits::max_keys_per_context`]). True if it is
+    /// new: quarantined deltas sealed under it may apply now
+    /// ([`Self::retry_quarantined`]).
+    pub fn insert_key(&mut self, key: crate::seal::ContextKey) -> bool {
+        self.keyring.insert(key, self.limits.max_keys)
+    }
+
+    /// Opens an application delta's payload with the keys held.
+    pub fn open_payload(&self, delta: &CausalDelta) -> Result<Vec<u8>, KeyringOpenError> {
+        let header =
+            SealHeader { context: &delta.context, author: &delta.author, parents: &delta.parents, hlc: &delta.hlc };
+        self.keyring.open(&header, &delta.payload)
+    }
+
+    /// The members of the causal past of a delta on `parents` (all applied), or `None` if one
+    /// is not applied.
+    pub fn view_of_parents(&self, parents: &[DeltaId]) -> Option<SharedView> {
+        let views: Option<Vec<&SharedView>> =
+            parents.iter().map(|parent| self.applied.get(parent).map(|entry| &entry.view)).collect();
+        Some(self.membership.merge(&views?))
     }
 
     /// The members after applied delta `id`, judged from its causal past.
@@ -716,7 +752,14 @@ impl DagStore {
             self.open_view.clone()
         };
         if matches!(delta.kind, DeltaKind::App) {
-            applier.apply(&self.context, delta).map_err(Refusal::Failed)?;
+            if self.guarded {
+                // The applier sees plaintext; the store keeps the sealed body.
+                let payload = self.open_payload(delta).map_err(|error| Refusal::Failed(ApplyError::Sealed(error)))?;
+                let opened = CausalDelta { payload, ..CausalDelta::clone(delta) };
+                applier.apply(&self.context, &opened).map_err(Refusal::Failed)?;
+            } else {
+                applier.apply(&self.context, delta).map_err(Refusal::Failed)?;
+            }
         }
         if self.guarded && !matches!(delta.kind, DeltaKind::App) {
             self.membership.record(delta.as_ref().into(), height + 1);

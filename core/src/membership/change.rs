@@ -1,7 +1,7 @@
 //! The two kinds of delta that change who belongs to a context: the genesis that creates it,
 //! and membership changes after it.
 
-use super::Role;
+use super::{KeyShare, Role};
 use crate::ids::{AuthorKey, ContextId};
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -18,6 +18,20 @@ pub struct Genesis {
     pub nonce: [u8; 32],
     /// Members besides the creator, sorted by key, unique, none of them the creator.
     pub members: Vec<(AuthorKey, Role)>,
+    /// The epoch-0 context key, wrapped to exactly the creator and `members` (bound to
+    /// [`super::genesis_wrap_context`], as the context id is not known before the genesis is).
+    pub keys: KeyShare,
+}
+
+impl Genesis {
+    /// Every initial member's key, sorted: the creator's and `members`'.
+    pub fn all_members(&self, creator: &AuthorKey) -> Vec<AuthorKey> {
+        let mut all: Vec<AuthorKey> = self.members.iter().map(|(key, _)| *key).collect();
+        all.push(*creator);
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
 }
 
 /// One change to the member list.
@@ -38,11 +52,37 @@ impl MemberOp {
     }
 }
 
-/// A membership delta's content: ops applied in order.
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+/// A membership delta's content: ops applied in order, and the keys it hands out.
+///
+/// A change has at least one op, a rotation or a grant. Any removal needs a rotation (the
+/// removed member holds every key so far), and a rotation's key goes to exactly the members
+/// after the ops; anyone may rotate without ops, which is how a writer heals a key that some
+/// current member lacks (see docs/SECURITY.md, "Key rotation").
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
 pub struct MembershipChange {
-    /// The ops, at least one.
+    /// The ops, in order.
     pub ops: Vec<MemberOp>,
+    /// A new key, of the epoch after the one of the change's causal past.
+    pub rotation: Option<KeyShare>,
+    /// Keys that exist already, to members (after the ops) who lack them.
+    pub grants: Vec<KeyShare>,
+}
+
+impl MembershipChange {
+    /// True if an op removes a member.
+    pub fn removes(&self) -> bool {
+        self.ops.iter().any(|op| matches!(op, MemberOp::Remove(_)))
+    }
+
+    /// Every key share the change carries: the rotation first, then the grants.
+    pub fn shares(&self) -> impl Iterator<Item = &KeyShare> {
+        self.rotation.iter().chain(&self.grants)
+    }
+
+    /// Wraps over every share.
+    pub fn wrap_count(&self) -> usize {
+        self.shares().map(|share| share.wraps.len()).sum()
+    }
 }
 
 /// The context id a genesis with these fields creates.

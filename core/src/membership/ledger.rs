@@ -9,9 +9,10 @@ use super::{genesis_context_id, MembershipView, SharedView};
 use crate::delta::{CausalDelta, DeltaHeader, DeltaKind};
 use crate::hlc::Hlc;
 use crate::ids::{AuthorKey, ContextId, DeltaId, IdMap};
-use crate::membership::{MemberOp, Role};
+use crate::membership::{KeyShare, MemberOp, Role};
 use crate::reject::RejectReason;
-use std::collections::BTreeSet;
+use crate::seal::{KeyEpoch, KeyId};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The fields of a delta that membership is judged by, borrowed from a whole delta or from a
@@ -28,17 +29,49 @@ pub struct Judged<'a> {
     pub hlc: &'a Hlc,
     /// What it does.
     pub kind: &'a DeltaKind,
+    /// The key epoch its payload is sealed under, as far as the judged fields show it.
+    pub sealed_epoch: SealedEpoch,
+}
+
+/// What the judged fields show of the key epoch an application payload is sealed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedEpoch {
+    /// The payload names this epoch.
+    Of(KeyEpoch),
+    /// The payload is too short to be sealed.
+    NotSealed,
+    /// Only the header is judged (a snapshot's history): the payload is not there to show it.
+    /// Such a delta is never applied here, so its epoch decides nothing.
+    NotShown,
 }
 
 impl<'a> From<&'a CausalDelta> for Judged<'a> {
     fn from(delta: &'a CausalDelta) -> Self {
-        Self { id: &delta.id, author: &delta.author, parents: &delta.parents, hlc: &delta.hlc, kind: &delta.kind }
+        let sealed_epoch = match crate::seal::SealedPayload::epoch_of(&delta.payload) {
+            Some(epoch) => SealedEpoch::Of(epoch),
+            None => SealedEpoch::NotSealed,
+        };
+        Self {
+            id: &delta.id,
+            author: &delta.author,
+            parents: &delta.parents,
+            hlc: &delta.hlc,
+            kind: &delta.kind,
+            sealed_epoch,
+        }
     }
 }
 
 impl<'a> From<&'a DeltaHeader> for Judged<'a> {
     fn from(header: &'a DeltaHeader) -> Self {
-        Self { id: &header.id, author: &header.author, parents: &header.parents, hlc: &header.hlc, kind: &header.kind }
+        Self {
+            id: &header.id,
+            author: &header.author,
+            parents: &header.parents,
+            hlc: &header.hlc,
+            kind: &header.kind,
+            sealed_epoch: SealedEpoch::NotShown,
+        }
     }
 }
 
@@ -46,7 +79,7 @@ impl<'a> From<&'a DeltaHeader> for Judged<'a> {
 #[derive(Debug, Clone)]
 enum Effect {
     Genesis { members: Vec<(AuthorKey, Role)> },
-    Change { ops: Vec<MemberOp> },
+    Change { ops: Vec<MemberOp>, rotation: Option<KeyEpoch> },
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +98,9 @@ pub struct MembershipLedger {
     /// Every key any applied membership delta ever made a member: a delta by anyone else
     /// cannot become valid by waiting for parents we have, so ingest refuses it at once.
     ever_members: BTreeSet<AuthorKey>,
+    /// Who each key handed out by an applied delta was wrapped to: a writer seals only under a
+    /// key every current member holds (see [`Self::recipients`]).
+    key_recipients: BTreeMap<(KeyEpoch, KeyId), BTreeSet<AuthorKey>>,
 }
 
 impl MembershipLedger {
@@ -81,6 +117,17 @@ impl MembershipLedger {
     /// True if any applied membership delta ever made `key` a member.
     pub fn ever_member(&self, key: &AuthorKey) -> bool {
         self.ever_members.contains(key)
+    }
+
+    /// Who the key `(epoch, id)` was wrapped to by applied deltas, if any applied delta handed
+    /// it out.
+    pub fn recipients(&self, epoch: KeyEpoch, id: &KeyId) -> Option<&BTreeSet<AuthorKey>> {
+        self.key_recipients.get(&(epoch, *id))
+    }
+
+    /// The keys applied deltas handed out, with their recipients, by epoch and id.
+    pub fn keys_handed_out(&self) -> impl Iterator<Item = (&(KeyEpoch, KeyId), &BTreeSet<AuthorKey>)> {
+        self.key_recipients.iter()
     }
 
     /// The view of a causal past whose maximal deltas hold `parents`' views.
@@ -107,7 +154,7 @@ impl MembershipLedger {
             let Some(record) = self.records.get(&at.1) else { continue };
             match &record.effect {
                 Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, *at),
-                Effect::Change { ops } => view.apply_change(&record.author, ops, *at),
+                Effect::Change { ops, rotation } => view.apply_change(&record.author, ops, *rotation, *at),
             }
         }
         view
@@ -131,15 +178,28 @@ impl MembershipLedger {
                 if genesis_context_id(header.author, header.hlc, genesis) != *context {
                     return Err(RejectReason::BadGenesis);
                 }
+                if genesis.keys.epoch != KeyEpoch(0)
+                    || !genesis.keys.is_for_exactly(genesis.all_members(header.author).iter())
+                {
+                    return Err(RejectReason::BadKeyShare);
+                }
                 let view = MembershipView::genesis(*header.author, &genesis.members, (height, *header.id));
                 Ok(Arc::new(view))
             }
             _ if header.parents.is_empty() => Err(RejectReason::NoGenesis),
             DeltaKind::App => {
-                if past.contains(header.author) {
-                    Ok(past.clone())
-                } else {
-                    Err(RejectReason::NotMember)
+                if !past.contains(header.author) {
+                    return Err(RejectReason::NotMember);
+                }
+                // Sealed under the epoch of its causal past: after a removal's rotation, nothing
+                // new is readable with a key the removed member holds.
+                match header.sealed_epoch {
+                    SealedEpoch::Of(epoch) if epoch == past.epoch() => Ok(past.clone()),
+                    SealedEpoch::Of(epoch) => {
+                        Err(RejectReason::WrongKeyEpoch { sealed: epoch.0, expected: past.epoch().0 })
+                    }
+                    SealedEpoch::NotSealed => Err(RejectReason::Unsealed),
+                    SealedEpoch::NotShown => Ok(past.clone()),
                 }
             }
             DeltaKind::Membership(change) => {
@@ -150,8 +210,24 @@ impl MembershipLedger {
                     return Err(RejectReason::NotPermitted);
                 }
                 let mut view = MembershipView::clone(past);
+                let rotation = change.rotation.as_ref().map(|share| share.epoch);
                 // The delta is above every delta of its causal past, so it folds in last.
-                view.apply_change(header.author, &change.ops, (height, *header.id));
+                view.apply_change(header.author, &change.ops, rotation, (height, *header.id));
+                if let Some(share) = &change.rotation {
+                    if past.epoch().next() != Some(share.epoch) {
+                        let expected = past.epoch().0.saturating_add(1);
+                        return Err(RejectReason::WrongKeyEpoch { sealed: share.epoch.0, expected });
+                    }
+                    if !share.is_for_exactly(view.members().keys()) {
+                        return Err(RejectReason::BadKeyShare);
+                    }
+                }
+                let granted_to_members = |share: &KeyShare| {
+                    share.epoch <= view.epoch() && share.recipients().all(|recipient| view.contains(recipient))
+                };
+                if !change.grants.iter().all(granted_to_members) {
+                    return Err(RejectReason::BadKeyShare);
+                }
                 Ok(Arc::new(view))
             }
         }
@@ -163,14 +239,21 @@ impl MembershipLedger {
             DeltaKind::App => return,
             DeltaKind::Genesis(genesis) => {
                 self.genesis = Some(*header.id);
+                self.note_recipients(&genesis.keys);
                 Effect::Genesis { members: genesis.members.clone() }
             }
-            DeltaKind::Membership(change) => Effect::Change { ops: change.ops.clone() },
+            DeltaKind::Membership(change) => {
+                for share in change.shares() {
+                    self.note_recipients(share);
+                }
+                let rotation = change.rotation.as_ref().map(|share| share.epoch);
+                Effect::Change { ops: change.ops.clone(), rotation }
+            }
         };
         self.ever_members.insert(*header.author);
         match &effect {
             Effect::Genesis { members } => self.ever_members.extend(members.iter().map(|(key, _)| *key)),
-            Effect::Change { ops } => self.ever_members.extend(ops.iter().filter_map(|op| match op {
+            Effect::Change { ops, .. } => self.ever_members.extend(ops.iter().filter_map(|op| match op {
                 MemberOp::Add(key, _) => Some(*key),
                 MemberOp::Remove(_) => None,
             })),
@@ -183,7 +266,7 @@ impl MembershipLedger {
             let mut view = MembershipView::clone(&self.current);
             match &record.effect {
                 Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, at),
-                Effect::Change { ops } => view.apply_change(&record.author, ops, at),
+                Effect::Change { ops, rotation } => view.apply_change(&record.author, ops, *rotation, at),
             }
             Arc::new(view)
         } else {
@@ -192,5 +275,9 @@ impl MembershipLedger {
             all.insert(position, at);
             Arc::new(self.fold(&all))
         };
+    }
+
+    fn note_recipients(&mut self, share: &KeyShare) {
+        self.key_recipients.entry((share.epoch, share.key_id)).or_default().extend(share.recipients().copied());
     }
 }

@@ -3,11 +3,13 @@
 //! causal point. See docs/SECURITY.md for the rules and their limits.
 
 mod change;
+mod key_share;
 mod ledger;
 mod role;
 mod view;
 
 pub use change::{genesis_context_id, Genesis, MemberOp, MembershipChange};
-pub use ledger::{Judged, MembershipLedger};
+pub use key_share::{genesis_wrap_context, KeyShare};
+pub use ledger::{Judged, MembershipLedger, SealedEpoch};
 pub use role::Role;
 pub use view::{MembershipView, SharedView};

@@ -9,6 +9,7 @@
 
 use super::{MemberOp, Role};
 use crate::ids::{AuthorKey, DeltaId};
+use crate::seal::KeyEpoch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MembershipView {
     members: BTreeMap<AuthorKey, Role>,
+    /// The highest key epoch any folded delta introduced: application deltas on this view
+    /// are sealed under a key of this epoch.
+    epoch: KeyEpoch,
     /// The membership deltas folded in, by (height, id).
     folded: Vec<(u64, DeltaId)>,
 }
@@ -47,6 +51,11 @@ impl MembershipView {
     /// True before the genesis.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// The key epoch application deltas on this view are sealed under.
+    pub fn epoch(&self) -> KeyEpoch {
+        self.epoch
     }
 
     /// The membership deltas this view folds, by (height, id).
@@ -86,8 +95,18 @@ impl MembershipView {
     }
 
     /// Folds one membership change by `author` at `at` in: each op takes effect only if the
-    /// author may make it at that point of the fold (the ops of one change in order).
-    pub(crate) fn apply_change(&mut self, author: &AuthorKey, ops: &[MemberOp], at: (u64, DeltaId)) {
+    /// author may make it at that point of the fold (the ops of one change in order). A
+    /// rotation raises the epoch whatever its ops did: its key exists and was handed out.
+    pub(crate) fn apply_change(
+        &mut self,
+        author: &AuthorKey,
+        ops: &[MemberOp],
+        rotation: Option<KeyEpoch>,
+        at: (u64, DeltaId),
+    ) {
+        if let Some(epoch) = rotation {
+            self.epoch = self.epoch.max(epoch);
+        }
         for op in ops {
             if !self.allows(author, op) {
                 continue;
@@ -113,7 +132,7 @@ impl MembershipView {
             if !trial.allows(author, op) {
                 return false;
             }
-            trial.apply_change(author, std::slice::from_ref(op), (u64::MAX, DeltaId::default()));
+            trial.apply_change(author, std::slice::from_ref(op), None, (u64::MAX, DeltaId::default()));
         }
         true
     }
@@ -155,7 +174,7 @@ mod tests {
         assert!(!view.allows(&key(1), &MemberOp::Remove(key(1))));
         assert!(!view.allows(&key(1), &MemberOp::Add(key(1), Role::Member)));
         let mut two = view.clone();
-        two.apply_change(&key(1), &[MemberOp::Add(key(2), Role::Admin)], at(2));
+        two.apply_change(&key(1), &[MemberOp::Add(key(2), Role::Admin)], None, at(2));
         assert!(two.allows(&key(1), &MemberOp::Remove(key(1))));
     }
 
@@ -163,8 +182,8 @@ mod tests {
     fn an_op_its_author_may_not_make_has_no_effect_in_the_fold() {
         let mut view = MembershipView::genesis(key(1), &[(key(2), Role::Admin)], at(1));
         // Two admins remove each other concurrently: the first in the order wins.
-        view.apply_change(&key(1), &[MemberOp::Remove(key(2))], at(2));
-        view.apply_change(&key(2), &[MemberOp::Remove(key(1))], at(3));
+        view.apply_change(&key(1), &[MemberOp::Remove(key(2))], None, at(2));
+        view.apply_change(&key(2), &[MemberOp::Remove(key(1))], None, at(3));
         assert_eq!(view.role(&key(1)), Some(Role::Admin));
         assert!(!view.contains(&key(2)));
         assert_eq!(view.folded(), &[at(1), at(2), at(3)]);

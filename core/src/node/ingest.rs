@@ -89,10 +89,27 @@ impl Node {
     /// causal point).
     pub(super) fn add_verified(&mut self, app: &mut dyn Applier, from: Option<PeerId>, delta: DeltaRef) -> bool {
         let context = delta.context;
+        if !self.replicas.contains_key(&context) {
+            return false;
+        }
+        // Learned on arrival, before it waits on anything (see `keys`).
+        let new_key = self.learn_keys(&context, &delta.author, &delta.kind);
         let Some(replica) = self.replicas.get_mut(&context) else {
             return false;
         };
         let outcome = replica.dag.add(self.now, delta.clone(), app);
+        let refused = self.after_add(from, &delta, outcome);
+        // Quarantined deltas sealed under the new key open now; after the outcome is reported,
+        // so a delta this releases is reported pending first, then released.
+        if new_key {
+            self.retry_after_new_key(app, &context);
+        }
+        refused
+    }
+
+    /// Reports what adding `delta` did. True if the DAG refused it.
+    fn after_add(&mut self, from: Option<PeerId>, delta: &DeltaRef, outcome: AddOutcome) -> bool {
+        let context = delta.context;
         self.report_evicted(context);
         match outcome {
             AddOutcome::Applied { cascade, quarantined } => {

@@ -116,6 +116,18 @@ pub enum Input {
         genesis: Option<crate::delta::DeltaRef>,
         /// Keys to sync with before the DAG names this node a member.
         bootstrap: Vec<AuthorKey>,
+        /// Context keys obtained with the invitation, so deltas sealed under them open before
+        /// the membership delta that grants them arrives.
+        keys: Vec<crate::seal::ContextKey>,
+    },
+    /// Local command: make sure a write on the current heads can be sealed under a key every
+    /// current member holds, rotating the key first if none is ([`Handled::Ready`], or
+    /// [`Handled::Authored`] with the rotation). A driver that runs application code before
+    /// its write (and passes a [`WriteBasis`]) sends this first, as the rotation moves the
+    /// heads.
+    PrepareWrite {
+        /// The context.
+        context: ContextId,
     },
     /// Local command: change the member list by authoring a signed membership delta on top
     /// of the current heads ([`Handled::Authored`] once applied). Only an admin may add or
@@ -160,6 +172,7 @@ impl Input {
                 | Self::ChangeMembers { .. }
                 | Self::Leave { .. }
                 | Self::LocalWrite { .. }
+                | Self::PrepareWrite { .. }
                 | Self::RetryQuarantined { .. }
         )
     }
@@ -175,6 +188,8 @@ pub enum Handled {
     Created(ContextId),
     /// [`Input::Join`]: the context is replicated now.
     Joined,
+    /// [`Input::PrepareWrite`]: a write on the current heads can be sealed as they are.
+    Ready,
     /// [`Input::Leave`]: the context is forgotten.
     Left,
     /// [`Input::LocalWrite`] or [`Input::ChangeMembers`]: the delta was made, applied and

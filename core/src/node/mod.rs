@@ -9,6 +9,7 @@
 mod evidence;
 mod ingest;
 mod io;
+mod keys;
 mod replica;
 mod requests;
 mod serve;
@@ -107,6 +108,16 @@ pub enum NodeError {
         /// The limit.
         max: usize,
     },
+    /// A member's key is not one a context key can be wrapped to.
+    #[error("a member of context {0} has a key no context key can be wrapped to")]
+    BadMemberKey(ContextId),
+    /// The context's key epochs are used up.
+    #[error("context {0} has rotated its key as often as it can")]
+    KeyEpochsExhausted(ContextId),
+    /// No key every current member holds exists for this write: the key must be rotated
+    /// first ([`Input::PrepareWrite`] does), which changes the heads the write was made on.
+    #[error("context {0} needs a key rotation before this write (prepare the write first)")]
+    KeyRotationNeeded(ContextId),
     /// The applier refused the local delta; nothing was stored or sent.
     #[error("applying the local delta failed: {0}")]
     ApplyFailed(ApplyError),
@@ -170,6 +181,8 @@ pub struct Node {
     metrics: NodeMetrics,
     /// Verified signatures shared with other nodes in this process, if any.
     signature_memo: Option<SignatureMemo>,
+    /// The driver's hedge for the keys this node makes ([`Node::set_key_entropy`]).
+    key_entropy: [u8; 32],
 }
 
 impl Node {
@@ -214,6 +227,7 @@ impl Node {
             outputs: VecDeque::new(),
             metrics: NodeMetrics::default(),
             signature_memo: None,
+            key_entropy: [0; 32],
         }
     }
 
@@ -250,9 +264,10 @@ impl Node {
             Input::BlobRemoved { id } => self.blobs.remove(&id),
             Input::Timeout => self.on_timeout(app),
             Input::Create { nonce, members } => return done(self.create(app, nonce, members).map(Handled::Created)),
-            Input::Join { context, genesis, bootstrap } => {
-                return done(self.join(app, context, genesis, bootstrap).map(|()| Handled::Joined))
+            Input::Join { context, genesis, bootstrap, keys } => {
+                return done(self.join(app, context, genesis, bootstrap, keys).map(|()| Handled::Joined))
             }
+            Input::PrepareWrite { context } => return done(self.prepare_write(app, context)),
             Input::ChangeMembers { context, ops } => {
                 return done(self.change_members(app, context, ops).map(Handled::Authored))
             }
@@ -307,8 +322,14 @@ impl Node {
         members: Vec<(AuthorKey, crate::membership::Role)>,
     ) -> Result<ContextId, NodeError> {
         self.check_member_count(members.len() + 1)?;
+        let mut recipients: Vec<AuthorKey> = members.iter().map(|(key, _)| *key).chain([self.author]).collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        let key = crate::seal::genesis_key(&self.keypair, &self.key_entropy, &nonce, &recipients);
         let hlc = self.clock.tick(self.wall_ms);
-        let genesis = Arc::new(CausalDelta::genesis(&self.keypair, hlc, nonce, members));
+        let genesis = CausalDelta::genesis(&self.keypair, hlc, nonce, members, &key)
+            .map_err(|_| NodeError::BadMemberKey(crate::ids::ContextId::default()))?;
+        let genesis = Arc::new(genesis);
         let context = genesis.context;
         self.open_replica(context, Vec::new())?;
         self.join_with_genesis(app, genesis)?;
@@ -322,6 +343,7 @@ impl Node {
         context: ContextId,
         genesis: Option<DeltaRef>,
         bootstrap: Vec<AuthorKey>,
+        keys: Vec<crate::seal::ContextKey>,
     ) -> Result<(), NodeError> {
         if let Some(genesis) = &genesis {
             let bad = |reason| NodeError::BadGenesis { context, reason };
@@ -336,6 +358,9 @@ impl Node {
             }
         }
         self.open_replica(context, bootstrap)?;
+        for key in keys {
+            self.insert_key(&context, key);
+        }
         if let Some(genesis) = genesis {
             self.join_with_genesis(app, genesis)?;
         }
@@ -350,6 +375,7 @@ impl Node {
     /// Applies a verified genesis to a replica just opened for it.
     fn join_with_genesis(&mut self, app: &mut dyn Applier, genesis: DeltaRef) -> Result<(), NodeError> {
         let context = genesis.context;
+        self.learn_keys(&context, &genesis.author, &genesis.kind);
         let replica = self.replicas.get_mut(&context).expect("opened by the caller");
         match replica.dag.add(self.now, genesis.clone(), app) {
             AddOutcome::Applied { .. } => {
@@ -386,8 +412,26 @@ impl Node {
         if !members.allows_all(&self.author, &ops) {
             return Err(NodeError::NotPermitted(context));
         }
-        let kind = DeltaKind::Membership(crate::membership::MembershipChange { ops });
-        self.author_delta(app, context, kind, Vec::new())
+        let parents = self.write_parents(&replica.dag);
+        let change = self.key_shares(&context, &parents, ops, false)?;
+        self.author_delta(app, context, DeltaKind::Membership(change), Vec::new())
+    }
+
+    /// [`Input::PrepareWrite`]: rotates the key if a write on the current heads needs it.
+    fn prepare_write(&mut self, app: &mut dyn Applier, context: ContextId) -> Result<Handled, NodeError> {
+        let replica = self.replicas.get(&context).ok_or(NodeError::UnknownContext(context))?;
+        if !replica.dag.members().contains(&self.author) {
+            return Err(NodeError::NotMember(context));
+        }
+        if self.needs_rotation(&context) {
+            return self.rotate_for_write(app, context).map(Handled::Authored);
+        }
+        Ok(Handled::Ready)
+    }
+
+    /// The parents a delta authored now names: the heads, up to the per-delta bound.
+    fn write_parents(&self, dag: &DagStore) -> Vec<DeltaId> {
+        dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect()
     }
 
     /// [`Input::Leave`]: drops the context's replica, disarms its timers and abandons its
@@ -422,12 +466,20 @@ impl Node {
             Err(NodeError::AlreadyJoined(context)) => return Err(RestoreError::AlreadyPopulated(context)),
             Err(error) => return Err(RestoreError::Join(error)),
         }
-        let replica = self.replicas.get_mut(&context).expect("joined above");
         for entry in &applied {
-            if let crate::dag::RestoredEntry::Body(delta) = entry {
-                self.clock.restore_high_water(delta.hlc);
+            // Keys are not stored apart: the membership deltas that wrapped them to this node
+            // are, so a restart learns them again.
+            match entry {
+                crate::dag::RestoredEntry::Body(delta) => {
+                    self.clock.restore_high_water(delta.hlc);
+                    self.learn_keys(&context, &delta.author, &delta.kind);
+                }
+                crate::dag::RestoredEntry::Structure(header) => {
+                    self.learn_keys(&context, &header.author, &header.kind);
+                }
             }
         }
+        let replica = self.replicas.get_mut(&context).expect("joined above");
         if let Err(error) = replica.dag.restore_applied(applied) {
             self.replicas.remove(&context);
             return Err(RestoreError::Dag(error));
@@ -456,7 +508,8 @@ impl Node {
         payload: Vec<u8>,
         basis: Option<WriteBasis>,
     ) -> Result<DeltaId, NodeError> {
-        let max_payload = self.config.limits.max_payload_bytes;
+        // The payload goes out sealed, which adds a fixed overhead.
+        let max_payload = self.config.limits.max_payload_bytes.saturating_sub(crate::seal::SealedPayload::OVERHEAD);
         if payload.len() > max_payload {
             return Err(NodeError::PayloadTooLarge { bytes: payload.len(), max: max_payload });
         }
@@ -474,6 +527,12 @@ impl Node {
                 self.metrics.local_heads_mismatches += 1;
                 return Err(NodeError::HeadsMismatch { ran_on: basis.heads, heads: replica.dag.heads_vec() });
             }
+            // The code ran on these heads: a rotation now would put the write on others.
+            if self.needs_rotation(&context) {
+                return Err(NodeError::KeyRotationNeeded(context));
+            }
+        } else if self.needs_rotation(&context) {
+            self.rotate_for_write(app, context)?;
         }
         self.author_delta(app, context, DeltaKind::App, payload)
     }
@@ -486,13 +545,20 @@ impl Node {
         kind: DeltaKind,
         payload: Vec<u8>,
     ) -> Result<DeltaId, NodeError> {
-        let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
+        let replica = self.replicas.get(&context).ok_or(NodeError::UnknownContext(context))?;
         // With more heads than a delta may name, merge the first ones; the rest stay heads
-        // and the next local delta merges them.
-        let parents: Vec<DeltaId> =
-            replica.dag.heads().iter().take(self.config.limits.max_parents_per_delta).copied().collect();
-        let hlc = self.clock.tick(self.wall_ms);
+        // and the next local delta merges them. Heads are sorted, as parents must be.
+        let parents = self.write_parents(&replica.dag);
+        let hlc = self.clock.peek(self.wall_ms);
+        let payload = match kind {
+            DeltaKind::App => self.seal_write(&context, &parents, &hlc, &payload)?,
+            _ => payload,
+        };
+        let ticked = self.clock.tick(self.wall_ms);
+        debug_assert_eq!(ticked, hlc, "peek names the next tick");
         let delta = Arc::new(CausalDelta::new_signed_kind(&self.keypair, context, parents, hlc, kind, payload));
+        self.learn_keys(&context, &delta.author, &delta.kind);
+        let replica = self.replicas.get_mut(&context).ok_or(NodeError::UnknownContext(context))?;
         match replica.dag.add(self.now, delta.clone(), app) {
             AddOutcome::Applied { .. } => {}
             AddOutcome::Quarantined(error) => {

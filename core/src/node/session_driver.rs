@@ -291,6 +291,10 @@ impl Node {
             return Err(SyncFailure::SnapshotRootMismatch);
         }
         let replay = replica.dag.install_checkpoint(prepared);
+        // The history the snapshot covers holds the keys its later deltas are sealed under.
+        for entry in &entries {
+            self.learn_keys(&context, &entry.author, &entry.kind);
+        }
         let replayed = replay.reapply.len();
         for delta in replay.reapply {
             // Already applied here before and re-applied on the new state: no new event for

@@ -71,7 +71,12 @@ impl<A: Applier> TestNode<A> {
     /// Starts replicating the context `genesis` creates ([`Input::Join`] with the genesis and
     /// no bootstrap keys). Uses the node's latest time.
     pub fn join_context(&mut self, genesis: &crate::delta::DeltaRef) -> Result<(), NodeError> {
-        let input = Input::Join { context: genesis.context, genesis: Some(genesis.clone()), bootstrap: Vec::new() };
+        let input = Input::Join {
+            context: genesis.context,
+            genesis: Some(genesis.clone()),
+            bootstrap: Vec::new(),
+            keys: Vec::new(),
+        };
         match self.handle_input(self.latest_clocks(), input) {
             Handled::Refused(error) => Err(error),
             _ => Ok(()),

@@ -12,6 +12,14 @@ const FROM_SEED_DOMAIN: &str = "rhizome 2026-11 context key from seed v1";
 const PAYLOAD_KEY_DOMAIN: &str = "rhizome 2026-11 seal payload key v1";
 /// The BLAKE3 key a payload's synthetic nonce is computed under.
 const NONCE_KEY_DOMAIN: &str = "rhizome 2026-11 seal payload nonce key v1";
+/// A key's public fingerprint ([`KeyId`]).
+const KEY_ID_DOMAIN: &str = "rhizome 2026-12 context key id v1";
+
+/// A context key's public fingerprint: a one-way function of its secret, so membership deltas
+/// can say which key they hand out (two keys of one epoch, made by concurrent rotations, are
+/// told apart) without revealing anything about it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, BorshSerialize, BorshDeserialize)]
+pub struct KeyId(pub [u8; 16]);
 
 /// Which generation of a context's key: it goes up by one each time the key is rotated (on a
 /// member's removal, so the removed member cannot read what follows).
@@ -46,6 +54,7 @@ pub struct ContextKey {
     // would be a measurable share of sealing a small payload.
     payload_key: [u8; 32],
     nonce_key: [u8; 32],
+    id: KeyId,
 }
 
 impl ContextKey {
@@ -54,7 +63,9 @@ impl ContextKey {
     pub fn new(epoch: KeyEpoch, secret: [u8; 32]) -> Self {
         let payload_key = blake3::derive_key(PAYLOAD_KEY_DOMAIN, &secret);
         let nonce_key = blake3::derive_key(NONCE_KEY_DOMAIN, &secret);
-        Self { epoch, secret, payload_key, nonce_key }
+        let mut id = KeyId::default();
+        id.0.copy_from_slice(&blake3::derive_key(KEY_ID_DOMAIN, &secret)[..16]);
+        Self { epoch, secret, payload_key, nonce_key, id }
     }
 
     /// The key of `epoch` derived from a 32-byte `seed`, bound to `context` and `epoch` so one
@@ -76,6 +87,11 @@ impl ContextKey {
         self.epoch
     }
 
+    /// The key's public fingerprint.
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
     /// The secret bytes, for the driver to persist (encrypted at rest) and nothing else.
     pub fn secret_bytes(&self) -> &[u8; 32] {
         &self.secret
@@ -89,6 +105,16 @@ impl ContextKey {
         &self.nonce_key
     }
 }
+
+/// Keys are equal when their epochs and fingerprints are: comparing fingerprints never
+/// compares secret bytes, so equality leaks nothing through timing.
+impl PartialEq for ContextKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.epoch == other.epoch && self.id == other.id
+    }
+}
+
+impl Eq for ContextKey {}
 
 impl fmt::Debug for ContextKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -133,6 +159,9 @@ mod tests {
         assert_ne!(key.payload_key(), key.secret_bytes());
         assert_ne!(key.nonce_key(), key.secret_bytes());
         assert_ne!(key.payload_key(), key.nonce_key());
+        assert_ne!(&key.id().0[..], &key.secret_bytes()[..16]);
+        assert_ne!(key.id(), ContextKey::new(KeyEpoch(0), [2; 32]).id());
+        assert_eq!(key.id(), ContextKey::new(KeyEpoch(5), [1; 32]).id(), "the id names the secret alone");
     }
 
     #[test]

@@ -91,6 +91,16 @@ impl SealedPayload {
         bytes
     }
 
+    /// The epoch an encoding names, without copying it, if it is long enough to be one.
+    pub fn epoch_of(bytes: &[u8]) -> Option<KeyEpoch> {
+        if bytes.len() < Self::OVERHEAD {
+            return None;
+        }
+        let mut epoch = [0u8; 4];
+        epoch.copy_from_slice(&bytes[..4]);
+        Some(KeyEpoch(u32::from_le_bytes(epoch)))
+    }
+
     /// Splits an encoding into its parts. Anything shorter than [`Self::OVERHEAD`] (an empty
     /// plaintext's encoding) is [`OpenError::Truncated`]; whether the rest is genuine is only
     /// known when it is opened.

@@ -175,7 +175,12 @@ impl Cluster {
         );
         self.index_of.insert(node.peer_id(), index);
         self.nodes.push(node);
-        let join = Input::Join { context: self.context, genesis: Some(self.genesis.clone()), bootstrap: Vec::new() };
+        let join = Input::Join {
+            context: self.context,
+            genesis: Some(self.genesis.clone()),
+            bootstrap: Vec::new(),
+            keys: Vec::new(),
+        };
         let joined = self.input(index, join);
         assert_eq!(joined, Handled::Joined, "the cluster context is valid");
         for other in 0..index {

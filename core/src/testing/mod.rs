@@ -33,11 +33,18 @@ pub fn stub_header(id: crate::ids::DeltaId, parents: Vec<crate::ids::DeltaId>) -
     }
 }
 
+/// The epoch-0 key of every test genesis ([`genesis_of`]): test factories seal with it.
+pub fn test_context_key() -> crate::seal::ContextKey {
+    crate::seal::ContextKey::new(crate::seal::KeyEpoch(0), [0x7e; 32])
+}
+
 /// The genesis of a test context created by `creator` (its admin) with `members` as members,
-/// at HLC zero; `seed` makes contexts with the same members distinct.
+/// at HLC zero, its key [`test_context_key`]; `seed` makes contexts with the same members
+/// distinct. Member keys must be real public keys (the key is wrapped to each).
 pub fn genesis_of(creator: &Keypair, members: impl IntoIterator<Item = AuthorKey>, seed: u64) -> DeltaRef {
     let mut nonce = [0u8; 32];
     nonce[..8].copy_from_slice(&seed.to_le_bytes());
     let members = members.into_iter().map(|key| (key, Role::Member)).collect();
-    Arc::new(CausalDelta::genesis(creator, Hlc::default(), nonce, members))
+    let genesis = CausalDelta::genesis(creator, Hlc::default(), nonce, members, &test_context_key());
+    Arc::new(genesis.expect("test members are real keys"))
 }

@@ -232,7 +232,7 @@ pub(super) async fn join_context(State(shared): SharedState, JsonBody(request): 
         Some(inviter) => parse_keys("invitation.inviter", std::slice::from_ref(inviter))?,
         None => members,
     };
-    let join = rhizome_node::JoinWith { bootstrap, genesis: None };
+    let join = rhizome_node::JoinWith { bootstrap, genesis: None, keys: Vec::new() };
     shared.api.node.join_context(context, app, join).await?;
     Ok(created(json!({"context": context.to_string(), "app": hex::encode(app.0)})))
 }

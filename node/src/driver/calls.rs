@@ -53,6 +53,11 @@ impl<T: Transport> NodeTask<T> {
             }
             self.seal_calls();
         }
+        // A write must be sealed under a key every member holds: if none is, the core rotates
+        // now, before the call reads the heads it will write on.
+        if let Handled::Authored(_) = self.submit(now, Input::PrepareWrite { context }) {
+            self.collect_outputs(now.monotonic);
+        }
         let heads = self.node.dag(&context).map(rhizome_core::DagStore::heads_vec).unwrap_or_default();
         let result = self.run_method(now, context, method, input);
         match result {

@@ -114,8 +114,8 @@ impl<T: Transport> NodeTask<T> {
         // The core checks the genesis and context limits first, so a refusal leaves the
         // runtime untouched.
         let now = self.clock.clocks();
-        let JoinWith { bootstrap, genesis } = join;
-        let handled = self.submit(now, Input::Join { context, genesis, bootstrap: bootstrap.clone() });
+        let JoinWith { bootstrap, genesis, keys } = join;
+        let handled = self.submit(now, Input::Join { context, genesis, bootstrap: bootstrap.clone(), keys });
         self.collect_outputs(now.monotonic);
         refused(handled)?;
         self.open_context(now, context, app, bootstrap)

@@ -24,7 +24,9 @@ impl<T: Transport> NodeTask<T> {
                     self.handler_due.insert(context);
                 }
                 if self.subscribers.has_any(&context) {
-                    let events = match AppPayload::decode(&body.payload) {
+                    // The body is stored sealed; its events are read from the plaintext.
+                    let plaintext = self.node.open_payload(&context, &body).unwrap_or_default();
+                    let events = match AppPayload::decode(&plaintext) {
                         Ok(AppPayload::V1 { events, .. }) => {
                             events.into_iter().map(|event| (event.kind, event.data)).collect()
                         }

@@ -3,7 +3,7 @@
 //! installed.
 
 use crate::node_loop::{app, db_path, launch, Hub};
-use rhizome_core::{AuthorKey, ContextId, MemberOp};
+use rhizome_core::{ContextId, MemberOp};
 use rhizome_node::ApiError;
 
 #[tokio::test]
@@ -21,7 +21,9 @@ async fn member_changes_are_deltas_and_survive_a_restart() {
     assert_eq!((status.contexts[0].members.clone(), status.contexts[0].admins.clone()), (vec![me], vec![me]));
     assert_eq!(status.contexts[0].applied, 1, "the genesis");
 
-    let (guest, other) = (AuthorKey::from_bytes([7; 32]), AuthorKey::from_bytes([8; 32]));
+    // Real public keys: the context key is wrapped to each member.
+    let real = |seed: u8| rhizome_core::Keypair::from_secret_bytes([seed; 32]).author_key();
+    let (guest, other) = (real(7), real(8));
     let mut both = vec![me, guest, other];
     both.sort();
     assert_eq!(node.add_members(context, vec![guest, other, guest]).await.unwrap(), both);

@@ -160,7 +160,7 @@ pub(crate) async fn shared_context(a: &NodeHandle, b: &NodeHandle, app_name: &st
     assert_eq!(b.install_app(module).await.unwrap(), app_id);
     let context = a.create_context(app_id, vec![b.author_key()], [nonce; 16]).await.unwrap();
     // No genesis: `b` fetches it from `a`, its bootstrap, and checks it against the id.
-    let join = rhizome_node::JoinWith { bootstrap: vec![a.author_key()], genesis: None };
+    let join = rhizome_node::JoinWith { bootstrap: vec![a.author_key()], genesis: None, keys: Vec::new() };
     b.join_context(context, app_id, join).await.unwrap();
     // `b` may write once its DAG names it a member: after its first sync with `a`.
     let me = b.author_key();

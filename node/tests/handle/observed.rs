@@ -49,7 +49,7 @@ async fn the_observer_sees_joins_member_changes_and_checked_writes() {
     let me = node.author_key();
     let context = node.create_context(app, vec![me], [3; 16]).await.unwrap();
     node.call(context, "set", set("k", "v")).await.unwrap();
-    node.add_members(context, vec![rhizome_core::AuthorKey::from_bytes([9; 32])]).await.unwrap();
+    node.add_members(context, vec![rhizome_core::Keypair::from_secret_bytes([9; 32]).author_key()]).await.unwrap();
     node.shutdown().await.unwrap();
     join.await.unwrap();
     let seen: Vec<&str> = seen.lock().unwrap().iter().copied().filter(|kind| *kind != "other").collect();

@@ -112,6 +112,7 @@ fn handlers_run_exactly_once_across_restarts() {
     else {
         panic!("a delta")
     };
+    let delta = opened(&delta);
     let b_author = key(2).author_key();
     let fresh = |parts| {
         let mut runtime = runtime_for(b_author, RuntimeLimits::default());

@@ -35,6 +35,7 @@ fn re_applying_a_delta_does_not_queue_its_handlers_again() {
     else {
         panic!("a delta")
     };
+    let delta = opened(&delta);
     let mut runtime = runtime_for(key(2).author_key(), RuntimeLimits::default());
     let app = runtime.install_app(&module).unwrap();
     runtime.create_context(context(), app).unwrap();

@@ -26,6 +26,21 @@ pub fn genesis() -> rhizome_core::DeltaRef {
     rhizome_core::testing::genesis_of(&key(1), (2..=4).map(|k| key(k).author_key()), 0)
 }
 
+/// `delta` with its payload opened under the test genesis's key: what the DAG store hands the
+/// runtime, for tests that feed the runtime a gossiped (sealed) delta directly.
+pub fn opened(delta: &rhizome_core::CausalDelta) -> rhizome_core::CausalDelta {
+    let mut ring = rhizome_core::seal::Keyring::default();
+    ring.insert(rhizome_core::testing::test_context_key(), 1);
+    let header = rhizome_core::seal::SealHeader {
+        context: &delta.context,
+        author: &delta.author,
+        parents: &delta.parents,
+        hlc: &delta.hlc,
+    };
+    let payload = ring.open(&header, &delta.payload).expect("sealed under the test key");
+    rhizome_core::CausalDelta { payload, ..delta.clone() }
+}
+
 pub fn context() -> ContextId {
     genesis().context
 }

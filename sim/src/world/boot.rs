@@ -100,7 +100,11 @@ pub(super) fn boot_node(
             if let Ok(app) = handle.install_app(shared.module.as_ref().clone()).await {
                 let joined = handle.status().await.is_ok_and(|status| !status.contexts.is_empty());
                 if !joined {
-                    let join = rhizome_node::JoinWith { bootstrap: Vec::new(), genesis: Some(shared.genesis.clone()) };
+                    let join = rhizome_node::JoinWith {
+                        bootstrap: Vec::new(),
+                        genesis: Some(shared.genesis.clone()),
+                        keys: Vec::new(),
+                    };
                     let _ = handle.join_context(shared.context, app, join).await;
                 }
             }

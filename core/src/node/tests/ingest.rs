@@ -80,7 +80,7 @@ fn tampered_forged_foreign_and_future_deltas_are_rejected_with_their_reason() {
 fn delta_at_the_clock_bound_is_accepted() {
     let mut a = node(1, Config::default());
     let at_bound = Hlc { physical_ms: T0.as_millis() + 5_000, logical: 0, node: 2 };
-    let delta = Arc::new(CausalDelta::new_signed(&key(2), context(), vec![genesis().id], at_bound, set("k", "v")));
+    let delta = Arc::new(sealed_delta(2, vec![genesis().id], at_bound, &set("k", "v")));
     a.handle_input(T0, Input::Gossip { from: key(2).peer_id(), bytes: gossip(&delta) });
     assert!(a.dag(&context()).unwrap().is_applied(&delta.id));
 }

@@ -54,18 +54,20 @@ fn local_commands_answer_through_handle_input() {
     let other_genesis = crate::testing::genesis_of(&key(2), [key(1).author_key()], 7);
     let other = other_genesis.context;
     assert_eq!(
-        a.handle_input(T0, Input::Join { context: context(), genesis: None, bootstrap: Vec::new() }),
+        a.handle_input(T0, Input::Join { context: context(), genesis: None, bootstrap: Vec::new(), keys: Vec::new() }),
         Handled::Refused(NodeError::AlreadyJoined(context()))
     );
     assert_eq!(a.handle_input(T0, Input::Leave { context: other }), Handled::Refused(NodeError::UnknownContext(other)));
-    let wrong = Input::Join { context: other, genesis: Some(genesis()), bootstrap: Vec::new() };
+    let wrong = Input::Join { context: other, genesis: Some(genesis()), bootstrap: Vec::new(), keys: Vec::new() };
     assert!(matches!(a.handle_input(T0, wrong), Handled::Refused(NodeError::BadGenesis { .. })));
     let mut forged = CausalDelta::clone(&other_genesis);
     forged.signature = key(1).sign_delta(&forged.id);
-    let forged = Input::Join { context: other, genesis: Some(Arc::new(forged)), bootstrap: Vec::new() };
+    let forged =
+        Input::Join { context: other, genesis: Some(Arc::new(forged)), bootstrap: Vec::new(), keys: Vec::new() };
     assert!(matches!(a.handle_input(T0, forged), Handled::Refused(NodeError::BadGenesis { .. })));
     assert_eq!(a.context_ids(), vec![context()], "nothing joined by a refused join");
-    let join = Input::Join { context: other, genesis: Some(other_genesis.clone()), bootstrap: Vec::new() };
+    let join =
+        Input::Join { context: other, genesis: Some(other_genesis.clone()), bootstrap: Vec::new(), keys: Vec::new() };
     assert_eq!(a.handle_input(T0, join), Handled::Joined);
     assert!(a.dag(&other).unwrap().is_applied(&other_genesis.id));
     assert_eq!(a.handle_input(T0, Input::RetryQuarantined { context: other }), Handled::Retried(Vec::new()));
@@ -109,7 +111,10 @@ fn a_waiting_delta_is_judged_at_its_causal_point_when_its_parents_arrive() {
     // Key 3 writes on top of its removal, and key 4 on top of that: both wait for the removal.
     let from_three = author(3).make(&[removal.id], set("k", "3"));
     let on_top = author(4).make(&[from_three.id], set("k", "4"));
-    let from_four = author(4).make(&[removal.id], set("k", "4 alone"));
+    // The removal rotated the key: a delta on it is sealed under the new one.
+    let mut four = author(4);
+    four.seal_with(admin.current_key(&context()));
+    let from_four = four.make(&[removal.id], set("k", "4 alone"));
     for (n, delta) in [(3, &from_three), (4, &on_top), (4, &from_four)] {
         a.handle_input(T0, Input::Gossip { from: key(n).peer_id(), bytes: gossip(delta) });
     }
@@ -149,7 +154,9 @@ fn a_non_member_is_refused_on_arrival_and_a_new_member_once_added() {
 #[test]
 fn concurrent_conflicting_changes_resolve_alike_on_every_node() {
     let admins = vec![(key(2).author_key(), Role::Admin), (key(3).author_key(), Role::Member)];
-    let genesis = Arc::new(CausalDelta::genesis(&key(1), Hlc::default(), [5; 32], admins));
+    let genesis = Arc::new(
+        CausalDelta::genesis(&key(1), Hlc::default(), [5; 32], admins, &crate::testing::test_context_key()).unwrap(),
+    );
     let context = genesis.context;
     let mut a = TestNode::new(Config::default(), key(1), 1, KvCounterApplier::default(), T0);
     let mut b = TestNode::new(Config::default(), key(2), 2, KvCounterApplier::default(), T0);

@@ -5,6 +5,7 @@ mod cluster;
 mod evidence;
 mod ingest;
 mod members;
+mod sealing;
 mod sync;
 mod timers;
 
@@ -40,6 +41,14 @@ pub(super) fn node(n: u8, config: Config) -> TestNode<KvCounterApplier> {
 /// A factory signing as key `n`, its parentless deltas on the genesis.
 pub(super) fn author(n: u8) -> DeltaFactory {
     DeltaFactory::signed_on(&genesis(), [n; 32])
+}
+
+/// A delta by key `n` on `parents` at `hlc`, its payload sealed under the test context's key.
+pub(super) fn sealed_delta(n: u8, parents: Vec<crate::DeltaId>, hlc: crate::Hlc, payload: &[u8]) -> crate::CausalDelta {
+    let (author, context) = (key(n).author_key(), context());
+    let header = crate::seal::SealHeader { context: &context, author: &author, parents: &parents, hlc: &hlc };
+    let sealed = crate::seal::seal_payload(&crate::testing::test_context_key(), &header, payload).encode();
+    crate::CausalDelta::new_signed(&key(n), context, parents, hlc, sealed)
 }
 
 pub(super) fn set(key: &str, value: &str) -> Vec<u8> {

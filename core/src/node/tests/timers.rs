@@ -200,13 +200,7 @@ fn a_wall_clock_step_moves_no_timer_and_the_hlc_follows_the_wall_clock() {
     assert_eq!(a.poll_timeout(), first_wake);
     // A remote delta stamped at the new wall time is within the drift bound.
     let stamp = crate::Hlc { physical_ms: T0.as_millis() + hour_ms, logical: 0, node: 2 };
-    let ahead: crate::DeltaRef = std::sync::Arc::new(crate::CausalDelta::new_signed(
-        &key(2),
-        context(),
-        vec![genesis().id],
-        stamp,
-        set("x", "y"),
-    ));
+    let ahead: crate::DeltaRef = std::sync::Arc::new(sealed_delta(2, vec![genesis().id], stamp, &set("x", "y")));
     // The same delta is an hour ahead of a node whose wall clock did not jump, however much
     // monotonic time passed: refused.
     let mut b = node(3, Config::default());

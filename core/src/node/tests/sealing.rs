@@ -1,0 +1,171 @@
+//! Sealed payloads and key rotation: what members, removed members and outsiders can read.
+
+use super::*;
+use crate::membership::{MemberOp, Role};
+use crate::seal::{KeyEpoch, KeyringOpenError};
+use crate::{Event, Handled};
+use std::sync::Arc;
+
+fn delta_of(node: &TestNode<KvCounterApplier>, id: &crate::DeltaId) -> DeltaRef {
+    node.dag(&context()).unwrap().get(id).unwrap().clone()
+}
+
+fn deliver(to: &mut TestNode<KvCounterApplier>, from: u8, delta: &DeltaRef) {
+    to.handle_input(T0, Input::Gossip { from: key(from).peer_id(), bytes: gossip(delta) });
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+#[test]
+fn a_write_goes_out_sealed_and_only_key_holders_open_it() {
+    let mut a = node(1, Config::default());
+    let id = a.local_delta(T0, context(), set("secret-key", "secret-value")).unwrap();
+    let written = delta_of(&a, &id);
+    assert!(!contains(&written.payload, b"secret-value"), "the stored and gossiped body is sealed");
+    assert!(!contains(&gossip(&written), b"secret-value"));
+    assert_eq!(a.open_payload(&context(), &written).unwrap(), set("secret-key", "secret-value"));
+    // An outsider's replica of the context holds no key: it learns the header, nothing else.
+    let mut outsider = TestNode::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
+    outsider.join_context(&genesis()).unwrap();
+    assert!(outsider.dag(&context()).unwrap().keyring().is_empty(), "the genesis wraps no key to it");
+    assert_eq!(outsider.open_payload(&context(), &written), Err(KeyringOpenError::NoKey(KeyEpoch(0))));
+    // A member applies it: the applier saw the plaintext.
+    let mut b = node(2, Config::default());
+    deliver(&mut b, 1, &written);
+    assert_eq!(b.root_hash(&context()), a.root_hash(&context()));
+}
+
+#[test]
+fn a_removed_member_cannot_open_what_is_written_after_its_removal() {
+    let mut admin = node(1, Config::default());
+    let mut two = node(2, Config::default());
+    let mut three = node(3, Config::default());
+    let before_id = admin.local_delta(T0, context(), set("k", "before")).unwrap();
+    let before = delta_of(&admin, &before_id);
+    let removal_id = admin.change_members(context(), vec![MemberOp::Remove(key(3).author_key())]).unwrap();
+    let removal = delta_of(&admin, &removal_id);
+    let crate::DeltaKind::Membership(change) = &removal.kind else { panic!("a membership delta") };
+    let rotation = change.rotation.as_ref().expect("a removal rotates the key");
+    assert_eq!(rotation.epoch, KeyEpoch(1));
+    assert!(rotation.recipients().all(|member| *member != key(3).author_key()), "not wrapped to the removed member");
+    for node in [&mut two, &mut three] {
+        deliver(node, 1, &before);
+        deliver(node, 1, &removal);
+    }
+    // Member 2 writes after the removal: sealed under epoch 1, which 3 never received.
+    let after_id = two.local_delta(T0, context(), set("k", "after")).unwrap();
+    let after = delta_of(&two, &after_id);
+    assert_eq!(crate::seal::SealedPayload::epoch_of(&after.payload), Some(KeyEpoch(1)));
+    assert_eq!(three.open_payload(&context(), &after), Err(KeyringOpenError::NoKey(KeyEpoch(1))));
+    assert!(three.open_payload(&context(), &before).is_ok(), "what it could read before, it still can");
+    assert!(three.metrics().key_unwrap_failures == 0, "nothing was wrapped to it to fail");
+    deliver(&mut admin, 2, &after);
+    assert_eq!(admin.open_payload(&context(), &after).unwrap(), set("k", "after"));
+    assert_eq!(admin.root_hash(&context()), two.root_hash(&context()));
+}
+
+#[test]
+fn a_write_sealed_under_an_old_epoch_after_a_rotation_is_refused() {
+    let mut admin = node(1, Config::default());
+    let removal_id = admin.change_members(context(), vec![MemberOp::Remove(key(3).author_key())]).unwrap();
+    // Member 2 seals under epoch 0 on top of the removal: the removed member could read it.
+    let stale = author(2).make(&[removal_id], set("k", "stale"));
+    deliver(&mut admin, 2, &stale);
+    assert!(!admin.dag(&context()).unwrap().is_known(&stale.id));
+    assert_eq!(admin.metrics().rejected.get("wrong_key_epoch"), Some(&1));
+}
+
+/// An admin adds member 5 while another admin concurrently removes member 3 (rotating to a key
+/// member 5 is not given). Member 5 still applies every delta: the next writer that sees both
+/// rotates again and grants it the key it lacks, and 5 retries what it had quarantined.
+#[test]
+fn a_member_added_concurrently_with_a_rotation_is_healed_by_the_next_writer() {
+    let members = vec![
+        (key(2).author_key(), Role::Admin),
+        (key(3).author_key(), Role::Member),
+        (key(4).author_key(), Role::Member),
+    ];
+    let genesis = Arc::new(
+        crate::CausalDelta::genesis(
+            &key(1),
+            crate::Hlc::default(),
+            [6; 32],
+            members,
+            &crate::testing::test_context_key(),
+        )
+        .unwrap(),
+    );
+    let context = genesis.context;
+    let fresh = |n: u8| {
+        let mut node = TestNode::new(Config::default(), key(n), u64::from(n), KvCounterApplier::default(), T0);
+        node.join_context(&genesis).unwrap();
+        node
+    };
+    let (mut one, mut two, mut four) = (fresh(1), fresh(2), fresh(4));
+    let get = |node: &TestNode<KvCounterApplier>, id| node.dag(&context).unwrap().get(&id).unwrap().clone();
+    let removal_id = one.change_members(context, vec![MemberOp::Remove(key(3).author_key())]).unwrap();
+    let removal = get(&one, removal_id);
+    let addition_id = two.change_members(context, vec![MemberOp::Add(key(5).author_key(), Role::Member)]).unwrap();
+    let addition = get(&two, addition_id);
+    // One writes under its rotation's key, before it hears of the addition.
+    let sealed_for_few_id = one.local_delta(T0, context, set("k", "one")).unwrap();
+    let sealed_for_few = get(&one, sealed_for_few_id);
+    let send = |node: &mut TestNode<KvCounterApplier>, delta: &DeltaRef| {
+        node.handle_input(T0, Input::Gossip { from: key(1).peer_id(), bytes: gossip(delta) });
+    };
+    for delta in [&removal, &addition, &sealed_for_few] {
+        send(&mut four, delta);
+    }
+    // Member 4 sees both: the epoch-1 key was not wrapped to 5, so 4 rotates before writing.
+    let rotations_before = four.metrics().key_rotations;
+    let healed_id = four.local_delta(T0, context, set("k", "four")).unwrap();
+    let healed = get(&four, healed_id);
+    assert_eq!(four.metrics().key_rotations, rotations_before + 1);
+    assert_eq!(crate::seal::SealedPayload::epoch_of(&healed.payload), Some(KeyEpoch(2)));
+    let rotation = get(&four, healed.parents[0]);
+    // Member 5 joins and receives everything in an order that makes it wait for the grant.
+    let mut five = fresh(5);
+    for delta in [&removal, &addition, &sealed_for_few] {
+        send(&mut five, delta);
+    }
+    let dag = five.dag(&context).unwrap();
+    assert_eq!(dag.quarantined_len(), 1, "sealed under a key member 5 does not hold yet");
+    send(&mut five, &rotation);
+    send(&mut five, &healed);
+    let dag = five.dag(&context).unwrap();
+    assert_eq!((dag.quarantined_len(), dag.pending_len()), (0, 0));
+    assert!(dag.is_applied(&sealed_for_few.id) && dag.is_applied(&healed.id));
+    assert_eq!(five.root_hash(&context), four.root_hash(&context));
+    let outputs: Vec<Output> = std::iter::from_fn(|| five.poll_output()).collect();
+    assert!(outputs
+        .iter()
+        .any(|output| matches!(output, Output::Event(Event::DeltaApplied { id, .. }) if *id == sealed_for_few.id)));
+}
+
+#[test]
+fn keys_come_back_from_the_stored_dag_after_a_restart() {
+    let mut admin = node(1, Config::default());
+    let removal = admin.change_members(context(), vec![MemberOp::Remove(key(3).author_key())]).unwrap();
+    let written_id = admin.local_delta(T0, context(), set("k", "v")).unwrap();
+    let written = delta_of(&admin, &written_id);
+    let stored: Vec<crate::dag::RestoredEntry> =
+        [genesis(), delta_of(&admin, &removal)].into_iter().map(crate::dag::RestoredEntry::Body).collect();
+    let mut restarted = TestNode::new(Config::default(), key(1), 1, KvCounterApplier::default(), T0);
+    restarted.restore_context(context(), [], stored, Vec::new()).unwrap();
+    assert_eq!(restarted.dag(&context()).unwrap().keyring().len(), 2, "epoch 0 and the rotation's");
+    assert_eq!(restarted.open_payload(&context(), &written).unwrap(), set("k", "v"));
+}
+
+#[test]
+fn prepare_write_rotates_only_when_a_member_lacks_the_key() {
+    let mut a = node(1, Config::default());
+    assert_eq!(a.handle_input(T0, Input::PrepareWrite { context: context() }), Handled::Ready);
+    let mut nine = TestNode::new(Config::default(), key(9), 9, KvCounterApplier::default(), T0);
+    nine.join_context(&genesis()).unwrap();
+    assert!(matches!(
+        nine.handle_input(T0, Input::PrepareWrite { context: context() }),
+        Handled::Refused(crate::NodeError::NotMember(_))
+    ));
+}

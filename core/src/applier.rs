@@ -1,6 +1,7 @@
 //! The boundary between the protocol core and application state.
 
 use crate::delta::CausalDelta;
+use crate::hlc::Hlc;
 use crate::ids::{ContextId, RootHash};
 
 /// Why the applier could not apply a delta or a snapshot. Each reason is its own variant with
@@ -47,6 +48,16 @@ pub enum ApplyError {
     /// delta grants opens it then.
     #[error("payload not opened: {0}")]
     Sealed(crate::seal::KeyringOpenError),
+    /// An action of the delta refers to a stamp (a set tag it retires or removes, a list node
+    /// it anchors to or removes) that is not earlier than the action's own stamp. A writer can
+    /// only name writes it has seen, which its clock had passed; a reference to a later stamp
+    /// would let a payload pre-empt writes that do not exist yet (a tombstone waiting for a
+    /// future tag), so every replica refuses it alike.
+    #[error("action {action} refers to a stamp not earlier than its own")]
+    ReferenceNotEarlier {
+        /// The action's position in the delta.
+        action: u32,
+    },
     /// The exported state would be larger than the snapshot bound.
     #[error("state of {bytes} bytes is over the snapshot limit of {max}")]
     StateTooLarge {
@@ -70,6 +81,7 @@ impl ApplyError {
             Self::InvalidSnapshotEntry { .. } => "invalid_snapshot_entry",
             Self::StateTooLarge { .. } => "state_too_large",
             Self::Sealed(error) => error.label(),
+            Self::ReferenceNotEarlier { .. } => "reference_not_earlier",
         }
     }
 }
@@ -117,9 +129,12 @@ pub enum SnapshotEntryFault {
 /// - `apply` is atomic: on `Err` the context's state (and root) is exactly as before.
 /// - Applying the same set of deltas in any causal order gives the same root (CRDT semantics).
 /// - `import_state` builds the new state aside and replaces the old one only if every entry is
-///   one the application could have written (it decodes canonically, no stamp a write put in
-///   it is later than `max_stamp_ms`) and it hashes to `expected_root`; otherwise it returns
+///   one the application could have written (it decodes canonically, no stamp in it is later
+///   than `max_stamp_ms`) and it hashes to `expected_root`; otherwise it returns
 ///   [`ApplyError::InvalidSnapshotEntry`] or [`ApplyError::RootMismatch`] and changes nothing.
+///   On success it returns the latest HLC of any stamp in the new state, which the node's clock
+///   then observes: the node's next write must order after everything it imported, or it
+///   would lose every LWW race against the snapshot and could not refer to its writes.
 /// - Nothing here may read a clock or OS randomness; everything it needs is in the delta.
 pub trait Applier {
     /// Applies one delta's payload to its context's state.
@@ -131,16 +146,17 @@ pub trait Applier {
     /// The context's whole state, as opaque bytes that `import_state` accepts.
     fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError>;
 
-    /// Replaces the context's state with `state` if every entry is valid and no written
-    /// stamp's physical time is after `max_stamp_ms` (Unix milliseconds: the importer's wall clock plus
-    /// the HLC drift bound), and if it hashes to `expected_root`.
+    /// Replaces the context's state with `state` if every entry is valid and no stamp's
+    /// physical time is after `max_stamp_ms` (Unix milliseconds: the importer's wall clock plus
+    /// the HLC drift bound), and if it hashes to `expected_root`. Returns the latest HLC of any
+    /// stamp in the imported state (`None` if it holds none).
     fn import_state(
         &mut self,
         context: &ContextId,
         state: &[u8],
         expected_root: &RootHash,
         max_stamp_ms: u64,
-    ) -> Result<(), ApplyError>;
+    ) -> Result<Option<Hlc>, ApplyError>;
 }
 
 #[cfg(test)]
@@ -158,6 +174,7 @@ mod tests {
             ApplyError::RootMismatch { expected: RootHash::default(), actual: RootHash::default() },
             ApplyError::StateTooLarge { bytes: 2, max: 1 },
             ApplyError::InvalidSnapshotEntry { index: 0, fault: SnapshotEntryFault::BadKey },
+            ApplyError::ReferenceNotEarlier { action: 0 },
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(ApplyError::label).collect();
         assert_eq!(labels.len(), all.len(), "two errors share a label: {labels:?}");

@@ -71,6 +71,10 @@ pub struct NodeMetrics {
     pub syncs_reciprocal: u64,
     /// Snapshots adopted.
     pub snapshots_adopted: u64,
+    /// Application deltas taken in as part of an adopted snapshot's state rather than applied
+    /// here one by one: their events were never delivered to this node and its handlers never
+    /// ran for them (docs/ABI.md, "Events and handlers").
+    pub snapshot_deltas_without_events: u64,
     /// Snapshots refused (bad checkpoint, bad pages, root mismatch).
     pub snapshots_refused: u64,
     /// Heartbeats published.

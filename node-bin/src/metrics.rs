@@ -292,6 +292,12 @@ impl Collector for NodeCollector {
         counter(e, "rhizome_deltas_pended", "Deltas that went pending", core.deltas_pended)?;
         counter(e, "rhizome_local_deltas", "Deltas authored here", core.local_deltas)?;
         counter(e, "rhizome_snapshots_adopted", "Snapshots adopted", core.snapshots_adopted)?;
+        counter(
+            e,
+            "rhizome_snapshot_deltas_without_events",
+            "Application deltas taken in as snapshot state: their events never reached this node",
+            core.snapshot_deltas_without_events,
+        )?;
         let reasons = |map: &std::collections::BTreeMap<&'static str, u64>| {
             map.iter().map(|(reason, value)| ((*reason).to_owned(), *value)).collect::<Vec<_>>()
         };
@@ -320,6 +326,14 @@ impl Collector for NodeCollector {
             reasons(&core.sync_failures),
         )?;
         counter(e, "rhizome_wasm_fuel_used", "WASM fuel used by all calls", status.runtime.fuel_used)?;
+        labelled(
+            e,
+            "rhizome_deltas_refused_by_runtime",
+            "Deltas whose merge the runtime refused (the core quarantines them), by reason",
+            MetricType::Counter,
+            "reason",
+            reasons(&status.runtime.deltas_refused),
+        )?;
         let calls = [
             ("committed".to_owned(), status.driver.calls_committed),
             ("failed".to_owned(), status.driver.calls_failed),

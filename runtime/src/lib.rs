@@ -17,6 +17,7 @@ pub mod merge;
 pub mod node_runtime;
 pub mod path;
 pub mod payload;
+pub mod references;
 pub mod stamp;
 pub mod state;
 pub mod wasm;

@@ -85,6 +85,19 @@ impl Action {
             | Self::Remove { path } => path,
         }
     }
+
+    /// The stamps the action refers to: the set tags an add retires or a remove names, the
+    /// list node an insert follows or a remove tombstones. Each names a write the writer had
+    /// seen, so it must be earlier than the action's own stamp ([`crate::references::check_references`]).
+    pub fn references(&self) -> &[Stamp] {
+        match self {
+            Self::SetAdd { replaces, .. } => replaces,
+            Self::SetRemove { observed, .. } => observed,
+            Self::ListInsert { after, .. } => after.as_slice(),
+            Self::ListRemove { node, .. } => std::slice::from_ref(node),
+            Self::RegisterSet { .. } | Self::CounterTotals { .. } | Self::Remove { .. } => &[],
+        }
+    }
 }
 
 /// An event an application emitted; delivered to local subscribers and to the app's handler

@@ -280,9 +280,27 @@ impl Node {
             .dag
             .prepare_checkpoint(&entries, &checkpoint.heads, &self.config.limits, self.signature_memo.as_ref())
             .map_err(SyncFailure::SnapshotCheckpoint)?;
+        // Counted before the DAG changes: the application deltas we take in as state, never
+        // applied here one by one, so their events never reach this node (see docs/ABI.md).
+        let unhandled = entries
+            .iter()
+            .filter(|entry| matches!(entry.kind, crate::delta::DeltaKind::App) && !replica.dag.is_applied(&entry.id))
+            .count();
         // No stamp may be later than a delta's HLC could be (the drift check on ingest).
-        let max_stamp_ms = self.wall_ms.saturating_add(self.config.limits.max_hlc_drift_ms);
-        app.import_state(&context, &state_bytes, &checkpoint.root, max_stamp_ms).map_err(SyncFailure::SnapshotState)?;
+        let (wall_ms, max_drift_ms) = (self.wall_ms, self.config.limits.max_hlc_drift_ms);
+        let max_stamp_ms = wall_ms.saturating_add(max_drift_ms);
+        let latest = app
+            .import_state(&context, &state_bytes, &checkpoint.root, max_stamp_ms)
+            .map_err(SyncFailure::SnapshotState)?;
+        // Our next write must order after everything imported: a local write stamped below an
+        // imported register would lose to it, and one that names an imported tag or list node
+        // would refer to a stamp later than its own (refused everywhere). The applier checked
+        // every stamp against the same bound, so the drift check cannot refuse an honest one.
+        if let Some(latest) = latest {
+            if let Err(error) = self.clock.observe(latest, wall_ms, max_drift_ms) {
+                tracing::error!(%context, %error, "applier imported a stamp beyond the clock bound");
+            }
+        }
         let actual = app.root_hash(&context);
         if actual != checkpoint.root {
             // The applier broke its contract; report instead of adopting a DAG that does not
@@ -317,6 +335,7 @@ impl Node {
             self.add_verified(app, None, delta);
         }
         self.metrics.snapshots_adopted += 1;
+        self.metrics.snapshot_deltas_without_events += unhandled as u64;
         tracing::info!(%context, root = %checkpoint.root, entries = checkpoint.entry_count, replayed, "adopted snapshot");
         self.outputs.push_back(Output::Event(Event::SnapshotAdopted {
             context,

@@ -25,11 +25,17 @@ impl Applier for NoopApplier {
         Ok(Vec::new())
     }
 
-    fn import_state(&mut self, _: &ContextId, _: &[u8], expected_root: &RootHash, _: u64) -> Result<(), ApplyError> {
+    fn import_state(
+        &mut self,
+        _: &ContextId,
+        _: &[u8],
+        expected_root: &RootHash,
+        _: u64,
+    ) -> Result<Option<Hlc>, ApplyError> {
         if *expected_root != RootHash::default() {
             return Err(ApplyError::RootMismatch { expected: *expected_root, actual: RootHash::default() });
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -163,7 +169,7 @@ impl Applier for KvCounterApplier {
         state: &[u8],
         expected_root: &RootHash,
         max_stamp_ms: u64,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Option<Hlc>, ApplyError> {
         let imported: KvState =
             borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
         for (index, register) in imported.registers.values().enumerate() {
@@ -177,8 +183,9 @@ impl Applier for KvCounterApplier {
         if actual != *expected_root {
             return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
         }
+        let latest = imported.registers.values().map(|register| register.stamp.0).max();
         self.contexts.insert(*context, imported);
-        Ok(())
+        Ok(latest)
     }
 }
 
@@ -223,7 +230,7 @@ impl<A: Applier> Applier for FailingApplier<A> {
         state: &[u8],
         expected_root: &RootHash,
         max_stamp_ms: u64,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Option<Hlc>, ApplyError> {
         self.inner.import_state(context, state, expected_root, max_stamp_ms)
     }
 }

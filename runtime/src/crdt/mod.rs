@@ -53,9 +53,7 @@ impl Slot {
     /// The latest stamp a write put into the slot: each component's own, every set tag and
     /// every list node. These come from the HLCs of the deltas that wrote them, which the drift
     /// bound limits on ingest. A slot from a peer's snapshot need not respect that, and a stamp
-    /// far ahead would outrank every honest write to its path. Not included: the stamps a write
-    /// *refers to* (set tombstones, list tombstones and anchors), which name other writes and
-    /// outrank nothing; a delta's payload may carry any such reference today.
+    /// far ahead would outrank every honest write to its path.
     pub fn latest_written_stamp(&self) -> Stamp {
         let mut latest = self.stamp();
         if let Some(set) = &self.set {
@@ -64,6 +62,22 @@ impl Slot {
         }
         if let Some(list) = &self.list {
             latest = latest.max(list.nodes.keys().next_back().copied().unwrap_or_default());
+        }
+        latest
+    }
+
+    /// The latest stamp a write *refers to* in the slot: set tombstones, list tombstones and
+    /// list anchors. Applying a delta refuses a reference that is not earlier than its action's
+    /// own stamp (`crate::references`), so in state that deltas made every reference is below a
+    /// written stamp; a later one in a peer's snapshot would pre-empt a write not made yet.
+    pub fn latest_referenced_stamp(&self) -> Stamp {
+        let mut latest = Stamp::default();
+        if let Some(set) = &self.set {
+            latest = latest.max(set.removed.last().copied().unwrap_or_default());
+        }
+        if let Some(list) = &self.list {
+            latest = latest.max(list.removed.last().copied().unwrap_or_default());
+            latest = latest.max(list.nodes.values().filter_map(|node| node.after).max().unwrap_or_default());
         }
         latest
     }

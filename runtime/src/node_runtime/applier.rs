@@ -5,19 +5,75 @@ use super::Runtime;
 use crate::handlers::{job_key, queued_key, HandlerJob};
 use crate::merge;
 use crate::payload::AppPayload;
+use crate::references::check_references;
 use crate::stamp::Stamp;
 use crate::state::{KvBackend, MemoryBackend, StagedWrites, StateStore, Txn};
 use crate::wasm::app::EVENT_HANDLER_EXPORT;
-use rhizome_core::{Applier, ApplyError, CausalDelta, ContextId, RootHash};
+use rhizome_core::{Applier, ApplyError, CausalDelta, ContextId, Hlc, RootHash};
 
 impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
     /// Merges the delta's actions natively (no WASM runs), records handler jobs for a remote
     /// delta's events, and completes the handler job a local handler delta names: all staged
-    /// and validated first, then committed together.
+    /// and validated first, then committed together. A refusal is counted by its label.
     fn apply(&mut self, context: &ContextId, delta: &CausalDelta) -> Result<(), ApplyError> {
+        let result = self.merge_delta(context, delta);
+        if let Err(error) = &result {
+            *self.metrics.deltas_refused.entry(error.label()).or_default() += 1;
+        }
+        result
+    }
+
+    fn root_hash(&self, context: &ContextId) -> RootHash {
+        self.contexts
+            .get(context)
+            .and_then(|runtime| runtime.state.as_ref())
+            .map_or(RootHash::default(), StateStore::root)
+    }
+
+    fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError> {
+        let store =
+            self.contexts.get(context).and_then(|runtime| runtime.state.as_ref()).ok_or(ApplyError::UnknownContext)?;
+        let bytes = rhizome_core::wire::encode(&store.entries());
+        if bytes.len() > max_bytes {
+            return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
+        }
+        Ok(bytes)
+    }
+
+    fn import_state(
+        &mut self,
+        context: &ContextId,
+        state: &[u8],
+        expected_root: &RootHash,
+        max_stamp_ms: u64,
+    ) -> Result<Option<Hlc>, ApplyError> {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> =
+            borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(format!("snapshot state: {error}")))?;
+        // Every entry, before anything is built or replaced.
+        let latest = crate::state::check_snapshot_entries(&entries, max_stamp_ms)?;
+        // Verify on a scratch store before touching the real one.
+        let mut scratch = StateStore::new(MemoryBackend::default());
+        scratch.replace_all(entries.clone()).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
+        let actual = scratch.root();
+        if actual != *expected_root {
+            return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
+        }
+        let runtime = self.contexts.get_mut(context).ok_or(ApplyError::UnknownContext)?;
+        let store = runtime.state.as_mut().ok_or(ApplyError::NoStateStore)?;
+        store.replace_all(entries).map_err(|error| ApplyError::Storage(error.0))?;
+        Ok(latest.map(|stamp| stamp.hlc))
+    }
+}
+
+impl<B: KvBackend + Default + 'static> Runtime<B> {
+    /// [`Applier::apply`], uncounted.
+    fn merge_delta(&mut self, context: &ContextId, delta: &CausalDelta) -> Result<(), ApplyError> {
         let limits = &self.options.limits;
         let payload = AppPayload::decode(&delta.payload)?;
         let AppPayload::V1 { actions, events, handled } = &payload;
+        // Before anything is staged: the rule reads only the delta, so every replica refuses
+        // the same deltas (the core quarantines them).
+        check_references(actions, delta.hlc, delta.author)?;
         // An app without a handler owes nothing for events: queueing jobs only to drop them
         // would cost two rows per remote event.
         let has_handler = self
@@ -78,44 +134,5 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         self.metrics.handler_jobs_queued += new_jobs.len() as u64;
         self.metrics.handler_jobs_dropped += dropped as u64;
         Ok(())
-    }
-
-    fn root_hash(&self, context: &ContextId) -> RootHash {
-        self.contexts
-            .get(context)
-            .and_then(|runtime| runtime.state.as_ref())
-            .map_or(RootHash::default(), StateStore::root)
-    }
-
-    fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError> {
-        let store =
-            self.contexts.get(context).and_then(|runtime| runtime.state.as_ref()).ok_or(ApplyError::UnknownContext)?;
-        let bytes = rhizome_core::wire::encode(&store.entries());
-        if bytes.len() > max_bytes {
-            return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
-        }
-        Ok(bytes)
-    }
-
-    fn import_state(
-        &mut self,
-        context: &ContextId,
-        state: &[u8],
-        expected_root: &RootHash,
-        max_stamp_ms: u64,
-    ) -> Result<(), ApplyError> {
-        let entries: Vec<(Vec<u8>, Vec<u8>)> =
-            borsh::from_slice(state).map_err(|error| ApplyError::InvalidPayload(format!("snapshot state: {error}")))?;
-        crate::state::check_snapshot_entries(&entries, max_stamp_ms)?;
-        // Verify on a scratch store before touching the real one.
-        let mut scratch = StateStore::new(MemoryBackend::default());
-        scratch.replace_all(entries.clone()).map_err(|error| ApplyError::InvalidPayload(error.to_string()))?;
-        let actual = scratch.root();
-        if actual != *expected_root {
-            return Err(ApplyError::RootMismatch { expected: *expected_root, actual });
-        }
-        let runtime = self.contexts.get_mut(context).ok_or(ApplyError::UnknownContext)?;
-        let store = runtime.state.as_mut().ok_or(ApplyError::NoStateStore)?;
-        store.replace_all(entries).map_err(|error| ApplyError::Storage(error.0))
     }
 }

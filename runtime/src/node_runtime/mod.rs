@@ -13,6 +13,8 @@ use std::sync::Arc;
 use wasmtime::Engine;
 
 mod applier;
+#[cfg(test)]
+mod applier_tests;
 mod calls;
 mod compile_cache;
 mod contexts;
@@ -51,6 +53,9 @@ pub struct RuntimeMetrics {
     pub fuel_used: u64,
     /// Remote and local deltas merged.
     pub deltas_merged: u64,
+    /// Deltas whose merge was refused, by [`rhizome_core::ApplyError::label`] (such as
+    /// `reference_not_earlier`, `invalid_payload`); the core quarantines them.
+    pub deltas_refused: BTreeMap<&'static str, u64>,
     /// Handler jobs queued.
     pub handler_jobs_queued: u64,
     /// Handler jobs dropped because the queue was full.

@@ -1,8 +1,10 @@
 //! Checking a peer's snapshot state entry by entry before it may replace ours: every key names
 //! a record at a path within the payload bounds, every value is the canonical encoding of that
-//! record, and no stamp a write put there is later than the clock bound. A root match alone
-//! proves only that the sender hashed what it sent; these checks make sure each entry is one
-//! that deltas could have written. (They do not prove the state is complete: see SECURITY.md.)
+//! record, and no stamp in it is later than the clock bound: neither one a write put there nor
+//! one a write refers to (which deltas keep below their own stamps, `crate::references`). A
+//! root match alone proves only that the sender hashed what it sent; these checks make sure
+//! each entry is one that deltas could have written. (They do not prove the state is complete:
+//! see SECURITY.md.)
 
 use crate::crdt::Slot;
 use crate::path::Path;
@@ -11,15 +13,20 @@ use crate::stamp::Stamp;
 use rhizome_core::{ApplyError, SnapshotEntryFault, StateRecord};
 
 /// Checks every `(key, value)` of a snapshot's state. `max_stamp_ms` is the latest physical
-/// time (Unix milliseconds) a stamp may carry. The first bad entry is reported.
-pub fn check_snapshot_entries(entries: &[(Vec<u8>, Vec<u8>)], max_stamp_ms: u64) -> Result<(), ApplyError> {
+/// time (Unix milliseconds) a stamp may carry. The first bad entry is reported. Returns the
+/// latest stamp in the state (`None` if it is empty), for the importer's clock to observe.
+pub fn check_snapshot_entries(entries: &[(Vec<u8>, Vec<u8>)], max_stamp_ms: u64) -> Result<Option<Stamp>, ApplyError> {
+    let mut latest = None;
     for (index, (key, value)) in entries.iter().enumerate() {
-        check_entry(key, value, max_stamp_ms).map_err(|fault| ApplyError::InvalidSnapshotEntry { index, fault })?;
+        let stamp =
+            check_entry(key, value, max_stamp_ms).map_err(|fault| ApplyError::InvalidSnapshotEntry { index, fault })?;
+        latest = latest.max(Some(stamp));
     }
-    Ok(())
+    Ok(latest)
 }
 
-fn check_entry(key: &[u8], value: &[u8], max_stamp_ms: u64) -> Result<(), SnapshotEntryFault> {
+/// Checks one entry; returns the latest stamp in it.
+fn check_entry(key: &[u8], value: &[u8], max_stamp_ms: u64) -> Result<Stamp, SnapshotEntryFault> {
     let bounds = PAYLOAD_BOUNDS_V1;
     let within_bounds = |path: &Path| check_path(path, bounds.max_path_depth, bounds.max_path_bytes).is_ok();
     let (record, latest) = if let Some(path) = Path::from_value_key(key) {
@@ -27,7 +34,7 @@ fn check_entry(key: &[u8], value: &[u8], max_stamp_ms: u64) -> Result<(), Snapsh
             return Err(SnapshotEntryFault::BadKey);
         }
         let slot: Slot = decode_canonical(value, StateRecord::Slot)?;
-        (StateRecord::Slot, slot.latest_written_stamp())
+        (StateRecord::Slot, slot.latest_written_stamp().max(slot.latest_referenced_stamp()))
     } else if let Some(path) = Path::from_removal_key(key) {
         if !within_bounds(&path) {
             return Err(SnapshotEntryFault::BadKey);
@@ -41,7 +48,7 @@ fn check_entry(key: &[u8], value: &[u8], max_stamp_ms: u64) -> Result<(), Snapsh
     if ahead_ms > 0 {
         return Err(SnapshotEntryFault::StampAhead { record, ahead_ms });
     }
-    Ok(())
+    Ok(latest)
 }
 
 /// Decodes `bytes` as a `T` whose encoding must be exactly `bytes` again.
@@ -79,7 +86,7 @@ mod tests {
 
     fn fault(entries: &[(Vec<u8>, Vec<u8>)]) -> Option<(usize, SnapshotEntryFault)> {
         match check_snapshot_entries(entries, BOUND_MS) {
-            Ok(()) => None,
+            Ok(_) => None,
             Err(ApplyError::InvalidSnapshotEntry { index, fault }) => Some((index, fault)),
             Err(other) => panic!("unexpected error {other:?}"),
         }
@@ -92,6 +99,18 @@ mod tests {
             (path().removal_key(), rhizome_core::wire::encode(&stamp(BOUND_MS - 1))),
         ];
         assert_eq!(fault(&entries), None);
+    }
+
+    #[test]
+    fn the_latest_stamp_of_the_state_is_returned_for_the_clock() {
+        let tombstone = AwSet { adds: BTreeMap::new(), removed: BTreeSet::from([stamp(70)]), stamp: stamp(60) };
+        let entries = vec![
+            (path().value_key(), register(40).encode()),
+            (Path::new([b"s".to_vec()]).value_key(), Slot { set: Some(tombstone), ..Slot::default() }.encode()),
+            (path().removal_key(), rhizome_core::wire::encode(&stamp(50))),
+        ];
+        assert_eq!(check_snapshot_entries(&entries, BOUND_MS), Ok(Some(stamp(70))));
+        assert_eq!(check_snapshot_entries(&[], BOUND_MS), Ok(None));
     }
 
     #[test]
@@ -184,18 +203,23 @@ mod tests {
             ..Slot::default()
         };
         assert_eq!(fault(&[(path().value_key(), node.encode())]), Some((0, ahead(7))));
-        // References are not writes: a tombstone or an anchor naming a future stamp outranks
-        // nothing, and a delta's payload may carry one today, so honest state can hold it.
-        let references = Slot {
-            set: Some(AwSet { adds: BTreeMap::new(), removed: BTreeSet::from([stamp(u64::MAX)]), stamp: stamp(1) }),
-            list: Some(RgaList {
-                nodes: BTreeMap::from([(stamp(1), ListNode { after: Some(stamp(u64::MAX)), value: vec![] })]),
-                removed: BTreeSet::from([stamp(u64::MAX)]),
-                stamp: stamp(1),
-            }),
-            ..Slot::default()
+        // References too: deltas keep them below their own stamps, so a tombstone or an anchor
+        // from the far future is one no delta made (it would pre-empt a write not made yet).
+        let tombstone =
+            AwSet { adds: BTreeMap::new(), removed: BTreeSet::from([stamp(BOUND_MS + 2)]), stamp: stamp(1) };
+        let set_tombstone = Slot { set: Some(tombstone), ..Slot::default() };
+        assert_eq!(fault(&[(path().value_key(), set_tombstone.encode())]), Some((0, ahead(2))));
+        let anchor = RgaList {
+            nodes: BTreeMap::from([(stamp(1), ListNode { after: Some(stamp(u64::MAX)), value: vec![] })]),
+            removed: BTreeSet::new(),
+            stamp: stamp(1),
         };
-        assert_eq!(fault(&[(path().value_key(), references.encode())]), None);
+        let anchored = Slot { list: Some(anchor), ..Slot::default() };
+        assert_eq!(fault(&[(path().value_key(), anchored.encode())]), Some((0, ahead(u64::MAX - BOUND_MS))));
+        let list_tombstone =
+            RgaList { nodes: BTreeMap::new(), removed: BTreeSet::from([stamp(BOUND_MS + 4)]), stamp: stamp(1) };
+        let removed_node = Slot { list: Some(list_tombstone), ..Slot::default() };
+        assert_eq!(fault(&[(path().value_key(), removed_node.encode())]), Some((0, ahead(4))));
         let marker = (path().removal_key(), rhizome_core::wire::encode(&stamp(BOUND_MS + 3)));
         assert_eq!(
             fault(&[marker]),

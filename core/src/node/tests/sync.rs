@@ -158,6 +158,34 @@ fn a_snapshot_whose_state_is_stamped_beyond_the_clock_bound_is_refused() {
 }
 
 #[test]
+fn an_adopted_snapshot_moves_the_clock_past_its_latest_stamp_and_counts_what_ran_no_handlers() {
+    // The server's wall clock runs 3 s ahead, within the drift bound: its snapshot is valid,
+    // and its stamps are later than anything our clock has seen. Our next write must still
+    // order after them, or it would lose every LWW race against state we already hold.
+    let ahead = crate::Clocks::new(T0, T0.as_millis() + 3_000);
+    let mut b = node(2, Config::default());
+    for i in 0..20 {
+        b.local_delta(ahead, context(), set(&format!("k{i}"), "ahead")).unwrap();
+    }
+    drain(&mut b);
+    let latest = b.next_local_hlc(ahead);
+    let mut a = node(1, small_snapshot_threshold());
+    assert!(a.next_local_hlc(T0) < latest, "nothing has told our clock about the server's yet");
+    let outputs = sync_from(&mut a, &mut b);
+    assert!(events(&outputs).iter().any(|event| matches!(event, Event::SnapshotAdopted { .. })));
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let next = a.next_local_hlc(T0);
+    assert!(
+        (next.physical_ms, next.logical) >= (latest.physical_ms, latest.logical),
+        "our next write ({next:?}) orders after every imported stamp (below {latest:?})"
+    );
+    // The 20 application deltas came as state: their events never reached this node.
+    assert_eq!(a.metrics().snapshot_deltas_without_events, 20);
+    let id = a.local_delta(T0, context(), set("k0", "mine, later")).unwrap();
+    assert!(a.dag(&context()).unwrap().is_applied(&id));
+}
+
+#[test]
 fn a_gap_over_the_threshold_falls_back_to_snapshot_and_keeps_local_writes() {
     let config = Config { snapshot_gap_threshold_deltas: 50, ..Config::default() };
     let mut b = node(2, config.clone());

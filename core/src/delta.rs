@@ -198,15 +198,21 @@ impl CausalDelta {
     /// [`Self::verify`], taking the signature check from `memo` when given (see
     /// [`SignatureMemo`]): the same answers, less work for nodes that share one process.
     pub fn verify_with(&self, limits: &Limits, memo: Option<&SignatureMemo>) -> Result<(), RejectReason> {
-        self.check_shape(limits)?;
-        if self.recompute_id() != self.id {
-            return Err(RejectReason::IdMismatch);
-        }
+        self.verify_unsigned(limits)?;
         match memo {
             Some(memo) => memo.verify(&self.author, &self.id, &self.signature),
             None => verify_delta_signature(&self.author, &self.id, &self.signature),
         }
         .map_err(RejectReason::BadSignature)
+    }
+
+    /// Every check of [`Self::verify_with`] but the signature's: shape, then the id.
+    pub(crate) fn verify_unsigned(&self, limits: &Limits) -> Result<(), RejectReason> {
+        self.check_shape(limits)?;
+        if self.recompute_id() != self.id {
+            return Err(RejectReason::IdMismatch);
+        }
+        Ok(())
     }
 
     /// Size bounds and canonical parent order, without hashing or signature work.
@@ -235,17 +241,23 @@ impl DeltaHeader {
     /// Checks what the header alone can show: bounds, canonical parents and member lists, the
     /// id against the fields, and the signature.
     pub fn verify_with(&self, limits: &Limits, memo: Option<&SignatureMemo>) -> Result<(), RejectReason> {
+        self.verify_unsigned(limits)?;
+        match memo {
+            Some(memo) => memo.verify(&self.author, &self.id, &self.signature),
+            None => verify_delta_signature(&self.author, &self.id, &self.signature),
+        }
+        .map_err(RejectReason::BadSignature)
+    }
+
+    /// Every check of [`Self::verify_with`] but the signature's: shape, then the id.
+    pub(crate) fn verify_unsigned(&self, limits: &Limits) -> Result<(), RejectReason> {
         check_header_shape(&self.parents, &self.kind, limits)?;
         let recomputed =
             compute_id(&self.context, &self.author, &self.parents, &self.hlc, &self.kind, &self.payload_hash);
         if recomputed != self.id {
             return Err(RejectReason::IdMismatch);
         }
-        match memo {
-            Some(memo) => memo.verify(&self.author, &self.id, &self.signature),
-            None => verify_delta_signature(&self.author, &self.id, &self.signature),
-        }
-        .map_err(RejectReason::BadSignature)
+        Ok(())
     }
 
     /// Bytes this header takes on the wire.

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod node;
 pub mod reject;
 pub mod seal;
+pub mod signature_batch;
 pub mod signature_memo;
 pub mod sync;
 #[cfg(any(test, feature = "testing"))]

@@ -48,21 +48,32 @@ impl SignatureMemo {
     /// The same answer as [`verify_delta_signature`], from the memo when it holds the triple.
     /// Only successes are remembered: a forged signature costs its verifier every time.
     pub fn verify(&self, author: &AuthorKey, id: &DeltaId, signature: &Signature) -> Result<(), SignatureError> {
-        let key = memo_key(author, id, signature);
-        {
-            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-            if inner.verified.contains(&key) {
-                inner.hits += 1;
-                return Ok(());
-            }
+        if self.knows(author, id, signature) {
+            return Ok(());
         }
         verify_delta_signature(author, id, signature)?;
+        self.remember(author, id, signature);
+        Ok(())
+    }
+
+    /// True if the triple is known to verify; a yes counts as a hit. For batch checks
+    /// ([`crate::signature_batch`]), which skip what the memo holds and verify the rest together.
+    pub(crate) fn knows(&self, author: &AuthorKey, id: &DeltaId, signature: &Signature) -> bool {
+        let key = memo_key(author, id, signature);
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = inner.verified.contains(&key);
+        inner.hits += u64::from(known);
+        known
+    }
+
+    /// Records a triple that verified. Callers must have checked it.
+    pub(crate) fn remember(&self, author: &AuthorKey, id: &DeltaId, signature: &Signature) {
+        let key = memo_key(author, id, signature);
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if inner.verified.len() >= inner.max_entries {
             inner.verified.clear();
         }
         inner.verified.insert(key);
-        Ok(())
     }
 
     /// Checks answered from the memo.

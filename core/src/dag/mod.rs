@@ -22,6 +22,7 @@ use crate::limits::Limits;
 use crate::membership::{MembershipLedger, SharedView};
 use crate::reject::RejectReason;
 use crate::seal::{Keyring, KeyringOpenError, SealHeader};
+use crate::signature_batch::verify_records;
 use crate::signature_memo::SignatureMemo;
 use crate::time::Timestamp;
 use pending::PendingQueue;
@@ -565,7 +566,8 @@ impl DagStore {
             IdMap::with_capacity_and_hasher(entries.len(), Default::default());
         let mut has_child: crate::ids::IdSet<DeltaId> = Default::default();
         let mut membership = MembershipLedger::default();
-        for entry in entries {
+        let verdicts = self.checkpoint_verdicts(entries, limits, memo);
+        for (entry, verified) in entries.iter().zip(verdicts) {
             if entry.context != self.context {
                 return Err(AdoptError::Refused(entry.id, RejectReason::WrongContext));
             }
@@ -577,13 +579,13 @@ impl DagStore {
                 parent_views.push(&parent_entry.view);
                 has_child.insert(*parent);
             }
-            let held =
-                self.applied.get(&entry.id).and_then(AppliedEntry::body).filter(|body| body.parents == entry.parents);
+            let held = self.held_body(entry);
             // Bodies we hold were verified when they arrived, and are judged by what they say,
             // not by what the entry claims for their id; the rest are checked here.
             let held_header = held.map(|body| body.header());
             if held.is_none() && self.guarded {
-                entry.verify_with(limits, memo).map_err(|reason| AdoptError::Refused(entry.id, reason))?;
+                let verdict = verified.unwrap_or_else(|| entry.verify_with(limits, memo));
+                verdict.map_err(|reason| AdoptError::Refused(entry.id, reason))?;
             }
             let header = held_header.as_ref().unwrap_or(entry);
             let view = if self.guarded {
@@ -619,6 +621,34 @@ impl DagStore {
             return Err(AdoptError::HeadsMismatch);
         }
         Ok(PreparedCheckpoint { applied: adopted, heads, membership })
+    }
+
+    /// The body this store holds for a checkpoint entry, if the entry names it as it is.
+    fn held_body(&self, entry: &DeltaHeader) -> Option<&DeltaRef> {
+        self.applied.get(&entry.id).and_then(AppliedEntry::body).filter(|body| body.parents == entry.parents)
+    }
+
+    /// For each checkpoint entry [`Self::prepare_checkpoint`] checks (of this context, not
+    /// held, in a guarded store), the answer of its `verify_with`, the signatures verified in
+    /// batches: a snapshot brings up to thousands of headers at once.
+    fn checkpoint_verdicts(
+        &self,
+        entries: &[DeltaHeader],
+        limits: &Limits,
+        memo: Option<&SignatureMemo>,
+    ) -> Vec<Option<Result<(), RejectReason>>> {
+        let mut verdicts = vec![None; entries.len()];
+        if !self.guarded {
+            return verdicts;
+        }
+        let checked: Vec<usize> = (0..entries.len())
+            .filter(|&index| entries[index].context == self.context && self.held_body(&entries[index]).is_none())
+            .collect();
+        let records: Vec<&DeltaHeader> = checked.iter().map(|&index| &entries[index]).collect();
+        for (index, verdict) in checked.into_iter().zip(verify_records(&records, limits, memo)) {
+            verdicts[index] = Some(verdict);
+        }
+        verdicts
     }
 
     /// Replaces the applied set and heads with a prepared checkpoint. The caller imports the

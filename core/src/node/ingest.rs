@@ -4,11 +4,12 @@
 use super::{Event, Node, Output};
 use crate::applier::Applier;
 use crate::dag::AddOutcome;
-use crate::delta::DeltaRef;
+use crate::delta::{CausalDelta, DeltaRef};
 use crate::heartbeat::{self, HeartbeatVerdict};
 use crate::hlc::check_drift;
 use crate::ids::{ContextId, DeltaId, PeerId};
 use crate::reject::RejectReason;
+use crate::signature_batch::verify_records;
 use crate::sync::{SyncMode, SyncReason};
 use crate::wire::{GossipMessage, GossipV1, Heartbeat};
 
@@ -34,6 +35,37 @@ impl Node {
     }
 
     pub(super) fn ingest_remote(&mut self, app: &mut dyn Applier, from: PeerId, delta: DeltaRef, via: Via) {
+        self.ingest_checked(app, from, delta, via, None);
+    }
+
+    /// For each of `deltas`, which arrived together, the answer of its `verify_with`, the
+    /// signatures checked in batches ([`crate::signature_batch`]): hand each to
+    /// [`Self::ingest_checked`]. Deltas the node knows already get none (ingest skips them
+    /// before checking).
+    pub(super) fn verify_together(&self, deltas: &[DeltaRef]) -> Vec<Option<Result<(), RejectReason>>> {
+        let is_new = |delta: &DeltaRef| {
+            self.replicas.get(&delta.context).is_some_and(|replica| !replica.dag.is_known(&delta.id))
+        };
+        let new: Vec<usize> = (0..deltas.len()).filter(|&index| is_new(&deltas[index])).collect();
+        let records: Vec<&CausalDelta> = new.iter().map(|&index| &*deltas[index]).collect();
+        let mut verdicts = vec![None; deltas.len()];
+        let checked = verify_records(&records, &self.config.limits, self.signature_memo.as_ref());
+        for (index, verdict) in new.into_iter().zip(checked) {
+            verdicts[index] = Some(verdict);
+        }
+        verdicts
+    }
+
+    /// [`Self::ingest_remote`], with the answer of `delta.verify_with` when
+    /// [`Self::verify_together`] already has it.
+    pub(super) fn ingest_checked(
+        &mut self,
+        app: &mut dyn Applier,
+        from: PeerId,
+        delta: DeltaRef,
+        via: Via,
+        verified: Option<Result<(), RejectReason>>,
+    ) {
         self.metrics.deltas_received += 1;
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
@@ -49,7 +81,7 @@ impl Node {
             }
             return;
         }
-        if let Err(reason) = self.check_remote(&delta) {
+        if let Err(reason) = self.check_remote(&delta, verified) {
             self.reject(reason);
             return;
         }
@@ -72,8 +104,15 @@ impl Node {
     }
 
     /// Checks a delta that is new to us: shape, id, signature, membership, clock bound.
-    fn check_remote(&mut self, delta: &DeltaRef) -> Result<(), RejectReason> {
-        delta.verify_with(&self.config.limits, self.signature_memo.as_ref())?;
+    fn check_remote(
+        &mut self,
+        delta: &DeltaRef,
+        verified: Option<Result<(), RejectReason>>,
+    ) -> Result<(), RejectReason> {
+        match verified {
+            Some(verdict) => verdict?,
+            None => delta.verify_with(&self.config.limits, self.signature_memo.as_ref())?,
+        }
         let replica = self.replicas.get(&delta.context).ok_or(RejectReason::UnknownContext)?;
         if !replica.may_author(&delta.author) && !matches!(delta.kind, crate::delta::DeltaKind::Genesis(_)) {
             return Err(RejectReason::NotMember);

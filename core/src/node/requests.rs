@@ -337,12 +337,13 @@ impl Node {
             self.retry_fetch(fetch);
             return;
         }
-        for delta in deltas {
+        let verdicts = self.verify_together(&deltas);
+        for (delta, verified) in deltas.into_iter().zip(verdicts) {
             if delta.context != context {
                 self.reject(crate::reject::RejectReason::WrongContext);
                 continue;
             }
-            self.ingest_remote(app, peer, delta, Via::Fetch);
+            self.ingest_checked(app, peer, delta, Via::Fetch, verified);
         }
         let Some(replica) = self.replicas.get(&context) else {
             return;

@@ -168,12 +168,13 @@ impl Node {
         if deltas.is_empty() && next.is_some() {
             return Step::Fail(SyncFailure::EmptyPage);
         }
-        for delta in deltas {
+        let verdicts = self.verify_together(&deltas);
+        for (delta, verified) in deltas.into_iter().zip(verdicts) {
             if delta.context != session.context {
                 return Step::Fail(SyncFailure::ForeignDelta);
             }
             session.deltas_received += 1;
-            self.ingest_remote(app, session.peer, delta, Via::Fetch);
+            self.ingest_checked(app, session.peer, delta, Via::Fetch, verified);
         }
         match next {
             Some(cursor) => {
@@ -392,8 +393,10 @@ impl Node {
             }
         }
         let buffered = self.replicas.get_mut(&context).map(|replica| replica.buffer.drain()).unwrap_or_default();
-        for (from, delta) in buffered {
-            self.ingest_remote(app, from, delta, Via::Replay);
+        let deltas: Vec<DeltaRef> = buffered.iter().map(|(_, delta)| delta.clone()).collect();
+        let verdicts = self.verify_together(&deltas);
+        for ((from, delta), verified) in buffered.into_iter().zip(verdicts) {
+            self.ingest_checked(app, from, delta, Via::Replay, verified);
         }
         self.drop_undelivered_claim(&context, &session.peer);
         let followed = follow_up.is_some_and(|peer| {

@@ -379,3 +379,57 @@ fn a_rejoined_context_continues_the_heartbeat_sequence() {
     }
     assert!(last > T0.as_millis(), "heartbeats were sent");
 }
+
+/// A sync page's signatures are checked in one batch; a forged one among them must refuse
+/// exactly itself, counted as a gossip delta's would be, and its good neighbours apply.
+#[test]
+fn a_page_with_one_forged_signature_refuses_exactly_that_delta() {
+    let mut a = node(1, Config::default());
+    let peer = key(2).peer_id();
+    a.handle_input(T0, Input::PeerUp { peer });
+    let (_, heads_request, _) = requests(&drain(&mut a)).into_iter().next().expect("a sync on connect");
+    let mut factory = author(2);
+    let mut deltas: Vec<DeltaRef> = (0..12).map(|n| factory.make(&[], set(&format!("k{n}"), "v"))).collect();
+    let mut forged = CausalDelta::clone(&deltas[7]);
+    forged.signature.0[10] ^= 1;
+    deltas[7] = Arc::new(forged);
+    let heads = crate::wire::SyncResponseV1::Heads {
+        context: context(),
+        heads: deltas.iter().map(|delta| delta.id).collect(),
+        root: crate::RootHash::hash_of(b"r"),
+        applied_count: 13,
+    };
+    let heads = crate::wire::SyncResponse::encode_v1(heads);
+    a.handle_input(T0, Input::Response { request_id: heads_request, bytes: heads });
+    let (_, page_request, _) = requests(&drain(&mut a)).into_iter().next().expect("a deltas page request");
+    let page =
+        crate::wire::SyncResponseV1::Deltas { context: context(), deltas: deltas.clone(), next: None, gap_total: 12 };
+    a.handle_input(T0, Input::Response { request_id: page_request, bytes: crate::wire::SyncResponse::encode_v1(page) });
+    assert_eq!(a.metrics().rejected.get("bad_signature"), Some(&1));
+    let dag = a.dag(&context()).unwrap();
+    for (index, delta) in deltas.iter().enumerate() {
+        assert_eq!(dag.is_applied(&delta.id), index != 7, "delta {index}");
+    }
+    assert_eq!(a.metrics().deltas_applied, 12, "the genesis and eleven");
+    a.check_invariants();
+}
+
+/// A snapshot checkpoint's headers are checked in batches; one forged header among a hundred
+/// is refused by its own id, and the same list unforged is accepted.
+#[test]
+fn a_checkpoint_with_one_forged_header_names_exactly_that_header() {
+    let mut writer = node(1, Config::default());
+    for n in 0..100 {
+        writer.local_delta(T0, context(), set(&format!("k{n}"), "v")).unwrap();
+    }
+    let mut entries = writer.dag(&context()).unwrap().checkpoint();
+    let heads = writer.dag(&context()).unwrap().heads_vec();
+    let reader = node(3, Config::default());
+    let dag = reader.dag(&context()).unwrap();
+    let limits = Config::default().limits;
+    assert!(dag.prepare_checkpoint(&entries, &heads, &limits, None).is_ok());
+    entries[60].signature.0[3] ^= 1;
+    let refused = dag.prepare_checkpoint(&entries, &heads, &limits, None).unwrap_err();
+    let expected = crate::RejectReason::BadSignature(crate::identity::SignatureError::Mismatch);
+    assert_eq!(refused, crate::dag::AdoptError::Refused(entries[60].id, expected));
+}

@@ -4,7 +4,11 @@
 //! [`MembershipView`]); nearly all deltas share their parent's view, so a view is an [`Arc`]
 //! and most deltas cost one pointer. A delta whose parents hold different views (concurrent
 //! membership changes meet) gets a new view folded from the union of their membership deltas.
+//! Each record keeps its delta's view, whose `folded` list is the delta's causal past among
+//! membership deltas: that is what tells whether two changes are concurrent (see
+//! [`super::contest`]).
 
+use super::contest::{self, Entry, Standing};
 use super::{genesis_context_id, MembershipView, SharedView};
 use crate::delta::{CausalDelta, DeltaHeader, DeltaKind};
 use crate::hlc::Hlc;
@@ -53,6 +57,9 @@ enum Effect {
 struct Record {
     author: AuthorKey,
     effect: Effect,
+    /// The view [`MembershipLedger::admit`] gave the delta: its `folded` list is the delta's
+    /// membership past and itself.
+    view: SharedView,
 }
 
 /// The membership deltas of one context and the view after all of them.
@@ -102,12 +109,28 @@ impl MembershipLedger {
 
     /// Folds the listed membership deltas, in order, from nothing.
     fn fold(&self, ordered: &[(u64, DeltaId)]) -> MembershipView {
+        let records: Vec<(&(u64, DeltaId), &Record)> =
+            ordered.iter().filter_map(|at| self.records.get(&at.1).map(|record| (at, record))).collect();
+        let entries: Vec<Entry<'_>> = records
+            .iter()
+            .map(|(at, record)| Entry {
+                at: **at,
+                author: &record.author,
+                ops: match &record.effect {
+                    Effect::Genesis { .. } => &[],
+                    Effect::Change { ops, .. } => ops,
+                },
+                past: record.view.folded(),
+            })
+            .collect();
+        let standings = contest::standings(&entries);
         let mut view = MembershipView::default();
-        for at in ordered {
-            let Some(record) = self.records.get(&at.1) else { continue };
-            match &record.effect {
-                Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, *at),
-                Effect::Change { ops } => view.apply_change(&record.author, ops, *at),
+        for ((at, record), standing) in records.iter().zip(&standings) {
+            match (&record.effect, standing) {
+                (Effect::Genesis { members }, _) => view = MembershipView::genesis(record.author, members, **at),
+                (Effect::Change { ops, .. }, Standing::Stands) => view.apply_change(&record.author, ops, **at),
+                (Effect::Change { .. }, Standing::Void) => view.apply_void(**at),
+                (Effect::Change { ops, .. }, Standing::Mutual(targets)) => view.apply_mutual(ops, targets, **at),
             }
         }
         view
@@ -157,8 +180,8 @@ impl MembershipLedger {
         }
     }
 
-    /// Records an applied delta that [`Self::admit`] accepted at `height`.
-    pub fn record(&mut self, header: Judged<'_>, height: u64) {
+    /// Records an applied delta that [`Self::admit`] accepted at `height`, giving it `view`.
+    pub fn record(&mut self, header: Judged<'_>, height: u64, view: &SharedView) {
         let effect = match header.kind {
             DeltaKind::App => return,
             DeltaKind::Genesis(genesis) => {
@@ -170,22 +193,21 @@ impl MembershipLedger {
         self.ever_members.insert(*header.author);
         match &effect {
             Effect::Genesis { members } => self.ever_members.extend(members.iter().map(|(key, _)| *key)),
-            Effect::Change { ops } => self.ever_members.extend(ops.iter().filter_map(|op| match op {
+            Effect::Change { ops, .. } => self.ever_members.extend(ops.iter().filter_map(|op| match op {
                 MemberOp::Add(key, _) => Some(*key),
                 MemberOp::Remove(_) => None,
             })),
         }
-        let record = Record { author: *header.author, effect };
-        self.records.insert(*header.id, record.clone());
+        let record = Record { author: *header.author, effect, view: view.clone() };
+        self.records.insert(*header.id, record);
         let at = (height, *header.id);
-        let in_order = self.current.folded().last().is_none_or(|last| *last < at);
-        self.current = if in_order {
-            let mut view = MembershipView::clone(&self.current);
-            match &record.effect {
-                Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, at),
-                Effect::Change { ops } => view.apply_change(&record.author, ops, at),
-            }
-            Arc::new(view)
+        // A delta whose membership past is everything folded so far is concurrent with none of
+        // it, so it contests nothing and nothing contests it: its own view is the new fold.
+        // Otherwise standings may change anywhere, so everything is folded again.
+        let on_top =
+            view.folded().split_last().is_some_and(|(last, past)| *last == at && past == self.current.folded());
+        self.current = if on_top {
+            view.clone()
         } else {
             let mut all = self.current.folded().to_vec();
             let position = all.partition_point(|entry| *entry < at);
@@ -194,3 +216,7 @@ impl MembershipLedger {
         };
     }
 }
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

@@ -3,6 +3,7 @@
 //! causal point. See docs/SECURITY.md for the rules and their limits.
 
 mod change;
+mod contest;
 mod ledger;
 mod role;
 mod view;
@@ -10,4 +11,4 @@ mod view;
 pub use change::{genesis_context_id, Genesis, MemberOp, MembershipChange};
 pub use ledger::{Judged, MembershipLedger};
 pub use role::Role;
-pub use view::{MembershipView, SharedView};
+pub use view::{MembershipView, SharedView, MAX_MEMBERS};

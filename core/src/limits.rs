@@ -46,7 +46,9 @@ pub struct Limits {
     pub max_inflight_parent_fetches: usize,
     /// Peers asked for one set of missing parents before the fetch gives up to periodic sync.
     pub max_parent_fetch_attempts: usize,
-    /// Members of one context.
+    /// Members of one context that this node accepts in a genesis, a membership delta or a
+    /// join. The fold itself never grows a context past the protocol's
+    /// [`MAX_MEMBERS`](crate::membership::MAX_MEMBERS), whatever this says.
     pub max_members_per_context: usize,
     /// Key wraps one membership delta carries, its rotation and grants together: a rotation
     /// wraps its key to every member, a grant to each member who lacks an older key.
@@ -92,7 +94,7 @@ impl Default for Limits {
             max_concurrent_syncs: 30,
             max_inflight_parent_fetches: 64,
             max_parent_fetch_attempts: 3,
-            max_members_per_context: 4_096,
+            max_members_per_context: crate::membership::MAX_MEMBERS,
             max_key_wraps_per_change: 8_192,
             max_keys_per_context: 16_384,
             max_peers_per_context: 1_024,

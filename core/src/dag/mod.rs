@@ -593,7 +593,7 @@ impl DagStore {
                 let view = membership
                     .admit(&self.context, header.into(), &past, height + 1)
                     .map_err(|reason| AdoptError::Refused(entry.id, reason))?;
-                membership.record(header.into(), height + 1);
+                membership.record(header.into(), height + 1, &view);
                 view
             } else {
                 self.open_view.clone()
@@ -792,7 +792,7 @@ impl DagStore {
             }
         }
         if self.guarded && !matches!(delta.kind, DeltaKind::App) {
-            self.membership.record(delta.as_ref().into(), height + 1);
+            self.membership.record(delta.as_ref().into(), height + 1, &view);
         }
         for parent in &delta.parents {
             self.heads.remove(parent);

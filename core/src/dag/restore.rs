@@ -105,7 +105,7 @@ impl DagStore {
                     .admit(&self.context, header, &past, height + 1)
                     .map_err(|reason| RestoreDagError::Refused(id, reason))?;
                 if !matches!(header.kind, DeltaKind::App) {
-                    membership.record(header, height + 1);
+                    membership.record(header, height + 1, &view);
                 }
                 view
             } else {

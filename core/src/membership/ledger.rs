@@ -4,7 +4,11 @@
 //! [`MembershipView`]); nearly all deltas share their parent's view, so a view is an [`Arc`]
 //! and most deltas cost one pointer. A delta whose parents hold different views (concurrent
 //! membership changes meet) gets a new view folded from the union of their membership deltas.
+//! Each record keeps its delta's view, whose `folded` list is the delta's causal past among
+//! membership deltas: that is what tells whether two changes are concurrent (see
+//! [`super::contest`]).
 
+use super::contest::{self, Entry, Standing};
 use super::{genesis_context_id, MembershipView, SharedView};
 use crate::delta::{CausalDelta, DeltaHeader, DeltaKind};
 use crate::hlc::Hlc;
@@ -86,6 +90,9 @@ enum Effect {
 struct Record {
     author: AuthorKey,
     effect: Effect,
+    /// The view [`MembershipLedger::admit`] gave the delta: its `folded` list is the delta's
+    /// membership past and itself.
+    view: SharedView,
 }
 
 /// The membership deltas of one context and the view after all of them.
@@ -149,12 +156,35 @@ impl MembershipLedger {
 
     /// Folds the listed membership deltas, in order, from nothing.
     fn fold(&self, ordered: &[(u64, DeltaId)]) -> MembershipView {
+        let records: Vec<(&(u64, DeltaId), &Record)> =
+            ordered.iter().filter_map(|at| self.records.get(&at.1).map(|record| (at, record))).collect();
+        let entries: Vec<Entry<'_>> = records
+            .iter()
+            .map(|(at, record)| Entry {
+                at: **at,
+                author: &record.author,
+                ops: match &record.effect {
+                    Effect::Genesis { .. } => &[],
+                    Effect::Change { ops, .. } => ops,
+                },
+                past: record.view.folded(),
+            })
+            .collect();
+        let standings = contest::standings(&entries);
         let mut view = MembershipView::default();
-        for at in ordered {
-            let Some(record) = self.records.get(&at.1) else { continue };
-            match &record.effect {
-                Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, *at),
-                Effect::Change { ops, rotation } => view.apply_change(&record.author, ops, *rotation, *at),
+        for ((at, record), standing) in records.iter().zip(&standings) {
+            match (&record.effect, standing) {
+                (Effect::Genesis { members }, _) => view = MembershipView::genesis(record.author, members, **at),
+                (Effect::Change { ops, rotation }, Standing::Stands) => {
+                    view.apply_change(&record.author, ops, *rotation, **at)
+                }
+                (Effect::Change { .. }, Standing::Void) => view.apply_void(**at),
+                (Effect::Change { ops, rotation }, Standing::Mutual(targets)) => {
+                    // The removals take effect, so the rotation that must come with a removal
+                    // does too. A void change's rotation has no effect, like the rest of it.
+                    view.apply_mutual(ops, targets, **at);
+                    view.raise_epoch(*rotation);
+                }
             }
         }
         view
@@ -233,8 +263,8 @@ impl MembershipLedger {
         }
     }
 
-    /// Records an applied delta that [`Self::admit`] accepted at `height`.
-    pub fn record(&mut self, header: Judged<'_>, height: u64) {
+    /// Records an applied delta that [`Self::admit`] accepted at `height`, giving it `view`.
+    pub fn record(&mut self, header: Judged<'_>, height: u64, view: &SharedView) {
         let effect = match header.kind {
             DeltaKind::App => return,
             DeltaKind::Genesis(genesis) => {
@@ -258,17 +288,16 @@ impl MembershipLedger {
                 MemberOp::Remove(_) => None,
             })),
         }
-        let record = Record { author: *header.author, effect };
-        self.records.insert(*header.id, record.clone());
+        let record = Record { author: *header.author, effect, view: view.clone() };
+        self.records.insert(*header.id, record);
         let at = (height, *header.id);
-        let in_order = self.current.folded().last().is_none_or(|last| *last < at);
-        self.current = if in_order {
-            let mut view = MembershipView::clone(&self.current);
-            match &record.effect {
-                Effect::Genesis { members } => view = MembershipView::genesis(record.author, members, at),
-                Effect::Change { ops, rotation } => view.apply_change(&record.author, ops, *rotation, at),
-            }
-            Arc::new(view)
+        // A delta whose membership past is everything folded so far is concurrent with none of
+        // it, so it contests nothing and nothing contests it: its own view is the new fold.
+        // Otherwise standings may change anywhere, so everything is folded again.
+        let on_top =
+            view.folded().split_last().is_some_and(|(last, past)| *last == at && past == self.current.folded());
+        self.current = if on_top {
+            view.clone()
         } else {
             let mut all = self.current.folded().to_vec();
             let position = all.partition_point(|entry| *entry < at);
@@ -281,3 +310,7 @@ impl MembershipLedger {
         self.key_recipients.entry((share.epoch, share.key_id)).or_default().extend(share.recipients().copied());
     }
 }
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

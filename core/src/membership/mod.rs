@@ -3,6 +3,7 @@
 //! causal point. See docs/SECURITY.md for the rules and their limits.
 
 mod change;
+mod contest;
 mod key_share;
 mod ledger;
 mod role;
@@ -12,4 +13,4 @@ pub use change::{genesis_context_id, Genesis, MemberOp, MembershipChange};
 pub use key_share::{genesis_wrap_context, KeyShare};
 pub use ledger::{Judged, MembershipLedger, SealedEpoch};
 pub use role::Role;
-pub use view::{MembershipView, SharedView};
+pub use view::{MembershipView, SharedView, MAX_MEMBERS};

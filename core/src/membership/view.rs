@@ -1,17 +1,48 @@
 //! Who belongs to a context at one causal point.
 //!
-//! The membership at a point is a pure function of the membership deltas in its causal past:
-//! they are folded in order of (height, id), a linear extension of the DAG that every replica
-//! computes alike, and each op takes effect only if its author holds the right to it at that
-//! moment of the fold. So two replicas that applied the same deltas see the same members, and
-//! of two concurrent changes that conflict (two admins removing each other) the one earlier in
-//! the order wins and the other has no effect.
+//! The membership at a point is a pure function of the set of membership deltas in its causal
+//! past, computed alike by every replica in two steps:
+//!
+//! 1. **Contest** ([`super::contest`]). A change *takes rights from* key `K` if one of its ops
+//!    is `Remove(K)` or `Add(K, Member)`. Change `R` *contests* change `C` if `R` takes rights
+//!    from `C`'s author and the two are concurrent (neither is in the other's causal past).
+//!    Over the set, a change **stands** if every change contesting it is void (so one nobody
+//!    contests stands), and is **void** if some change contesting it stands: the least
+//!    fixpoint (the grounded labelling), unique and independent of any order. What is left,
+//!    changes that contest each other in a cycle (two admins removing each other), is a
+//!    **mutual removal**.
+//! 2. **Fold**, in order of (height, id), a linear extension of the DAG. A standing change's ops
+//!    take effect only if its author may make them at that moment of the fold (the ops of one
+//!    change in order). A void change has no membership effect. Of a change in a mutual
+//!    removal, only the ops that take rights from an author of another change of the cycle
+//!    that it contests take effect (a removal removes, a demotion demotes a current member),
+//!    whatever its author's standing and even if that leaves no admin; its other ops are void.
+//!
+//! Why: a change is admitted if its author had the right in its own causal past, and the
+//! (height, id) order is the author's to choose (old parents give a low height, a chain of its
+//! own deltas a high one). Without step 1, an admin removed at height 100 could sign a change
+//! on parents from height 3, when it was still admin, that removes its remover and folds
+//! first. With it, a change by a key that is concurrently removed or demoted has no effect
+//! wherever the removal is folded too, so a removed admin cannot undo its removal by choosing
+//! parents; a change made on top of the removal is judged normally (its author is no admin
+//! there). A backdated counter-removal cannot be told from two admins genuinely removing each
+//! other, so both are one rule: both removals take effect. Letting the last-admin guard decide
+//! between them would hand the context to whichever the order favours, which the attacker
+//! picks, so a mutual removal may leave a context without an admin.
+//!
+//! An add that would make more than [`MAX_MEMBERS`] members is not allowed (void in the fold,
+//! refused when admitted): every replica must fold with the same bound, so it is a protocol
+//! constant, not a configured limit.
 
 use super::{MemberOp, Role};
 use crate::ids::{AuthorKey, DeltaId};
 use crate::seal::KeyEpoch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The most members a context can have. Part of the protocol, not of a node's configuration:
+/// it decides which adds take effect in the fold, and every replica must fold alike.
+pub const MAX_MEMBERS: usize = 4_096;
 
 /// The member list at one causal point, and the membership deltas it was folded from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -20,6 +51,8 @@ pub struct MembershipView {
     /// The highest key epoch any folded delta introduced: application deltas on this view
     /// are sealed under a key of this epoch.
     epoch: KeyEpoch,
+    /// How many of `members` are admins, kept so the last-admin check needs no scan.
+    admins: usize,
     /// The membership deltas folded in, by (height, id).
     folded: Vec<(u64, DeltaId)>,
 }
@@ -53,6 +86,13 @@ impl MembershipView {
         self.members.is_empty()
     }
 
+    /// Raises the epoch to a rotation's (see [`Self::apply_change`]).
+    pub(crate) fn raise_epoch(&mut self, rotation: Option<KeyEpoch>) {
+        if let Some(epoch) = rotation {
+            self.epoch = self.epoch.max(epoch);
+        }
+    }
+
     /// The key epoch application deltas on this view are sealed under.
     pub fn epoch(&self) -> KeyEpoch {
         self.epoch
@@ -66,17 +106,33 @@ impl MembershipView {
     /// The view right after a genesis by `creator`.
     pub(crate) fn genesis(creator: AuthorKey, members: &[(AuthorKey, Role)], at: (u64, DeltaId)) -> Self {
         let mut view = Self::default();
-        view.members.extend(members.iter().copied());
-        view.members.insert(creator, Role::Admin);
+        for (key, role) in members {
+            view.set_role(*key, Some(*role));
+        }
+        view.set_role(creator, Some(Role::Admin));
         view.folded.push(at);
         view
+    }
+
+    /// Sets (or with `None` removes) the role of `key`, keeping the admin count.
+    fn set_role(&mut self, key: AuthorKey, role: Option<Role>) {
+        let old = match role {
+            Some(role) => self.members.insert(key, role),
+            None => self.members.remove(&key),
+        };
+        if old == Some(Role::Admin) {
+            self.admins -= 1;
+        }
+        if role == Some(Role::Admin) {
+            self.admins += 1;
+        }
     }
 
     /// Whether `author`, as things stand in this view, may apply `op`.
     pub fn allows(&self, author: &AuthorKey, op: &MemberOp) -> bool {
         let admin = self.role(author) == Some(Role::Admin);
         let permitted = match op {
-            MemberOp::Add(..) => admin,
+            MemberOp::Add(key, _) => admin && (self.contains(key) || self.members.len() < MAX_MEMBERS),
             MemberOp::Remove(subject) => admin || (subject == author && self.contains(author)),
         };
         permitted && !self.leaves_no_admin(op)
@@ -89,9 +145,7 @@ impl MembershipView {
             MemberOp::Add(_, role) => *role != Role::Admin,
             MemberOp::Remove(_) => true,
         };
-        demotes
-            && self.role(subject) == Some(Role::Admin)
-            && self.members.values().filter(|role| **role == Role::Admin).count() == 1
+        demotes && self.role(subject) == Some(Role::Admin) && self.admins == 1
     }
 
     /// Folds one membership change by `author` at `at` in: each op takes effect only if the
@@ -112,16 +166,50 @@ impl MembershipView {
                 continue;
             }
             match *op {
-                MemberOp::Add(key, role) => {
-                    self.members.insert(key, role);
-                }
-                MemberOp::Remove(key) => {
-                    self.members.remove(&key);
-                }
+                MemberOp::Add(key, role) => self.set_role(key, Some(role)),
+                MemberOp::Remove(key) => self.set_role(key, None),
             }
         }
+        self.list(at);
+    }
+
+    /// Lists `at` among the folded deltas, in order.
+    fn list(&mut self, at: (u64, DeltaId)) {
         let position = self.folded.partition_point(|entry| *entry < at);
         self.folded.insert(position, at);
+    }
+
+    /// Folds in a void change (see the module docs): listed, with no membership effect. The
+    /// DAG still holds it, and the views of other sets (without the change voiding it) may
+    /// give it effect.
+    pub(crate) fn apply_void(&mut self, at: (u64, DeltaId)) {
+        self.list(at);
+    }
+
+    /// Folds in a change of a mutual removal (see the module docs): of `ops`, only those that
+    /// take rights from a key in `targets` take effect, whatever the author's standing here
+    /// and even if they leave no admin (the change was admitted, so its author had the right
+    /// in its causal past; only the cycle it is part of took it away). A demotion only demotes
+    /// a current member: it never adds one.
+    pub(crate) fn apply_mutual(&mut self, ops: &[MemberOp], targets: &[AuthorKey], at: (u64, DeltaId)) {
+        for op in ops {
+            if !targets.contains(op.subject()) {
+                continue;
+            }
+            match *op {
+                MemberOp::Remove(key) => self.set_role(key, None),
+                MemberOp::Add(key, role) if role != Role::Admin && self.contains(&key) => {
+                    self.set_role(key, Some(role))
+                }
+                MemberOp::Add(..) => {}
+            }
+        }
+        self.list(at);
+    }
+
+    /// How many admins.
+    pub fn admin_count(&self) -> usize {
+        self.admins
     }
 
     /// Whether every op of a change by `author` is allowed, taken in order from this view:
@@ -181,7 +269,8 @@ mod tests {
     #[test]
     fn an_op_its_author_may_not_make_has_no_effect_in_the_fold() {
         let mut view = MembershipView::genesis(key(1), &[(key(2), Role::Admin)], at(1));
-        // Two admins remove each other concurrently: the first in the order wins.
+        // 2's change folds after 2 lost the right, so it has no effect. (Had the two changes
+        // been concurrent, the contest step would have made them a mutual removal first.)
         view.apply_change(&key(1), &[MemberOp::Remove(key(2))], None, at(2));
         view.apply_change(&key(2), &[MemberOp::Remove(key(1))], None, at(3));
         assert_eq!(view.role(&key(1)), Some(Role::Admin));

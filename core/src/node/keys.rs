@@ -80,14 +80,16 @@ impl Node {
         self.good_key(context, &view).cloned()
     }
 
-    /// A key of `view`'s epoch that this node holds and every member of `view` was handed:
-    /// the one of least fingerprint, so the choice is the same on every run.
+    /// A key of `view`'s epoch that this node holds and that was handed to exactly the members
+    /// of `view`: every member can open the write, and nobody else (a key of the epoch wrapped
+    /// to someone no longer a member, as a void or mutual change's rotation may be, is not
+    /// used). The one of least fingerprint, so the choice is the same on every run.
     fn good_key(&self, context: &ContextId, view: &MembershipView) -> Option<&ContextKey> {
         let dag = &self.replicas.get(context)?.dag;
         dag.keyring().of_epoch(view.epoch()).find(|key| {
-            dag.membership()
-                .recipients(key.epoch(), &key.id())
-                .is_some_and(|recipients| view.members().keys().all(|member| recipients.contains(member)))
+            dag.membership().recipients(key.epoch(), &key.id()).is_some_and(|recipients| {
+                recipients.len() == view.len() && view.members().keys().all(|member| recipients.contains(member))
+            })
         })
     }
 

@@ -7,6 +7,7 @@ mod ingest;
 mod members;
 mod sync;
 mod timers;
+mod vouching;
 
 use crate::testing::TestNode;
 use crate::testing::{DeltaFactory, KvCounterApplier, KvOp};

@@ -40,6 +40,12 @@ pub struct Config {
     pub min_sync_follow_up_deltas: u64,
     /// A sync whose gap is larger than this many deltas falls back to a snapshot.
     pub snapshot_gap_threshold_deltas: u64,
+    /// Distinct members that must vouch for a snapshot's exact (heads, root) before it is
+    /// adopted: the serving member and the signed attestations (heartbeats) of others. Capped
+    /// at the number of members other than this node, and at least 1 (the server), so a
+    /// context with one other member adopts on that member's word (and keeps checking; see
+    /// docs/SECURITY.md, "Snapshots: who vouches").
+    pub snapshot_vouchers: usize,
     /// How often stale pending deltas are cleaned up.
     pub pending_cleanup_interval_ms: u64,
     /// How often the blob cache eviction policy runs.
@@ -65,6 +71,7 @@ impl Default for Config {
             max_sync_follow_ups: 6,
             min_sync_follow_up_deltas: 16,
             snapshot_gap_threshold_deltas: 2_000,
+            snapshot_vouchers: 2,
             pending_cleanup_interval_ms: 60_000,
             blob_eviction_interval_ms: 300_000,
             served_snapshot_ttl_ms: 60_000,

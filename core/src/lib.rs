@@ -9,6 +9,7 @@
 //! network runtime and inside a deterministic simulator, and a seed reproduces a run exactly.
 
 pub mod applier;
+pub mod attestation;
 pub mod config;
 pub mod dag;
 pub mod delta;

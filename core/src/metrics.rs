@@ -113,11 +113,36 @@ pub struct NodeMetrics {
     pub quarantine_recovered: u64,
     /// Sync sessions failed for running past `max_sync_session_ms`.
     pub sync_session_deadlines: u64,
+    /// A peer's `SnapshotRequired` or `GapTooLarge` not acted on because our own view does not
+    /// say we are far behind, by error code (`snapshot_required`, `gap_too_large`).
+    pub snapshot_demands_refused: BTreeMap<&'static str, u64>,
+    /// Verified attestations recorded (from signed heartbeats).
+    pub attestations_taken: u64,
+    /// Attestations refused, by reason ([`crate::attestation::AttestationError::label`]).
+    pub attestations_refused: BTreeMap<&'static str, u64>,
+    /// Snapshot checkpoints whose (heads, root) too few members vouched for (declined in
+    /// favour of deltas, or the session failed).
+    pub snapshots_unvouched: u64,
+    /// Snapshots adopted on the serving member's word alone, then checked against later
+    /// attestations.
+    pub snapshots_single_voucher: u64,
+    /// Such adoptions a second member's attestation later agreed with.
+    pub snapshots_confirmed: u64,
+    /// Snapshot syncs started to repair a state adopted on one voucher that another member's
+    /// attestation contradicted.
+    pub snapshot_repairs: u64,
+    /// Contradictions of an adopted state by a member that already served it or a repair of
+    /// it: reported, not acted on (two members disagree and no third has spoken).
+    pub snapshot_disputes: u64,
 }
 
 impl NodeMetrics {
     pub(crate) fn count_decode_error(&mut self, label: &'static str) {
         *self.decode_errors.entry(label).or_default() += 1;
+    }
+
+    pub(crate) fn count_attestation_refused(&mut self, label: &'static str) {
+        *self.attestations_refused.entry(label).or_default() += 1;
     }
 
     pub(crate) fn count_rejection(&mut self, label: &'static str) {

@@ -3,6 +3,7 @@
 
 use super::{Event, Node, Output};
 use crate::applier::Applier;
+use crate::attestation::{AttestationError, SignedAttestation};
 use crate::dag::AddOutcome;
 use crate::delta::{CausalDelta, DeltaRef};
 use crate::heartbeat::{self, HeartbeatVerdict};
@@ -11,7 +12,7 @@ use crate::ids::{ContextId, DeltaId, PeerId};
 use crate::reject::RejectReason;
 use crate::signature_batch::verify_records;
 use crate::sync::{SyncMode, SyncReason};
-use crate::wire::{GossipMessage, GossipV1, Heartbeat};
+use crate::wire::{Gossip, GossipMessage, Heartbeat};
 
 /// How a remote delta reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +29,12 @@ impl Node {
     pub(super) fn on_gossip(&mut self, app: &mut dyn Applier, from: PeerId, bytes: &[u8]) {
         self.metrics.gossip_received += 1;
         match GossipMessage::decode(bytes, &self.config.limits) {
-            Ok(GossipV1::Delta(delta)) => self.ingest_remote(app, from, delta, Via::Gossip),
-            Ok(GossipV1::Heartbeat(heartbeat)) => self.on_heartbeat(app, from, heartbeat),
+            Ok(Gossip::Delta(delta)) => self.ingest_remote(app, from, delta, Via::Gossip),
+            Ok(Gossip::Heartbeat(heartbeat)) => self.on_heartbeat(app, from, heartbeat, None),
+            Ok(Gossip::SignedHeartbeat(signed)) => {
+                let heartbeat = signed.heartbeat();
+                self.on_heartbeat(app, from, heartbeat, Some(signed.attestation));
+            }
             Err(error) => self.metrics.count_decode_error(error.label()),
         }
     }
@@ -259,7 +264,15 @@ impl Node {
         self.metrics.count_rejection(reason.label());
     }
 
-    fn on_heartbeat(&mut self, app: &dyn Applier, from: PeerId, heartbeat: Heartbeat) {
+    /// A heartbeat, unsigned (V1) or carrying its sender's signed attestation (V2), which is
+    /// checked and recorded before anything of the heartbeat is taken.
+    fn on_heartbeat(
+        &mut self,
+        app: &dyn Applier,
+        from: PeerId,
+        heartbeat: Heartbeat,
+        attestation: Option<SignedAttestation>,
+    ) {
         self.metrics.heartbeats_received += 1;
         let now = self.now;
         let context = heartbeat.context;
@@ -269,18 +282,32 @@ impl Node {
         };
         if !replica.is_member_peer(&from) {
             self.metrics.non_member_messages += 1;
+            if attestation.is_some() {
+                self.refuse_attestation(AttestationError::NotMember);
+            }
             return;
         }
         if heartbeat.sender != from {
             // Relayed gossip names its publisher; a heartbeat naming someone else is forged
             // or mangled, and must not speak for either peer.
             self.metrics.heartbeats_misattributed += 1;
+            if attestation.is_some() {
+                self.refuse_attestation(AttestationError::Misattributed);
+            }
             return;
         }
         if replica.peers.get(&from).is_some_and(|view| heartbeat.sequence <= view.heartbeat_sequence) {
             self.metrics.heartbeats_replayed += 1;
             return;
         }
+        if let Some(signed) = &attestation {
+            // A heartbeat whose signature fails speaks for nobody: none of it is taken.
+            if let Err(error) = self.take_attestation(from, signed) {
+                self.refuse_attestation(error);
+                return;
+            }
+        }
+        let Some(replica) = self.replicas.get_mut(&context) else { return };
         let view = replica.note_peer(from, now, max_peers);
         view.heartbeat_sequence = heartbeat.sequence;
         view.heads.clone_from(&heartbeat.heads);
@@ -291,6 +318,11 @@ impl Node {
         let verdict = heartbeat::compare(&our_heads, &our_root, &heartbeat.heads, &heartbeat.root, |id| {
             dag.is_applied(id) || dag.quarantined(id).is_some()
         });
+        if let Some(signed) = &attestation {
+            // Before the divergence vote below: a state taken on one member's word is repaired
+            // from the member that contradicts it, not left to a vote it may lose.
+            self.check_adopted_state(app, &signed.attestation);
+        }
         match verdict {
             // Not at once: heads we lack are often deltas still in flight to us by gossip. The
             // evidence is looked at again after the evidence interval, and acted on only if

@@ -18,6 +18,7 @@ mod session_driver;
 pub(crate) mod test_node;
 mod timer_table;
 mod timers;
+mod vouching;
 
 pub use io::{Event, Handled, InboundRequestId, Input, Output, RequestFailure, RequestId, WriteBasis};
 
@@ -252,7 +253,7 @@ impl Node {
             Input::Request { from, request_id, bytes } => self.on_request(app, from, request_id, &bytes),
             Input::Response { request_id, bytes } => self.on_response(app, request_id, &bytes),
             Input::RequestFailed { request_id, reason } => self.on_transport_failure(app, request_id, reason),
-            Input::PeerUp { peer } => self.on_peer_up(peer),
+            Input::PeerUp { peer } => self.on_peer_up(app, peer),
             Input::PeerDown { peer } => self.on_peer_down(app, peer),
             Input::BlobCached { id, size_bytes } => {
                 self.blobs.insert(id, size_bytes, self.now);
@@ -686,9 +687,22 @@ impl Node {
     /// A new connection is evidence that the peer may hold what we lack (after a partition
     /// heals, every cross-group link comes up): sync each shared context at once unless a
     /// session runs. The minimum interval does not apply, since a link comes up only once.
-    fn on_peer_up(&mut self, peer: PeerId) {
+    ///
+    /// We also announce our heads (a signed heartbeat, rate-limited per context) to a member
+    /// that connects: a joiner needs other members' attestations to adopt a snapshot, and
+    /// would otherwise wait for the periodic heartbeat.
+    fn on_peer_up(&mut self, app: &dyn Applier, peer: PeerId) {
         if peer == self.peer_id || !self.connected.insert(peer) {
             return;
+        }
+        let announce: Vec<ContextId> = self
+            .replicas
+            .iter()
+            .filter(|(_, replica)| replica.is_member_peer(&peer) && !replica.dag.is_empty())
+            .map(|(context, _)| *context)
+            .collect();
+        for context in announce {
+            self.announce_heads(app, context);
         }
         let shared: Vec<ContextId> = self
             .replicas

@@ -7,7 +7,7 @@ use crate::gossip_buffer::GossipBuffer;
 use crate::ids::{AuthorKey, ContextId, DeltaId, PeerId, RootHash};
 use crate::limits::Limits;
 use crate::sync::snapshot::ServedSnapshots;
-use crate::sync::{SyncSession, SyncTrack};
+use crate::sync::{SingleVoucherAdoption, SyncSession, SyncTrack, Vouches};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,6 +49,11 @@ pub(crate) struct Replica {
     /// [`crate::wire::Heartbeat::sequence`]): one counter per context, as receivers keep one
     /// per context and sender, so many contexts cannot push it past the wall clock.
     pub(crate) heartbeat_sequence: u64,
+    /// The latest verified attestation of each member: who vouches for which (heads, root).
+    pub(crate) vouches: Vouches,
+    /// Set while the state in use was adopted on one member's word (see
+    /// [`SingleVoucherAdoption`]).
+    pub(crate) single_voucher: Option<SingleVoucherAdoption>,
 }
 
 impl Replica {
@@ -66,6 +71,8 @@ impl Replica {
             track: SyncTrack::default(),
             served: ServedSnapshots::default(),
             heartbeat_sequence: 0,
+            vouches: Vouches::default(),
+            single_voucher: None,
         }
     }
 
@@ -81,6 +88,17 @@ impl Replica {
         let key = AuthorKey::from_bytes(*peer.as_bytes());
         let members = self.dag.members();
         members.contains(&key) || (self.bootstrap.contains(&key) && !members.contains(&self.own_key))
+    }
+
+    /// How many keys other than ours [`Self::is_member_peer`] accepts: the members at our heads
+    /// (and the bootstrap keys while those do not name us). Our own view of who could vouch.
+    pub(crate) fn other_member_peers(&self) -> usize {
+        let members = self.dag.members();
+        let mut count = members.len() - usize::from(members.contains(&self.own_key));
+        if !members.contains(&self.own_key) {
+            count += self.bootstrap.iter().filter(|key| **key != self.own_key && !members.contains(key)).count();
+        }
+        count
     }
 
     /// True if a delta by `author` could be valid here, now or once its parents arrive: a

@@ -55,6 +55,8 @@ impl Node {
             phase: SessionPhase::AwaitingHeads,
             started_at: self.now,
             deltas_received: 0,
+            deltas_target: None,
+            snapshot_declined: false,
         };
         match mode {
             SyncMode::Deltas if reason.fetches_directly() && self.holds_history(&context) => {
@@ -103,11 +105,8 @@ impl Node {
             }
             (
                 SessionPhase::AwaitingHeads | SessionPhase::FetchingDeltas { .. },
-                SyncResponseV1::Error(SyncErrorCode::SnapshotRequired | SyncErrorCode::GapTooLarge),
-            ) => {
-                self.begin_snapshot(&mut session);
-                Step::Continue
-            }
+                SyncResponseV1::Error(code @ (SyncErrorCode::SnapshotRequired | SyncErrorCode::GapTooLarge)),
+            ) => self.on_snapshot_demanded(&mut session, code),
             (SessionPhase::AwaitingCheckpoint, SyncResponseV1::SnapshotCheckpoint(checkpoint)) => {
                 self.after_checkpoint(&mut session, checkpoint)
             }
@@ -156,12 +155,11 @@ impl Node {
         page: DeltasPage,
     ) -> Step {
         let DeltasPage { first: first_page, deltas, next, gap_total } = page;
-        // A snapshot cannot be adopted over history held only as snapshot state (it could not
-        // be re-applied), so such a node reads a large gap as deltas instead.
-        let may_snapshot =
-            self.replicas.get(&session.context).is_some_and(|replica| replica.dag.structure_only_len() == 0);
-        if first_page && gap_total > self.config.snapshot_gap_threshold_deltas && may_snapshot {
+        if first_page && self.far_behind_by_own_view(session, Some(gap_total)) {
             tracing::debug!(context = %session.context, gap_total, "gap over threshold: snapshot instead");
+            // The peer offered deltas: fetch them after all if too few members vouch for its
+            // snapshot.
+            session.deltas_target = Some(target);
             self.begin_snapshot(session);
             return Step::Continue;
         }
@@ -183,6 +181,38 @@ impl Node {
             }
             None => Step::Done,
         }
+    }
+
+    /// Whether our own view says a snapshot may replace our state: it would not erase history
+    /// held only as snapshot state (that could not be re-applied), no snapshot of this session
+    /// was declined already, and we are far behind: the gap we know of is over
+    /// [`crate::Config::snapshot_gap_threshold_deltas`], or, when no gap is known, the
+    /// context holds nothing yet (a young context's joiner still learns the gap from a first
+    /// page, whose deltas run the app's event handlers, which a snapshot cannot).
+    fn far_behind_by_own_view(&self, session: &SyncSession, known_gap: Option<u64>) -> bool {
+        let Some(replica) = self.replicas.get(&session.context) else { return false };
+        if session.snapshot_declined || replica.dag.structure_only_len() != 0 {
+            return false;
+        }
+        match known_gap {
+            Some(gap) => gap > self.config.snapshot_gap_threshold_deltas,
+            None => replica.dag.is_fresh(),
+        }
+    }
+
+    /// The peer answered `SnapshotRequired` or `GapTooLarge`: its word alone would let any
+    /// member send a replica holding acknowledged writes to a snapshot of its choosing (the
+    /// fake-head attack), so we follow it only when our own view agrees. The peer told us no
+    /// gap, and a first page over the threshold would have sent us to a snapshot already, so
+    /// here that is a context that holds nothing yet.
+    fn on_snapshot_demanded(&mut self, session: &mut SyncSession, code: SyncErrorCode) -> Step {
+        if self.far_behind_by_own_view(session, None) {
+            self.begin_snapshot(session);
+            return Step::Continue;
+        }
+        tracing::debug!(context = %session.context, peer = %session.peer, %code, "snapshot demand not warranted");
+        *self.metrics.snapshot_demands_refused.entry(code.label()).or_default() += 1;
+        Step::Fail(SyncFailure::SnapshotNotWarranted(code))
     }
 
     /// True if `context` holds deltas, so a gap can be described by our heads (a fresh
@@ -215,6 +245,21 @@ impl Node {
     }
 
     fn after_checkpoint(&mut self, session: &mut SyncSession, checkpoint: SnapshotCheckpoint) -> Step {
+        // Before a byte of state is fetched: who vouches for exactly this (heads, root)?
+        let count =
+            self.count_vouchers(&session.context, session.peer, session.reason, &checkpoint.heads, &checkpoint.root);
+        if !count.is_enough() {
+            self.metrics.snapshots_unvouched += 1;
+            tracing::debug!(context = %session.context, peer = %session.peer, ?count, "snapshot not vouched for");
+            if let Some(target) = session.deltas_target.take() {
+                // The peer can serve the gap as deltas, which need nobody's word: read them.
+                session.snapshot_declined = true;
+                session.mode = SyncMode::Deltas;
+                self.request_deltas_page(session, target, None);
+                return Step::Continue;
+            }
+            return Step::Fail(SyncFailure::SnapshotUnvouched { vouchers: count.vouchers, required: count.required });
+        }
         let limits = AssemblyLimits {
             max_state_bytes: self.config.limits.max_snapshot_bytes,
             max_entries: self.config.limits.max_snapshot_ids,
@@ -246,7 +291,7 @@ impl Node {
             self.request_snapshot_page(session, assembly);
             return Step::Continue;
         }
-        match self.adopt_snapshot(app, session.context, assembly) {
+        match self.adopt_snapshot(app, session, assembly) {
             Ok(()) => Step::Done,
             Err(reason) => {
                 self.metrics.snapshots_refused += 1;
@@ -272,10 +317,17 @@ impl Node {
     fn adopt_snapshot(
         &mut self,
         app: &mut dyn Applier,
-        context: ContextId,
+        session: &SyncSession,
         assembly: SnapshotAssembly,
     ) -> Result<(), SyncFailure> {
+        let context = session.context;
         let (checkpoint, state_bytes, entries): (SnapshotCheckpoint, Vec<u8>, Vec<DeltaHeader>) = assembly.into_parts();
+        // Counted again: membership or attestations may have changed while pages came in.
+        let count = self.count_vouchers(&context, session.peer, session.reason, &checkpoint.heads, &checkpoint.root);
+        if !count.is_enough() {
+            self.metrics.snapshots_unvouched += 1;
+            return Err(SyncFailure::SnapshotUnvouched { vouchers: count.vouchers, required: count.required });
+        }
         let replica = self.replicas.get_mut(&context).ok_or(SyncFailure::ContextLeft)?;
         let prepared = replica
             .dag
@@ -337,6 +389,7 @@ impl Node {
         }
         self.metrics.snapshots_adopted += 1;
         self.metrics.snapshot_deltas_without_events += unhandled as u64;
+        self.note_adoption(context, session.peer, session.reason, checkpoint.heads.clone(), checkpoint.root, count);
         tracing::info!(%context, root = %checkpoint.root, entries = checkpoint.entry_count, replayed, "adopted snapshot");
         self.outputs.push_back(Output::Event(Event::SnapshotAdopted {
             context,
@@ -444,8 +497,9 @@ impl Node {
     }
 
     /// Broadcasts our heads for `context` now, unless we did so within the configured
-    /// interval. Called when a sync brought deltas: peers still behind learn whom to pull from.
-    fn announce_heads(&mut self, app: &dyn Applier, context: ContextId) {
+    /// interval. Called when a sync brought deltas (peers still behind learn whom to pull
+    /// from) and when a member connects (a joiner learns our attestation).
+    pub(super) fn announce_heads(&mut self, app: &dyn Applier, context: ContextId) {
         let now = self.now;
         let interval_ms = self.config.min_sync_announce_interval_ms;
         let Some(replica) = self.replicas.get_mut(&context) else { return };

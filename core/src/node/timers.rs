@@ -8,7 +8,6 @@ use crate::ids::ContextId;
 use crate::node::Output;
 use crate::sync::SyncMode;
 use crate::sync::SyncReason;
-use crate::wire::{GossipV1, Heartbeat};
 
 impl Node {
     pub(super) fn on_timeout(&mut self, app: &mut dyn Applier) {
@@ -37,7 +36,8 @@ impl Node {
         }
     }
 
-    /// Broadcasts `context`'s root and heads.
+    /// Broadcasts `context`'s root and heads, signed: the heartbeat is our attestation of them,
+    /// which other members count when they vouch for a snapshot.
     pub(super) fn broadcast_heartbeat(&mut self, app: &dyn Applier, context: ContextId) {
         let wall_ms = self.wall_ms;
         let Some(replica) = self.replicas.get_mut(&context) else { return };
@@ -46,16 +46,16 @@ impl Node {
         replica.heartbeat_sequence = (replica.heartbeat_sequence + 1).max(wall_ms);
         self.heartbeat_high_water = self.heartbeat_high_water.max(replica.heartbeat_sequence);
         let replica = &self.replicas[&context];
-        let heartbeat = Heartbeat {
+        let statement = crate::attestation::Attestation {
             context,
-            sender: self.peer_id,
+            signer: self.author,
             sequence: replica.heartbeat_sequence,
-            root: app.root_hash(&context),
             heads: self.capped_heads(&replica.dag),
-            applied_count: replica.dag.applied_len() as u64,
+            root: app.root_hash(&context),
         };
+        let applied_count = replica.dag.applied_len() as u64;
         self.metrics.heartbeats_sent += 1;
-        self.broadcast(context, GossipV1::Heartbeat(heartbeat));
+        self.publish_signed_heartbeat(context, statement, applied_count);
     }
 
     /// Starts a routine sync for every context that is due, with a random peer, within the

@@ -55,6 +55,19 @@ pub enum SyncFailure {
     /// The applier's root after importing differs from the checkpoint's (its contract broke).
     #[error("applier root differs from the checkpoint root after import")]
     SnapshotRootMismatch,
+    /// The peer answered that only a snapshot would do, but our own view does not say we are
+    /// far behind (we hold history and know of no gap over the threshold): a member could
+    /// otherwise send any replica to a snapshot of its choosing.
+    #[error("peer demanded a snapshot ({0}) our own view does not call for")]
+    SnapshotNotWarranted(SyncErrorCode),
+    /// Too few distinct members vouched for the snapshot's exact heads and root.
+    #[error("snapshot vouched for by {vouchers} members, {required} required")]
+    SnapshotUnvouched {
+        /// Distinct members that vouched (the server included).
+        vouchers: usize,
+        /// How many were required.
+        required: usize,
+    },
 }
 
 impl SyncFailure {
@@ -75,6 +88,8 @@ impl SyncFailure {
             Self::SnapshotCheckpoint(_) => "snapshot_checkpoint",
             Self::SnapshotState(_) => "snapshot_state",
             Self::SnapshotRootMismatch => "snapshot_root_mismatch",
+            Self::SnapshotNotWarranted(_) => "snapshot_not_warranted",
+            Self::SnapshotUnvouched { .. } => "snapshot_unvouched",
         }
     }
 }
@@ -100,6 +115,8 @@ mod tests {
             SyncFailure::SnapshotCheckpoint(AdoptError::HeadsMismatch),
             SyncFailure::SnapshotState(ApplyError::Storage("disk".to_owned())),
             SyncFailure::SnapshotRootMismatch,
+            SyncFailure::SnapshotNotWarranted(SyncErrorCode::SnapshotRequired),
+            SyncFailure::SnapshotUnvouched { vouchers: 1, required: 2 },
         ];
         let labels: std::collections::BTreeSet<&str> = all.iter().map(SyncFailure::label).collect();
         assert_eq!(labels.len(), all.len());

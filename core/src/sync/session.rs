@@ -46,6 +46,9 @@ pub enum SyncReason {
     /// just joined): catch up through a sync, which takes a snapshot when the history is long,
     /// instead of pulling the whole history as parents one page at a time.
     FreshContext,
+    /// A state adopted on one member's word was contradicted by another member's attestation:
+    /// take that member's snapshot instead.
+    SnapshotRepair,
 }
 
 impl SyncReason {
@@ -112,4 +115,11 @@ pub struct SyncSession {
     pub started_at: Timestamp,
     /// Deltas received so far.
     pub deltas_received: u64,
+    /// When the session chose a snapshot over deltas the peer offered (the gap over the
+    /// threshold): those deltas' target, fetched instead if too few members vouch for the
+    /// snapshot.
+    pub deltas_target: Option<Vec<DeltaId>>,
+    /// A snapshot of this session was declined for want of vouchers: read the gap as deltas
+    /// to the end, and take no snapshot on the peer's word again.
+    pub snapshot_declined: bool,
 }

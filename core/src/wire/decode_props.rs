@@ -10,8 +10,8 @@
 //! - arbitrary valid messages round-trip, and a field over its bound is refused by name.
 
 use super::{
-    GossipMessage, GossipV1, Heartbeat, SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequest, SyncRequestV1,
-    SyncResponse, SyncResponseV1, WireError,
+    Gossip, GossipMessage, GossipV1, Heartbeat, SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequest,
+    SyncRequestV1, SyncResponse, SyncResponseV1, WireError,
 };
 use crate::dag::SinceCursor;
 use crate::delta::{CausalDelta, DeltaRef};
@@ -241,12 +241,13 @@ fn tight_limits() -> impl Strategy<Value = Limits> {
 }
 
 /// What every decode error must satisfy: the envelope checks come first, in a fixed order.
-fn check_error(bytes: &[u8], max_bytes: usize, error: &WireError) -> Result<(), TestCaseError> {
+/// `versions` is how many version tags the decoder speaks (0 up to `versions - 1`).
+fn check_error(bytes: &[u8], max_bytes: usize, versions: u8, error: &WireError) -> Result<(), TestCaseError> {
     if bytes.len() > max_bytes {
         prop_assert_eq!(error, &WireError::TooLarge { bytes: bytes.len(), max: max_bytes });
     } else if bytes.is_empty() {
         prop_assert_eq!(error, &WireError::Empty);
-    } else if bytes[0] != 0 {
+    } else if bytes[0] >= versions {
         prop_assert_eq!(error, &WireError::UnsupportedVersion(bytes[0]));
     } else if let WireError::FieldTooLarge { len, max, .. } = error {
         prop_assert!(len > max, "field error without an excess: {}", error);
@@ -272,10 +273,24 @@ fn delta_fits(delta: &CausalDelta, limits: &Limits) -> bool {
     delta.payload.len() <= limits.max_payload_bytes && delta.parents.len() <= limits.max_parents_per_delta
 }
 
-fn gossip_fits(message: &GossipV1, limits: &Limits) -> bool {
+fn gossip_fits(message: &Gossip, limits: &Limits) -> bool {
     match message {
-        GossipV1::Delta(delta) => delta_fits(delta, limits),
-        GossipV1::Heartbeat(heartbeat) => heartbeat.heads.len() <= limits.max_heads_per_message,
+        Gossip::Delta(delta) => delta_fits(delta, limits),
+        Gossip::Heartbeat(heartbeat) => heartbeat.heads.len() <= limits.max_heads_per_message,
+        Gossip::SignedHeartbeat(heartbeat) => {
+            heartbeat.attestation.attestation.heads.len() <= limits.max_heads_per_message
+        }
+    }
+}
+
+/// A decoded gossip message encoded again under the version tag it came with (a delta
+/// encodes alike in V1 and V2).
+fn reencode_gossip(message: &Gossip, tag: u8) -> Vec<u8> {
+    match message.clone() {
+        Gossip::Delta(delta) if tag == 0 => GossipMessage::encode_v1(GossipV1::Delta(delta)),
+        Gossip::Delta(delta) => GossipMessage::encode_v2(crate::wire::GossipV2::Delta(delta)),
+        Gossip::Heartbeat(heartbeat) => GossipMessage::encode_v1(GossipV1::Heartbeat(heartbeat)),
+        Gossip::SignedHeartbeat(heartbeat) => GossipMessage::encode_v2(crate::wire::GossipV2::Heartbeat(heartbeat)),
     }
 }
 
@@ -316,15 +331,19 @@ fn check_not_forged(delta: &DeltaRef, limits: &Limits, signed: &[CausalDelta]) -
 fn check_gossip(bytes: &[u8], limits: &Limits, signed: &[CausalDelta]) -> Result<(), TestCaseError> {
     match GossipMessage::decode(bytes, limits) {
         Ok(message) => {
-            check_accepted(bytes, limits.max_message_bytes, GossipMessage::encode_v1(message.clone()))?;
+            // Gossip has two versions: the tag is 0 or 1, and the bytes re-encode under it.
+            prop_assert!(bytes.len() <= limits.max_message_bytes);
+            let tag = bytes[0];
+            prop_assert!(tag <= 1, "accepted version tag {}", tag);
+            prop_assert_eq!(reencode_gossip(&message, tag), bytes.to_vec(), "accepted a non-canonical encoding");
             prop_assert!(gossip_fits(&message, limits), "accepted over a bound: {:?}", message);
-            if let GossipV1::Delta(delta) = &message {
+            if let Gossip::Delta(delta) = &message {
                 check_not_forged(delta, limits, signed)?;
-                let reencoded = GossipMessage::encode_v1(message.clone());
+                let reencoded = reencode_gossip(&message, tag);
                 prop_assert_eq!(GossipMessage::decode(&reencoded, limits), Ok(message.clone()));
             }
         }
-        Err(error) => check_error(bytes, limits.max_message_bytes, &error)?,
+        Err(error) => check_error(bytes, limits.max_message_bytes, 2, &error)?,
     }
     Ok(())
 }
@@ -335,7 +354,7 @@ fn check_request(bytes: &[u8], limits: &Limits) -> Result<(), TestCaseError> {
             check_accepted(bytes, limits.max_message_bytes, SyncRequest::encode_v1(request.clone()))?;
             prop_assert!(request_fits(&request, limits), "accepted over a bound: {:?}", request);
         }
-        Err(error) => check_error(bytes, limits.max_message_bytes, &error)?,
+        Err(error) => check_error(bytes, limits.max_message_bytes, 1, &error)?,
     }
     Ok(())
 }
@@ -351,7 +370,7 @@ fn check_response(bytes: &[u8], limits: &Limits, signed: &[CausalDelta]) -> Resu
                 }
             }
         }
-        Err(error) => check_error(bytes, limits.max_message_bytes, &error)?,
+        Err(error) => check_error(bytes, limits.max_message_bytes, 1, &error)?,
     }
     Ok(())
 }
@@ -693,7 +712,7 @@ proptest! {
     #[test]
     fn valid_messages_round_trip(gossip in arb_gossip(), request in arb_request(), response in arb_response()) {
         let limits = Limits::default();
-        prop_assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(gossip.clone()), &limits), Ok(gossip));
+        prop_assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(gossip.clone()), &limits), Ok(gossip.into()));
         prop_assert_eq!(SyncRequest::decode(&SyncRequest::encode_v1(request.clone()), &limits), Ok(request));
         prop_assert_eq!(SyncResponse::decode(&SyncResponse::encode_v1(response.clone()), &limits), Ok(response));
     }
@@ -709,8 +728,8 @@ proptest! {
     ) {
         accepted_exactly_within(
             &GossipMessage::encode_v1(gossip.clone()),
-            &gossip,
-            gossip_fits(&gossip, &limits),
+            &Gossip::from(gossip.clone()),
+            gossip_fits(&gossip.clone().into(), &limits),
             &limits,
             GossipMessage::decode,
         )?;
@@ -741,7 +760,7 @@ proptest! {
         let limits = Limits { max_heads_per_message: max, ..Limits::default() };
         let decoded = GossipMessage::decode(&GossipMessage::encode_v1(GossipV1::Heartbeat(heartbeat.clone())), &limits);
         if heartbeat.heads.len() <= max {
-            prop_assert_eq!(decoded, Ok(GossipV1::Heartbeat(heartbeat)));
+            prop_assert_eq!(decoded, Ok(Gossip::Heartbeat(heartbeat)));
         } else {
             prop_assert_eq!(decoded, Err(WireError::FieldTooLarge { field: "heartbeat.heads", len: heartbeat.heads.len(), max }));
         }

@@ -8,7 +8,7 @@
 pub mod gossip;
 pub mod sync;
 
-pub use gossip::{gossip_message_id, GossipMessage, GossipV1, Heartbeat};
+pub use gossip::{gossip_message_id, Gossip, GossipMessage, GossipV1, GossipV2, Heartbeat, SignedHeartbeat};
 pub use sync::{
     SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1,
 };

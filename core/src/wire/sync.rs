@@ -156,6 +156,22 @@ pub enum SyncErrorCode {
     NotMember,
 }
 
+impl SyncErrorCode {
+    /// A stable, machine-readable name.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::UnknownContext => "unknown_context",
+            Self::SnapshotRequired => "snapshot_required",
+            Self::GapTooLarge => "gap_too_large",
+            Self::SnapshotUnavailable => "snapshot_unavailable",
+            Self::Busy => "busy",
+            Self::BadRequest => "bad_request",
+            Self::StateTooLarge => "state_too_large",
+            Self::NotMember => "not_member",
+        }
+    }
+}
+
 const SYNC_VERSIONS: u8 = 1;
 
 impl SyncRequest {
@@ -222,7 +238,7 @@ mod tests {
         let mut factory = DeltaFactory::signed(ContextId::hash_of(b"c"), [9; 32]);
         let delta = factory.make(&[DeltaId::hash_of(b"p")], vec![1, 2, 3]);
         let gossip = GossipV1::Delta(delta.clone());
-        assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(gossip.clone()), &limits), Ok(gossip));
+        assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(gossip.clone()), &limits), Ok(gossip.into()));
         let heartbeat = GossipV1::Heartbeat(Heartbeat {
             context: delta.context,
             sender: crate::ids::PeerId::hash_of(b"s"),
@@ -231,7 +247,7 @@ mod tests {
             heads: vec![delta.id],
             applied_count: 4,
         });
-        assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(heartbeat.clone()), &limits), Ok(heartbeat));
+        assert_eq!(GossipMessage::decode(&GossipMessage::encode_v1(heartbeat.clone()), &limits), Ok(heartbeat.into()));
         let request = SyncRequestV1::DeltasSince {
             context: delta.context,
             known: vec![delta.id],

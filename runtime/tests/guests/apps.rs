@@ -107,7 +107,7 @@ fn handlers_run_exactly_once_across_restarts() {
     let mut a = Replica::new(1, &module);
     a.call::<_, String>("add", &"one".to_owned()).unwrap();
     let delta_bytes = a.outbox.remove(0);
-    let rhizome_core::wire::GossipV1::Delta(delta) =
+    let rhizome_core::wire::Gossip::Delta(delta) =
         rhizome_core::wire::GossipMessage::decode(&delta_bytes, &Default::default()).unwrap()
     else {
         panic!("a delta")

@@ -30,7 +30,7 @@ fn re_applying_a_delta_does_not_queue_its_handlers_again() {
     let module = module("todo");
     let mut a = Replica::new(1, &module);
     a.call::<_, String>("add", &"once".to_owned()).unwrap();
-    let rhizome_core::wire::GossipV1::Delta(delta) =
+    let rhizome_core::wire::Gossip::Delta(delta) =
         rhizome_core::wire::GossipMessage::decode(&a.outbox[0], &Default::default()).unwrap()
     else {
         panic!("a delta")

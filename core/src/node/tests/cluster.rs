@@ -70,6 +70,9 @@ fn a_fresh_node_catches_up_on_a_long_history_by_snapshot() {
         }
     }
     cluster.run_until_converged(MINUTE_MS).expect("writers converge");
+    // The writers announced their heads as they converged; a member announces again to a
+    // joiner (the attestation it needs to adopt a snapshot) once that interval has passed.
+    cluster.run_for_millis(crate::Config::default().min_sync_announce_interval_ms);
     let fresh = cluster.add_node();
     cluster.run_until_converged(2 * MINUTE_MS).expect("fresh node catches up");
     let metrics = cluster.node(fresh).metrics();

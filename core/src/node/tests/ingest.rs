@@ -356,7 +356,7 @@ fn a_rejoined_context_continues_the_heartbeat_sequence() {
     let sequence_of = |outputs: Vec<Output>| {
         outputs.into_iter().find_map(|output| match output {
             Output::Broadcast { bytes, .. } => match GossipMessage::decode(&bytes, &Default::default()) {
-                Ok(GossipV1::Heartbeat(heartbeat)) => Some(heartbeat.sequence),
+                Ok(crate::wire::Gossip::SignedHeartbeat(heartbeat)) => Some(heartbeat.heartbeat().sequence),
                 _ => None,
             },
             _ => None,

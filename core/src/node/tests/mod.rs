@@ -8,6 +8,7 @@ mod members;
 mod sealing;
 mod sync;
 mod timers;
+mod vouching;
 
 use crate::testing::TestNode;
 use crate::testing::{DeltaFactory, KvCounterApplier, KvOp};

@@ -49,7 +49,9 @@ fn an_idle_node_sends_a_distinct_heartbeat_every_time() {
     let sequences: Vec<u64> = beats
         .iter()
         .map(|bytes| match GossipMessage::decode(bytes, &Default::default()) {
-            Ok(GossipV1::Heartbeat(heartbeat)) => {
+            Ok(crate::wire::Gossip::SignedHeartbeat(signed)) => {
+                assert_eq!(signed.attestation.verify(), Ok(()));
+                let heartbeat = signed.heartbeat();
                 assert_eq!(heartbeat.sender, a.peer_id());
                 heartbeat.sequence
             }
@@ -63,7 +65,7 @@ fn an_idle_node_sends_a_distinct_heartbeat_every_time() {
     let later = run_timers(&mut restarted, T0.add_millis(200_000));
     let first = later.iter().find_map(|(_, output)| match output {
         Output::Broadcast { bytes, .. } => match GossipMessage::decode(bytes, &Default::default()) {
-            Ok(GossipV1::Heartbeat(heartbeat)) => Some(heartbeat.sequence),
+            Ok(crate::wire::Gossip::SignedHeartbeat(heartbeat)) => Some(heartbeat.heartbeat().sequence),
             _ => None,
         },
         _ => None,

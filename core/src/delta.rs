@@ -252,6 +252,11 @@ impl DeltaHeader {
     /// Every check of [`Self::verify_with`] but the signature's: shape, then the id.
     pub(crate) fn verify_unsigned(&self, limits: &Limits) -> Result<(), RejectReason> {
         check_header_shape(&self.parents, &self.kind, limits)?;
+        // A genesis or membership delta carries no payload; a header claiming one names a
+        // body that can never exist (a phantom a snapshot could list).
+        if !matches!(self.kind, DeltaKind::App) && self.payload_hash != payload_hash(&[]) {
+            return Err(RejectReason::MalformedKind);
+        }
         let recomputed =
             compute_id(&self.context, &self.author, &self.parents, &self.hlc, &self.kind, &self.payload_hash);
         if recomputed != self.id {
@@ -411,6 +416,10 @@ mod tests {
         let mut forged = header.clone();
         forged.payload_hash = payload_hash(b"other");
         assert_eq!(forged.verify_with(&Limits::default(), None), Err(RejectReason::IdMismatch));
+        let genesis = crate::testing::genesis_of(&key, [], 1);
+        let mut phantom = genesis.header();
+        phantom.payload_hash = payload_hash(b"a body no genesis has");
+        assert_eq!(phantom.verify_with(&Limits::default(), None), Err(RejectReason::MalformedKind));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct NodeMetrics {
     pub echoes_skipped: u64,
     /// Deltas refused, by reason.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Sync sessions not started because the peer is not a member (nor a bootstrap key while
+    /// this node is not one): a relayed delta or heartbeat does not make its sender a source.
+    pub syncs_refused_non_member: u64,
     /// Context keys learned (from membership deltas wrapped to this node, or an invitation).
     pub keys_learned: u64,
     /// Key wraps addressed to this node that did not open: their author handed it a key it

@@ -176,9 +176,15 @@ impl Node {
                     // measures the gap and takes a snapshot when it is long. The pending delta
                     // waits in the queue and applies once its parents arrive either way.
                     let fresh = self.replicas.get(&context).is_some_and(|replica| replica.dag.is_fresh());
+                    let source = match self.replicas.get(&context) {
+                        Some(replica) if replica.is_member_peer(&peer) => Some(peer),
+                        _ => self.choose_peer(&context, &[]),
+                    };
                     let caught_up_by_sync = fresh
                         && (self.session_running(&context)
-                            || self.start_sync(context, peer, SyncReason::FreshContext, SyncMode::Deltas));
+                            || source.is_some_and(|source| {
+                                self.start_sync(context, source, SyncReason::FreshContext, SyncMode::Deltas)
+                            }));
                     if !caught_up_by_sync {
                         self.fetch_parents(context, missing, Some(peer), Vec::new());
                     }

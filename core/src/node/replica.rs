@@ -102,10 +102,12 @@ impl Replica {
     }
 
     /// True if a delta by `author` could be valid here, now or once its parents arrive: a
-    /// member of some applied membership delta, or a bootstrap key. Anyone else is refused on
+    /// member of some applied membership delta, or a bootstrap key until the DAG names this
+    /// node a member (then the DAG says who writes). Anyone else is refused on
     /// arrival (a genesis excepted: it is checked against the context id).
     pub(crate) fn may_author(&self, author: &AuthorKey) -> bool {
-        self.dag.membership().ever_member(author) || self.bootstrap.contains(author)
+        self.dag.membership().ever_member(author)
+            || (self.bootstrap.contains(author) && !self.dag.members().contains(&self.own_key))
     }
 
     /// Peers in `candidates` whose last reported heads include a delta we neither applied nor

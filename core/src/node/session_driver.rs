@@ -38,6 +38,13 @@ impl Node {
         if self.session_running(&context) || !self.replicas.contains_key(&context) {
             return false;
         }
+        // The one door to a session: whatever asked for it (a relayed delta, a heartbeat, a
+        // connection), we sync only with a member, or a bootstrap key until we are one. An
+        // outsider that relays a member's delta to a fresh node must not become its source.
+        if !self.replicas.get(&context).is_some_and(|replica| replica.is_member_peer(&peer)) {
+            self.metrics.syncs_refused_non_member += 1;
+            return false;
+        }
         if self.sessions_running() >= self.config.limits.max_concurrent_syncs {
             self.metrics.syncs_deferred += 1;
             return false;

@@ -226,3 +226,27 @@ fn a_checkpoint_with_an_unsigned_head_or_a_non_members_delta_is_refused() {
     let rootless = vec![author(2).make(&[crate::DeltaId::hash_of(b"x")], vec![]).header()];
     assert!(dag.prepare_checkpoint(&rootless, &[rootless[0].id], &limits, None).is_err());
 }
+
+/// An outsider that relays a member's delta to a node that holds nothing yet does not become
+/// the node's sync source (it could then answer with a snapshot of its own making).
+#[test]
+fn an_outsider_relaying_a_members_delta_does_not_become_a_sync_source() {
+    let mut fresh = TestNode::new(Config::default(), key(3), 3, KvCounterApplier::default(), T0);
+    let join =
+        Input::Join { context: context(), genesis: None, bootstrap: vec![key(2).author_key()], keys: Vec::new() };
+    fresh.handle_input(T0, join);
+    drain(&mut fresh);
+    fresh.handle_input(T0, Input::PeerUp { peer: key(9).peer_id() });
+    drain(&mut fresh);
+    let relayed = author(2).make(&[], set("k", "v"));
+    fresh.handle_input(T0, Input::Gossip { from: key(9).peer_id(), bytes: gossip(&relayed) });
+    let outputs = drain(&mut fresh);
+    let asked: Vec<_> = requests(&outputs).into_iter().filter(|(to, ..)| *to == key(9).peer_id()).collect();
+    assert!(
+        asked
+            .iter()
+            .all(|(_, _, request)| !matches!(request, SyncRequestV1::Heads { .. } | SyncRequestV1::DeltasSince { .. })),
+        "{asked:?}"
+    );
+    assert!(fresh.sync_session(&context()).is_none(), "no session with the outsider");
+}

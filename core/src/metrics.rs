@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+/// Peers [`NodeMetrics::refusals_by_peer`] tracks at most.
+pub const MAX_REFUSING_PEERS_TRACKED: usize = 1_024;
+
 /// Node-wide counters, totals since the node was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeMetrics {
@@ -29,6 +32,10 @@ pub struct NodeMetrics {
     pub echoes_skipped: u64,
     /// Deltas refused, by reason.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Deltas and messages refused, by the peer that sent them: at most
+    /// [`MAX_REFUSING_PEERS_TRACKED`] peers; at the bound a new peer replaces the one with the
+    /// fewest refusals (so a persistent offender stays visible however many identities churn).
+    pub refusals_by_peer: BTreeMap<crate::ids::PeerId, u64>,
     /// Sync sessions not started because the peer is not a member (nor a bootstrap key while
     /// this node is not one): a relayed delta or heartbeat does not make its sender a source.
     pub syncs_refused_non_member: u64,
@@ -152,6 +159,17 @@ impl NodeMetrics {
         *self.rejected.entry(label).or_default() += 1;
     }
 
+    /// Counts one refusal of something `peer` sent.
+    pub(crate) fn count_refusal_from(&mut self, peer: crate::ids::PeerId) {
+        if !self.refusals_by_peer.contains_key(&peer) && self.refusals_by_peer.len() >= MAX_REFUSING_PEERS_TRACKED {
+            let fewest = self.refusals_by_peer.iter().min_by_key(|(id, count)| (**count, **id)).map(|(id, _)| *id);
+            if let Some(fewest) = fewest {
+                self.refusals_by_peer.remove(&fewest);
+            }
+        }
+        *self.refusals_by_peer.entry(peer).or_default() += 1;
+    }
+
     /// All decode errors.
     pub fn decode_errors_total(&self) -> u64 {
         self.decode_errors.values().sum()
@@ -160,5 +178,28 @@ impl NodeMetrics {
     /// All rejections.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn refusals_by_peer_keep_the_worst_offenders_at_the_bound() {
+        let mut metrics = NodeMetrics::default();
+        let peer = |n: u32| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&n.to_le_bytes());
+            crate::ids::PeerId::from_bytes(bytes)
+        };
+        for _ in 0..3 {
+            metrics.count_refusal_from(peer(u32::MAX));
+        }
+        for n in 0..(MAX_REFUSING_PEERS_TRACKED as u32 + 10) {
+            metrics.count_refusal_from(peer(n));
+        }
+        assert_eq!(metrics.refusals_by_peer.len(), MAX_REFUSING_PEERS_TRACKED);
+        assert_eq!(metrics.refusals_by_peer.get(&peer(u32::MAX)), Some(&3), "the persistent offender stays");
     }
 }

@@ -170,9 +170,11 @@ impl AuthorTable {
         self.points[slot].map(|_| slot)
     }
 
-    /// The point of a slot [`Self::slot`] handed out (so it decoded).
-    fn point(&self, slot: usize) -> EdwardsPoint {
-        self.points[slot].unwrap_or_default()
+    /// The point of a slot [`Self::slot`] handed out (so it decoded). `None` for any other
+    /// slot, which callers treat as a failed check: never the identity point, under which
+    /// anyone could satisfy the equation.
+    fn point(&self, slot: usize) -> Option<EdwardsPoint> {
+        self.points.get(slot).and_then(|point| point.ok())
     }
 }
 
@@ -187,7 +189,7 @@ fn settle(
 ) {
     let together = ready.len() > 1 && holds_together(authors, ready, items);
     for one in ready {
-        let holds = together || one.parts.holds_alone(&authors.point(one.author));
+        let holds = together || authors.point(one.author).is_some_and(|point| one.parts.holds_alone(&point));
         results[one.index] = if holds { Ok(()) } else { Err(SignatureError::Mismatch) };
         if let (true, Some(memo)) = (holds, memo) {
             let item = &items[one.index];
@@ -217,8 +219,9 @@ fn holds_together(authors: &AuthorTable, ready: &[Ready], items: &[SignedId<'_>]
     scalars.push(base);
     points.push(ED25519_BASEPOINT_POINT);
     for (slot, coefficient) in by_author {
+        let Some(point) = authors.point(slot) else { return false };
         scalars.push(-coefficient);
-        points.push(authors.point(slot));
+        points.push(point);
     }
     EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity()
 }

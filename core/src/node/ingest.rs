@@ -88,6 +88,7 @@ impl Node {
         }
         if let Err(reason) = self.check_remote(&delta, verified) {
             self.reject(reason);
+            self.metrics.count_refusal_from(from);
             return;
         }
         let context = delta.context;
@@ -194,6 +195,9 @@ impl Node {
             AddOutcome::Quarantined(_) => self.report_quarantined(context, delta.id),
             AddOutcome::Rejected(reason) => {
                 self.reject(reason);
+                if let Some(peer) = from {
+                    self.metrics.count_refusal_from(peer);
+                }
                 return true;
             }
         }
@@ -288,6 +292,7 @@ impl Node {
         };
         if !replica.is_member_peer(&from) {
             self.metrics.non_member_messages += 1;
+            self.metrics.count_refusal_from(from);
             if attestation.is_some() {
                 self.refuse_attestation(AttestationError::NotMember);
             }

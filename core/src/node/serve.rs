@@ -59,6 +59,7 @@ impl Node {
         };
         if self.replicas.get(&context).is_some_and(|replica| !replica.is_member_peer(&from)) {
             self.metrics.non_member_messages += 1;
+            self.metrics.count_refusal_from(from);
             return SyncResponseV1::Error(SyncErrorCode::NotMember).into();
         }
         let now = self.now;

@@ -75,6 +75,7 @@ fn a_write_sealed_under_an_old_epoch_after_a_rotation_is_refused() {
     deliver(&mut admin, 2, &stale);
     assert!(!admin.dag(&context()).unwrap().is_known(&stale.id));
     assert_eq!(admin.metrics().rejected.get("wrong_key_epoch"), Some(&1));
+    assert_eq!(admin.metrics().refusals_by_peer.get(&key(2).peer_id()), Some(&1), "counted against its sender");
 }
 
 /// An admin adds member 5 while another admin concurrently removes member 3 (rotating to a key

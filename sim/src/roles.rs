@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Who each node is. A node named nowhere is an honest genesis member.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Roles {
     /// Nodes outside the genesis that join the context's topic with it, write (refused
@@ -31,6 +31,18 @@ pub struct Roles {
 
 fn default_forge_every_s() -> f64 {
     0.5
+}
+
+// By hand: a derived default would forge every 0 s, which validation refuses.
+impl Default for Roles {
+    fn default() -> Self {
+        Self {
+            outsiders: Vec::new(),
+            byzantine: Vec::new(),
+            invited: Vec::new(),
+            forge_every_s: default_forge_every_s(),
+        }
+    }
 }
 
 impl Roles {

@@ -107,6 +107,8 @@ pub(crate) enum Command {
     Status { reply: Reply<NodeStatus> },
     CheckInvariants { depth: rhizome_core::InvariantDepth, reply: Reply<()> },
     Missing { context: ContextId, ids: Vec<DeltaId>, reply: Reply<Vec<DeltaId>> },
+    AppDeltasAfter { context: ContextId, after: DeltaId, reply: Reply<Vec<rhizome_core::DeltaRef>> },
+    ReadProbe { context: ContextId, deltas: Vec<rhizome_core::DeltaRef>, reply: Reply<ReadProbe> },
     Shutdown { reply: Reply<()> },
 }
 
@@ -216,10 +218,43 @@ impl NodeHandle {
         self.ask(|reply| Command::Missing { context, ids, reply }).await
     }
 
+    /// The applied application deltas (with bodies) whose causal past includes the membership
+    /// delta `after`: what was written once `after` was known. For the simulator's checks that a
+    /// removed member reads nothing written after its removal.
+    pub async fn app_deltas_after(
+        &self,
+        context: ContextId,
+        after: DeltaId,
+    ) -> Result<Vec<rhizome_core::DeltaRef>, ApiError> {
+        self.ask(|reply| Command::AppDeltasAfter { context, after, reply }).await
+    }
+
+    /// How many of `deltas`' payloads this node's keys for `context` open, and how many keys it
+    /// holds: what it could read of them. For the simulator's checks on outsiders and removed
+    /// members.
+    pub async fn read_probe(
+        &self,
+        context: ContextId,
+        deltas: Vec<rhizome_core::DeltaRef>,
+    ) -> Result<ReadProbe, ApiError> {
+        self.ask(|reply| Command::ReadProbe { context, deltas, reply }).await
+    }
+
     /// Finishes in-flight commits and stops the node loop.
     pub async fn shutdown(&self) -> Result<(), ApiError> {
         self.ask(|reply| Command::Shutdown { reply }).await
     }
+}
+
+/// What a node could read of some deltas ([`NodeHandle::read_probe`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadProbe {
+    /// Context keys it holds.
+    pub keys: usize,
+    /// Application deltas probed.
+    pub probed: usize,
+    /// Of them, those whose payload its keys open.
+    pub opened: usize,
 }
 
 /// How to join a context created elsewhere.

@@ -12,6 +12,7 @@
 pub mod disk;
 pub mod faults;
 pub(crate) mod link_toml;
+pub mod roles;
 pub mod scenario;
 pub mod swarm;
 

@@ -270,6 +270,13 @@ impl Net {
         SimTransport { index, net: self.clone(), inbox }
     }
 
+    /// Publishes `bytes` on `context`'s topic as node `from`, beside its node loop: how an
+    /// adversary gossips deltas its own core would never author. They travel as the node's
+    /// own gossip does.
+    pub(crate) fn inject_gossip(&self, from: usize, context: ContextId, bytes: Vec<u8>) {
+        self.publish(from, context, bytes);
+    }
+
     /// A node dies: its inbox goes, and its peers see it disconnect.
     pub(crate) fn detach(&self, index: usize) {
         let before = self.connections();

@@ -61,6 +61,18 @@ pub enum CheckName {
     /// Queues and buffers stayed within their limits.
     #[serde(rename = "bounded")]
     Bounded,
+    /// The admin made every scheduled membership change.
+    #[serde(rename = "membership")]
+    Membership,
+    /// Outsiders hold no key and open no payload.
+    #[serde(rename = "outsiders read nothing")]
+    OutsidersReadNothing,
+    /// A removed member opens nothing written after its removal.
+    #[serde(rename = "removed read nothing")]
+    RemovedReadNothing,
+    /// Every forged delta was refused by every honest node.
+    #[serde(rename = "forgeries refused")]
+    ForgeriesRefused,
 }
 
 impl CheckName {
@@ -74,6 +86,10 @@ impl CheckName {
             Self::NoLostWrites => "no lost writes",
             Self::HandlersExactlyOnce => "handlers exactly once",
             Self::Bounded => "bounded",
+            Self::Membership => "membership",
+            Self::OutsidersReadNothing => "outsiders read nothing",
+            Self::RemovedReadNothing => "removed read nothing",
+            Self::ForgeriesRefused => "forgeries refused",
         }
     }
 }

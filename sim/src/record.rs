@@ -201,7 +201,7 @@ impl rhizome_node::Observer for NodeObserver {
                 }
                 tracing.then(|| format!("local write {} B #{}", payload.len(), short(payload)))
             }
-            Input::Join { context, genesis, bootstrap } => {
+            Input::Join { context, genesis, bootstrap, keys: _ } => {
                 hasher.update(b"join").update(context.as_bytes());
                 if let Some(genesis) = genesis {
                     hasher.update(genesis.id.as_bytes());

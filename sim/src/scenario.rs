@@ -2,6 +2,7 @@
 //! The format is documented in docs/SCENARIOS.md.
 
 use crate::faults::{FaultKind, TimedFault};
+use crate::roles::{MemberEvent, Roles};
 use rhizome_core::link::LinkProfile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,6 +47,9 @@ pub struct Scenario {
     /// The fault schedule.
     #[serde(default)]
     pub faults: Vec<TimedFault>,
+    /// Membership changes the admin (node 0) makes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub membership: Vec<MemberEvent>,
     /// Which checks run.
     #[serde(default)]
     pub checks: Checks,
@@ -55,6 +59,13 @@ pub struct Scenario {
     /// Seeds that once found a bug: every sweep of this file runs them too, besides its range.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regression_seeds: Vec<u64>,
+    /// Byzantine members, outsiders and invited nodes (default: every node an honest member).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub roles: Roles,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// The gossip mesh model.
@@ -275,6 +286,16 @@ impl Scenario {
                 return invalid(format!("fault {} at {} s is outside 0..=duration_s", fault.label(), fault.at_s));
             }
             fault.kind.validate(total).or_else(invalid)?;
+        }
+        self.roles.validate(total).or_else(invalid)?;
+        for event in &self.membership {
+            if event.at_s < 0.0 || event.at_s > self.duration_s || event.node == 0 || event.node >= total {
+                return invalid(format!(
+                    "{} at {} s: node must be 1..{total}, time within 0..=duration_s",
+                    event.label(),
+                    event.at_s
+                ));
+            }
         }
         Ok(())
     }

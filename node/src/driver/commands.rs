@@ -66,6 +66,12 @@ impl<T: Transport> NodeTask<T> {
                 };
                 let _ = reply.send(result);
             }
+            Command::AppDeltasAfter { context, after, reply } => {
+                let _ = reply.send(self.app_deltas_after(&context, &after));
+            }
+            Command::ReadProbe { context, deltas, reply } => {
+                let _ = reply.send(self.read_probe(&context, &deltas));
+            }
             Command::Shutdown { reply } => {
                 self.ack(reply, Ok(()));
                 return true;

@@ -8,6 +8,7 @@ mod commands;
 mod commit;
 mod config;
 mod handlers;
+mod inspect;
 mod persist;
 
 pub use config::NodeConfig;

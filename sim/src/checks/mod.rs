@@ -1,6 +1,7 @@
 //! The invariants a run must keep. A failure names the node, the context and, where there is
 //! one, the first divergent or missing delta.
 
+pub(crate) mod adversaries;
 mod bounded;
 
 pub(crate) use bounded::QueueBounds;

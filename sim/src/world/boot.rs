@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Unix time the simulated clocks start at (HLCs look like real ones).
-const EPOCH_MS: u64 = 1_700_000_000_000;
+pub(super) const EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// Node time, both clocks from virtual time: monotonic is simulated time since the start (on
 /// the same epoch as the wall clock, so the two agree until a skew); the wall clock adds the

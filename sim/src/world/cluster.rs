@@ -78,6 +78,8 @@ pub(super) struct Cluster {
     rng: ChaCha8Rng,
     /// The default profile's loss, which the liveness phase restores.
     default_loss: Probability,
+    /// Who is honest, byzantine, an outsider or invited.
+    pub(super) roles: crate::roles::Roles,
 }
 
 impl Cluster {
@@ -96,11 +98,25 @@ impl Cluster {
         let module = setup::app_module(scenario.workload.app)?;
         let host = WasmHost::new(&EngineOptions::default()).map_err(|error| error.to_string())?;
         let app = AppId(*blake3::hash(&module).as_bytes());
+        // Outsiders and invited nodes are left out: they are not members until an admin adds them.
+        let in_genesis: Vec<&Keypair> = keypairs
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| scenario.roles.in_genesis(*index))
+            .map(|(_, k)| k)
+            .collect();
         let members =
-            keypairs.iter().skip(1).map(|keypair| (keypair.author_key(), rhizome_core::Role::Member)).collect();
+            in_genesis.iter().skip(1).map(|keypair| (keypair.author_key(), rhizome_core::Role::Member)).collect();
         let nonce = rhizome_node::genesis_nonce(&app, &[0; 16]);
+        let mut recipients: Vec<_> = in_genesis.iter().map(|keypair| keypair.author_key()).collect();
+        recipients.sort_unstable();
+        // The epoch-0 key, drawn from the seed as every node key is, so a seed's run is the same.
+        let entropy = *blake3::hash(&seed.to_le_bytes()).as_bytes();
+        let key = rhizome_core::seal::genesis_key(&keypairs[0], &entropy, &nonce, &recipients);
         let genesis =
-            Arc::new(rhizome_core::CausalDelta::genesis(&keypairs[0], rhizome_core::Hlc::default(), nonce, members));
+            rhizome_core::CausalDelta::genesis(&keypairs[0], rhizome_core::Hlc::default(), nonce, members, &key)
+                .map_err(|error| format!("making the genesis: {error}"))?;
+        let genesis = Arc::new(genesis);
         let context = genesis.context;
         let shared = Shared {
             net,
@@ -134,6 +150,7 @@ impl Cluster {
             booted: 0,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x0077_6f72_6c64),
             default_loss: scenario.profile(DEFAULT_PROFILE).loss,
+            roles: scenario.roles.clone(),
         })
     }
 
@@ -157,6 +174,16 @@ impl Cluster {
             .filter(|(_, slot)| slot.up)
             .filter_map(|(index, slot)| slot.handle().map(|handle| (index, handle)))
             .collect()
+    }
+
+    /// Live honest nodes: those the convergence and lost-write checks judge.
+    pub(super) fn honest_live(&self) -> Vec<(usize, NodeHandle)> {
+        self.live().into_iter().filter(|(index, _)| self.roles.is_honest(*index)).collect()
+    }
+
+    /// A slot's key (the adversary tasks sign with it).
+    pub(super) fn keypair(&self, index: usize) -> &Keypair {
+        &self.slots[index].keypair
     }
 
     /// What nodes failed to open, start or keep running.

@@ -48,10 +48,15 @@ pub(super) async fn run_liveness(
                 *entry = (Some(state.clone()), now);
             }
         }
-        let all_up = cluster.slots.iter().filter(|slot| slot.up).count();
-        let agree = states.len() == all_up
-            && states.values().all(|state| Some(state) == states.values().next())
-            && states.values().all(|state| state.2 == 0);
+        // Only honest nodes must agree: an outsider or a removed member cannot open what the
+        // members write, so its state stays behind on purpose.
+        let honest_up =
+            cluster.slots.iter().enumerate().filter(|(index, slot)| slot.up && cluster.roles.is_honest(*index));
+        let honest: Vec<&Fingerprint> =
+            states.iter().filter(|(index, _)| cluster.roles.is_honest(**index)).map(|(_, state)| state).collect();
+        let agree = honest.len() == honest_up.count()
+            && honest.iter().all(|state| Some(*state) == honest.first().copied())
+            && honest.iter().all(|state| state.2 == 0);
         if agree {
             converged_at = Some(now - liveness_start);
             break;

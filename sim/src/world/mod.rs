@@ -2,9 +2,11 @@
 //! run the workload and the fault schedule, lift the faults and wait for agreement, check
 //! the invariants, and gather the outcome.
 
+mod adversary;
 mod boot;
 mod cluster;
 mod liveness;
+mod members;
 mod sampler;
 mod schedule;
 mod setup;
@@ -15,6 +17,7 @@ use crate::figures::{figures, RunTotals};
 use crate::outcome::{CheckName, RunOutcome};
 use crate::record::SharedRecorder;
 use crate::scenario::Scenario;
+use adversary::Adversaries;
 use cluster::Cluster;
 use liveness::{run_liveness, Liveness};
 use sampler::Sampler;
@@ -31,12 +34,13 @@ pub(crate) async fn run(scenario: Scenario, seed: u64, trace: bool) -> RunOutcom
     };
     cluster.boot_initial(scenario.nodes);
     let workload = Workload::spawn(&scenario, seed, &cluster.handle_slots(), cluster.shared.context, start, &recorder);
+    let adversaries = Adversaries::spawn(&cluster, seed, &recorder);
     let limits = cluster.shared.config.core.limits.clone();
     let mut sampler = Sampler::new(cluster.shared.context, start, &recorder, limits);
-    let mut log = run_faults(&scenario, &mut cluster, &workload, &mut sampler, &recorder).await;
+    let mut log = run_faults(&scenario, &mut cluster, &workload, &adversaries, &mut sampler, &recorder).await;
     let liveness = run_liveness(&scenario, &mut cluster, &mut log, &mut sampler, &recorder).await;
     let ended = Ended { log, liveness, bounds: sampler.bounds };
-    finish(&scenario, &cluster, &workload, ended, &recorder).await
+    finish(&scenario, &cluster, &workload, &adversaries, ended, &recorder).await
 }
 
 /// What the phases found.
@@ -51,6 +55,7 @@ async fn finish(
     scenario: &Scenario,
     cluster: &Cluster,
     workload: &Workload,
+    adversaries: &Adversaries,
     ended: Ended,
     recorder: &SharedRecorder,
 ) -> RunOutcome {
@@ -58,9 +63,10 @@ async fn finish(
     if let Some(breach) = recorder.lock().pending_breach.take() {
         bounds.note_breach(breach);
     }
-    let acks = workload.acks();
-    let live = cluster.live();
-    let check_results = checks::evaluate(checks::Inputs {
+    // The honest nodes are judged; the adversaries' own writes may rightly be refused.
+    let acks: Vec<_> = workload.acks().into_iter().filter(|ack| cluster.roles.is_honest(ack.node)).collect();
+    let live = cluster.honest_live();
+    let mut check_results = checks::evaluate(checks::Inputs {
         scenario,
         context: cluster.shared.context,
         live: &live,
@@ -71,6 +77,27 @@ async fn finish(
         limits: &cluster.shared.config.core.limits,
     })
     .await;
+    if scenario.roles.forgers().next().is_some() || !scenario.membership.is_empty() {
+        let everyone: Vec<_> = cluster.live();
+        check_results.extend(
+            checks::adversaries::evaluate(checks::adversaries::Inputs {
+                context: cluster.shared.context,
+                genesis: cluster.shared.genesis.id,
+                roles: &scenario.roles,
+                honest: &live,
+                everyone: &everyone,
+                adversary_acks: &workload
+                    .acks()
+                    .into_iter()
+                    .filter(|ack| !cluster.roles.is_honest(ack.node))
+                    .collect::<Vec<_>>(),
+                forged: &adversaries.forged(),
+                removals: &adversaries.removals(),
+                events: &adversaries.events(),
+            })
+            .await,
+        );
+    }
     let network = cluster.shared.net.stats();
     let figures = figures(RunTotals {
         recorder,

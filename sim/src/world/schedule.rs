@@ -2,6 +2,7 @@
 //! workload writes, applying each fault at its time, stopping writes at `stop_s` and sampling
 //! every node every [`SAMPLE_EVERY`].
 
+use super::adversary::Adversaries;
 use super::cluster::Cluster;
 use super::sampler::Sampler;
 use super::workload::Workload;
@@ -28,6 +29,7 @@ pub(super) async fn run_faults(
     scenario: &Scenario,
     cluster: &mut Cluster,
     workload: &Workload,
+    adversaries: &Adversaries,
     sampler: &mut Sampler,
     recorder: &SharedRecorder,
 ) -> FaultLog {
@@ -37,6 +39,10 @@ pub(super) async fn run_faults(
     let mut log = FaultLog::default();
     let mut next_sample = Duration::ZERO;
     let mut fault_iter = faults.into_iter().peekable();
+    let mut events = scenario.membership.clone();
+    events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    let mut event_iter = events.into_iter().peekable();
+    let event_due = |event: &crate::roles::MemberEvent| Duration::from_secs_f64(event.at_s);
     let due = |fault: &TimedFault| Duration::from_secs_f64(fault.at_s);
     let duration = Duration::from_secs_f64(scenario.duration_s);
     let writes_stop = Duration::from_secs_f64(scenario.writes_stop_s());
@@ -44,6 +50,9 @@ pub(super) async fn run_faults(
         let now = start.elapsed();
         let mut wake = next_sample.min(duration);
         if let Some(at) = fault_iter.peek().map(due) {
+            wake = wake.min(at);
+        }
+        if let Some(at) = event_iter.peek().map(event_due) {
             wake = wake.min(at);
         }
         if !workload.stopped() {
@@ -62,14 +71,20 @@ pub(super) async fn run_faults(
             fault.kind.apply(cluster);
             log.cuts.observe(now, cluster.shared.net.is_cut());
         }
+        // After the faults due at the same instant, so a change "during a partition" is one.
+        while let Some(event) = event_iter.next_if(|event| event_due(event) <= now) {
+            log.applied.push((now.as_secs_f64(), event.label()));
+            super::members::apply(&event, cluster, adversaries, recorder).await;
+        }
         if now >= next_sample {
             sampler.sample(&cluster.slots).await;
             next_sample = now + SAMPLE_EVERY;
         }
-        if now >= duration && fault_iter.peek().is_none() {
+        if now >= duration && fault_iter.peek().is_none() && event_iter.peek().is_none() {
             break;
         }
     }
     workload.stop();
+    adversaries.stop();
     log
 }

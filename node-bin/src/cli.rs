@@ -172,25 +172,59 @@ pub enum ContextCommand {
         #[command(flatten)]
         client: ClientFlags,
     },
-    /// Adds members; prints the invitation they join with.
+    /// Adds a member and prints the signed invitation token its node joins with.
     Invite {
         /// The context (hex).
         context: String,
-        /// The invitee's key (hex, repeatable; `rhizomed status` prints a node's key).
+        /// The invitee's key (hex; `rhizomed status` prints a node's `author_key`). Only the
+        /// node holding this key can use the token.
+        #[arg(long)]
+        key: String,
+        /// The role the invitee gets: member or admin.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// How long the token may be accepted: a number with s, m, h or d (e.g. 90m, 24h).
+        #[arg(long, default_value = "24h")]
+        expires_in: String,
+        /// Where the node is.
+        #[command(flatten)]
+        client: ClientFlags,
+    },
+    /// Removes members (their later writes are refused; the context key rotates past them).
+    Remove {
+        /// The context (hex).
+        context: String,
+        /// A member's key (hex, repeatable).
         #[arg(long = "key", required = true)]
         keys: Vec<String>,
         /// Where the node is.
         #[command(flatten)]
         client: ClientFlags,
     },
-    /// Joins a context with an invitation (JSON text, @file, or - for stdin).
+    /// Joins a context with an invitation token (the text, @file, or - for stdin).
     Join {
-        /// The invitation.
+        /// The token (`rhz-invite-2:...`).
         invitation: String,
         /// Where the node is.
         #[command(flatten)]
         client: ClientFlags,
     },
+}
+
+/// Seconds in a duration written as a number and a unit: `s`, `m`, `h` or `d` (`90m`, `24h`).
+pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} does not start with a number"))?;
+    let unit_secs = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use s, m, h or d")),
+    };
+    number.checked_mul(unit_secs).ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// `rhizomed call|query CONTEXT METHOD [ARGS]`

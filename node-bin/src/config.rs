@@ -173,6 +173,9 @@ pub struct NodeSettings {
     pub db_cache_mib: usize,
     /// How often each context's root and heads are broadcast, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// Invitation ids remembered as used (the replay store). At the bound, ids of expired
+    /// tokens are forgotten; if none has expired, joining by invitation is refused.
+    pub max_used_invitations: usize,
 }
 
 /// The default page cache: enough for the hot pages of many contexts, small next to the DAGs.
@@ -190,6 +193,7 @@ impl Default for NodeSettings {
             max_calls_per_delta: node.max_calls_per_delta,
             db_cache_mib: DEFAULT_DB_CACHE_MIB,
             heartbeat_interval_ms: node.core.heartbeat_interval_ms,
+            max_used_invitations: node.max_used_invitations,
         }
     }
 }
@@ -201,6 +205,7 @@ impl NodeSettings {
             max_non_durable_ms: self.max_non_durable_ms,
             subscriber_queue_events: self.subscriber_queue_events,
             max_calls_per_delta: self.max_calls_per_delta.max(1),
+            max_used_invitations: self.max_used_invitations.max(1),
             ..rhizome_node::NodeConfig::default()
         };
         config.core.heartbeat_interval_ms = self.heartbeat_interval_ms.max(1);

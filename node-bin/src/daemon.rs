@@ -96,6 +96,17 @@ impl PeerDirectory for NetPeers {
                 .collect()
         })
     }
+
+    fn listen_addrs(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move { self.0.listen_addrs().await.iter().map(ToString::to_string).collect() })
+    }
+
+    fn dial<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let address = address.parse().map_err(|error| format!("not a multiaddr: {error}"))?;
+            self.0.dial(address).await.map_err(|error| error.to_string())
+        })
+    }
 }
 
 /// Creates the data directory, the identity and the API token, or opens what is there.

@@ -149,7 +149,7 @@ fn call_params(args: &CallArgs) -> anyhow::Result<Value> {
     Ok(params)
 }
 
-fn read_invitation(text: &str) -> anyhow::Result<Value> {
+fn read_invitation(text: &str) -> anyhow::Result<String> {
     let raw = if text == "-" {
         let mut input = String::new();
         std::io::stdin().read_to_string(&mut input)?;
@@ -159,9 +159,14 @@ fn read_invitation(text: &str) -> anyhow::Result<Value> {
     } else {
         text.to_owned()
     };
-    let value: Value =
-        serde_json::from_str(&raw).map_err(|error| anyhow::anyhow!("the invitation is not JSON: {error}"))?;
-    Ok(value.get("invitation").cloned().unwrap_or(value))
+    // The invite command prints JSON with the token in `invitation`; that whole answer works too.
+    match serde_json::from_str::<Value>(&raw) {
+        Ok(value) => match value.get("invitation").and_then(Value::as_str) {
+            Some(token) => Ok(token.to_owned()),
+            None => anyhow::bail!("the JSON has no \"invitation\" token"),
+        },
+        Err(_) => Ok(raw.trim().to_owned()),
+    }
 }
 
 fn client_command(command: Command) -> anyhow::Result<()> {
@@ -179,8 +184,14 @@ fn client_command(command: Command) -> anyhow::Result<()> {
         Command::Context(ContextCommand::Members { context, client: flags }) => {
             client(&flags).get(&format!("/admin/contexts/{context}/members"))
         }
-        Command::Context(ContextCommand::Invite { context, keys, client: flags }) => {
-            client(&flags).post_json(&format!("/admin/contexts/{context}/invite"), &json!({"keys": keys}))
+        Command::Context(ContextCommand::Invite { context, key, role, expires_in, client: flags }) => {
+            let expires_in_secs = rhizomed::cli::parse_duration_secs(&expires_in)
+                .map_err(|error| anyhow::anyhow!("--expires-in: {error}"))?;
+            let body = json!({"key": key, "role": role, "expires_in_secs": expires_in_secs});
+            client(&flags).post_json(&format!("/admin/contexts/{context}/invite"), &body)
+        }
+        Command::Context(ContextCommand::Remove { context, keys, client: flags }) => {
+            client(&flags).post_json(&format!("/admin/contexts/{context}/remove"), &json!({"keys": keys}))
         }
         Command::Context(ContextCommand::Join { invitation, client: flags }) => {
             let invitation = read_invitation(&invitation)?;

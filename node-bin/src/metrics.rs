@@ -44,6 +44,10 @@ pub struct Metrics {
     connection_limit_reached: Counter,
     ws_clients: Gauge,
     ws_dropped_slow: Counter,
+    invitations_issued: Counter,
+    invitations_accepted: Counter,
+    /// By the core's `InvitationError::label`: a stable, small set of values.
+    invitations_refused: Family<[(&'static str, &'static str); 1], Counter>,
     node: Arc<NodeCollector>,
     /// Held from setting the collector's detail to the end of encoding, so a concurrent scrape
     /// with the other detail cannot render in between.
@@ -92,6 +96,20 @@ impl Metrics {
             "WebSocket clients closed because they fell behind",
             ws_dropped_slow.clone(),
         );
+        let invitations_issued = Counter::default();
+        registry.register("rhizome_invitations_issued", "Invitation tokens issued", invitations_issued.clone());
+        let invitations_accepted = Counter::default();
+        registry.register(
+            "rhizome_invitations_accepted",
+            "Invitation tokens this node joined with",
+            invitations_accepted.clone(),
+        );
+        let invitations_refused = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register(
+            "rhizome_invitations_refused",
+            "Invitation tokens refused, by reason (forged, expired, replayed, wrong_invitee, malformed...)",
+            invitations_refused.clone(),
+        );
         let node = Arc::new(NodeCollector::default());
         registry.register_collector(Box::new(node.clone()));
         Self {
@@ -102,6 +120,9 @@ impl Metrics {
             connection_limit_reached,
             ws_clients,
             ws_dropped_slow,
+            invitations_issued,
+            invitations_accepted,
+            invitations_refused,
             node,
             render_lock: Mutex::new(()),
         }
@@ -149,6 +170,26 @@ impl Metrics {
     /// WebSocket clients closed for falling behind, so far.
     pub fn ws_dropped_slow(&self) -> u64 {
         self.ws_dropped_slow.get()
+    }
+
+    /// Counts an invitation token issued.
+    pub fn count_invitation_issued(&self) {
+        self.invitations_issued.inc();
+    }
+
+    /// Counts an invitation token joined with.
+    pub fn count_invitation_accepted(&self) {
+        self.invitations_accepted.inc();
+    }
+
+    /// Counts an invitation token refused for `reason` (an `InvitationError::label`).
+    pub fn count_invitation_refused(&self, reason: &'static str) {
+        self.invitations_refused.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// Invitation tokens refused for `reason`, so far.
+    pub fn invitations_refused(&self, reason: &'static str) -> u64 {
+        self.invitations_refused.get_or_create(&[("reason", reason)]).get()
     }
 
     /// Requests refused by the rate limiter, so far.

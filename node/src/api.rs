@@ -3,7 +3,8 @@
 //! that makes its effect durable.
 
 use crate::events::Subscription;
-use rhizome_core::{AuthorKey, ContextId, DeltaId, MemberOp, NodeMetrics, PeerId, RootHash};
+use rhizome_core::seal::{InvitationError, SignedInvitation};
+use rhizome_core::{AuthorKey, ContextId, DeltaId, MemberOp, NodeMetrics, PeerId, Role, RootHash};
 use rhizome_runtime::{AppId, CallError, RuntimeMetrics};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +29,18 @@ pub enum ApiError {
     /// The core refused (not a member, limits...).
     #[error("refused: {0}")]
     Refused(String),
+    /// An invitation was refused: [`InvitationError::label`] names why (forged, expired,
+    /// replayed, addressed to another key, malformed...).
+    #[error("invitation refused: {0}")]
+    Invitation(InvitationError),
+    /// The store of used invitation ids is at [`crate::NodeConfig::max_used_invitations`] with
+    /// none of them expired: joining by another invitation would mean forgetting an id that can
+    /// still be replayed.
+    #[error("{max} used invitations are remembered and none has expired yet; try again later")]
+    UsedInvitationsFull {
+        /// The bound.
+        max: usize,
+    },
     /// The node stopped (shut down, or its storage failed) before answering.
     #[error("the node is not running")]
     Stopped,
@@ -100,6 +113,8 @@ pub(crate) enum Command {
     JoinContext { context: ContextId, app: AppId, join: JoinWith, reply: Reply<()> },
     ChangeMembers { context: ContextId, ops: Vec<MemberOp>, reply: Reply<DeltaId> },
     AddMembers { context: ContextId, keys: Vec<AuthorKey>, reply: Reply<Vec<AuthorKey>> },
+    Invite { context: ContextId, offer: InviteOffer, reply: Reply<Invited> },
+    JoinByInvitation { invitation: Box<SignedInvitation>, reply: Reply<InvitationJoined> },
     Apps { reply: Reply<Vec<AppId>> },
     Call { context: ContextId, method: String, input: Vec<u8>, reply: Reply<CallReply> },
     Query { context: ContextId, method: String, input: Vec<u8>, reply: Reply<Vec<u8>> },
@@ -181,6 +196,21 @@ impl NodeHandle {
         self.ask(|reply| Command::AddMembers { context, keys, reply }).await
     }
 
+    /// Invites `offer.invitee`: adds it with `offer.role` (one membership delta, in one step of
+    /// the loop, as [`Self::add_members`]; nothing if it already has that role), then issues a
+    /// token signed by this node carrying the context key a write on the current heads is
+    /// sealed under, wrapped to the invitee. Durable when this returns.
+    pub async fn invite(&self, context: ContextId, offer: InviteOffer) -> Result<Invited, ApiError> {
+        self.ask(|reply| Command::Invite { context, offer, reply }).await
+    }
+
+    /// Accepts an invitation addressed to this node (checked at the node clock's wall time,
+    /// against the ids already joined with) and joins its context: syncing with the inviter,
+    /// with the key it carries. The id is recorded as used in the join's commit.
+    pub async fn join_by_invitation(&self, invitation: SignedInvitation) -> Result<InvitationJoined, ApiError> {
+        self.ask(|reply| Command::JoinByInvitation { invitation: Box::new(invitation), reply }).await
+    }
+
     /// The installed apps, in id order.
     pub async fn apps(&self) -> Result<Vec<AppId>, ApiError> {
         self.ask(|reply| Command::Apps { reply }).await
@@ -255,6 +285,46 @@ pub struct ReadProbe {
     pub probed: usize,
     /// Of them, those whose payload its keys open.
     pub opened: usize,
+}
+
+/// What an invitation offers, besides what the node fills in (context, app, key, expiry).
+#[derive(Debug, Clone)]
+pub struct InviteOffer {
+    /// The only key that can accept it.
+    pub invitee: AuthorKey,
+    /// The role the invitee is added with.
+    pub role: Role,
+    /// Names the invitation, for the invitee's replay store: the embedder draws it at random
+    /// (the node loop has no randomness of its own that a simulation would not repeat).
+    pub invitation_id: [u8; 16],
+    /// How long the token may be accepted, from the node clock's wall time, in milliseconds.
+    pub ttl_ms: u64,
+    /// Where the invitee can reach this node (multiaddrs ending in `/p2p/<id>`).
+    pub bootstrap: Vec<String>,
+}
+
+/// An issued invitation.
+#[derive(Debug, Clone)]
+pub struct Invited {
+    /// The token.
+    pub invitation: SignedInvitation,
+    /// The context's members after the invitee was added, sorted.
+    pub members: Vec<AuthorKey>,
+}
+
+/// What joining by an invitation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationJoined {
+    /// The context joined.
+    pub context: ContextId,
+    /// Its app.
+    pub app: AppId,
+    /// Who invited (the node synced with first).
+    pub inviter: AuthorKey,
+    /// The role the token names.
+    pub role: Role,
+    /// The addresses the token carries, for the embedder to dial.
+    pub bootstrap: Vec<String>,
 }
 
 /// How to join a context created elsewhere.

@@ -10,7 +10,10 @@ pub mod observer;
 pub mod store;
 pub mod transport;
 
-pub use api::{genesis_nonce, ApiError, CallReply, ContextStatus, JoinWith, NodeHandle, NodeStatus, ReadProbe};
+pub use api::{
+    genesis_nonce, ApiError, CallReply, ContextStatus, InvitationJoined, InviteOffer, Invited, JoinWith, NodeHandle,
+    NodeStatus, ReadProbe,
+};
 pub use clock::Clock;
 pub use driver::{
     start, AppRuntime, CoreNode, DriverMetrics, NodeConfig, NodeFailure, NodeParts, NodeTask, RestoreFailure,

@@ -233,8 +233,17 @@ pub fn start_cluster(scratch: &Scratch, count: usize, env: &[(&str, &str)]) -> a
     Ok(nodes)
 }
 
-/// Installs kv-store everywhere, creates a context on the first node, invites the others and
-/// has them join. Returns the context id.
+/// Invites `invitee` to `context` on `inviter` and has it join with the token. Returns the
+/// join's answer.
+pub fn invite_and_join(inviter: &NodeProcess, invitee: &NodeProcess, context: &str) -> anyhow::Result<Value> {
+    let invited =
+        inviter.api.post_json(&format!("/admin/contexts/{context}/invite"), &json!({"key": invitee.info.peer_id}))?;
+    let token = string_field(&invited, "invitation")?;
+    Ok(invitee.api.post_json("/admin/contexts/join", &json!({ "invitation": token }))?)
+}
+
+/// Installs kv-store everywhere, creates a context on the first node, invites the others (a
+/// token each) and has them join. Returns the context id.
 pub fn shared_context(nodes: &[NodeProcess]) -> anyhow::Result<String> {
     let app = nodes[0].install_kv_store()?;
     for node in &nodes[1..] {
@@ -242,11 +251,8 @@ pub fn shared_context(nodes: &[NodeProcess]) -> anyhow::Result<String> {
     }
     let created = nodes[0].api.post_json("/admin/contexts", &json!({"app": app}))?;
     let context = string_field(&created, "context")?;
-    let keys: Vec<String> = nodes[1..].iter().map(|node| node.info.peer_id.clone()).collect();
-    let invited = nodes[0].api.post_json(&format!("/admin/contexts/{context}/invite"), &json!({"keys": keys}))?;
-    let invitation = invited.get("invitation").cloned().context("invite answer has an invitation")?;
     for node in &nodes[1..] {
-        node.api.post_json("/admin/contexts/join", &json!({"invitation": invitation}))?;
+        invite_and_join(&nodes[0], node, &context)?;
     }
     Ok(context)
 }

@@ -114,18 +114,12 @@ pub(crate) fn run(rest: &[std::ffi::OsString]) -> Result<std::process::ExitCode>
     }
     let first = &data_dirs[0].0;
     let context = text(&cli(first, &["context", "create", "--app", &app])?, "context")?;
-    if nodes > 1 {
-        let mut invite = vec!["context".to_owned(), "invite".to_owned(), context.clone()];
-        for (_, info) in &data_dirs[1..] {
-            invite.push("--key".to_owned());
-            invite.push(text(info, "peer_id")?);
-        }
-        let invite: Vec<&str> = invite.iter().map(String::as_str).collect();
-        let invitation = cli(first, &invite)?;
-        let invitation = invitation.get("invitation").cloned().context("invite printed no invitation")?.to_string();
-        for (data_dir, _) in &data_dirs[1..] {
-            cli(data_dir, &["context", "join", &invitation])?;
-        }
+    // A signed token per node, addressed to its key, joined with as a user would.
+    for (data_dir, info) in &data_dirs[1..] {
+        let key = text(info, "peer_id")?;
+        let invited = cli(first, &["context", "invite", &context, "--key", &key, "--expires-in", "1h"])?;
+        let token = text(&invited, "invitation")?;
+        cli(data_dir, &["context", "join", &token])?;
     }
 
     let shown_binary = binary.strip_prefix(&root).unwrap_or(&binary).display().to_string();

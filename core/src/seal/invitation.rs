@@ -4,7 +4,7 @@
 //! Encoding (borsh, fixed-width fields little-endian):
 //!
 //! ```text
-//! version u8 | context [u8; 32] | inviter [u8; 32] | invitee [u8; 32] | role u8
+//! version u8 | context [u8; 32] | app [u8; 32] | inviter [u8; 32] | invitee [u8; 32] | role u8
 //! | invitation_id [u8; 16] | expires_at_ms u64
 //! | bootstrap: count u32, then per address: length u32 | UTF-8 bytes
 //! | wrapped_key (see crate::seal::WrappedKey, 108 bytes) | signature [u8; 64]
@@ -22,7 +22,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::VerifyingKey;
 
 /// The only invitation format this build reads and writes.
-pub const INVITATION_VERSION: u8 = 1;
+pub const INVITATION_VERSION: u8 = 2;
 /// Bootstrap addresses one invitation may carry.
 pub const MAX_BOOTSTRAP_ADDRESSES: usize = 8;
 /// Bytes one bootstrap address may take.
@@ -30,14 +30,14 @@ pub const MAX_BOOTSTRAP_ADDRESS_BYTES: usize = 256;
 /// Bytes an encoded invitation may take; the largest valid one fits (checked at compile time).
 pub const MAX_INVITATION_BYTES: usize = 4096;
 /// What every invitation's text form starts with; the digit is [`INVITATION_VERSION`].
-pub const TEXT_PREFIX: &str = "rhz-invite-1:";
+pub const TEXT_PREFIX: &str = "rhz-invite-2:";
 /// Bytes an invitation's text form may take: the prefix and the hex of the largest encoding.
 pub const MAX_INVITATION_TEXT_BYTES: usize = TEXT_PREFIX.len() + 2 * MAX_INVITATION_BYTES;
 
 /// The text prefix of every version, to tell a newer invitation from a string that is none.
 const TEXT_FAMILY: &str = "rhz-invite-";
 const LARGEST_ENCODING: usize = 1
-    + 3 * 32
+    + 4 * 32
     + 1
     + 16
     + 8
@@ -58,6 +58,9 @@ const SIGNATURE_DOMAIN: &[u8] = b"rhizome 2026-11 invitation signature v1";
 pub struct InvitationTerms {
     /// The context the invitee is invited to.
     pub context: ContextId,
+    /// The context's app, opaque here (the runtime's app id): the joiner must run the same
+    /// module, and the context id alone does not name it.
+    pub app: [u8; 32],
     /// The only key that can accept the invitation.
     pub invitee: AuthorKey,
     /// The role the invitee gets.
@@ -78,6 +81,8 @@ pub struct Invitation {
     pub version: u8,
     /// The context invited to.
     pub context: ContextId,
+    /// The context's app (opaque: the runtime's app id).
+    pub app: [u8; 32],
     /// Who signed it and wrapped the key.
     pub inviter: AuthorKey,
     /// The only key that can accept it.
@@ -108,6 +113,8 @@ pub struct SignedInvitation {
 pub struct AcceptedInvitation {
     /// The context joined.
     pub context: ContextId,
+    /// The context's app (opaque: the runtime's app id).
+    pub app: [u8; 32],
     /// Who invited.
     pub inviter: AuthorKey,
     /// The role granted.
@@ -199,6 +206,7 @@ impl Invitation {
         let invitation = Self {
             version: INVITATION_VERSION,
             context: terms.context,
+            app: terms.app,
             inviter: inviter.author_key(),
             invitee: terms.invitee,
             role: terms.role,
@@ -295,7 +303,7 @@ impl SignedInvitation {
         let Some((version, body)) = rest.split_once(':') else {
             return Err(InvitationError::Malformed { reason: "no version separator" });
         };
-        if version != "1" {
+        if version != INVITATION_VERSION.to_string() {
             return Err(match version.parse::<u8>() {
                 Ok(version) => InvitationError::UnsupportedVersion { version },
                 Err(_) => InvitationError::Malformed { reason: "version is not a number" },
@@ -347,6 +355,7 @@ impl SignedInvitation {
             .map_err(InvitationError::KeyUnwrap)?;
         Ok(AcceptedInvitation {
             context: invitation.context,
+            app: invitation.app,
             inviter: invitation.inviter,
             role: invitation.role,
             key,
@@ -382,6 +391,7 @@ mod tests {
     fn terms() -> InvitationTerms {
         InvitationTerms {
             context: context(),
+            app: [7; 32],
             invitee: bob().author_key(),
             role: Role::Member,
             invitation_id: [9; 16],
@@ -417,6 +427,7 @@ mod tests {
         assert_eq!(read, signed);
         let accepted = accept(&read).unwrap();
         assert_eq!(accepted.context, context());
+        assert_eq!(accepted.app, [7; 32]);
         assert_eq!(accepted.inviter, alice().author_key());
         assert_eq!(accepted.role, Role::Member);
         assert_eq!(accepted.key.secret_bytes(), key().secret_bytes());
@@ -447,7 +458,7 @@ mod tests {
         let body = hex_of(&issued());
         assert_eq!(malformed(""), "not an rhz-invite token");
         assert_eq!(malformed(&format!("rhz-invitation:{body}")), "not an rhz-invite token");
-        assert_eq!(malformed(&format!("rhz-invite-1{body}")), "no version separator");
+        assert_eq!(malformed(&format!("rhz-invite-2{body}")), "no version separator");
         assert_eq!(malformed("rhz-invite-"), "no version separator");
         assert_eq!(malformed("rhz-invite-x:00"), "version is not a number");
         assert_eq!(malformed(&format!("{TEXT_PREFIX}{}", &body[1..])), "not hex");
@@ -456,9 +467,9 @@ mod tests {
         assert_eq!(malformed(&format!("{TEXT_PREFIX}{body}00")), "not a valid encoding");
         assert_eq!(malformed(&format!("{TEXT_PREFIX}{}", &body[..body.len() - 2])), "not a valid encoding");
 
-        // An unknown role byte (the role follows version, context, inviter and invitee).
+        // An unknown role byte (the role follows version, context, app, inviter and invitee).
         let mut bytes = issued().to_bytes();
-        bytes[1 + 3 * 32] = 7;
+        bytes[1 + 4 * 32] = 7;
         assert!(matches!(SignedInvitation::from_bytes(&bytes), Err(InvitationError::Malformed { .. })));
 
         // Bounds, even when signed.
@@ -503,12 +514,16 @@ mod tests {
     #[test]
     fn other_versions_are_unsupported() {
         assert_eq!(
-            SignedInvitation::from_text("rhz-invite-2:00ff"),
-            Err(InvitationError::UnsupportedVersion { version: 2 })
+            SignedInvitation::from_text("rhz-invite-3:00ff"),
+            Err(InvitationError::UnsupportedVersion { version: 3 })
+        );
+        assert_eq!(
+            SignedInvitation::from_text("rhz-invite-1:00ff"),
+            Err(InvitationError::UnsupportedVersion { version: 1 })
         );
         let mut bytes = issued().to_bytes();
-        bytes[0] = 2;
-        assert_eq!(SignedInvitation::from_bytes(&bytes), Err(InvitationError::UnsupportedVersion { version: 2 }));
+        bytes[0] = 3;
+        assert_eq!(SignedInvitation::from_bytes(&bytes), Err(InvitationError::UnsupportedVersion { version: 3 }));
         let mut invitation = issued().invitation;
         invitation.version = 0;
         assert_eq!(accept(&resigned(invitation)).unwrap_err(), InvitationError::UnsupportedVersion { version: 0 });
@@ -522,6 +537,10 @@ mod tests {
         assert_eq!(accept(&signed).unwrap_err(), InvitationError::Forged);
         let mut signed = issued();
         signed.invitation.expires_at_ms += 1;
+        assert_eq!(accept(&signed).unwrap_err(), InvitationError::Forged);
+        // Another app, so the joiner would run another module on the context's deltas.
+        let mut signed = issued();
+        signed.invitation.app[0] ^= 1;
         assert_eq!(accept(&signed).unwrap_err(), InvitationError::Forged);
         let mut signed = issued();
         signed.invitation.bootstrap.push("/ip4/6.6.6.6/tcp/1".into());

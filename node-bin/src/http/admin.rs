@@ -60,7 +60,10 @@ fn context_view(status: &ContextStatus, with_members: bool) -> ContextView {
     }
 }
 
-async fn context_status(shared: &super::Shared, context: ContextId) -> Result<(NodeStatus, usize), HttpError> {
+pub(super) async fn context_status(
+    shared: &super::Shared,
+    context: ContextId,
+) -> Result<(NodeStatus, usize), HttpError> {
     let status = shared.api.node.status().await?;
     let index = status
         .contexts
@@ -70,7 +73,7 @@ async fn context_status(shared: &super::Shared, context: ContextId) -> Result<(N
     Ok((status, index))
 }
 
-fn parse_keys(what: &str, keys: &[String]) -> Result<Vec<AuthorKey>, HttpError> {
+pub(super) fn parse_keys(what: &str, keys: &[String]) -> Result<Vec<AuthorKey>, HttpError> {
     keys.iter().map(|key| parse_id(what, key).map(AuthorKey::from_bytes)).collect()
 }
 
@@ -165,76 +168,29 @@ pub(super) async fn members(State(shared): SharedState, ContextPath(context): Co
     ok(json!({"context": context.to_string(), "members": members}))
 }
 
-/// What a node needs to join a context: `POST /admin/contexts/{id}/invite` gives it,
-/// `POST /admin/contexts/join` takes it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Invitation {
-    context: String,
-    app: String,
-    members: Vec<String>,
-    /// The node that wrote the invitation (informational).
-    #[serde(default)]
-    inviter: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct InviteRequest {
+pub(super) struct RemoveRequest {
     keys: Vec<String>,
 }
 
-/// `POST /admin/contexts/{id}/invite`: adds `keys` to the context's members, in one signed
-/// membership delta that every member applies (only an admin may), and returns the invitation
-/// to hand to their nodes.
-pub(super) async fn invite(
+/// `POST /admin/contexts/{id}/remove`: removes `keys` from the members in one signed membership
+/// delta (only an admin may). The context key rotates to the remaining members, so what is
+/// written after it is unreadable to those removed, and their later writes are refused.
+pub(super) async fn remove_members(
     State(shared): SharedState,
     ContextPath(context): ContextPath,
-    JsonBody(request): JsonBody<InviteRequest>,
+    JsonBody(request): JsonBody<RemoveRequest>,
 ) -> Answer {
     let keys = parse_keys("keys[]", &request.keys)?;
-    let (status, index) = context_status(&shared, context).await?;
-    let current = &status.contexts[index];
-    // One step of the node loop: a read here and a write later would let a concurrent invite
-    // drop these keys, or these drop its.
-    let members = shared.api.node.add_members(context, keys).await?;
-    let invitation = Invitation {
-        context: context.to_string(),
-        app: hex::encode(current.app.0),
-        members: members.iter().map(ToString::to_string).collect(),
-        inviter: Some(shared.api.node.author_key().to_string()),
-    };
-    ok(json!({ "invitation": invitation }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct JoinRequest {
-    invitation: Invitation,
-}
-
-/// `POST /admin/contexts/join`.
-pub(super) async fn join_context(State(shared): SharedState, JsonBody(request): JsonBody<JoinRequest>) -> Answer {
-    let invitation = request.invitation;
-    let context = ContextId::from_bytes(parse_id("invitation.context", &invitation.context)?);
-    let app = AppId(parse_id("invitation.app", &invitation.app)?);
-    let members = parse_keys("invitation.members[]", &invitation.members)?;
-    let me = shared.api.node.author_key();
-    if !members.contains(&me) {
-        return Err(HttpError::new(
-            super::ErrorCode::Refused,
-            format!("this node ({me}) is not in the invitation's members: ask a member to invite this key"),
-        ));
+    if keys.is_empty() {
+        return Err(HttpError::bad_request("keys must name at least one member"));
     }
-    // Until this node's DAG names it a member, it syncs with whoever wrote the invitation (or,
-    // without one, with the members it lists); the members themselves come from the DAG.
-    let bootstrap = match &invitation.inviter {
-        Some(inviter) => parse_keys("invitation.inviter", std::slice::from_ref(inviter))?,
-        None => members,
-    };
-    let join = rhizome_node::JoinWith { bootstrap, genesis: None, keys: Vec::new() };
-    shared.api.node.join_context(context, app, join).await?;
-    Ok(created(json!({"context": context.to_string(), "app": hex::encode(app.0)})))
+    let ops = keys.into_iter().map(rhizome_core::MemberOp::Remove).collect();
+    let delta = shared.api.node.change_members(context, ops).await?;
+    let (status, index) = context_status(&shared, context).await?;
+    let members: Vec<String> = status.contexts[index].members.iter().map(ToString::to_string).collect();
+    ok(json!({"context": context.to_string(), "delta": delta.to_string(), "members": members}))
 }
 
 /// `GET /admin/peers`.

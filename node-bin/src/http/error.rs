@@ -63,6 +63,18 @@ pub enum ErrorCode {
     BadRequest,
     /// A bug or an unexpected failure on our side.
     Internal,
+    /// The invitation's signature does not verify under the inviter it names (tampered with,
+    /// or not signed by that inviter).
+    InvitationForged,
+    /// The invitation's expiry has passed.
+    InvitationExpired,
+    /// This node already joined with this invitation.
+    InvitationReplayed,
+    /// The invitation is addressed to another node's key.
+    InvitationNotForThisNode,
+    /// The text is no invitation this build reads (not one, damaged, too large, another
+    /// version, or a key that does not open).
+    InvitationMalformed,
 }
 
 impl ErrorCode {
@@ -93,13 +105,21 @@ impl ErrorCode {
             Self::NodeStopped => "node_stopped",
             Self::BadRequest => "bad_request",
             Self::Internal => "internal",
+            Self::InvitationForged => "invitation_forged",
+            Self::InvitationExpired => "invitation_expired",
+            Self::InvitationReplayed => "invitation_replayed",
+            Self::InvitationNotForThisNode => "invitation_not_for_this_node",
+            Self::InvitationMalformed => "invitation_malformed",
         }
     }
 
     /// The HTTP status a REST request failing this way gets.
     pub const fn status(self) -> StatusCode {
         match self {
-            Self::BadJson | Self::BadRequest | Self::BadArgs => StatusCode::BAD_REQUEST,
+            Self::BadJson | Self::BadRequest | Self::BadArgs | Self::InvitationMalformed => StatusCode::BAD_REQUEST,
+            Self::InvitationForged | Self::InvitationNotForThisNode => StatusCode::FORBIDDEN,
+            Self::InvitationExpired => StatusCode::GONE,
+            Self::InvitationReplayed => StatusCode::CONFLICT,
             Self::BodyTooLarge | Self::ModuleTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -148,6 +168,11 @@ impl ErrorCode {
             Self::BadAbi => -32019,
             Self::ModuleTooLarge => -32020,
             Self::InvalidModule => -32021,
+            Self::InvitationForged => -32022,
+            Self::InvitationExpired => -32023,
+            Self::InvitationReplayed => -32024,
+            Self::InvitationNotForThisNode => -32025,
+            Self::InvitationMalformed => -32026,
         }
     }
 }
@@ -215,7 +240,8 @@ impl From<ApiError> for HttpError {
             ApiError::AlreadyJoined(_) => ErrorCode::AlreadyJoined,
             ApiError::Call(call) => ErrorCode::of_call(call),
             ApiError::QueryWrote(_) => ErrorCode::QueryWrote,
-            ApiError::Refused(_) => ErrorCode::Refused,
+            ApiError::Refused(_) | ApiError::UsedInvitationsFull { .. } => ErrorCode::Refused,
+            ApiError::Invitation(invitation) => super::invitations::invitation_code(invitation),
             ApiError::Stopped => ErrorCode::NodeStopped,
             ApiError::Internal(_) => ErrorCode::Internal,
         };
@@ -241,7 +267,7 @@ mod tests {
     use super::*;
 
     /// Every code, for the tests that check them all.
-    const ALL: [ErrorCode; 24] = [
+    const ALL: [ErrorCode; 29] = [
         ErrorCode::BadJson,
         ErrorCode::BodyTooLarge,
         ErrorCode::Unauthorized,
@@ -266,6 +292,11 @@ mod tests {
         ErrorCode::NodeStopped,
         ErrorCode::BadRequest,
         ErrorCode::Internal,
+        ErrorCode::InvitationForged,
+        ErrorCode::InvitationExpired,
+        ErrorCode::InvitationReplayed,
+        ErrorCode::InvitationNotForThisNode,
+        ErrorCode::InvitationMalformed,
     ];
 
     #[test]

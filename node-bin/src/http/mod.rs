@@ -11,13 +11,15 @@
 //! - `POST /jsonrpc`: `call` and `query`.
 //! - `POST|GET /admin/apps`, `POST|GET /admin/contexts`, `GET /admin/contexts/{id}`,
 //!   `GET /admin/contexts/{id}/members`, `POST /admin/contexts/{id}/invite`,
-//!   `POST /admin/contexts/join`, `GET /admin/peers`, `GET /admin/status`.
+//!   `POST /admin/contexts/{id}/remove`, `POST /admin/contexts/join`, `GET /admin/peers`,
+//!   `GET /admin/status`.
 //! - `GET /ws/contexts/{id}/events`: a WebSocket of the context's events.
 
 mod admin;
 mod connection;
 pub mod error;
 mod extract;
+pub mod invitations;
 mod jsonrpc;
 mod listener;
 mod public;
@@ -175,6 +177,16 @@ impl Default for RateLimitConfig {
 pub trait PeerDirectory: Send + Sync + 'static {
     /// Every known peer.
     fn peers(&self) -> BoxFuture<'_, Vec<PeerView>>;
+
+    /// This node's listen addresses, each ending in `/p2p/<id>`: what an invitation carries.
+    fn listen_addrs(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    /// Starts dialling `address` (a multiaddr); `Ok` once the dial started.
+    fn dial<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { Err(format!("this node cannot dial {address}")) })
+    }
 }
 
 /// One peer, as `GET /admin/peers` shows it.
@@ -258,10 +270,11 @@ fn build(api: ApiState) -> (Router, Arc<Shared>) {
                 .merge(post(admin::install_app).layer(DefaultBodyLimit::max(config.max_wasm_body_bytes))),
         )
         .route("/admin/contexts", get(admin::list_contexts).post(admin::create_context))
-        .route("/admin/contexts/join", post(admin::join_context))
+        .route("/admin/contexts/join", post(invitations::join_context))
         .route("/admin/contexts/{id}", get(admin::get_context))
         .route("/admin/contexts/{id}/members", get(admin::members))
-        .route("/admin/contexts/{id}/invite", post(admin::invite))
+        .route("/admin/contexts/{id}/invite", post(invitations::invite))
+        .route("/admin/contexts/{id}/remove", post(admin::remove_members))
         .route("/admin/peers", get(admin::peers))
         .route("/admin/status", get(admin::status))
         .route("/ws/contexts/{id}/events", get(ws::events))

@@ -357,6 +357,20 @@ async fn forwarded_for_is_honoured_only_from_a_trusted_proxy() {
     assert_eq!(send(&api, via(direct, "203.0.113.100")).await.0, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// `POST /admin/contexts/{id}/invite` for `key`: the answer's body.
+async fn invite(api: &Router, context: &str, body: Value) -> (StatusCode, Value) {
+    let (status, _, body) =
+        send(api, json_request(Method::POST, &format!("/admin/contexts/{context}/invite"), &body)).await;
+    (status, body)
+}
+
+/// `POST /admin/contexts/join` with `token`: status and error code (if any).
+async fn join(api: &Router, token: &str) -> (StatusCode, Option<String>, Value) {
+    let request = json_request(Method::POST, "/admin/contexts/join", &json!({ "invitation": token }));
+    let (status, _, body) = send(api, request).await;
+    (status, body["error"]["code"].as_str().map(str::to_owned), body)
+}
+
 #[tokio::test]
 async fn two_concurrent_invites_both_take_effect() {
     // Each invite used to read the members, then write them back with its key added: run
@@ -366,11 +380,8 @@ async fn two_concurrent_invites_both_take_effect() {
     let (_, context) = kv_context(&api).await;
     let keys: Vec<String> =
         (18..=21u8).map(|n| rhizome_core::Keypair::from_secret_bytes([n; 32]).author_key().to_string()).collect();
-    let invite = |key: &String| {
-        send(&api, json_request(Method::POST, &format!("/admin/contexts/{context}/invite"), &json!({"keys": [key]})))
-    };
-    let answers = futures::future::join_all(keys.iter().map(invite)).await;
-    assert!(answers.iter().all(|(status, _, _)| *status == StatusCode::OK));
+    let answers = futures::future::join_all(keys.iter().map(|key| invite(&api, &context, json!({"key": key})))).await;
+    assert!(answers.iter().all(|(status, _)| *status == StatusCode::OK), "{answers:?}");
     let (_, _, listed) = send(&api, request(Method::GET, &format!("/admin/contexts/{context}/members"), "")).await;
     let members: Vec<&str> = listed["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     for key in &keys {
@@ -380,50 +391,109 @@ async fn two_concurrent_invites_both_take_effect() {
 }
 
 #[tokio::test]
-async fn invite_and_join_between_two_nodes() {
+async fn invite_and_join_by_token_and_each_refusal_has_its_code_and_counter() {
     let (a, b) = (start_node(11), start_node(12));
-    let (api_a, api_b) = (router(state(a.clone(), config())), router(state(b.clone(), config())));
-    let (_, context) = kv_context(&api_a).await;
+    let state_b = state(b.clone(), config());
+    let metrics_b = state_b.metrics.clone();
+    let (api_a, api_b) = (router(state(a.clone(), config())), router(state_b));
+    let (app, context) = kv_context(&api_a).await;
     let b_key = b.author_key().to_string();
 
-    let (status, _, body) = send(
-        &api_a,
-        json_request(Method::POST, &format!("/admin/contexts/{context}/invite"), &json!({"keys": [b_key]})),
-    )
-    .await;
+    let (status, body) = invite(&api_a, &context, json!({"key": b_key, "expires_in_secs": 3600})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let invitation = body["invitation"].clone();
-    assert_eq!(invitation["context"], context.as_str());
-    assert_eq!(invitation["inviter"], a.author_key().to_string());
-    let members: Vec<&str> = invitation["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
-    assert!(members.contains(&b_key.as_str()) && members.contains(&a.author_key().to_string().as_str()));
+    let token = body["invitation"].as_str().expect("a token").to_owned();
+    assert!(token.starts_with(rhizome_core::seal::TEXT_PREFIX), "{token}");
+    assert_eq!((body["invitee"].as_str(), body["role"].as_str()), (Some(b_key.as_str()), Some("member")));
+    assert_eq!(body["expires_at_ms"], 1_000_000 + 3_600_000, "the node clock's wall time plus the ttl");
     let (_, _, listed) = send(&api_a, request(Method::GET, &format!("/admin/contexts/{context}/members"), "")).await;
     assert_eq!(listed["members"].as_array().unwrap().len(), 2, "a's own list now has b: {listed}");
+    for bad in
+        [json!({"key": b_key, "role": "owner"}), json!({"key": b_key, "expires_in_secs": 0}), json!({"keys": [b_key]})]
+    {
+        assert_eq!(invite(&api_a, &context, bad.clone()).await.0, StatusCode::BAD_REQUEST, "{bad}");
+    }
 
-    let join = json!({ "invitation": invitation });
-    let (status, _, body) = send(&api_b, json_request(Method::POST, "/admin/contexts/join", &join)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_app")), "{body}");
+    // The token names the app; it must be installed here first.
+    let (status, code, _) = join(&api_b, &token).await;
+    assert_eq!((status, code.as_deref()), (StatusCode::NOT_FOUND, Some("unknown_app")));
     let (status, _, _) = send(&api_b, request(Method::POST, "/admin/apps", kv_store())).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _, body) = send(&api_b, json_request(Method::POST, "/admin/contexts/join", &join)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["context"], context.as_str());
-    let (status, _, body) = send(&api_b, json_request(Method::POST, "/admin/contexts/join", &join)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_joined")));
-    // b learns its members from the context's DAG, with its first sync from the inviter; these
-    // two nodes share no transport, so it has none yet and may not write (the real-process
-    // tests show the whole path).
-    let (_, _, on_b) = send(&api_b, request(Method::GET, &format!("/admin/contexts/{context}"), "")).await;
-    assert_eq!(on_b["member_count"], 0, "{on_b}");
-    let set = rpc_call(&api_b, "call", json!({"context": context, "method": "set", "args": ["from", "b"]})).await;
-    assert!(set["error"]["message"].as_str().unwrap_or_default().contains("not a member"), "{set}");
 
-    // A node that is not in the invitation is told so.
+    // Tampered: one hex digit of the expiry (fixed offset: version, context, app, inviter,
+    // invitee, role, id), so the token still decodes but its signature no longer verifies.
+    let at = rhizome_core::seal::TEXT_PREFIX.len() + 2 * (1 + 4 * 32 + 1 + 16);
+    let mut tampered = token.clone().into_bytes();
+    tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (status, code, body) = join(&api_b, &tampered).await;
+    assert_eq!((status, code.as_deref()), (StatusCode::FORBIDDEN, Some("invitation_forged")), "{body}");
+    let (status, code, _) = join(&api_b, "rhz-invite-2:zz").await;
+    assert_eq!((status, code.as_deref()), (StatusCode::BAD_REQUEST, Some("invitation_malformed")));
+
+    // Expired: a token a signed with no time left at the node clock's instant.
+    let a_keys = rhizome_core::Keypair::from_secret_bytes([11; 32]);
+    let context_id = rhizome_core::ContextId::from_bytes(hex_id(&context));
+    let accepted_by_b = rhizome_core::seal::SignedInvitation::from_text(&token).unwrap();
+    let key = {
+        let b_keys = rhizome_core::Keypair::from_secret_bytes([12; 32]);
+        accepted_by_b.accept(&b_keys, None, 0, |_| false).unwrap().key
+    };
+    let terms = rhizome_core::seal::InvitationTerms {
+        context: context_id,
+        app: hex_id(&app),
+        invitee: b.author_key(),
+        role: rhizome_core::Role::Member,
+        invitation_id: [7; 16],
+        expires_at_ms: 1_000_000,
+        bootstrap: Vec::new(),
+    };
+    let expired = rhizome_core::seal::Invitation::issue(&a_keys, terms, &key).unwrap().to_text();
+    let (status, code, body) = join(&api_b, &expired).await;
+    assert_eq!((status, code.as_deref()), (StatusCode::GONE, Some("invitation_expired")), "{body}");
+
+    let (status, code, body) = join(&api_b, &token).await;
+    assert_eq!((status, code), (StatusCode::CREATED, None), "{body}");
+    assert_eq!((body["context"].as_str(), body["app"].as_str()), (Some(context.as_str()), Some(app.as_str())));
+    assert_eq!(body["inviter"], a.author_key().to_string());
+    let (status, code, body) = join(&api_b, &token).await;
+    assert_eq!((status, code.as_deref()), (StatusCode::CONFLICT, Some("invitation_replayed")), "{body}");
+    // These two nodes share no transport, so b has not synced: the real-process tests show
+    // the data arriving (and the node crate's tests, over a loopback network).
+
+    // A node the token is not addressed to cannot use it.
     let c = start_node(13);
     let api_c = router(state(c, config()));
     send(&api_c, request(Method::POST, "/admin/apps", kv_store())).await;
-    let (status, _, body) = send(&api_c, json_request(Method::POST, "/admin/contexts/join", &join)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("refused")));
+    let (status, code, body) = join(&api_c, &token).await;
+    assert_eq!((status, code.as_deref()), (StatusCode::FORBIDDEN, Some("invitation_not_for_this_node")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("another node's key"), "{body}");
+
+    for reason in ["forged", "malformed", "expired", "replayed"] {
+        assert_eq!(metrics_b.invitations_refused(reason), 1, "{reason}");
+    }
+    let (_, _, text) = send(&api_b, request(Method::GET, "/metrics", "")).await;
+    let text = text.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("rhizome_invitations_refused_total{reason=\"replayed\"} 1"), "{text}");
+    assert!(text.contains("rhizome_invitations_accepted_total 1"), "{text}");
+}
+
+#[tokio::test]
+async fn removing_a_member_takes_it_off_the_list() {
+    let a = start_node(14);
+    let api = router(state(a.clone(), config()));
+    let (_, context) = kv_context(&api).await;
+    let guest = rhizome_core::Keypair::from_secret_bytes([15; 32]).author_key().to_string();
+    assert_eq!(invite(&api, &context, json!({"key": guest})).await.0, StatusCode::OK);
+    let remove =
+        |keys: Value| json_request(Method::POST, &format!("/admin/contexts/{context}/remove"), &json!({"keys": keys}));
+    let (status, _, body) = send(&api, remove(json!([guest]))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["members"], json!([a.author_key().to_string()]));
+    assert_eq!(send(&api, remove(json!([]))).await.0, StatusCode::BAD_REQUEST);
+}
+
+fn hex_id(text: &str) -> [u8; 32] {
+    hex::decode(text).unwrap().try_into().unwrap()
 }
 
 #[tokio::test]

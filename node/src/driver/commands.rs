@@ -35,6 +35,14 @@ impl<T: Transport> NodeTask<T> {
                 let result = self.add_members(context, keys);
                 self.ack(reply, result);
             }
+            Command::Invite { context, offer, reply } => {
+                let result = self.invite(context, offer);
+                self.ack(reply, result);
+            }
+            Command::JoinByInvitation { invitation, reply } => {
+                let result = self.join_by_invitation(&invitation);
+                self.ack(reply, result);
+            }
             Command::Apps { reply } => {
                 let _ = reply.send(Ok(self.stored_apps.iter().copied().collect()));
             }
@@ -110,7 +118,7 @@ impl<T: Transport> NodeTask<T> {
         Ok(context)
     }
 
-    fn join(&mut self, context: ContextId, app: AppId, join: JoinWith) -> Result<(), ApiError> {
+    pub(super) fn join(&mut self, context: ContextId, app: AppId, join: JoinWith) -> Result<(), ApiError> {
         if self.node.dag(&context).is_some() {
             return Err(ApiError::AlreadyJoined(context));
         }
@@ -149,7 +157,7 @@ impl<T: Transport> NodeTask<T> {
     }
 
     /// Authors a membership delta; durable and published with the next commit, as a call's.
-    fn change_members(&mut self, context: ContextId, ops: Vec<MemberOp>) -> Result<DeltaId, ApiError> {
+    pub(super) fn change_members(&mut self, context: ContextId, ops: Vec<MemberOp>) -> Result<DeltaId, ApiError> {
         if self.node.dag(&context).is_none() {
             return Err(ApiError::UnknownContext(context));
         }

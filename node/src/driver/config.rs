@@ -34,6 +34,10 @@ pub struct NodeConfig {
     /// Staged rows (state writes and DAG, pending, context and app rows) that force a commit
     /// however young they are: the bound on the staging memory.
     pub max_staged_rows: usize,
+    /// Invitation ids remembered as used, so a token cannot be joined with twice. At the
+    /// bound, ids whose token has expired are forgotten (an expired token is refused anyway);
+    /// if none has, joining by invitation is refused until one does.
+    pub max_used_invitations: usize,
     /// A signature memo shared with other nodes in this process (the simulator's); `None`
     /// on a real node. See [`rhizome_core::SignatureMemo`].
     pub signature_memo: Option<rhizome_core::SignatureMemo>,
@@ -53,6 +57,7 @@ impl Default for NodeConfig {
             max_handler_runs_per_input: 64,
             max_non_durable_ms: 1_000,
             max_staged_rows: 8_192,
+            max_used_invitations: 10_000,
             signature_memo: None,
         }
     }

@@ -9,7 +9,9 @@ mod commit;
 mod config;
 mod handlers;
 mod inspect;
+mod invitations;
 mod persist;
+mod used_invitations;
 
 pub use config::NodeConfig;
 
@@ -198,6 +200,11 @@ pub struct NodeTask<T: Transport> {
     /// Context records (members, app), as stored.
     records: BTreeMap<ContextId, crate::store::ContextRecord>,
     metrics: DriverMetrics,
+    /// This node's identity (the core holds it too): it signs invitations and opens the keys
+    /// they carry.
+    keypair: Keypair,
+    /// Invitation ids joined with, as stored.
+    used_invitations: used_invitations::UsedInvitations,
     #[cfg(feature = "inject-drop-sync-response")]
     responses_sent: u64,
 }
@@ -236,7 +243,7 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
             .map_err(|error| StartError::Restore { context: context.id, reason: RestoreFailure::Runtime(error) })?;
     }
     let peer_id = keypair.peer_id();
-    let mut node = Node::new(config.core.clone(), keypair, rng_seed, clock.clocks());
+    let mut node = Node::new(config.core.clone(), keypair.clone(), rng_seed, clock.clocks());
     if let Some(memo) = &config.signature_memo {
         node.set_signature_memo(memo.clone());
     }
@@ -271,6 +278,8 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
         open_calls: None,
         records: BTreeMap::new(),
         metrics: DriverMetrics::default(),
+        keypair,
+        used_invitations: used_invitations::UsedInvitations::restored(restored.used_invitations),
         #[cfg(feature = "inject-drop-sync-response")]
         responses_sent: 0,
     };

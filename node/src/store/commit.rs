@@ -6,6 +6,7 @@ use super::error::StoredTable;
 use super::read_back::Written;
 use super::tables::{
     context_key, context_range_end, dag_key, dag_seq, pending_key, APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE,
+    USED_INVITATIONS,
 };
 use super::{ContextRecord, Overlay, StoreError, StoredEntry};
 use redb::ReadableTable;
@@ -33,6 +34,9 @@ pub(crate) struct CommitBatch {
     pub(crate) contexts: Vec<(ContextId, ContextRecord)>,
     /// Apps installed.
     pub(crate) apps: Vec<(AppId, Vec<u8>)>,
+    /// Invitation ids to record as used (`Some(expires_at_ms)`) or forget (`None`: pruned past
+    /// their expiry).
+    pub(crate) used_invitations: BTreeMap<[u8; 16], Option<u64>>,
     /// The batch must be committed now: it holds something we authored or promised (a local
     /// delta, a handler run). Otherwise a batch of only what peers sent may wait in memory
     /// for a later commit: a crash loses it, and sync fetches it again.
@@ -47,6 +51,7 @@ impl CommitBatch {
             + self.pending.len()
             + self.contexts.len()
             + self.apps.len()
+            + self.used_invitations.len()
     }
 }
 
@@ -172,6 +177,20 @@ impl CommitJob {
             for (app, module) in &batch.apps {
                 apps.insert(app.0.as_slice(), module.as_slice())?;
                 written.note(StoredTable::Apps, &app.0, Some(module));
+            }
+            let mut used = txn.open_table(USED_INVITATIONS)?;
+            for (id, change) in &batch.used_invitations {
+                match change {
+                    Some(expires_at_ms) => {
+                        let expiry = expires_at_ms.to_be_bytes();
+                        used.insert(id.as_slice(), expiry.as_slice())?;
+                        written.note(StoredTable::UsedInvitations, id, Some(&expiry));
+                    }
+                    None => {
+                        used.remove(id.as_slice())?;
+                        written.note(StoredTable::UsedInvitations, id, None);
+                    }
+                }
             }
         }
         txn.commit()?;

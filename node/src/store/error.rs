@@ -94,6 +94,9 @@ pub enum StoredTable {
     /// Each context's DAG row count.
     #[error("applied")]
     Applied,
+    /// Invitation ids already joined with.
+    #[error("used_invitations")]
+    UsedInvitations,
 }
 
 /// How a stored row is misfiled ([`StoreError::Misfiled`]).

@@ -26,7 +26,7 @@ use rhizome_core::dag::RestoredEntry;
 use rhizome_core::{CausalDelta, ContextId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tables::{APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE};
+use tables::{APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE, USED_INVITATIONS};
 
 /// State writes staged since the last commit: `context ‖ key → value` (`None` deletes).
 type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -102,6 +102,8 @@ pub struct Restored {
     pub apps: Vec<Vec<u8>>,
     /// Joined contexts, each with its DAG (parents first) and pending deltas.
     pub contexts: Vec<RestoredContext>,
+    /// Invitation ids joined with, each with its token's expiry (Unix ms).
+    pub used_invitations: Vec<([u8; 16], u64)>,
 }
 
 /// One stored context.
@@ -121,7 +123,7 @@ impl Store {
     /// Opens (or initialises) the tables of `db`.
     pub fn open(db: redb::Database) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
-        for table in [STATE, DAG, PENDING, CONTEXTS, APPS, APPLIED] {
+        for table in [STATE, DAG, PENDING, CONTEXTS, APPS, APPLIED, USED_INVITATIONS] {
             txn.open_table(table)?;
         }
         txn.commit()?;

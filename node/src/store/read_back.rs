@@ -32,7 +32,7 @@ impl Written {
     /// Reads every noted row and every state write of `state` back from `db`.
     #[cfg(any(debug_assertions, madsim))]
     pub(super) fn verify(self, db: &redb::Database, state: &Overlay) -> Result<(), StoreError> {
-        use super::tables::{APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE};
+        use super::tables::{APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE, USED_INVITATIONS};
         use redb::{ReadableDatabase, TableDefinition};
 
         fn same(
@@ -59,6 +59,7 @@ impl Written {
             (StoredTable::Contexts, CONTEXTS),
             (StoredTable::Apps, APPS),
             (StoredTable::Applied, APPLIED),
+            (StoredTable::UsedInvitations, USED_INVITATIONS),
         ] {
             let mut rows =
                 self.0.iter().filter(|((owner, _), _)| *owner == table).map(|((_, key), value)| (key, value));
@@ -77,14 +78,14 @@ impl Written {
 #[cfg(all(test, any(debug_assertions, madsim)))]
 mod tests {
     use super::*;
-    use crate::store::tables::{APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE};
+    use crate::store::tables::{APPLIED, APPS, CONTEXTS, DAG, PENDING, STATE, USED_INVITATIONS};
 
     fn db() -> redb::Database {
         let db = redb::Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .expect("in-memory database");
         let txn = db.begin_write().unwrap();
-        for table in [PENDING, CONTEXTS, APPS, APPLIED] {
+        for table in [PENDING, CONTEXTS, APPS, APPLIED, USED_INVITATIONS] {
             txn.open_table(table).unwrap();
         }
         txn.open_table(DAG).unwrap().insert(b"row".as_slice(), b"written".as_slice()).unwrap();

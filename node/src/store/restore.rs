@@ -6,7 +6,7 @@
 use super::error::{Misfiling, StoredTable};
 use super::tables::{
     context_key, context_range_end, dag_seq, APPLIED, APPS, CONTEXTS, CONTEXT_KEY_BYTES, DAG, PENDING,
-    PENDING_KEY_BYTES,
+    PENDING_KEY_BYTES, USED_INVITATIONS,
 };
 use super::{ContextRecord, Restored, RestoredContext, Store, StoreError, StoredEntry};
 use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
@@ -40,6 +40,13 @@ impl Store {
             check_applied_count(&counts, &id, applied.len())?;
             let waiting = read_pending(&pending, &id)?;
             restored.contexts.push(RestoredContext { id, record, applied, pending: waiting });
+        }
+        let used = txn.open_table(USED_INVITATIONS)?;
+        for row in used.iter()? {
+            let (id, expiry) = row?;
+            let id: [u8; 16] = id.value().try_into()?;
+            let expires_at_ms = u64::from_be_bytes(expiry.value().try_into()?);
+            restored.used_invitations.push((id, expires_at_ms));
         }
         Ok(restored)
     }

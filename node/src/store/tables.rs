@@ -20,6 +20,11 @@ pub(crate) const APPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("app
 /// nothing to compare, until its next commit writes one.
 pub(crate) const APPLIED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("applied");
 
+/// Invitation ids this node has joined with, so a token is accepted once, across restarts:
+/// `invitation id (16 bytes) → expires_at_ms (u64 BE)`. The expiry lets the node forget ids
+/// that can no longer be replayed (an expired token is refused before its id is looked up).
+pub(crate) const USED_INVITATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("used_invitations");
+
 /// Bytes of a context id, the prefix of every context's keys.
 pub(crate) const CONTEXT_KEY_BYTES: usize = 32;
 /// Bytes of a DAG key: the context id, then the sequence number (u64 big-endian).

@@ -40,9 +40,7 @@ fn a_fresh_node_catches_up_on_a_ten_thousand_delta_history() -> anyhow::Result<(
 
     let fresh = NodeProcess::start(&scratch.path().join("fresh"), &[old.p2p_address()], &env)?;
     assert_eq!(fresh.install_kv_store()?, app);
-    let invited =
-        old.api.post_json(&format!("/admin/contexts/{context}/invite"), &json!({"keys": [fresh.info.peer_id]}))?;
-    fresh.api.post_json("/admin/contexts/join", &json!({"invitation": invited["invitation"]}))?;
+    rhizome_integration::invite_and_join(&old, &fresh, &context)?;
 
     wait_converged(&[&old, &fresh], &context, TIMEOUT)?;
     for index in [0, HISTORY_DELTAS / 2, HISTORY_DELTAS - 1] {

@@ -4,6 +4,7 @@
 
 mod api_misuse;
 mod heartbeats;
+mod invitations;
 mod kill_restart;
 mod late_joiner;
 mod three_nodes;

@@ -199,11 +199,7 @@ impl CausalDelta {
     /// [`SignatureMemo`]): the same answers, less work for nodes that share one process.
     pub fn verify_with(&self, limits: &Limits, memo: Option<&SignatureMemo>) -> Result<(), RejectReason> {
         self.verify_unsigned(limits)?;
-        match memo {
-            Some(memo) => memo.verify(&self.author, &self.id, &self.signature),
-            None => verify_delta_signature(&self.author, &self.id, &self.signature),
-        }
-        .map_err(RejectReason::BadSignature)
+        check_signature(&self.author, &self.id, &self.signature, memo)
     }
 
     /// Every check of [`Self::verify_with`] but the signature's: shape, then the id.
@@ -242,11 +238,7 @@ impl DeltaHeader {
     /// id against the fields, and the signature.
     pub fn verify_with(&self, limits: &Limits, memo: Option<&SignatureMemo>) -> Result<(), RejectReason> {
         self.verify_unsigned(limits)?;
-        match memo {
-            Some(memo) => memo.verify(&self.author, &self.id, &self.signature),
-            None => verify_delta_signature(&self.author, &self.id, &self.signature),
-        }
-        .map_err(RejectReason::BadSignature)
+        check_signature(&self.author, &self.id, &self.signature, memo)
     }
 
     /// Every check of [`Self::verify_with`] but the signature's: shape, then the id.
@@ -269,6 +261,20 @@ impl DeltaHeader {
     pub fn encoded_len(&self) -> usize {
         96 + 4 + 32 * self.parents.len() + 20 + kind_encoded_len(&self.kind) + 32 + 64
     }
+}
+
+/// The author's signature over `id`, from `memo` when given: deltas and headers alike.
+fn check_signature(
+    author: &AuthorKey,
+    id: &DeltaId,
+    signature: &Signature,
+    memo: Option<&SignatureMemo>,
+) -> Result<(), RejectReason> {
+    match memo {
+        Some(memo) => memo.verify(author, id, signature),
+        None => verify_delta_signature(author, id, signature),
+    }
+    .map_err(RejectReason::BadSignature)
 }
 
 /// Parent and kind bounds shared by deltas and headers.

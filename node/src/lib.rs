@@ -17,7 +17,7 @@ pub use api::{
 pub use clock::Clock;
 pub use driver::{
     start, AppRuntime, CoreNode, DriverMetrics, NodeConfig, NodeFailure, NodeParts, NodeTask, RestoreFailure,
-    StartError,
+    StartError, MAX_INVITATION_TTL_MS,
 };
 pub use events::{NodeEvent, Subscription};
 pub use observer::Observer;

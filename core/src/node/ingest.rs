@@ -120,8 +120,19 @@ impl Node {
             None => delta.verify_with(&self.config.limits, self.signature_memo.as_ref())?,
         }
         let replica = self.replicas.get(&delta.context).ok_or(RejectReason::UnknownContext)?;
-        if !replica.may_author(&delta.author) && !matches!(delta.kind, crate::delta::DeltaKind::Genesis(_)) {
-            return Err(RejectReason::NotMember);
+        match &delta.kind {
+            // Anyone may send the genesis, so it must prove itself here, before its key share
+            // is looked at: a self-signed fake would otherwise hand us keys (or fill the ring).
+            crate::delta::DeltaKind::Genesis(genesis) => {
+                let creates_this = crate::membership::genesis_context_id(&delta.author, &delta.hlc, genesis)
+                    == delta.context
+                    && delta.parents.is_empty();
+                if !creates_this || replica.dag.membership().genesis().is_some_and(|known| *known != delta.id) {
+                    return Err(RejectReason::BadGenesis);
+                }
+            }
+            _ if !replica.may_author(&delta.author) => return Err(RejectReason::NotMember),
+            _ => {}
         }
         let now_ms = self.wall_ms;
         let max_drift_ms = self.config.limits.max_hlc_drift_ms;

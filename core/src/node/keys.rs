@@ -136,12 +136,12 @@ impl Node {
         let dag = &replica.dag;
         let keys: Vec<&ContextKey> = dag.keyring().iter().collect();
         for key in keys.into_iter().rev() {
-            let recipients = dag.membership().recipients(key.epoch(), &key.id());
-            let lacking: Vec<AuthorKey> = members
-                .iter()
-                .filter(|member| recipients.is_none_or(|recipients| !recipients.contains(member)))
-                .copied()
-                .collect();
+            // Only keys an applied delta handed out: a key learned from a delta that is not
+            // applied (still waiting, or refused) may be one a removal's rotation made, or junk,
+            // and must never be passed on.
+            let Some(recipients) = dag.membership().recipients(key.epoch(), &key.id()) else { continue };
+            let lacking: Vec<AuthorKey> =
+                members.iter().filter(|member| !recipients.contains(member)).copied().collect();
             if lacking.is_empty() || key.epoch() > after.epoch() {
                 continue;
             }

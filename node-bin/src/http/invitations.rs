@@ -20,7 +20,7 @@ use serde_json::json;
 /// How long a token may be accepted when the request does not say: a day.
 pub const DEFAULT_INVITATION_TTL_SECS: u64 = 24 * 3600;
 /// The longest a token may be accepted for: a leaked token is good until it expires.
-pub const MAX_INVITATION_TTL_SECS: u64 = 30 * 24 * 3600;
+pub const MAX_INVITATION_TTL_SECS: u64 = rhizome_node::MAX_INVITATION_TTL_MS / 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,6 +9,11 @@ use rhizome_core::seal::{Invitation, InvitationTerms, SignedInvitation};
 use rhizome_core::{ContextId, MemberOp};
 use rhizome_runtime::AppId;
 
+/// The furthest off an invitation may expire, from the joiner's wall clock: 30 days. The
+/// daemon refuses to issue longer ones, and a joiner refuses a token that names a later expiry
+/// (its id would hold a replay slot until then).
+pub const MAX_INVITATION_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+
 impl<T: Transport> NodeTask<T> {
     pub(super) fn invite(&mut self, context: ContextId, offer: InviteOffer) -> Result<Invited, ApiError> {
         let dag = self.node.dag(&context).ok_or(ApiError::UnknownContext(context))?;
@@ -51,6 +56,14 @@ impl<T: Transport> NodeTask<T> {
     pub(super) fn join_by_invitation(&mut self, invitation: &SignedInvitation) -> Result<InvitationJoined, ApiError> {
         let now_ms = self.clock.clocks().wall_ms;
         let used = &self.used_invitations;
+        // A token may not name an expiry further off than an inviter may set: its id would
+        // hold a replay slot for that long.
+        let latest_expiry_ms = now_ms.saturating_add(MAX_INVITATION_TTL_MS);
+        if invitation.invitation.expires_at_ms > latest_expiry_ms {
+            return Err(ApiError::Invitation(rhizome_core::seal::InvitationError::Malformed {
+                reason: "expires further off than any inviter may set",
+            }));
+        }
         let accepted =
             invitation.accept(&self.keypair, None, now_ms, |id| used.contains(id)).map_err(ApiError::Invitation)?;
         let max = self.config.max_used_invitations;

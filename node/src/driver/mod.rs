@@ -10,6 +10,7 @@ mod config;
 mod handlers;
 mod inspect;
 mod invitations;
+pub use invitations::MAX_INVITATION_TTL_MS;
 mod persist;
 mod used_invitations;
 
@@ -244,6 +245,9 @@ pub fn start<T: Transport>(parts: NodeParts<T>) -> Result<(NodeHandle, NodeTask<
     }
     let peer_id = keypair.peer_id();
     let mut node = Node::new(config.core.clone(), keypair.clone(), rng_seed, clock.clocks());
+    // The hedge for the keys this node makes: the seed is the daemon's OS draw at every start,
+    // the simulator's seed there (see `rhizome_core::seal::rotation_key`).
+    node.set_key_entropy(blake3::derive_key("rhizome 2026-12 node key entropy v1", &rng_seed.to_le_bytes()));
     if let Some(memo) = &config.signature_memo {
         node.set_signature_memo(memo.clone());
     }

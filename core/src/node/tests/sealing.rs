@@ -170,3 +170,33 @@ fn prepare_write_rotates_only_when_a_member_lacks_the_key() {
         Handled::Refused(crate::NodeError::NotMember(_))
     ));
 }
+
+/// Anyone may send a genesis, so a self-signed fake one (its fields do not create this context)
+/// is refused before its key share is looked at: it hands the node no key.
+#[test]
+fn a_fake_genesis_hands_no_key() {
+    let mut a = node(1, Config::default());
+    let keys_before = a.dag(&context()).unwrap().keyring().len();
+    let learned_before = a.metrics().keys_learned;
+    let junk_key = crate::seal::ContextKey::new(KeyEpoch(0), [0x66; 32]);
+    let theirs = crate::CausalDelta::genesis(
+        &key(9),
+        crate::Hlc::default(),
+        [1; 32],
+        vec![(key(1).author_key(), Role::Member)],
+        &junk_key,
+    )
+    .unwrap();
+    let fake = Arc::new(crate::CausalDelta::new_signed_kind(
+        &key(9),
+        context(),
+        Vec::new(),
+        crate::Hlc::default(),
+        theirs.kind.clone(),
+        Vec::new(),
+    ));
+    deliver(&mut a, 9, &fake);
+    assert_eq!(a.dag(&context()).unwrap().keyring().len(), keys_before);
+    assert_eq!(a.metrics().keys_learned, learned_before);
+    assert_eq!(a.metrics().rejected.get("bad_genesis"), Some(&1));
+}

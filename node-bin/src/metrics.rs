@@ -366,6 +366,89 @@ impl Collector for NodeCollector {
             "reason",
             reasons(&core.sync_failures),
         )?;
+        // Membership, sealing and snapshot trust (issue 14): every refusal by its reason.
+        let plain: [(&str, &str, u64); 11] = [
+            (
+                "rhizome_non_member_messages",
+                "Sync requests and heartbeats from peers that are no members",
+                core.non_member_messages,
+            ),
+            (
+                "rhizome_syncs_refused_non_member",
+                "Sync sessions not started because the peer is no member",
+                core.syncs_refused_non_member,
+            ),
+            (
+                "rhizome_keys_learned",
+                "Context keys learned (wrapped to this node, or from an invitation)",
+                core.keys_learned,
+            ),
+            (
+                "rhizome_key_unwrap_failures",
+                "Key wraps addressed to this node that did not open",
+                core.key_unwrap_failures,
+            ),
+            (
+                "rhizome_key_rotations",
+                "Key rotations authored so a write could be sealed for every member",
+                core.key_rotations,
+            ),
+            ("rhizome_attestations_taken", "Signed heartbeat attestations verified and kept", core.attestations_taken),
+            (
+                "rhizome_snapshots_unvouched",
+                "Snapshots refused for want of enough member vouchers",
+                core.snapshots_unvouched,
+            ),
+            (
+                "rhizome_snapshots_single_voucher",
+                "Snapshots adopted on one member's word (checked afterwards)",
+                core.snapshots_single_voucher,
+            ),
+            (
+                "rhizome_snapshots_confirmed",
+                "Single-voucher snapshots another member's attestation confirmed",
+                core.snapshots_confirmed,
+            ),
+            (
+                "rhizome_snapshot_repairs",
+                "Snapshot repairs started on a contradicting member's attestation",
+                core.snapshot_repairs,
+            ),
+            (
+                "rhizome_snapshot_disputes",
+                "Contradicting attestations counted without a repair",
+                core.snapshot_disputes,
+            ),
+        ];
+        for (name, help, value) in plain {
+            counter(e, name, help, value)?;
+        }
+        labelled(
+            e,
+            "rhizome_attestations_refused",
+            "Heartbeat attestations refused, by reason",
+            MetricType::Counter,
+            "reason",
+            reasons(&core.attestations_refused),
+        )?;
+        labelled(
+            e,
+            "rhizome_snapshot_demands_refused",
+            "Peers' snapshot demands our own view did not warrant, by error code",
+            MetricType::Counter,
+            "code",
+            reasons(&core.snapshot_demands_refused),
+        )?;
+        // Per peer, bounded in the core (MAX_REFUSING_PEERS_TRACKED).
+        let by_peer = core.refusals_by_peer.iter().map(|(peer, value)| (peer.to_string(), *value)).collect::<Vec<_>>();
+        labelled(
+            e,
+            "rhizome_refusals_by_peer",
+            "Deltas and messages refused, by the peer that sent them (the worst offenders, bounded)",
+            MetricType::Counter,
+            "peer",
+            by_peer,
+        )?;
         counter(e, "rhizome_wasm_fuel_used", "WASM fuel used by all calls", status.runtime.fuel_used)?;
         labelled(
             e,

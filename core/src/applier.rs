@@ -69,6 +69,15 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// `state` as an export, or [`ApplyError::StateTooLarge`] if it is over `max_bytes`: the
+    /// bound every [`Applier::export_state`] enforces.
+    pub fn within_snapshot_bound(state: Vec<u8>, max_bytes: usize) -> Result<Vec<u8>, ApplyError> {
+        if state.len() > max_bytes {
+            return Err(ApplyError::StateTooLarge { bytes: state.len(), max: max_bytes });
+        }
+        Ok(state)
+    }
+
     /// A short stable snake_case label, for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {

@@ -157,10 +157,7 @@ impl Applier for KvCounterApplier {
     fn export_state(&self, context: &ContextId, max_bytes: usize) -> Result<Vec<u8>, ApplyError> {
         let empty = KvState::default();
         let bytes = borsh::to_vec(self.contexts.get(context).unwrap_or(&empty)).expect("encoding never fails");
-        if bytes.len() > max_bytes {
-            return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
-        }
-        Ok(bytes)
+        ApplyError::within_snapshot_bound(bytes, max_bytes)
     }
 
     fn import_state(

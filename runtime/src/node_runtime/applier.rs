@@ -34,10 +34,7 @@ impl<B: KvBackend + Default + 'static> Applier for Runtime<B> {
         let store =
             self.contexts.get(context).and_then(|runtime| runtime.state.as_ref()).ok_or(ApplyError::UnknownContext)?;
         let bytes = rhizome_core::wire::encode(&store.entries());
-        if bytes.len() > max_bytes {
-            return Err(ApplyError::StateTooLarge { bytes: bytes.len(), max: max_bytes });
-        }
-        Ok(bytes)
+        ApplyError::within_snapshot_bound(bytes, max_bytes)
     }
 
     fn import_state(

@@ -44,6 +44,16 @@ pub struct NodeMetrics {
     /// Key wraps addressed to this node that did not open: their author handed it a key it
     /// cannot use.
     pub key_unwrap_failures: u64,
+    /// Key requests sent: keys an applied delta lists this node as a recipient of, that it
+    /// does not hold (the wrap it was sent did not open).
+    pub key_requests_sent: u64,
+    /// Key requests from members answered with the key wrapped to them.
+    pub key_requests_served: u64,
+    /// Key requests answered with no key: the key is not held here, or the requester is not a
+    /// current member the key was handed to.
+    pub key_requests_refused: u64,
+    /// Answers to our key requests that held no key, or one that did not open or was another.
+    pub key_answers_useless: u64,
     /// Key rotations this node authored so that a write could be sealed under a key every
     /// member holds (removals rotate too, and are not counted here).
     pub key_rotations: u64,

@@ -71,6 +71,13 @@ pub enum RejectReason {
     /// An application payload too short to be sealed: every payload is.
     #[error("application payload is not sealed")]
     Unsealed,
+    /// An application payload sealed under a key of the right epoch that its causal past did
+    /// not hand to exactly its members (a key given to only some, or to a non-member too).
+    #[error("sealed under a key of epoch {epoch} not handed to exactly the members")]
+    KeyNotShared {
+        /// The epoch of the key it names.
+        epoch: u32,
+    },
     /// A key share that does not go to exactly the members it must (a genesis's to the initial
     /// members, a rotation's to the members after its ops, a grant's to current members only),
     /// or of an epoch that does not exist yet.
@@ -97,6 +104,7 @@ impl RejectReason {
             Self::MalformedKind => "malformed_kind",
             Self::WrongKeyEpoch { .. } => "wrong_key_epoch",
             Self::Unsealed => "unsealed",
+            Self::KeyNotShared { .. } => "key_not_shared",
             Self::BadKeyShare => "bad_key_share",
         }
     }

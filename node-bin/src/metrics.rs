@@ -367,7 +367,7 @@ impl Collector for NodeCollector {
             reasons(&core.sync_failures),
         )?;
         // Membership, sealing and snapshot trust (issue 14): every refusal by its reason.
-        let plain: [(&str, &str, u64); 11] = [
+        let plain: [(&str, &str, u64); 15] = [
             (
                 "rhizome_non_member_messages",
                 "Sync requests and heartbeats from peers that are no members",
@@ -387,6 +387,26 @@ impl Collector for NodeCollector {
                 "rhizome_key_unwrap_failures",
                 "Key wraps addressed to this node that did not open",
                 core.key_unwrap_failures,
+            ),
+            (
+                "rhizome_key_requests_sent",
+                "Keys asked of other members: handed to this node by an applied delta, not held",
+                core.key_requests_sent,
+            ),
+            (
+                "rhizome_key_requests_served",
+                "Key requests answered with the key wrapped to the member",
+                core.key_requests_served,
+            ),
+            (
+                "rhizome_key_requests_refused",
+                "Key requests answered with no key (not held, or the asker was not handed it)",
+                core.key_requests_refused,
+            ),
+            (
+                "rhizome_key_answers_useless",
+                "Answers to our key requests with no key, or one that did not open",
+                core.key_answers_useless,
             ),
             (
                 "rhizome_key_rotations",

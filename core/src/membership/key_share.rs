@@ -81,10 +81,27 @@ impl KeyShare {
         Some(unwrapped)
     }
 
+    /// Which key the share hands out and to whom, without the wraps: what membership views
+    /// keep.
+    pub fn handout(&self) -> KeyHandout {
+        KeyHandout { epoch: self.epoch, key_id: self.key_id, recipients: self.recipients().copied().collect() }
+    }
+
     /// Bytes of the borsh encoding: epoch, key id, wrap count, then fixed-size wraps.
     pub fn encoded_len(&self) -> usize {
         4 + 16 + 4 + WrappedKey::ENCODED_LEN * self.wraps.len()
     }
+}
+
+/// Which key a [`KeyShare`] handed out, and to whom (sorted).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KeyHandout {
+    /// The key's epoch.
+    pub epoch: KeyEpoch,
+    /// Which key of the epoch.
+    pub key_id: KeyId,
+    /// Its recipients, sorted.
+    pub recipients: Vec<AuthorKey>,
 }
 
 /// The context a genesis by `creator` with `nonce` binds its key wraps to.

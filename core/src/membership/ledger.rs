@@ -13,7 +13,7 @@ use super::{genesis_context_id, MembershipView, SharedView};
 use crate::delta::{CausalDelta, DeltaHeader, DeltaKind};
 use crate::hlc::Hlc;
 use crate::ids::{AuthorKey, ContextId, DeltaId, IdMap};
-use crate::membership::{KeyShare, MemberOp, Role};
+use crate::membership::{KeyHandout, KeyShare, MemberOp, Role};
 use crate::reject::RejectReason;
 use crate::seal::{KeyEpoch, KeyId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,15 +33,15 @@ pub struct Judged<'a> {
     pub hlc: &'a Hlc,
     /// What it does.
     pub kind: &'a DeltaKind,
-    /// The key epoch its payload is sealed under, as far as the judged fields show it.
-    pub sealed_epoch: SealedEpoch,
+    /// The key its payload is sealed under, as far as the judged fields show it.
+    pub sealed_key: SealedKey,
 }
 
-/// What the judged fields show of the key epoch an application payload is sealed under.
+/// What the judged fields show of the key an application payload is sealed under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealedEpoch {
-    /// The payload names this epoch.
-    Of(KeyEpoch),
+pub enum SealedKey {
+    /// The payload names this key (epoch and id).
+    Of(KeyEpoch, KeyId),
     /// The payload is too short to be sealed.
     NotSealed,
     /// Only the header is judged (a snapshot's history): the payload is not there to show it.
@@ -51,9 +51,9 @@ pub enum SealedEpoch {
 
 impl<'a> From<&'a CausalDelta> for Judged<'a> {
     fn from(delta: &'a CausalDelta) -> Self {
-        let sealed_epoch = match crate::seal::SealedPayload::epoch_of(&delta.payload) {
-            Some(epoch) => SealedEpoch::Of(epoch),
-            None => SealedEpoch::NotSealed,
+        let sealed_key = match crate::seal::SealedPayload::key_of(&delta.payload) {
+            Some((epoch, key_id)) => SealedKey::Of(epoch, key_id),
+            None => SealedKey::NotSealed,
         };
         Self {
             id: &delta.id,
@@ -61,7 +61,7 @@ impl<'a> From<&'a CausalDelta> for Judged<'a> {
             parents: &delta.parents,
             hlc: &delta.hlc,
             kind: &delta.kind,
-            sealed_epoch,
+            sealed_key,
         }
     }
 }
@@ -74,7 +74,7 @@ impl<'a> From<&'a DeltaHeader> for Judged<'a> {
             parents: &header.parents,
             hlc: &header.hlc,
             kind: &header.kind,
-            sealed_epoch: SealedEpoch::NotShown,
+            sealed_key: SealedKey::NotShown,
         }
     }
 }
@@ -82,8 +82,8 @@ impl<'a> From<&'a DeltaHeader> for Judged<'a> {
 /// What one applied membership delta did, kept to fold views from.
 #[derive(Debug, Clone)]
 enum Effect {
-    Genesis { members: Vec<(AuthorKey, Role)> },
-    Change { ops: Vec<MemberOp>, rotation: Option<KeyEpoch> },
+    Genesis { members: Vec<(AuthorKey, Role)>, keys: KeyHandout },
+    Change { ops: Vec<MemberOp>, rotation: Option<KeyHandout>, grants: Vec<KeyHandout> },
 }
 
 #[derive(Debug, Clone)]
@@ -174,16 +174,18 @@ impl MembershipLedger {
         let mut view = MembershipView::default();
         for ((at, record), standing) in records.iter().zip(&standings) {
             match (&record.effect, standing) {
-                (Effect::Genesis { members }, _) => view = MembershipView::genesis(record.author, members, **at),
-                (Effect::Change { ops, rotation }, Standing::Stands) => {
-                    view.apply_change(&record.author, ops, *rotation, **at)
+                (Effect::Genesis { members, keys }, _) => {
+                    view = MembershipView::genesis(record.author, members, keys, **at)
+                }
+                (Effect::Change { ops, rotation, grants }, Standing::Stands) => {
+                    view.apply_change(&record.author, ops, rotation.as_ref(), grants, **at)
                 }
                 (Effect::Change { .. }, Standing::Void) => view.apply_void(**at),
-                (Effect::Change { ops, rotation }, Standing::Mutual(targets)) => {
+                (Effect::Change { ops, rotation, .. }, Standing::Mutual(targets)) => {
                     // The removals take effect, so the rotation that must come with a removal
                     // does too. A void change's rotation has no effect, like the rest of it.
                     view.apply_mutual(ops, targets, **at);
-                    view.raise_epoch(*rotation);
+                    view.raise_epoch(rotation.as_ref());
                 }
             }
         }
@@ -213,7 +215,8 @@ impl MembershipLedger {
                 {
                     return Err(RejectReason::BadKeyShare);
                 }
-                let view = MembershipView::genesis(*header.author, &genesis.members, (height, *header.id));
+                let keys = genesis.keys.handout();
+                let view = MembershipView::genesis(*header.author, &genesis.members, &keys, (height, *header.id));
                 Ok(Arc::new(view))
             }
             _ if header.parents.is_empty() => Err(RejectReason::NoGenesis),
@@ -222,14 +225,22 @@ impl MembershipLedger {
                     return Err(RejectReason::NotMember);
                 }
                 // Sealed under the epoch of its causal past: after a removal's rotation, nothing
-                // new is readable with a key the removed member holds.
-                match header.sealed_epoch {
-                    SealedEpoch::Of(epoch) if epoch == past.epoch() => Ok(past.clone()),
-                    SealedEpoch::Of(epoch) => {
+                // new is readable with a key the removed member holds. And under a key of that
+                // epoch handed to exactly its members: every member can open it (a key given to
+                // only some would split the replicas) and nobody else can.
+                match header.sealed_key {
+                    SealedKey::Of(epoch, key_id) if epoch == past.epoch() => {
+                        if past.seals_for_members(&key_id) {
+                            Ok(past.clone())
+                        } else {
+                            Err(RejectReason::KeyNotShared { epoch: epoch.0 })
+                        }
+                    }
+                    SealedKey::Of(epoch, _) => {
                         Err(RejectReason::WrongKeyEpoch { sealed: epoch.0, expected: past.epoch().0 })
                     }
-                    SealedEpoch::NotSealed => Err(RejectReason::Unsealed),
-                    SealedEpoch::NotShown => Ok(past.clone()),
+                    SealedKey::NotSealed => Err(RejectReason::Unsealed),
+                    SealedKey::NotShown => Ok(past.clone()),
                 }
             }
             DeltaKind::Membership(change) => {
@@ -240,9 +251,10 @@ impl MembershipLedger {
                     return Err(RejectReason::NotPermitted);
                 }
                 let mut view = MembershipView::clone(past);
-                let rotation = change.rotation.as_ref().map(|share| share.epoch);
+                let rotation = change.rotation.as_ref().map(KeyShare::handout);
+                let grants: Vec<KeyHandout> = change.grants.iter().map(KeyShare::handout).collect();
                 // The delta is above every delta of its causal past, so it folds in last.
-                view.apply_change(header.author, &change.ops, rotation, (height, *header.id));
+                view.apply_change(header.author, &change.ops, rotation.as_ref(), &grants, (height, *header.id));
                 if let Some(share) = &change.rotation {
                     if past.epoch().next() != Some(share.epoch) {
                         let expected = past.epoch().0.saturating_add(1);
@@ -270,19 +282,22 @@ impl MembershipLedger {
             DeltaKind::Genesis(genesis) => {
                 self.genesis = Some(*header.id);
                 self.note_recipients(&genesis.keys);
-                Effect::Genesis { members: genesis.members.clone() }
+                Effect::Genesis { members: genesis.members.clone(), keys: genesis.keys.handout() }
             }
             DeltaKind::Membership(change) => {
                 for share in change.shares() {
                     self.note_recipients(share);
                 }
-                let rotation = change.rotation.as_ref().map(|share| share.epoch);
-                Effect::Change { ops: change.ops.clone(), rotation }
+                Effect::Change {
+                    ops: change.ops.clone(),
+                    rotation: change.rotation.as_ref().map(KeyShare::handout),
+                    grants: change.grants.iter().map(KeyShare::handout).collect(),
+                }
             }
         };
         self.ever_members.insert(*header.author);
         match &effect {
-            Effect::Genesis { members } => self.ever_members.extend(members.iter().map(|(key, _)| *key)),
+            Effect::Genesis { members, .. } => self.ever_members.extend(members.iter().map(|(key, _)| *key)),
             Effect::Change { ops, .. } => self.ever_members.extend(ops.iter().filter_map(|op| match op {
                 MemberOp::Add(key, _) => Some(*key),
                 MemberOp::Remove(_) => None,

@@ -24,14 +24,14 @@ struct Made {
 impl Made {
     fn judged(&self) -> Judged<'_> {
         // Payload epochs are the DAG's concern (`node/tests/sealing.rs`), not the fold's.
-        let sealed_epoch = super::SealedEpoch::NotShown;
+        let sealed_key = super::SealedKey::NotShown;
         Judged {
             id: &self.id,
             author: &self.author,
             parents: &self.parents,
             hlc: &self.hlc,
             kind: &self.kind,
-            sealed_epoch,
+            sealed_key,
         }
     }
 }

@@ -10,7 +10,7 @@ mod role;
 mod view;
 
 pub use change::{genesis_context_id, Genesis, MemberOp, MembershipChange};
-pub use key_share::{genesis_wrap_context, KeyShare};
-pub use ledger::{Judged, MembershipLedger, SealedEpoch};
+pub use key_share::{genesis_wrap_context, KeyHandout, KeyShare};
+pub use ledger::{Judged, MembershipLedger, SealedKey};
 pub use role::Role;
-pub use view::{MembershipView, SharedView, MAX_MEMBERS};
+pub use view::{MembershipView, SharedView, MAX_KEYS_PER_EPOCH, MAX_MEMBERS};

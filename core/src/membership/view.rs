@@ -33,16 +33,29 @@
 //! An add that would make more than [`MAX_MEMBERS`] members is not allowed (void in the fold,
 //! refused when admitted): every replica must fold with the same bound, so it is a protocol
 //! constant, not a configured limit.
+//!
+//! **Keys.** A view also keeps who each key of its epoch was handed to by the deltas it folds
+//! (a genesis, a rotation, grants; a void change hands out nothing, a mutual removal only its
+//! rotation). An application delta on the view must be sealed under one of them that was
+//! handed to exactly the view's members: every member can open it and nobody else can. Up to
+//! [`MAX_KEYS_PER_EPOCH`] keys of one epoch are kept, the first ones folded.
 
-use super::{MemberOp, Role};
+use super::{KeyHandout, MemberOp, Role};
 use crate::ids::{AuthorKey, DeltaId};
-use crate::seal::KeyEpoch;
-use std::collections::BTreeMap;
+use crate::seal::{KeyEpoch, KeyId};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The most members a context can have. Part of the protocol, not of a node's configuration:
 /// it decides which adds take effect in the fold, and every replica must fold alike.
 pub const MAX_MEMBERS: usize = 4_096;
+
+/// The most keys of one epoch a view keeps recipients of. Part of the protocol for the same
+/// reason as [`MAX_MEMBERS`]: it decides which keys application deltas may be sealed under.
+/// Honest nodes make more than one key of an epoch only by rotating concurrently; a member
+/// handing out junk keys of the epoch fills it, and writers then rotate to the next epoch.
+pub const MAX_KEYS_PER_EPOCH: usize = 64;
 
 /// The member list at one causal point, and the membership deltas it was folded from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -51,6 +64,8 @@ pub struct MembershipView {
     /// The highest key epoch any folded delta introduced: application deltas on this view
     /// are sealed under a key of this epoch.
     epoch: KeyEpoch,
+    /// Who each key of `epoch` was handed to, by key id (see the module docs).
+    epoch_keys: BTreeMap<KeyId, BTreeSet<AuthorKey>>,
     /// How many of `members` are admins, kept so the last-admin check needs no scan.
     admins: usize,
     /// The membership deltas folded in, by (height, id).
@@ -86,11 +101,51 @@ impl MembershipView {
         self.members.is_empty()
     }
 
-    /// Raises the epoch to a rotation's (see [`Self::apply_change`]).
-    pub(crate) fn raise_epoch(&mut self, rotation: Option<KeyEpoch>) {
-        if let Some(epoch) = rotation {
-            self.epoch = self.epoch.max(epoch);
+    /// Raises the epoch to a rotation's and notes whom its key went to (see
+    /// [`Self::apply_change`]). A rotation of an older epoch than the view's raises nothing.
+    pub(crate) fn raise_epoch(&mut self, rotation: Option<&KeyHandout>) {
+        if let Some(rotation) = rotation {
+            if rotation.epoch > self.epoch {
+                self.epoch = rotation.epoch;
+                self.epoch_keys.clear();
+            }
+            self.hand_out(rotation);
         }
+    }
+
+    /// Notes whom a key of the view's epoch went to; a key of another epoch decides nothing
+    /// here (application deltas are sealed under the view's epoch).
+    fn hand_out(&mut self, handout: &KeyHandout) {
+        if handout.epoch != self.epoch {
+            return;
+        }
+        let kept = self.epoch_keys.len();
+        match self.epoch_keys.entry(handout.key_id) {
+            Entry::Occupied(mut holders) => holders.get_mut().extend(handout.recipients.iter().copied()),
+            Entry::Vacant(slot) if kept < MAX_KEYS_PER_EPOCH => {
+                slot.insert(handout.recipients.iter().copied().collect());
+            }
+            Entry::Vacant(_) => {}
+        }
+    }
+
+    /// True if the key `key_id` of the view's epoch was handed to exactly its members: what an
+    /// application delta on this view must be sealed under.
+    pub fn seals_for_members(&self, key_id: &KeyId) -> bool {
+        self.epoch_keys
+            .get(key_id)
+            .is_some_and(|holders| holders.len() == self.members.len() && holders.iter().eq(self.members.keys()))
+    }
+
+    /// The keys of the view's epoch handed to exactly its members, least id first.
+    pub fn member_keys(&self) -> impl Iterator<Item = &KeyId> {
+        self.epoch_keys.keys().filter(|key_id| self.seals_for_members(key_id))
+    }
+
+    /// True if the key `(epoch, key_id)` was handed to `member` by the deltas this view folds,
+    /// as far as the view keeps (keys of its epoch).
+    pub fn handed_to(&self, epoch: KeyEpoch, key_id: &KeyId, member: &AuthorKey) -> bool {
+        epoch == self.epoch && self.epoch_keys.get(key_id).is_some_and(|holders| holders.contains(member))
     }
 
     /// The key epoch application deltas on this view are sealed under.
@@ -103,13 +158,19 @@ impl MembershipView {
         &self.folded
     }
 
-    /// The view right after a genesis by `creator`.
-    pub(crate) fn genesis(creator: AuthorKey, members: &[(AuthorKey, Role)], at: (u64, DeltaId)) -> Self {
+    /// The view right after a genesis by `creator` handing out `keys`.
+    pub(crate) fn genesis(
+        creator: AuthorKey,
+        members: &[(AuthorKey, Role)],
+        keys: &KeyHandout,
+        at: (u64, DeltaId),
+    ) -> Self {
         let mut view = Self::default();
         for (key, role) in members {
             view.set_role(*key, Some(*role));
         }
         view.set_role(creator, Some(Role::Admin));
+        view.hand_out(keys);
         view.folded.push(at);
         view
     }
@@ -150,16 +211,19 @@ impl MembershipView {
 
     /// Folds one membership change by `author` at `at` in: each op takes effect only if the
     /// author may make it at that point of the fold (the ops of one change in order). A
-    /// rotation raises the epoch whatever its ops did: its key exists and was handed out.
+    /// rotation raises the epoch whatever its ops did: its key exists and was handed out, as
+    /// were the grants.
     pub(crate) fn apply_change(
         &mut self,
         author: &AuthorKey,
         ops: &[MemberOp],
-        rotation: Option<KeyEpoch>,
+        rotation: Option<&KeyHandout>,
+        grants: &[KeyHandout],
         at: (u64, DeltaId),
     ) {
-        if let Some(epoch) = rotation {
-            self.epoch = self.epoch.max(epoch);
+        self.raise_epoch(rotation);
+        for grant in grants {
+            self.hand_out(grant);
         }
         for op in ops {
             if !self.allows(author, op) {
@@ -220,7 +284,7 @@ impl MembershipView {
             if !trial.allows(author, op) {
                 return false;
             }
-            trial.apply_change(author, std::slice::from_ref(op), None, (u64::MAX, DeltaId::default()));
+            trial.apply_change(author, std::slice::from_ref(op), None, &[], (u64::MAX, DeltaId::default()));
         }
         true
     }
@@ -238,9 +302,25 @@ mod tests {
         (height, DeltaId::from_bytes([height as u8; 32]))
     }
 
+    fn handout(epoch: u32, id: u8, recipients: &[u8]) -> KeyHandout {
+        KeyHandout {
+            epoch: KeyEpoch(epoch),
+            key_id: KeyId([id; 16]),
+            recipients: recipients.iter().map(|n| key(*n)).collect(),
+        }
+    }
+
+    fn genesis(creator: u8, members: &[(u8, Role)]) -> MembershipView {
+        let members: Vec<(AuthorKey, Role)> = members.iter().map(|(n, role)| (key(*n), *role)).collect();
+        let mut all: Vec<u8> = members.iter().map(|(k, _)| k.as_bytes()[0]).collect();
+        all.push(creator);
+        all.sort_unstable();
+        MembershipView::genesis(key(creator), &members, &handout(0, 0, &all), at(1))
+    }
+
     #[test]
     fn the_creator_is_the_first_admin() {
-        let view = MembershipView::genesis(key(1), &[(key(2), Role::Member)], at(1));
+        let view = genesis(1, &[(2, Role::Member)]);
         assert_eq!(view.role(&key(1)), Some(Role::Admin));
         assert_eq!(view.role(&key(2)), Some(Role::Member));
         assert!(!view.contains(&key(3)));
@@ -248,7 +328,7 @@ mod tests {
 
     #[test]
     fn only_admins_add_and_remove_others_but_anyone_may_leave() {
-        let view = MembershipView::genesis(key(1), &[(key(2), Role::Member), (key(3), Role::Member)], at(1));
+        let view = genesis(1, &[(2, Role::Member), (3, Role::Member)]);
         assert!(view.allows(&key(1), &MemberOp::Add(key(4), Role::Member)));
         assert!(!view.allows(&key(2), &MemberOp::Add(key(4), Role::Member)));
         assert!(!view.allows(&key(2), &MemberOp::Remove(key(3))));
@@ -258,21 +338,21 @@ mod tests {
 
     #[test]
     fn the_last_admin_cannot_go() {
-        let view = MembershipView::genesis(key(1), &[(key(2), Role::Member)], at(1));
+        let view = genesis(1, &[(2, Role::Member)]);
         assert!(!view.allows(&key(1), &MemberOp::Remove(key(1))));
         assert!(!view.allows(&key(1), &MemberOp::Add(key(1), Role::Member)));
         let mut two = view.clone();
-        two.apply_change(&key(1), &[MemberOp::Add(key(2), Role::Admin)], None, at(2));
+        two.apply_change(&key(1), &[MemberOp::Add(key(2), Role::Admin)], None, &[], at(2));
         assert!(two.allows(&key(1), &MemberOp::Remove(key(1))));
     }
 
     #[test]
     fn an_op_its_author_may_not_make_has_no_effect_in_the_fold() {
-        let mut view = MembershipView::genesis(key(1), &[(key(2), Role::Admin)], at(1));
+        let mut view = genesis(1, &[(2, Role::Admin)]);
         // 2's change folds after 2 lost the right, so it has no effect. (Had the two changes
         // been concurrent, the contest step would have made them a mutual removal first.)
-        view.apply_change(&key(1), &[MemberOp::Remove(key(2))], None, at(2));
-        view.apply_change(&key(2), &[MemberOp::Remove(key(1))], None, at(3));
+        view.apply_change(&key(1), &[MemberOp::Remove(key(2))], None, &[], at(2));
+        view.apply_change(&key(2), &[MemberOp::Remove(key(1))], None, &[], at(3));
         assert_eq!(view.role(&key(1)), Some(Role::Admin));
         assert!(!view.contains(&key(2)));
         assert_eq!(view.folded(), &[at(1), at(2), at(3)]);
@@ -280,8 +360,43 @@ mod tests {
 
     #[test]
     fn allows_all_takes_the_ops_in_order() {
-        let view = MembershipView::genesis(key(1), &[], at(1));
+        let view = genesis(1, &[]);
         assert!(view.allows_all(&key(1), &[MemberOp::Add(key(2), Role::Admin), MemberOp::Remove(key(1))]));
         assert!(!view.allows_all(&key(1), &[MemberOp::Remove(key(1)), MemberOp::Add(key(2), Role::Admin)]));
+    }
+
+    #[test]
+    fn only_a_key_of_the_epoch_handed_to_exactly_the_members_seals_for_them() {
+        let mut view = genesis(1, &[(2, Role::Member)]);
+        let genesis_key = KeyId([0; 16]);
+        assert!(view.seals_for_members(&genesis_key));
+        // A key of the epoch handed to only some members does not.
+        view.apply_change(&key(2), &[], None, &[handout(0, 9, &[2])], at(2));
+        assert!(!view.seals_for_members(&KeyId([9; 16])));
+        assert_eq!(view.member_keys().collect::<Vec<_>>(), vec![&genesis_key]);
+        // An add without a grant: the genesis key no longer covers the members; a grant heals it.
+        view.apply_change(&key(1), &[MemberOp::Add(key(3), Role::Member)], None, &[], at(3));
+        assert!(!view.seals_for_members(&genesis_key));
+        view.apply_change(&key(1), &[], None, &[handout(0, 0, &[3])], at(4));
+        assert!(view.seals_for_members(&genesis_key));
+        assert!(view.handed_to(KeyEpoch(0), &genesis_key, &key(3)));
+        // A rotation starts the next epoch with only its own key.
+        view.apply_change(&key(1), &[MemberOp::Remove(key(3))], Some(&handout(1, 5, &[1, 2])), &[], at(5));
+        assert_eq!(view.epoch(), KeyEpoch(1));
+        assert!(!view.seals_for_members(&genesis_key));
+        assert!(view.seals_for_members(&KeyId([5; 16])));
+        // Grants of an older epoch are not this epoch's keys.
+        view.apply_change(&key(1), &[], None, &[handout(0, 7, &[1, 2])], at(6));
+        assert!(!view.seals_for_members(&KeyId([7; 16])));
+    }
+
+    #[test]
+    fn at_most_max_keys_per_epoch_keys_of_one_epoch_are_kept() {
+        let mut view = genesis(1, &[]);
+        for id in 1..=MAX_KEYS_PER_EPOCH as u8 {
+            view.apply_change(&key(1), &[], None, &[handout(0, id, &[1])], at(1 + u64::from(id)));
+        }
+        assert_eq!(view.member_keys().count(), MAX_KEYS_PER_EPOCH, "the genesis key and the first ones");
+        assert!(!view.seals_for_members(&KeyId([MAX_KEYS_PER_EPOCH as u8; 16])));
     }
 }

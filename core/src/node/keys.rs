@@ -80,17 +80,15 @@ impl Node {
         self.good_key(context, &view).cloned()
     }
 
-    /// A key of `view`'s epoch that this node holds and that was handed to exactly the members
-    /// of `view`: every member can open the write, and nobody else (a key of the epoch wrapped
-    /// to someone no longer a member, as a void or mutual change's rotation may be, is not
-    /// used). The one of least fingerprint, so the choice is the same on every run.
+    /// A key of `view`'s epoch that this node holds and that the view's causal past handed to
+    /// exactly its members: every member can open the write, and nobody else (a key of the
+    /// epoch wrapped to someone no longer a member, as a void or mutual change's rotation may
+    /// be, is not used). Admission checks the same rule against the same view, so a write
+    /// sealed under it is accepted everywhere. The one of least fingerprint, so the choice is
+    /// the same on every run.
     fn good_key(&self, context: &ContextId, view: &MembershipView) -> Option<&ContextKey> {
-        let dag = &self.replicas.get(context)?.dag;
-        dag.keyring().of_epoch(view.epoch()).find(|key| {
-            dag.membership().recipients(key.epoch(), &key.id()).is_some_and(|recipients| {
-                recipients.len() == view.len() && view.members().keys().all(|member| recipients.contains(member))
-            })
-        })
+        let keyring = self.replicas.get(context)?.dag.keyring();
+        view.member_keys().find_map(|key_id| keyring.get(view.epoch(), key_id))
     }
 
     /// The key to seal a write on `parents` under, or `None` if a rotation must come first.
@@ -120,7 +118,7 @@ impl Node {
         let replica = self.replicas.get(context).ok_or(NodeError::UnknownContext(*context))?;
         let past = replica.dag.view_of_parents(parents).ok_or(NodeError::NotMember(*context))?;
         let mut after = MembershipView::clone(&past);
-        after.apply_change(&self.author, &ops, None, (u64::MAX, DeltaId::default()));
+        after.apply_change(&self.author, &ops, None, &[], (u64::MAX, DeltaId::default()));
         let members: Vec<AuthorKey> = after.members().keys().copied().collect();
         let mut change = MembershipChange { ops, rotation: None, grants: Vec::new() };
         let max_wraps = self.config.limits.max_key_wraps_per_change;

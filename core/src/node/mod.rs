@@ -9,6 +9,7 @@
 mod evidence;
 mod ingest;
 mod io;
+mod key_requests;
 mod keys;
 mod replica;
 mod requests;

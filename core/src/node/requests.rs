@@ -1,12 +1,13 @@
 //! Our outgoing requests: bookkeeping, deadlines, failures, and missing-parent fetches.
 
 use super::ingest::Via;
+use super::key_requests::KeyWanted;
 use super::timer_table::Deadline;
 use super::{Node, RequestFailure, RequestId};
 use crate::applier::Applier;
 use crate::ids::{ContextId, DeltaId, PeerId};
 use crate::sync::SyncFailure;
-use crate::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
+use crate::wire::{SyncRequest, SyncRequestV1, SyncRequestV2, SyncResponse, SyncResponseV1};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A request we wait on.
@@ -23,6 +24,8 @@ pub(crate) enum Purpose {
     Sync { context: ContextId },
     /// Missing parents of pending deltas.
     ParentFetch(ParentFetch),
+    /// A key this node was handed but does not hold.
+    Key(KeyWanted),
 }
 
 /// One missing-parent fetch, carried across retries with other peers.
@@ -38,6 +41,7 @@ impl Outstanding {
         match &self.purpose {
             Purpose::Sync { context } => context,
             Purpose::ParentFetch(fetch) => &fetch.context,
+            Purpose::Key(wanted) => &wanted.context,
         }
     }
 
@@ -113,6 +117,11 @@ impl RequestTable {
         Some(request)
     }
 
+    /// True if a request for `wanted` is in flight.
+    pub(crate) fn has_key_request(&self, wanted: &KeyWanted) -> bool {
+        self.entries.values().any(|request| matches!(&request.purpose, Purpose::Key(asked) if asked == wanted))
+    }
+
     fn ids_where(&self, pick: impl Fn(&Outstanding) -> bool) -> Vec<RequestId> {
         self.entries.iter().filter(|(_, request)| pick(request)).map(|(id, _)| *id).collect()
     }
@@ -134,7 +143,7 @@ impl RequestTable {
             .values()
             .filter_map(|request| match &request.purpose {
                 Purpose::ParentFetch(fetch) => Some(fetch),
-                Purpose::Sync { .. } => None,
+                Purpose::Sync { .. } | Purpose::Key(_) => None,
             })
             .collect();
         assert_eq!(self.fetches.requests, fetches.len(), "parent fetch count out of step");
@@ -152,14 +161,22 @@ impl RequestTable {
 impl Node {
     /// Sends a request and remembers it until its response, failure or deadline.
     pub(super) fn send_request(&mut self, peer: PeerId, request: SyncRequestV1, purpose: Purpose) -> RequestId {
+        self.send_encoded_request(peer, SyncRequest::encode_v1(request), purpose)
+    }
+
+    /// Sends a version-2 request (only what V1 cannot carry goes out as V2).
+    pub(super) fn send_request_v2(&mut self, peer: PeerId, request: SyncRequestV2, purpose: Purpose) -> RequestId {
+        self.send_encoded_request(peer, SyncRequest::encode_v2(request), purpose)
+    }
+
+    fn send_encoded_request(&mut self, peer: PeerId, bytes: Vec<u8>, purpose: Purpose) -> RequestId {
         let timeout_ms = match purpose {
-            Purpose::Sync { .. } => self.config.sync_request_timeout_ms,
+            Purpose::Sync { .. } | Purpose::Key(_) => self.config.sync_request_timeout_ms,
             Purpose::ParentFetch(_) => self.config.parent_fetch_timeout_ms,
         };
         let deadline = self.now.add_millis(timeout_ms);
         let request_id = self.requests.insert(Outstanding { peer, purpose });
         self.timers.arm(Deadline::Request(request_id), deadline);
-        let bytes = SyncRequest::encode_v1(request);
         self.outputs.push_back(super::Output::Request { to: peer, request_id, bytes, deadline });
         request_id
     }
@@ -184,10 +201,25 @@ impl Node {
             self.metrics.stale_responses += 1;
             return;
         };
-        match SyncResponse::decode(bytes, &self.config.limits) {
-            Ok(response) => match request.purpose {
+        match SyncResponse::decode_any(bytes, &self.config.limits) {
+            Ok(SyncResponse::V1(response)) => match request.purpose {
                 Purpose::Sync { context } => self.on_sync_response(app, context, request.peer, response),
                 Purpose::ParentFetch(fetch) => self.on_fetch_response(app, request.peer, fetch, response),
+                // A V1 answer to a key request is an error code (not a member, say).
+                Purpose::Key(_) => self.metrics.key_answers_useless += 1,
+            },
+            Ok(SyncResponse::V2(answer)) => match request.purpose {
+                Purpose::Key(wanted) => self.on_key_answer(app, request.peer, wanted, answer),
+                // A key answer to anything else is a peer out of step: the request failed.
+                purpose => {
+                    let error = crate::wire::WireError::Malformed("a key answer to another request".to_owned());
+                    self.metrics.count_decode_error(error.label());
+                    self.on_request_failed(
+                        app,
+                        Outstanding { peer: request.peer, purpose },
+                        SyncFailure::MalformedResponse(error),
+                    );
+                }
             },
             Err(error) => {
                 self.metrics.count_decode_error(error.label());
@@ -270,6 +302,8 @@ impl Node {
                 self.metrics.parent_fetch_failures += 1;
                 self.retry_fetch(fetch);
             }
+            // The next sync tick asks again, perhaps another holder.
+            Purpose::Key(_) => {}
         }
     }
 

@@ -28,7 +28,26 @@ impl From<SyncResponseV1> for Served {
 impl Node {
     pub(super) fn on_request(&mut self, app: &dyn Applier, from: PeerId, request_id: InboundRequestId, bytes: &[u8]) {
         self.metrics.requests_served += 1;
-        let Served { response, pull_back } = match SyncRequest::decode(bytes, &self.config.limits) {
+        let request = match SyncRequest::decode_any(bytes, &self.config.limits) {
+            Ok(SyncRequest::V1(request)) => Ok(request),
+            Ok(SyncRequest::V2(request)) => {
+                let context = match &request {
+                    crate::wire::SyncRequestV2::Key { context, .. } => *context,
+                };
+                let bytes = if self.replicas.get(&context).is_some_and(|replica| !replica.is_member_peer(&from)) {
+                    self.metrics.non_member_messages += 1;
+                    self.metrics.count_refusal_from(from);
+                    self.metrics.request_errors_sent += 1;
+                    SyncResponse::encode_v1(SyncResponseV1::Error(SyncErrorCode::NotMember))
+                } else {
+                    self.serve_key_request(from, request)
+                };
+                self.outputs.push_back(Output::Respond { to: from, request_id, bytes });
+                return;
+            }
+            Err(error) => Err(error),
+        };
+        let Served { response, pull_back } = match request {
             Ok(request) => self.serve(app, from, request),
             Err(error) => {
                 self.metrics.count_decode_error(error.label());

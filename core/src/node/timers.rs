@@ -20,6 +20,7 @@ impl Node {
         }
         if self.timers.fire_periodic(Timer::SyncTick, now, self.config.sync_tick_interval_ms) {
             self.sync_tick();
+            self.request_missing_keys();
         }
         if self.timers.fire_periodic(Timer::PendingCleanup, now, self.config.pending_cleanup_interval_ms) {
             self.cleanup(app);

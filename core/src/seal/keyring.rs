@@ -10,14 +10,13 @@ pub enum KeyringOpenError {
     /// Not a sealed payload at all.
     #[error("the payload is too short to be sealed")]
     Unsealed,
-    /// No key of the payload's epoch is held (yet: a key a later membership delta grants
-    /// opens it then).
-    #[error("no key of epoch {0} is held")]
+    /// The key it names is not held (yet: a key a later membership delta grants, or a key
+    /// request answers, opens it then).
+    #[error("the key of epoch {0} it names is not held")]
     NoKey(KeyEpoch),
-    /// Keys of the epoch are held, but none opens it: it was sealed under a key of that epoch
-    /// not held yet (two concurrent rotations), or it is forged.
-    #[error("no key of epoch {0} held opens it")]
-    NoKeyOpens(KeyEpoch),
+    /// The key it names is held, but does not open it: the payload is forged.
+    #[error("the key of epoch {0} it names does not open it")]
+    Forged(KeyEpoch),
 }
 
 impl KeyringOpenError {
@@ -26,7 +25,7 @@ impl KeyringOpenError {
         match self {
             Self::Unsealed => "unsealed",
             Self::NoKey(_) => "no_key",
-            Self::NoKeyOpens(_) => "no_key_opens",
+            Self::Forged(_) => "forged",
         }
     }
 }
@@ -91,19 +90,16 @@ impl Keyring {
         self.refused_at_bound
     }
 
-    /// Opens `payload` (a [`SealedPayload`] encoding) sealed under `header`, trying each key
-    /// of its epoch.
+    /// Opens `payload` (a [`SealedPayload`] encoding) sealed under `header` with the key it
+    /// names.
     pub fn open(&self, header: &SealHeader<'_>, payload: &[u8]) -> Result<Vec<u8>, KeyringOpenError> {
         let sealed = SealedPayload::decode(payload).map_err(|_| KeyringOpenError::Unsealed)?;
-        let mut tried = false;
-        for key in self.of_epoch(sealed.epoch) {
-            tried = true;
-            match open_payload(key, header, &sealed) {
-                Ok(plaintext) => return Ok(plaintext),
-                Err(OpenError::Forged | OpenError::WrongEpoch { .. } | OpenError::Truncated { .. }) => {}
+        let key = self.get(sealed.epoch, &sealed.key_id).ok_or(KeyringOpenError::NoKey(sealed.epoch))?;
+        open_payload(key, header, &sealed).map_err(|error| match error {
+            OpenError::Forged | OpenError::WrongKey { .. } | OpenError::Truncated { .. } => {
+                KeyringOpenError::Forged(sealed.epoch)
             }
-        }
-        Err(if tried { KeyringOpenError::NoKeyOpens(sealed.epoch) } else { KeyringOpenError::NoKey(sealed.epoch) })
+        })
     }
 }
 
@@ -115,7 +111,7 @@ mod tests {
     use crate::seal::seal_payload;
 
     #[test]
-    fn opens_with_whichever_key_of_the_epoch_sealed_it() {
+    fn opens_with_the_key_it_names_among_those_of_its_epoch() {
         let context = ContextId::hash_of(b"c");
         let author = AuthorKey::from_bytes([1; 32]);
         let hlc = Hlc::default();
@@ -127,9 +123,12 @@ mod tests {
         assert_eq!(ring.open(&header, &sealed), Err(KeyringOpenError::NoKey(KeyEpoch(1))));
         assert!(ring.insert(first.clone(), 8));
         assert!(!ring.insert(first, 8), "held already");
-        assert_eq!(ring.open(&header, &sealed), Err(KeyringOpenError::NoKeyOpens(KeyEpoch(1))));
+        assert_eq!(ring.open(&header, &sealed), Err(KeyringOpenError::NoKey(KeyEpoch(1))), "another key of the epoch");
         assert!(ring.insert(concurrent, 8));
         assert_eq!(ring.open(&header, &sealed).unwrap(), b"hello");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(ring.open(&header, &tampered), Err(KeyringOpenError::Forged(KeyEpoch(1))));
         assert_eq!(ring.open(&header, b"short"), Err(KeyringOpenError::Unsealed));
     }
 

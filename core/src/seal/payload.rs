@@ -4,10 +4,14 @@
 //! Encoded layout (fixed-width fields little-endian):
 //!
 //! ```text
-//! epoch u32 | nonce [u8; 24] | ciphertext (plaintext length) | tag [u8; 16]
+//! epoch u32 | key_id [u8; 16] | nonce [u8; 24] | ciphertext (plaintext length) | tag [u8; 16]
 //! ```
+//!
+//! The key id names which key of the epoch sealed it, so admission can check that key was
+//! handed to every member of the delta's causal past (concurrent rotations make several keys
+//! of one epoch), and a replica opens it with one lookup.
 
-use super::context_key::{ContextKey, KeyEpoch};
+use super::context_key::{ContextKey, KeyEpoch, KeyId};
 use crate::hlc::Hlc;
 use crate::ids::{AuthorKey, ContextId, DeltaId};
 use borsh::BorshSerialize;
@@ -35,8 +39,9 @@ pub struct SealHeader<'a> {
     pub hlc: &'a Hlc,
 }
 
-/// The associated data in its canonical (borsh) order. The epoch is the sealing key's, so a
-/// payload relabelled with another epoch does not open even under a key with the same bytes.
+/// The associated data in its canonical (borsh) order. The epoch and key id are the sealing
+/// key's, so a payload relabelled with another epoch does not open even under a key with the
+/// same bytes.
 #[derive(BorshSerialize)]
 struct AssociatedData<'a> {
     context: &'a ContextId,
@@ -44,18 +49,20 @@ struct AssociatedData<'a> {
     parents: &'a [DeltaId],
     hlc: &'a Hlc,
     epoch: KeyEpoch,
+    key_id: KeyId,
 }
 
-fn associated_data(header: &SealHeader<'_>, epoch: KeyEpoch) -> Vec<u8> {
+fn associated_data(header: &SealHeader<'_>, epoch: KeyEpoch, key_id: KeyId) -> Vec<u8> {
     let ad = AssociatedData {
         context: header.context,
         author: header.author,
         parents: header.parents,
         hlc: header.hlc,
         epoch,
+        key_id,
     };
-    // 32 + 32 + 4 + 32 per parent + 20 + 4.
-    let mut bytes = Vec::with_capacity(92 + 32 * header.parents.len());
+    // 32 + 32 + 4 + 32 per parent + 20 + 4 + 16.
+    let mut bytes = Vec::with_capacity(108 + 32 * header.parents.len());
     // Writing into a Vec cannot fail; borsh only refuses slices over u32::MAX entries, which a
     // parent list in memory never is.
     borsh::to_writer(&mut bytes, &ad).expect("encoding the header never fails");
@@ -67,6 +74,8 @@ fn associated_data(header: &SealHeader<'_>, epoch: KeyEpoch) -> Vec<u8> {
 pub struct SealedPayload {
     /// The epoch of the key it was sealed under.
     pub epoch: KeyEpoch,
+    /// Which key of the epoch it was sealed under.
+    pub key_id: KeyId,
     /// The synthetic nonce (see [`seal_payload`]).
     pub nonce: [u8; NONCE_LEN],
     /// The ciphertext followed by the 16-byte tag.
@@ -74,51 +83,48 @@ pub struct SealedPayload {
 }
 
 impl SealedPayload {
-    /// Bytes an encoding adds to the plaintext: epoch, nonce and tag.
-    pub const OVERHEAD: usize = 4 + NONCE_LEN + TAG_LEN;
+    /// Bytes of the fields before the ciphertext: epoch, key id and nonce.
+    const PREFIX: usize = 4 + 16 + NONCE_LEN;
+    /// Bytes an encoding adds to the plaintext: epoch, key id, nonce and tag.
+    pub const OVERHEAD: usize = Self::PREFIX + TAG_LEN;
 
     /// The encoding's length.
     pub fn encoded_len(&self) -> usize {
-        4 + NONCE_LEN + self.ciphertext.len()
+        Self::PREFIX + self.ciphertext.len()
     }
 
     /// The encoding described in the [module docs](self).
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.encoded_len());
         bytes.extend_from_slice(&self.epoch.0.to_le_bytes());
+        bytes.extend_from_slice(&self.key_id.0);
         bytes.extend_from_slice(&self.nonce);
         bytes.extend_from_slice(&self.ciphertext);
         bytes
     }
 
-    /// The epoch an encoding names, without copying it, if it is long enough to be one.
-    pub fn epoch_of(bytes: &[u8]) -> Option<KeyEpoch> {
+    /// The key (epoch and id) an encoding names, without copying it, if it is long enough to
+    /// be one.
+    pub fn key_of(bytes: &[u8]) -> Option<(KeyEpoch, KeyId)> {
         if bytes.len() < Self::OVERHEAD {
             return None;
         }
         let mut epoch = [0u8; 4];
         epoch.copy_from_slice(&bytes[..4]);
-        Some(KeyEpoch(u32::from_le_bytes(epoch)))
+        let mut key_id = KeyId::default();
+        key_id.0.copy_from_slice(&bytes[4..20]);
+        Some((KeyEpoch(u32::from_le_bytes(epoch)), key_id))
     }
 
     /// Splits an encoding into its parts. Anything shorter than [`Self::OVERHEAD`] (an empty
     /// plaintext's encoding) is [`OpenError::Truncated`]; whether the rest is genuine is only
     /// known when it is opened.
     pub fn decode(bytes: &[u8]) -> Result<Self, OpenError> {
-        if bytes.len() < Self::OVERHEAD {
-            return Err(OpenError::Truncated { bytes: bytes.len() });
-        }
-        let (epoch, rest) = bytes.split_at(4);
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let mut epoch_bytes = [0u8; 4];
-        epoch_bytes.copy_from_slice(epoch);
+        let (epoch, key_id) = Self::key_of(bytes).ok_or(OpenError::Truncated { bytes: bytes.len() })?;
+        let (nonce, ciphertext) = bytes[20..].split_at(NONCE_LEN);
         let mut nonce_bytes = [0u8; NONCE_LEN];
         nonce_bytes.copy_from_slice(nonce);
-        Ok(Self {
-            epoch: KeyEpoch(u32::from_le_bytes(epoch_bytes)),
-            nonce: nonce_bytes,
-            ciphertext: ciphertext.to_vec(),
-        })
+        Ok(Self { epoch, key_id, nonce: nonce_bytes, ciphertext: ciphertext.to_vec() })
     }
 }
 
@@ -126,6 +132,7 @@ impl fmt::Debug for SealedPayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SealedPayload")
             .field("epoch", &self.epoch)
+            .field("key_id", &format_args!("{:02x}{:02x}..", self.key_id.0[0], self.key_id.0[1]))
             .field(
                 "nonce",
                 &format_args!("{:02x}{:02x}{:02x}{:02x}..", self.nonce[0], self.nonce[1], self.nonce[2], self.nonce[3]),
@@ -138,9 +145,9 @@ impl fmt::Debug for SealedPayload {
 /// Why a sealed payload did not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
-    /// It was sealed under another epoch's key than the one given.
-    #[error("payload is sealed under key epoch {sealed}, the key given is epoch {have}")]
-    WrongEpoch {
+    /// It names another key (another epoch's, or another of the epoch) than the one given.
+    #[error("payload is sealed under a key of epoch {sealed}, the key given is another (epoch {have})")]
+    WrongKey {
         /// The epoch of the key given.
         have: KeyEpoch,
         /// The epoch the payload names.
@@ -162,7 +169,7 @@ impl OpenError {
     /// A short stable snake_case label, for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::WrongEpoch { .. } => "wrong_epoch",
+            Self::WrongKey { .. } => "wrong_key",
             Self::Truncated { .. } => "truncated",
             Self::Forged => "forged",
         }
@@ -190,7 +197,7 @@ fn synthetic_nonce(key: &ContextKey, ad: &[u8], plaintext: &[u8]) -> [u8; NONCE_
 /// Seals `plaintext` under `key`, bound to `header`. Deterministic: the same key, header and
 /// plaintext always give the same bytes.
 pub fn seal_payload(key: &ContextKey, header: &SealHeader<'_>, plaintext: &[u8]) -> SealedPayload {
-    let ad = associated_data(header, key.epoch());
+    let ad = associated_data(header, key.epoch(), key.id());
     let nonce = synthetic_nonce(key, &ad, plaintext);
     let cipher = XChaCha20Poly1305::new(key.payload_key().into());
     let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
@@ -200,7 +207,7 @@ pub fn seal_payload(key: &ContextKey, header: &SealHeader<'_>, plaintext: &[u8])
         .encrypt_in_place_detached(XNonce::from_slice(&nonce), &ad, &mut ciphertext)
         .expect("payloads are far below the AEAD's length limit");
     ciphertext.extend_from_slice(&tag);
-    SealedPayload { epoch: key.epoch(), nonce, ciphertext }
+    SealedPayload { epoch: key.epoch(), key_id: key.id(), nonce, ciphertext }
 }
 
 /// Opens a payload sealed by [`seal_payload`] under `key` and `header`.
@@ -208,14 +215,14 @@ pub fn seal_payload(key: &ContextKey, header: &SealHeader<'_>, plaintext: &[u8])
 /// The nonce is not recomputed from the plaintext: the tag already authenticates everything,
 /// and anyone able to seal a wrong nonce holds the key and could seal anything anyway.
 pub fn open_payload(key: &ContextKey, header: &SealHeader<'_>, sealed: &SealedPayload) -> Result<Vec<u8>, OpenError> {
-    if sealed.epoch != key.epoch() {
-        return Err(OpenError::WrongEpoch { have: key.epoch(), sealed: sealed.epoch });
+    if sealed.epoch != key.epoch() || sealed.key_id != key.id() {
+        return Err(OpenError::WrongKey { have: key.epoch(), sealed: sealed.epoch });
     }
     let Some(body_len) = sealed.ciphertext.len().checked_sub(TAG_LEN) else {
         return Err(OpenError::Truncated { bytes: sealed.encoded_len() });
     };
     let (body, tag) = sealed.ciphertext.split_at(body_len);
-    let ad = associated_data(header, sealed.epoch);
+    let ad = associated_data(header, sealed.epoch, sealed.key_id);
     let cipher = XChaCha20Poly1305::new(key.payload_key().into());
     let mut plaintext = body.to_vec();
     cipher
@@ -312,7 +319,7 @@ mod tests {
         relabelled.epoch = KeyEpoch(4);
         assert_eq!(
             open_payload(&key(), &fields.header(), &relabelled),
-            Err(OpenError::WrongEpoch { have: KeyEpoch(3), sealed: KeyEpoch(4) })
+            Err(OpenError::WrongKey { have: KeyEpoch(3), sealed: KeyEpoch(4) })
         );
         // Same secret under the relabelled epoch: the epoch is in the associated data.
         let same_bytes = ContextKey::new(KeyEpoch(4), *key().secret_bytes());
@@ -320,11 +327,18 @@ mod tests {
     }
 
     #[test]
-    fn wrong_key_is_forged() {
+    fn another_key_of_the_epoch_is_refused_by_its_id_and_a_relabelled_id_does_not_open() {
         let fields = Fields::sample();
         let sealed = seal_payload(&key(), &fields.header(), b"hello");
+        assert_eq!(sealed.key_id, key().id());
         let other = ContextKey::new(KeyEpoch(3), [6; 32]);
-        assert_eq!(open_payload(&other, &fields.header(), &sealed), Err(OpenError::Forged));
+        assert_eq!(
+            open_payload(&other, &fields.header(), &sealed),
+            Err(OpenError::WrongKey { have: KeyEpoch(3), sealed: KeyEpoch(3) })
+        );
+        let mut relabelled = sealed.clone();
+        relabelled.key_id = other.id();
+        assert_eq!(open_payload(&other, &fields.header(), &relabelled), Err(OpenError::Forged));
     }
 
     #[test]
@@ -332,12 +346,17 @@ mod tests {
         let fields = Fields::sample();
         let bytes = seal_payload(&key(), &fields.header(), b"").encode();
         assert_eq!(bytes.len(), SealedPayload::OVERHEAD);
-        for len in [0, 3, 4, 27, 28, SealedPayload::OVERHEAD - 1] {
+        for len in [0, 3, 4, 27, 28, 47, SealedPayload::OVERHEAD - 1] {
             assert_eq!(SealedPayload::decode(&bytes[..len]), Err(OpenError::Truncated { bytes: len }));
         }
         // A struct built by hand with less than a tag is refused the same way.
-        let short = SealedPayload { epoch: KeyEpoch(3), nonce: [0; NONCE_LEN], ciphertext: vec![0; TAG_LEN - 1] };
-        assert_eq!(open_payload(&key(), &fields.header(), &short), Err(OpenError::Truncated { bytes: 43 }));
+        let short = SealedPayload {
+            epoch: KeyEpoch(3),
+            key_id: key().id(),
+            nonce: [0; NONCE_LEN],
+            ciphertext: vec![0; TAG_LEN - 1],
+        };
+        assert_eq!(open_payload(&key(), &fields.header(), &short), Err(OpenError::Truncated { bytes: 59 }));
         // Cutting a longer payload short leaves a decodable prefix that does not authenticate.
         let bytes = seal_payload(&key(), &fields.header(), b"hello world").encode();
         let cut = SealedPayload::decode(&bytes[..bytes.len() - 1]).unwrap();
@@ -363,16 +382,17 @@ mod tests {
         let sealed = seal_payload(&key(), &fields.header(), b"pin");
         let bytes = sealed.encode();
         assert_eq!(bytes.len(), 3 + SealedPayload::OVERHEAD);
-        assert_eq!(&bytes[4..28], &sealed.nonce);
+        assert_eq!(&bytes[4..20], &key().id().0);
+        assert_eq!(&bytes[20..44], &sealed.nonce);
         assert_eq!(
             blake3::hash(&bytes).to_hex().as_str(),
-            "20a45e9f9abfd262ba0beac0e57da14a46360949365054b71f6a94004d9f1bf4"
+            "c706d7ae4be290d2fb3cefa32c45bd5562f07e2b7819bad5af1450834e86ffbe"
         );
     }
 
     #[test]
     fn error_labels_are_stable() {
-        assert_eq!(OpenError::WrongEpoch { have: KeyEpoch(1), sealed: KeyEpoch(2) }.label(), "wrong_epoch");
+        assert_eq!(OpenError::WrongKey { have: KeyEpoch(1), sealed: KeyEpoch(2) }.label(), "wrong_key");
         assert_eq!(OpenError::Truncated { bytes: 1 }.label(), "truncated");
         assert_eq!(OpenError::Forged.label(), "forged");
     }

@@ -97,6 +97,11 @@ fn samples(context: ContextId, signer: [u8; 32], heads: &[DeltaId]) -> Samples {
         }),
         SyncRequest::encode_v1(SyncRequestV1::SnapshotBegin { context }),
         SyncRequest::encode_v1(SyncRequestV1::SnapshotPage { context, snapshot_id: 1, page: 0 }),
+        SyncRequest::encode_v2(crate::wire::SyncRequestV2::Key {
+            context,
+            epoch: crate::seal::KeyEpoch(1),
+            key_id: crate::seal::KeyId([3; 16]),
+        }),
     ];
     let responses = vec![
         SyncResponse::encode_v1(SyncResponseV1::Heads { context, heads: named_heads.clone(), root, applied_count: 2 }),
@@ -123,6 +128,18 @@ fn samples(context: ContextId, signer: [u8; 32], heads: &[DeltaId]) -> Samples {
             entries: vec![first.header(), second.header()],
         })),
         SyncResponse::encode_v1(SyncResponseV1::Error(SyncErrorCode::GapTooLarge)),
+        SyncResponse::encode_v2(crate::wire::SyncResponseV2::Key {
+            context,
+            epoch: crate::seal::KeyEpoch(1),
+            key_id: crate::seal::KeyId([3; 16]),
+            wrap: crate::seal::wrap_key(
+                &Keypair::from_secret_bytes(signer),
+                &impostor,
+                &context,
+                &crate::seal::ContextKey::new(crate::seal::KeyEpoch(1), [8; 32]),
+            )
+            .ok(),
+        }),
     ];
     Samples { gossip, requests, responses, signed: vec![(*first).clone(), (*second).clone()] }
 }
@@ -376,10 +393,36 @@ fn check_response(bytes: &[u8], limits: &Limits, signed: &[CausalDelta]) -> Resu
 }
 
 /// Every decoder, with `limits`.
+/// Any version: what decodes re-encodes to the same bytes, and a V1 body keeps its bounds.
+fn check_any_version(bytes: &[u8], limits: &Limits) -> Result<(), TestCaseError> {
+    match SyncRequest::decode_any(bytes, limits) {
+        Ok(request) => {
+            prop_assert!(bytes.len() <= limits.max_message_bytes && bytes[0] <= 1);
+            prop_assert_eq!(crate::wire::encode(&request), bytes.to_vec(), "accepted a non-canonical encoding");
+            if let SyncRequest::V1(request) = &request {
+                prop_assert!(request_fits(request, limits), "accepted over a bound: {:?}", request);
+            }
+        }
+        Err(error) => check_error(bytes, limits.max_message_bytes, 2, &error)?,
+    }
+    match SyncResponse::decode_any(bytes, limits) {
+        Ok(response) => {
+            prop_assert!(bytes.len() <= limits.max_message_bytes && bytes[0] <= 1);
+            prop_assert_eq!(crate::wire::encode(&response), bytes.to_vec(), "accepted a non-canonical encoding");
+            if let SyncResponse::V1(response) = &response {
+                prop_assert!(response_fits(response, limits), "accepted over a bound: {:?}", response);
+            }
+        }
+        Err(error) => check_error(bytes, limits.max_message_bytes, 2, &error)?,
+    }
+    Ok(())
+}
+
 fn check_all(bytes: &[u8], limits: &Limits, signed: &[CausalDelta]) -> Result<(), TestCaseError> {
     check_gossip(bytes, limits, signed)?;
     check_request(bytes, limits)?;
-    check_response(bytes, limits, signed)
+    check_response(bytes, limits, signed)?;
+    check_any_version(bytes, limits)
 }
 
 fn wire_context() -> ContextId {
@@ -649,11 +692,11 @@ fn drain_checked(
                 prop_assert!(GossipMessage::decode(&bytes, &limits).is_ok(), "node broadcast garbage");
             }
             Output::Request { request_id, bytes, .. } => {
-                prop_assert!(SyncRequest::decode(&bytes, &limits).is_ok(), "node sent a bad request");
+                prop_assert!(SyncRequest::decode_any(&bytes, &limits).is_ok(), "node sent a bad request");
                 outstanding.push(request_id);
             }
             Output::Respond { to, request_id, bytes } => {
-                prop_assert!(SyncResponse::decode(&bytes, &limits).is_ok(), "node sent a bad response");
+                prop_assert!(SyncResponse::decode_any(&bytes, &limits).is_ok(), "node sent a bad response");
                 responded.push((to, request_id, bytes));
             }
             Output::Event(Event::DeltaApplied { id, .. }) => {
@@ -698,8 +741,8 @@ proptest! {
         let limits = Limits::default();
         match kind {
             0 => prop_assert!(GossipMessage::decode(original, &limits).is_ok()),
-            1 => prop_assert!(SyncRequest::decode(original, &limits).is_ok()),
-            _ => prop_assert!(SyncResponse::decode(original, &limits).is_ok()),
+            1 => prop_assert!(SyncRequest::decode_any(original, &limits).is_ok()),
+            _ => prop_assert!(SyncResponse::decode_any(original, &limits).is_ok()),
         }
         check_all(original, &limits, &samples.signed)?;
         check_all(original, &tight, &samples.signed)?;

@@ -10,7 +10,8 @@ pub mod sync;
 
 pub use gossip::{gossip_message_id, Gossip, GossipMessage, GossipV1, GossipV2, Heartbeat, SignedHeartbeat};
 pub use sync::{
-    SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1,
+    SnapshotCheckpoint, SnapshotPage, SyncErrorCode, SyncRequest, SyncRequestV1, SyncRequestV2, SyncResponse,
+    SyncResponseV1, SyncResponseV2,
 };
 
 use borsh::{BorshDeserialize, BorshSerialize};

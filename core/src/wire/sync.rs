@@ -6,13 +6,33 @@ use crate::delta::DeltaHeader;
 use crate::delta::DeltaRef;
 use crate::ids::{ContextId, DeltaId, RootHash};
 use crate::limits::Limits;
+use crate::seal::{KeyEpoch, KeyId, WrappedKey};
 use borsh::{BorshDeserialize, BorshSerialize};
 
-/// The versioned request envelope.
+/// The versioned request envelope. New versions are new variants; old ones stay decodable, and
+/// a request goes out in the lowest version that carries it (every V1 request still as V1).
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum SyncRequest {
     /// Version 1.
     V1(SyncRequestV1),
+    /// Version 2: adds key requests.
+    V2(SyncRequestV2),
+}
+
+/// Version 2 requests: only what V1 cannot carry.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum SyncRequestV2 {
+    /// "Wrap key `(epoch, key_id)` of this context to me": sent by a member that an applied
+    /// membership delta lists as the key's recipient but that does not hold it (the wrap it was
+    /// sent did not open).
+    Key {
+        /// The context.
+        context: ContextId,
+        /// The key's epoch.
+        epoch: KeyEpoch,
+        /// Which key of the epoch.
+        key_id: KeyId,
+    },
 }
 
 /// Version 1 requests.
@@ -53,11 +73,30 @@ pub enum SyncRequestV1 {
     },
 }
 
-/// The versioned response envelope.
+/// The versioned response envelope: a response is in the version of its request.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum SyncResponse {
     /// Version 1.
     V1(SyncResponseV1),
+    /// Version 2.
+    V2(SyncResponseV2),
+}
+
+/// Version 2 responses.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum SyncResponseV2 {
+    /// Answer to `Key`: the key wrapped from the responder to the requester, or `None` if the
+    /// responder does not hold it or does not count the requester among its recipients.
+    Key {
+        /// The context.
+        context: ContextId,
+        /// The key's epoch.
+        epoch: KeyEpoch,
+        /// Which key of the epoch.
+        key_id: KeyId,
+        /// The wrapped key.
+        wrap: Option<WrappedKey>,
+    },
 }
 
 /// Version 1 responses.
@@ -172,7 +211,7 @@ impl SyncErrorCode {
     }
 }
 
-const SYNC_VERSIONS: u8 = 1;
+const SYNC_VERSIONS: u8 = 2;
 
 impl SyncRequest {
     /// Wraps a version-1 request and encodes it.
@@ -180,9 +219,31 @@ impl SyncRequest {
         encode(&SyncRequest::V1(request))
     }
 
-    /// Decodes and bounds-checks a request.
+    /// Wraps a version-2 request and encodes it.
+    pub fn encode_v2(request: SyncRequestV2) -> Vec<u8> {
+        encode(&SyncRequest::V2(request))
+    }
+
+    /// Decodes and bounds-checks a request of any version this node speaks.
+    pub fn decode_any(bytes: &[u8], limits: &Limits) -> Result<SyncRequest, WireError> {
+        match decode_envelope(bytes, limits.max_message_bytes, SYNC_VERSIONS)? {
+            SyncRequest::V1(request) => Self::bound_v1(request, limits).map(SyncRequest::V1),
+            // Fixed-size fields only.
+            request @ SyncRequest::V2(_) => Ok(request),
+        }
+    }
+
+    /// Decodes and bounds-checks a version-1 request; any other version is
+    /// [`WireError::UnsupportedVersion`].
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<SyncRequestV1, WireError> {
-        let SyncRequest::V1(request) = decode_envelope(bytes, limits.max_message_bytes, SYNC_VERSIONS)?;
+        // The envelope decoder refuses every tag past V1 before parsing.
+        match decode_envelope(bytes, limits.max_message_bytes, 1)? {
+            SyncRequest::V1(request) => Self::bound_v1(request, limits),
+            SyncRequest::V2(_) => Err(WireError::UnsupportedVersion(1)),
+        }
+    }
+
+    fn bound_v1(request: SyncRequestV1, limits: &Limits) -> Result<SyncRequestV1, WireError> {
         if let SyncRequestV1::DeltasSince { known, wanted, .. } = &request {
             bound("deltas_since.known", known.len(), limits.max_heads_per_message)?;
             bound("deltas_since.wanted", wanted.len(), limits.max_heads_per_message)?;
@@ -197,9 +258,31 @@ impl SyncResponse {
         encode(&SyncResponse::V1(response))
     }
 
-    /// Decodes and bounds-checks a response.
+    /// Wraps a version-2 response and encodes it.
+    pub fn encode_v2(response: SyncResponseV2) -> Vec<u8> {
+        encode(&SyncResponse::V2(response))
+    }
+
+    /// Decodes and bounds-checks a response of any version this node speaks.
+    pub fn decode_any(bytes: &[u8], limits: &Limits) -> Result<SyncResponse, WireError> {
+        match decode_envelope(bytes, limits.max_message_bytes, SYNC_VERSIONS)? {
+            SyncResponse::V1(response) => Self::bound_v1(response, limits).map(SyncResponse::V1),
+            // Fixed-size fields only.
+            response @ SyncResponse::V2(_) => Ok(response),
+        }
+    }
+
+    /// Decodes and bounds-checks a version-1 response; any other version is
+    /// [`WireError::UnsupportedVersion`].
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<SyncResponseV1, WireError> {
-        let SyncResponse::V1(response) = decode_envelope(bytes, limits.max_message_bytes, SYNC_VERSIONS)?;
+        // The envelope decoder refuses every tag past V1 before parsing.
+        match decode_envelope(bytes, limits.max_message_bytes, 1)? {
+            SyncResponse::V1(response) => Self::bound_v1(response, limits),
+            SyncResponse::V2(_) => Err(WireError::UnsupportedVersion(1)),
+        }
+    }
+
+    fn bound_v1(response: SyncResponseV1, limits: &Limits) -> Result<SyncResponseV1, WireError> {
         match &response {
             SyncResponseV1::Heads { heads, .. } => bound("heads.heads", heads.len(), limits.max_heads_per_message)?,
             SyncResponseV1::Deltas { deltas, .. } => {
@@ -258,6 +341,20 @@ mod tests {
         assert_eq!(SyncRequest::decode(&SyncRequest::encode_v1(request.clone()), &limits), Ok(request));
         let response = SyncResponseV1::Deltas { context: delta.context, deltas: vec![delta], next: None, gap_total: 1 };
         assert_eq!(SyncResponse::decode(&SyncResponse::encode_v1(response.clone()), &limits), Ok(response));
+    }
+
+    #[test]
+    fn key_requests_and_answers_round_trip_and_a_v1_decoder_refuses_them() {
+        let limits = Limits::default();
+        let context = ContextId::hash_of(b"c");
+        let request = SyncRequest::V2(SyncRequestV2::Key { context, epoch: KeyEpoch(2), key_id: KeyId([4; 16]) });
+        let bytes = crate::wire::encode(&request);
+        assert_eq!(SyncRequest::decode_any(&bytes, &limits), Ok(request));
+        assert_eq!(SyncRequest::decode(&bytes, &limits), Err(WireError::UnsupportedVersion(1)));
+        let answer = SyncResponseV2::Key { context, epoch: KeyEpoch(2), key_id: KeyId([4; 16]), wrap: None };
+        let bytes = SyncResponse::encode_v2(answer.clone());
+        assert_eq!(SyncResponse::decode_any(&bytes, &limits), Ok(SyncResponse::V2(answer)));
+        assert_eq!(SyncResponse::decode(&bytes, &limits), Err(WireError::UnsupportedVersion(1)));
     }
 
     #[test]

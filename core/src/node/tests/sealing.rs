@@ -57,7 +57,7 @@ fn a_removed_member_cannot_open_what_is_written_after_its_removal() {
     // Member 2 writes after the removal: sealed under epoch 1, which 3 never received.
     let after_id = two.local_delta(T0, context(), set("k", "after")).unwrap();
     let after = delta_of(&two, &after_id);
-    assert_eq!(crate::seal::SealedPayload::epoch_of(&after.payload), Some(KeyEpoch(1)));
+    assert_eq!(crate::seal::SealedPayload::key_of(&after.payload).map(|(epoch, _)| epoch), Some(KeyEpoch(1)));
     assert_eq!(three.open_payload(&context(), &after), Err(KeyringOpenError::NoKey(KeyEpoch(1))));
     assert!(three.open_payload(&context(), &before).is_ok(), "what it could read before, it still can");
     assert!(three.metrics().key_unwrap_failures == 0, "nothing was wrapped to it to fail");
@@ -124,7 +124,7 @@ fn a_member_added_concurrently_with_a_rotation_is_healed_by_the_next_writer() {
     let healed_id = four.local_delta(T0, context, set("k", "four")).unwrap();
     let healed = get(&four, healed_id);
     assert_eq!(four.metrics().key_rotations, rotations_before + 1);
-    assert_eq!(crate::seal::SealedPayload::epoch_of(&healed.payload), Some(KeyEpoch(2)));
+    assert_eq!(crate::seal::SealedPayload::key_of(&healed.payload).map(|(epoch, _)| epoch), Some(KeyEpoch(2)));
     let rotation = get(&four, healed.parents[0]);
     // Member 5 joins and receives everything in an order that makes it wait for the grant.
     let mut five = fresh(5);
@@ -199,4 +199,133 @@ fn a_fake_genesis_hands_no_key() {
     assert_eq!(a.dag(&context()).unwrap().keyring().len(), keys_before);
     assert_eq!(a.metrics().keys_learned, learned_before);
     assert_eq!(a.metrics().rejected.get("bad_genesis"), Some(&1));
+}
+
+/// A member hands a new key of the current epoch to only some members and seals a write
+/// under it (the members without it would quarantine that write and all that follows it,
+/// while the others apply it). Admission refuses the write on every replica, even one that
+/// holds the key, because its causal past did not hand the key to exactly its members.
+#[test]
+fn a_write_sealed_under_a_key_handed_to_only_some_members_is_refused_everywhere() {
+    let mut one = node(1, Config::default());
+    let subset_key = crate::seal::ContextKey::new(KeyEpoch(0), [0x77; 32]);
+    let subset = [key(1).author_key(), key(2).author_key()];
+    let share = crate::membership::KeyShare::wrap(&key(2), &context(), &subset_key, subset).unwrap();
+    let change = crate::membership::MembershipChange { ops: Vec::new(), rotation: None, grants: vec![share] };
+    let grant = Arc::new(crate::CausalDelta::new_signed_kind(
+        &key(2),
+        context(),
+        vec![genesis().id],
+        crate::Hlc { physical_ms: 5, logical: 0, node: 2 },
+        crate::DeltaKind::Membership(change),
+        Vec::new(),
+    ));
+    deliver(&mut one, 2, &grant);
+    let dag = one.dag(&context()).unwrap();
+    assert!(dag.is_applied(&grant.id), "a grant to members is a valid change");
+    assert!(dag.keyring().holds(KeyEpoch(0), &subset_key.id()), "member 1 is one of the few");
+    let mut writer = author(2);
+    writer.seal_with(Some(subset_key));
+    let write = writer.make(&[grant.id], set("k", "for some"));
+    deliver(&mut one, 2, &write);
+    assert!(!one.dag(&context()).unwrap().is_known(&write.id));
+    assert_eq!(one.metrics().rejected.get("key_not_shared"), Some(&1));
+    // An honest write on the same heads is sealed under the genesis key and applies.
+    let honest = one.local_delta(T0, context(), set("k", "for all")).unwrap();
+    let honest = delta_of(&one, &honest);
+    let mut three = node(3, Config::default());
+    deliver(&mut three, 2, &grant);
+    deliver(&mut three, 1, &honest);
+    assert!(three.dag(&context()).unwrap().is_applied(&honest.id));
+    assert_eq!(three.root_hash(&context()), one.root_hash(&context()));
+}
+
+/// A member hands member 3 a wrap that does not open, inside an otherwise valid rotation. The
+/// ledger lists 3 as holding the new key, so honest writers seal under it and 3 quarantines
+/// their writes. At its next sync tick, 3 asks another recipient for the key, point to point,
+/// gets it wrapped from that member, and applies what waited.
+#[test]
+fn a_member_sent_a_wrap_that_does_not_open_asks_another_member_for_the_key() {
+    let mut one = node(1, Config::default());
+    let mut three = node(3, Config::default());
+    let rotated = crate::seal::ContextKey::new(KeyEpoch(1), [0x55; 32]);
+    let members = (1..=4).map(|n| key(n).author_key());
+    let mut share = crate::membership::KeyShare::wrap(&key(2), &context(), &rotated, members).unwrap();
+    let victim = share.wraps.iter_mut().find(|wrap| wrap.recipient == key(3).author_key()).unwrap();
+    victim.ciphertext[0] ^= 1;
+    let change = crate::membership::MembershipChange { ops: Vec::new(), rotation: Some(share), grants: Vec::new() };
+    let rotation = Arc::new(crate::CausalDelta::new_signed_kind(
+        &key(2),
+        context(),
+        vec![genesis().id],
+        crate::Hlc { physical_ms: 5, logical: 0, node: 2 },
+        crate::DeltaKind::Membership(change),
+        Vec::new(),
+    ));
+    deliver(&mut one, 2, &rotation);
+    deliver(&mut three, 2, &rotation);
+    assert_eq!(three.metrics().key_unwrap_failures, 1);
+    assert!(three.dag(&context()).unwrap().is_applied(&rotation.id), "the change itself is valid");
+    let write = one.local_delta(T0, context(), set("k", "under the new key")).unwrap();
+    let write = delta_of(&one, &write);
+    assert_eq!(crate::seal::SealedPayload::key_of(&write.payload), Some((KeyEpoch(1), rotated.id())));
+    deliver(&mut three, 1, &write);
+    assert_eq!(three.dag(&context()).unwrap().quarantined_len(), 1, "3 cannot open it");
+    // The next sync tick asks member 1, which holds the key and counts 3 among its recipients.
+    three.handle_input(T0, Input::PeerUp { peer: one.peer_id() });
+    drain(&mut three);
+    let tick = T0.add_millis(Config::default().sync_tick_interval_ms * 2);
+    three.handle_input(tick, Input::Timeout);
+    let outputs = drain(&mut three);
+    exchange(&mut three, &mut one, outputs, tick);
+    assert_eq!(three.metrics().key_requests_sent, 1);
+    assert_eq!(one.metrics().key_requests_served, 1);
+    let dag = three.dag(&context()).unwrap();
+    assert!(dag.keyring().holds(KeyEpoch(1), &rotated.id()));
+    assert!(dag.is_applied(&write.id) && dag.quarantined_len() == 0);
+    assert_eq!(three.root_hash(&context()), one.root_hash(&context()));
+    // Held now: the next tick asks nothing.
+    three.handle_input(tick.add_millis(Config::default().sync_tick_interval_ms * 2), Input::Timeout);
+    drain(&mut three);
+    assert_eq!(three.metrics().key_requests_sent, 1);
+}
+
+/// A key request is answered only for a current member the key was handed to: an outsider is
+/// told it is not a member, and a member the key was never handed to gets no key.
+#[test]
+fn a_key_is_wrapped_on_request_only_to_a_member_it_was_handed_to() {
+    let mut one = node(1, Config::default());
+    let genesis_key = crate::testing::test_context_key();
+    let ask = |one: &mut TestNode<KvCounterApplier>, from: u8, key_id| {
+        let request = crate::wire::SyncRequestV2::Key { context: context(), epoch: KeyEpoch(0), key_id };
+        one.handle_input(
+            T0,
+            Input::Request {
+                from: key(from).peer_id(),
+                request_id: InboundRequestId(1),
+                bytes: crate::wire::SyncRequest::encode_v2(request),
+            },
+        );
+        let bytes = drain(one)
+            .into_iter()
+            .find_map(|output| if let Output::Respond { bytes, .. } = output { Some(bytes) } else { None })
+            .unwrap();
+        crate::wire::SyncResponse::decode_any(&bytes, &Default::default()).unwrap()
+    };
+    let answer = ask(&mut one, 2, genesis_key.id());
+    let crate::wire::SyncResponse::V2(crate::wire::SyncResponseV2::Key { wrap: Some(wrap), .. }) = answer else {
+        panic!("member 2 holds the genesis key: {answer:?}")
+    };
+    let opened = crate::seal::unwrap_key(&key(2), &key(1).author_key(), &context(), &wrap).unwrap();
+    assert_eq!(opened.id(), genesis_key.id());
+    assert!(matches!(
+        ask(&mut one, 9, genesis_key.id()),
+        crate::wire::SyncResponse::V1(SyncResponseV1::Error(crate::wire::SyncErrorCode::NotMember))
+    ));
+    let unknown = crate::seal::KeyId([0x42; 16]);
+    assert!(matches!(
+        ask(&mut one, 2, unknown),
+        crate::wire::SyncResponse::V2(crate::wire::SyncResponseV2::Key { wrap: None, .. })
+    ));
+    assert_eq!((one.metrics().key_requests_served, one.metrics().key_requests_refused), (1, 1));
 }

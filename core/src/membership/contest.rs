@@ -120,6 +120,46 @@ pub(super) fn standings(entries: &[Entry<'_>]) -> Vec<Standing> {
         .collect()
 }
 
+/// For each entry, the keys its `Add` ops have no effect on: keys that a removal concurrent
+/// with it removes (a `Remove` in a standing change, or in a mutual one naming a key it
+/// targets). Remove wins: an add that did not see a removal cannot undo it, whichever of the
+/// two folds later. Few changes remove anyone, so most entries get an empty list.
+pub(super) fn removed_concurrently<'a>(entries: &[Entry<'a>], standings: &[Standing]) -> Vec<Vec<&'a AuthorKey>> {
+    let mut removals: BTreeMap<&AuthorKey, Vec<usize>> = BTreeMap::new();
+    for (index, (entry, standing)) in entries.iter().zip(standings).enumerate() {
+        for op in entry.ops {
+            let MemberOp::Remove(subject) = op else { continue };
+            let effective = match standing {
+                Standing::Stands => true,
+                Standing::Void => false,
+                Standing::Mutual(targets) => targets.binary_search(subject).is_ok(),
+            };
+            if effective {
+                removals.entry(subject).or_default().push(index);
+            }
+        }
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            let mut blocked: Vec<&AuthorKey> = entry
+                .ops
+                .iter()
+                .filter_map(|op| match op {
+                    MemberOp::Add(subject, _) => removals
+                        .get(subject)
+                        .is_some_and(|removers| removers.iter().any(|r| concurrent(entry, &entries[*r])))
+                        .then_some(subject),
+                    MemberOp::Remove(_) => None,
+                })
+                .collect();
+            blocked.sort_unstable();
+            blocked.dedup();
+            blocked
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

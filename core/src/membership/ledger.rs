@@ -171,14 +171,23 @@ impl MembershipLedger {
             })
             .collect();
         let standings = contest::standings(&entries);
+        let blocked = contest::removed_concurrently(&entries, &standings);
         let mut view = MembershipView::default();
-        for ((at, record), standing) in records.iter().zip(&standings) {
+        for (((at, record), standing), blocked) in records.iter().zip(&standings).zip(&blocked) {
             match (&record.effect, standing) {
                 (Effect::Genesis { members, keys }, _) => {
                     view = MembershipView::genesis(record.author, members, keys, **at)
                 }
-                (Effect::Change { ops, rotation, grants }, Standing::Stands) => {
+                (Effect::Change { ops, rotation, grants }, Standing::Stands) if blocked.is_empty() => {
                     view.apply_change(&record.author, ops, rotation.as_ref(), grants, **at)
+                }
+                (Effect::Change { ops, rotation, grants }, Standing::Stands) => {
+                    let unblocked: Vec<MemberOp> = ops
+                        .iter()
+                        .filter(|op| !matches!(op, MemberOp::Add(subject, _) if blocked.contains(&subject)))
+                        .copied()
+                        .collect();
+                    view.apply_change(&record.author, &unblocked, rotation.as_ref(), grants, **at)
                 }
                 (Effect::Change { .. }, Standing::Void) => view.apply_void(**at),
                 (Effect::Change { ops, rotation, .. }, Standing::Mutual(targets)) => {

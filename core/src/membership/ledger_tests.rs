@@ -387,3 +387,23 @@ proptest! {
         }
     }
 }
+
+/// Admin 1 removes member 3 while admin 2, concurrently, adds it (as admin) on a higher branch,
+/// so the add folds later. Remove wins: 3 is out on every replica, in every order, and a later
+/// add on top of the removal brings it back.
+#[test]
+fn an_add_concurrent_with_a_removal_of_the_same_key_does_not_undo_it() {
+    let mut dag = Builder::new(vec![(key(2), Role::Admin), (key(3), Role::Member)]);
+    let genesis = dag.genesis();
+    let removal = dag.change(1, &[genesis], vec![remove(3)]).unwrap();
+    let tip = dag.chain(2, genesis, 5);
+    let stale_add = dag.change(2, &[tip], vec![add(3, Role::Admin), add(4, Role::Member)]).unwrap();
+    assert!(dag.heights[&stale_add] > dag.heights[&removal], "the add folds after the removal");
+    let replicas = dag.both_orders(&[removal]);
+    everywhere(&replicas, &[removal, stale_add], |view| {
+        assert!(!view.contains(&key(3)), "the removal stands");
+        assert_eq!(view.role(&key(4)), Some(Role::Member), "the change's other ops take effect");
+    });
+    let readd = dag.change(2, &[removal, stale_add], vec![add(3, Role::Member)]).unwrap();
+    assert_eq!(dag.replica.view_at(&[readd]).role(&key(3)), Some(Role::Member));
+}

@@ -17,6 +17,8 @@
 //!    removal, only the ops that take rights from an author of another change of the cycle
 //!    that it contests take effect (a removal removes, a demotion demotes a current member),
 //!    whatever its author's standing and even if that leaves no admin; its other ops are void.
+//!    An `Add` of a key that a removal concurrent with it removes (a standing change's, or a
+//!    mutual one's of a key it targets) has no effect: remove wins, whatever the order.
 //!
 //! Why: a change is admitted if its author had the right in its own causal past, and the
 //! (height, id) order is the author's to choose (old parents give a low height, a chain of its

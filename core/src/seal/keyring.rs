@@ -118,7 +118,7 @@ mod tests {
         let header = SealHeader { context: &context, author: &author, parents: &[], hlc: &hlc };
         let first = ContextKey::new(KeyEpoch(1), [1; 32]);
         let concurrent = ContextKey::new(KeyEpoch(1), [2; 32]);
-        let sealed = seal_payload(&concurrent, &header, b"hello").encode();
+        let sealed = seal_payload(&concurrent, &header, &[0; 32], b"hello").encode();
         let mut ring = Keyring::default();
         assert_eq!(ring.open(&header, &sealed), Err(KeyringOpenError::NoKey(KeyEpoch(1))));
         assert!(ring.insert(first.clone(), 8));

@@ -176,29 +176,30 @@ impl OpenError {
     }
 }
 
-/// The nonce for sealing `plaintext` with associated data `ad`: a keyed BLAKE3 (a PRF under a
-/// key only key holders have) over both, cut to 24 bytes.
+/// The nonce for sealing under associated data `ad`: a keyed BLAKE3 (a PRF under a key only
+/// key holders have) over the sealer's `salt` and `ad`, cut to 24 bytes.
 ///
-/// This is a synthetic IV: the nonce changes whenever the header or the plaintext does, so no
-/// two different messages share one without a 192-bit collision, and no randomness is needed
-/// (the core has none). Its only leak is that sealing the same plaintext under the same header
-/// twice gives the same bytes, and a header names the delta's time and parents.
-fn synthetic_nonce(key: &ContextKey, ad: &[u8], plaintext: &[u8]) -> [u8; NONCE_LEN] {
+/// No randomness is needed (the core has none) and no pass over the plaintext: the header
+/// already differs between any two payloads one honest node seals, since its HLC grows with
+/// every write it makes, and the salt (fresh at every start of the node, see
+/// [`crate::Node::set_key_entropy`]) keeps two runs apart even if a crash and a clock stepped
+/// back made the same header twice. Two different plaintexts share a nonce only if one node
+/// seals them under the same key, salt and header, which an honest node never does.
+fn synthetic_nonce(key: &ContextKey, salt: &[u8; 32], ad: &[u8]) -> [u8; NONCE_LEN] {
     let mut hasher = blake3::Hasher::new_keyed(key.nonce_key());
-    // Length-prefixed, so where the header ends and the plaintext begins is never ambiguous.
-    hasher.update(&(ad.len() as u64).to_le_bytes());
+    hasher.update(salt);
     hasher.update(ad);
-    hasher.update(plaintext);
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&hasher.finalize().as_bytes()[..NONCE_LEN]);
     nonce
 }
 
-/// Seals `plaintext` under `key`, bound to `header`. Deterministic: the same key, header and
-/// plaintext always give the same bytes.
-pub fn seal_payload(key: &ContextKey, header: &SealHeader<'_>, plaintext: &[u8]) -> SealedPayload {
+/// Seals `plaintext` under `key`, bound to `header`. `salt` is the sealing node's per-start
+/// entropy (see [`synthetic_nonce`]). Deterministic: the same key, salt, header and plaintext
+/// always give the same bytes.
+pub fn seal_payload(key: &ContextKey, header: &SealHeader<'_>, salt: &[u8; 32], plaintext: &[u8]) -> SealedPayload {
     let ad = associated_data(header, key.epoch(), key.id());
-    let nonce = synthetic_nonce(key, &ad, plaintext);
+    let nonce = synthetic_nonce(key, salt, &ad);
     let cipher = XChaCha20Poly1305::new(key.payload_key().into());
     let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
     ciphertext.extend_from_slice(plaintext);
@@ -263,11 +264,13 @@ mod tests {
         ContextKey::new(KeyEpoch(3), [5; 32])
     }
 
+    const SALT: [u8; 32] = [0x5a; 32];
+
     #[test]
     fn round_trips_through_the_encoding() {
         let fields = Fields::sample();
         for plaintext in [&b""[..], b"x", &[7u8; 1000][..]] {
-            let sealed = seal_payload(&key(), &fields.header(), plaintext);
+            let sealed = seal_payload(&key(), &fields.header(), &SALT, plaintext);
             assert_eq!(sealed.encoded_len(), plaintext.len() + SealedPayload::OVERHEAD);
             let bytes = sealed.encode();
             assert_eq!(bytes.len(), sealed.encoded_len());
@@ -281,7 +284,7 @@ mod tests {
     #[test]
     fn tampered_ciphertext_tag_or_nonce_is_forged() {
         let fields = Fields::sample();
-        let sealed = seal_payload(&key(), &fields.header(), b"hello world");
+        let sealed = seal_payload(&key(), &fields.header(), &SALT, b"hello world");
         for index in [0, 10, sealed.ciphertext.len() - 1] {
             let mut tampered = sealed.clone();
             tampered.ciphertext[index] ^= 1;
@@ -295,7 +298,7 @@ mod tests {
     #[test]
     fn every_header_field_is_bound() {
         let fields = Fields::sample();
-        let sealed = seal_payload(&key(), &fields.header(), b"hello");
+        let sealed = seal_payload(&key(), &fields.header(), &SALT, b"hello");
         let check =
             |fields: &Fields| assert_eq!(open_payload(&key(), &fields.header(), &sealed), Err(OpenError::Forged));
 
@@ -314,7 +317,7 @@ mod tests {
     #[test]
     fn the_epoch_is_checked_and_bound() {
         let fields = Fields::sample();
-        let sealed = seal_payload(&key(), &fields.header(), b"hello");
+        let sealed = seal_payload(&key(), &fields.header(), &SALT, b"hello");
         let mut relabelled = sealed.clone();
         relabelled.epoch = KeyEpoch(4);
         assert_eq!(
@@ -329,7 +332,7 @@ mod tests {
     #[test]
     fn another_key_of_the_epoch_is_refused_by_its_id_and_a_relabelled_id_does_not_open() {
         let fields = Fields::sample();
-        let sealed = seal_payload(&key(), &fields.header(), b"hello");
+        let sealed = seal_payload(&key(), &fields.header(), &SALT, b"hello");
         assert_eq!(sealed.key_id, key().id());
         let other = ContextKey::new(KeyEpoch(3), [6; 32]);
         assert_eq!(
@@ -344,7 +347,7 @@ mod tests {
     #[test]
     fn truncated_input_is_refused() {
         let fields = Fields::sample();
-        let bytes = seal_payload(&key(), &fields.header(), b"").encode();
+        let bytes = seal_payload(&key(), &fields.header(), &SALT, b"").encode();
         assert_eq!(bytes.len(), SealedPayload::OVERHEAD);
         for len in [0, 3, 4, 27, 28, 47, SealedPayload::OVERHEAD - 1] {
             assert_eq!(SealedPayload::decode(&bytes[..len]), Err(OpenError::Truncated { bytes: len }));
@@ -358,35 +361,38 @@ mod tests {
         };
         assert_eq!(open_payload(&key(), &fields.header(), &short), Err(OpenError::Truncated { bytes: 59 }));
         // Cutting a longer payload short leaves a decodable prefix that does not authenticate.
-        let bytes = seal_payload(&key(), &fields.header(), b"hello world").encode();
+        let bytes = seal_payload(&key(), &fields.header(), &SALT, b"hello world").encode();
         let cut = SealedPayload::decode(&bytes[..bytes.len() - 1]).unwrap();
         assert_eq!(open_payload(&key(), &fields.header(), &cut), Err(OpenError::Forged));
     }
 
     #[test]
-    fn sealing_is_deterministic_and_nonces_follow_the_content() {
+    fn sealing_is_deterministic_and_nonces_follow_the_header_key_and_salt() {
         let fields = Fields::sample();
-        let a = seal_payload(&key(), &fields.header(), b"one");
-        assert_eq!(a.encode(), seal_payload(&key(), &fields.header(), b"one").encode());
-        let b = seal_payload(&key(), &fields.header(), b"two");
-        assert_ne!(a.nonce, b.nonce);
+        let a = seal_payload(&key(), &fields.header(), &SALT, b"one");
+        assert_eq!(a.encode(), seal_payload(&key(), &fields.header(), &SALT, b"one").encode());
+        // Another run of the node (another salt) never repeats a nonce for the same header.
+        assert_ne!(a.nonce, seal_payload(&key(), &fields.header(), &[0x5b; 32], b"two").nonce);
         let other_hlc = Fields { hlc: Hlc { logical: 9, ..fields.hlc }, ..Fields::sample() };
-        assert_ne!(a.nonce, seal_payload(&key(), &other_hlc.header(), b"one").nonce);
-        assert_ne!(a.nonce, seal_payload(&ContextKey::new(KeyEpoch(3), [6; 32]), &fields.header(), b"one").nonce);
+        assert_ne!(a.nonce, seal_payload(&key(), &other_hlc.header(), &SALT, b"one").nonce);
+        assert_ne!(
+            a.nonce,
+            seal_payload(&ContextKey::new(KeyEpoch(3), [6; 32]), &fields.header(), &SALT, b"one").nonce
+        );
     }
 
     #[test]
     fn encoding_is_pinned() {
         // Pins the layout and the derivations: a change here makes every sealed payload unreadable.
         let fields = Fields::sample();
-        let sealed = seal_payload(&key(), &fields.header(), b"pin");
+        let sealed = seal_payload(&key(), &fields.header(), &SALT, b"pin");
         let bytes = sealed.encode();
         assert_eq!(bytes.len(), 3 + SealedPayload::OVERHEAD);
         assert_eq!(&bytes[4..20], &key().id().0);
         assert_eq!(&bytes[20..44], &sealed.nonce);
         assert_eq!(
             blake3::hash(&bytes).to_hex().as_str(),
-            "c706d7ae4be290d2fb3cefa32c45bd5562f07e2b7819bad5af1450834e86ffbe"
+            "2173031cef68e937394039037b0bb4540cc365539be4adfb74a9eda372c06eac"
         );
     }
 

@@ -48,7 +48,7 @@ pub(super) fn author(n: u8) -> DeltaFactory {
 pub(super) fn sealed_delta(n: u8, parents: Vec<crate::DeltaId>, hlc: crate::Hlc, payload: &[u8]) -> crate::CausalDelta {
     let (author, context) = (key(n).author_key(), context());
     let header = crate::seal::SealHeader { context: &context, author: &author, parents: &parents, hlc: &hlc };
-    let sealed = crate::seal::seal_payload(&crate::testing::test_context_key(), &header, payload).encode();
+    let sealed = crate::seal::seal_payload(&crate::testing::test_context_key(), &header, &[0; 32], payload).encode();
     crate::CausalDelta::new_signed(&key(n), context, parents, hlc, sealed)
 }
 

@@ -4,8 +4,9 @@
 //! Like the rest of the core, nothing here reads a clock or draws randomness. Key bytes are
 //! derived from the node's identity secret and the driver's entropy ([`rotation_key`]),
 //! invitation ids come in from the driver, expiry checks take the time as `now_ms`, and every
-//! nonce is synthetic: derived from a secret key and the content it protects, so the same
-//! inputs give the same bytes on every replica and in every simulator run.
+//! nonce is synthetic: derived from a secret key and what it protects (a payload's: the
+//! sealer's per-start salt and the delta's header), so the same inputs give the same bytes on
+//! every replica and in every simulator run.
 //!
 //! Every derivation has its own versioned domain string (`"rhizome 2026-11 … v1"`), so no
 //! key, nonce or signature made for one purpose is valid for another.

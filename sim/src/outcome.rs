@@ -73,6 +73,9 @@ pub enum CheckName {
     /// Every forged delta was refused by every honest node.
     #[serde(rename = "forgeries refused")]
     ForgeriesRefused,
+    /// No honest node adopted a byzantine member's fake head or forged snapshot.
+    #[serde(rename = "forced snapshots refused")]
+    ForcedSnapshotsRefused,
 }
 
 impl CheckName {
@@ -90,6 +93,7 @@ impl CheckName {
             Self::OutsidersReadNothing => "outsiders read nothing",
             Self::RemovedReadNothing => "removed read nothing",
             Self::ForgeriesRefused => "forgeries refused",
+            Self::ForcedSnapshotsRefused => "forced snapshots refused",
         }
     }
 }

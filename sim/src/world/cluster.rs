@@ -186,6 +186,11 @@ impl Cluster {
         &self.slots[index].keypair
     }
 
+    /// Every slot's peer id, by index.
+    pub(super) fn peers(&self) -> Vec<rhizome_core::PeerId> {
+        self.slots.iter().map(|slot| slot.keypair.peer_id()).collect()
+    }
+
     /// What nodes failed to open, start or keep running.
     pub(super) fn storage_failures(&self) -> Vec<String> {
         self.shared.storage_failures.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -76,6 +76,9 @@ pub enum CheckName {
     /// No honest node adopted a byzantine member's fake head or forged snapshot.
     #[serde(rename = "forced snapshots refused")]
     ForcedSnapshotsRefused,
+    /// Invited nodes refused a forged and a replayed invitation, and joined by the real one.
+    #[serde(rename = "invitations refused")]
+    InvitationsRefused,
 }
 
 impl CheckName {
@@ -94,6 +97,7 @@ impl CheckName {
             Self::RemovedReadNothing => "removed read nothing",
             Self::ForgeriesRefused => "forgeries refused",
             Self::ForcedSnapshotsRefused => "forced snapshots refused",
+            Self::InvitationsRefused => "invitations refused",
         }
     }
 }

@@ -8,9 +8,32 @@
 use crate::outcome::{CheckName, CheckResult};
 use crate::record::Ack;
 use crate::roles::Roles;
+use rhizome_core::seal::InvitationError;
 use rhizome_core::{ContextId, DeltaId, PeerId, RootHash};
-use rhizome_node::NodeHandle;
+use rhizome_node::{ApiError, NodeHandle};
 use std::collections::BTreeMap;
+
+/// An invited node's join by invitation (`world/members.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct InvitationTrial {
+    /// The invited node.
+    pub(crate) node: usize,
+    /// What each step answered, or why the steps could not run.
+    pub(crate) steps: Result<InvitationSteps, String>,
+}
+
+/// The answers to an invited node's three presentations.
+#[derive(Debug, Clone)]
+pub(crate) struct InvitationSteps {
+    /// A copy of its token with the role raised to admin, unsigned by anyone.
+    pub(crate) forged: Result<(), ApiError>,
+    /// Whether the node held the context after the forged copy was refused.
+    pub(crate) joined_after_forged: bool,
+    /// The token the admin issued.
+    pub(crate) genuine: Result<(), ApiError>,
+    /// The same token again, once joined by it.
+    pub(crate) replayed: Result<(), ApiError>,
+}
 
 /// What the byzantine coalition did (`world/coalition.rs`), for the checks.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +84,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) snapshot_syncs: &'a [(usize, PeerId)],
     /// Every node's peer id, by index.
     pub(crate) peers: &'a [PeerId],
+    /// How each invited node's join by invitation went.
+    pub(crate) invitations: &'a [InvitationTrial],
 }
 
 pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
@@ -81,6 +106,9 @@ pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
     }
     if let Some(attack) = inputs.attack {
         results.push(forced_snapshots(&inputs, attack).await);
+    }
+    if !inputs.roles.invited.is_empty() {
+        results.push(invitations(&inputs));
     }
     results
 }
@@ -322,4 +350,42 @@ impl Refusals {
         self.unvouched += other.unvouched;
         self.checkpoints += other.checkpoints;
     }
+}
+
+/// Every invited node was handed its invitation; the forged copy was refused as forged and left
+/// it outside the context, the token let it join, and the replay was refused as a replay.
+fn invitations(inputs: &Inputs<'_>) -> CheckResult {
+    let name = CheckName::InvitationsRefused;
+    let mut details = Vec::new();
+    for node in &inputs.roles.invited {
+        let Some(trial) = inputs.invitations.iter().find(|trial| trial.node == *node) else {
+            return CheckResult::new(
+                name,
+                false,
+                format!("n{node} was never invited (no add_member event ran for it)"),
+            );
+        };
+        let steps = match &trial.steps {
+            Ok(steps) => steps,
+            Err(error) => return CheckResult::new(name, false, format!("n{node}: {error}")),
+        };
+        let forged_refused = steps.forged == Err(ApiError::Invitation(InvitationError::Forged));
+        let replay_refused = steps.replayed == Err(ApiError::Invitation(InvitationError::Replayed));
+        if !forged_refused || steps.joined_after_forged || steps.genuine.is_err() || !replay_refused {
+            return CheckResult::new(
+                name,
+                false,
+                format!(
+                    "n{node}: forged copy {:?} (joined after it: {}), token {:?}, replay {:?}",
+                    steps.forged, steps.joined_after_forged, steps.genuine, steps.replayed
+                ),
+            );
+        }
+        details.push(format!(
+            "n{node}: forged copy (role raised to admin) refused as {}, the token joined it, its replay refused as {}",
+            InvitationError::Forged.label(),
+            InvitationError::Replayed.label()
+        ));
+    }
+    CheckResult::new(name, true, details.join("; "))
 }

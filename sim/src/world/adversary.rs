@@ -8,7 +8,7 @@
 use super::boot::EPOCH_MS;
 use super::cluster::Cluster;
 use super::coalition::Coalition;
-use crate::checks::adversaries::AttackTally;
+use crate::checks::adversaries::{AttackTally, InvitationTrial};
 use crate::network::Net;
 use crate::record::SharedRecorder;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -37,6 +37,8 @@ pub(super) struct Adversaries {
     pub(super) removals: Arc<Mutex<BTreeMap<usize, DeltaId>>>,
     /// Each membership event: its label and the delta it made, or why it failed.
     pub(super) events: Arc<Mutex<Vec<EventResult>>>,
+    /// How each invited node's join by invitation went.
+    pub(super) invitations: Arc<Mutex<Vec<InvitationTrial>>>,
     stop: Arc<AtomicBool>,
     /// The byzantine members' attack before their removal (`coalition.rs`), if any.
     coalition: Option<Coalition>,
@@ -100,6 +102,11 @@ impl Adversaries {
     /// What the byzantine coalition did, if the scenario has one.
     pub(super) fn attack(&self) -> Option<AttackTally> {
         self.coalition.as_ref().map(Coalition::tally)
+    }
+
+    /// The invited nodes' joins by invitation so far.
+    pub(super) fn invitations(&self) -> Vec<InvitationTrial> {
+        self.invitations.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The membership events so far.

@@ -207,6 +207,7 @@ impl Cluster {
                 handle: slot.handle.clone(),
                 skew_ms: slot.skew_ms.clone(),
                 boots: slot.boots.clone(),
+                joins_with_genesis: !self.roles.invited.contains(&index),
             },
         );
         let node = self

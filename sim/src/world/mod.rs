@@ -83,6 +83,7 @@ async fn finish(
         let attack = adversaries.attack();
         let snapshot_syncs = recorder.lock().snapshot_syncs.clone();
         let peers = cluster.peers();
+        let invitations = adversaries.invitations();
         check_results.extend(
             checks::adversaries::evaluate(checks::adversaries::Inputs {
                 context: cluster.shared.context,
@@ -101,6 +102,7 @@ async fn finish(
                 attack: attack.as_ref(),
                 snapshot_syncs: &snapshot_syncs,
                 peers: &peers,
+                invitations: &invitations,
             })
             .await,
         );

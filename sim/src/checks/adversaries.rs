@@ -13,6 +13,16 @@ use rhizome_core::{ContextId, DeltaId, PeerId, RootHash};
 use rhizome_node::{ApiError, NodeHandle};
 use std::collections::BTreeMap;
 
+/// The snapshot demands one node was sent since it last booted (a restart resets its
+/// counters, so only demands to its running boot are judged).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Victim {
+    /// Its boot count when it was last sent one.
+    pub(crate) boot: u64,
+    /// Demands sent to it in that boot.
+    pub(crate) demands: u64,
+}
+
 /// An invited node's join by invitation (`world/members.rs`).
 #[derive(Debug, Clone)]
 pub(crate) struct InvitationTrial {
@@ -60,7 +70,7 @@ pub(crate) struct AttackTally {
     pub(crate) complete: u64,
     /// Nodes outside the coalition sent a snapshot demand (`SnapshotRequired` or a gap claim),
     /// with how many.
-    pub(crate) victims: BTreeMap<usize, u64>,
+    pub(crate) victims: BTreeMap<usize, Victim>,
     /// When each byzantine member stopped attacking (its replica held its removal), in seconds.
     pub(crate) stopped_at_s: BTreeMap<usize, f64>,
 }
@@ -86,6 +96,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) peers: &'a [PeerId],
     /// How each invited node's join by invitation went.
     pub(crate) invitations: &'a [InvitationTrial],
+    /// Every node's boot count now.
+    pub(crate) boots: &'a [u64],
 }
 
 pub(crate) async fn evaluate(inputs: Inputs<'_>) -> Vec<CheckResult> {
@@ -282,12 +294,14 @@ async fn forced_snapshots(inputs: &Inputs<'_>, attack: &AttackTally) -> CheckRes
             unvouched: metrics.snapshots_unvouched,
             checkpoints: metrics.sync_failures.get("snapshot_checkpoint").copied().unwrap_or(0),
         };
-        let sent = attack.victims.get(index).copied().unwrap_or(0);
+        let current = inputs.boots.get(*index).copied();
+        let victim = attack.victims.get(index).filter(|victim| Some(victim.boot) == current);
+        let sent = victim.map_or(0, |victim| victim.demands);
         if sent > 0 && refusals.total() == 0 {
             return CheckResult::new(
                 name,
                 false,
-                format!("n{index} was sent {sent} snapshot demands by byzantine members and counted no refusal"),
+                format!("n{index} was sent {sent} snapshot demands by byzantine members since it booted and counted no refusal"),
             );
         }
         totals.add(&refusals);

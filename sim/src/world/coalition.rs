@@ -21,7 +21,7 @@
 
 use super::boot::EPOCH_MS;
 use super::cluster::Cluster;
-use crate::checks::adversaries::AttackTally;
+use crate::checks::adversaries::{AttackTally, Victim};
 use crate::network::{Interceptor, Net};
 use crate::record::SharedRecorder;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -34,6 +34,7 @@ use rhizome_core::wire::{
 use rhizome_core::{CausalDelta, ContextId, DeltaId, Hlc, Keypair, Limits, PeerId, RootHash, Signature};
 use rhizome_node::NodeHandle;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ pub(super) struct Coalition {
     /// Node index of every peer, to tell honest requesters from coalition members.
     nodes: Arc<BTreeMap<PeerId, usize>>,
     members: Arc<Vec<usize>>,
+    /// Every node's boot count, to tell a restarted victim's counters from its old ones.
+    boots: Arc<Vec<Arc<AtomicI64>>>,
     context: ContextId,
     limits: Limits,
 }
@@ -96,6 +99,7 @@ impl Coalition {
             })),
             nodes: Arc::new(nodes),
             members: Arc::new(cluster.roles.byzantine.clone()),
+            boots: Arc::new(cluster.boot_counters()),
             context: cluster.shared.context,
             limits: cluster.shared.config.core.limits.clone(),
         };
@@ -149,7 +153,12 @@ impl Interceptor for Coalition {
             SyncRequestV1::DeltasSince { context, after, .. } => {
                 let claim_gap = after.is_none() && state.rng.next_u32().is_multiple_of(2);
                 if let Some(victim) = self.nodes.get(&from) {
-                    *state.tally.victims.entry(*victim).or_default() += 1;
+                    let boot = self.boots[*victim].load(Ordering::Relaxed) as u64;
+                    let entry = state.tally.victims.entry(*victim).or_default();
+                    if entry.boot != boot {
+                        *entry = Victim { boot, demands: 0 };
+                    }
+                    entry.demands += 1;
                 }
                 if claim_gap {
                     state.tally.gap_claims += 1;
@@ -265,7 +274,7 @@ impl Task {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+        self.stop.load(Ordering::Relaxed)
     }
 
     fn handle(&self, index: usize) -> Option<NodeHandle> {

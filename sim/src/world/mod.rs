@@ -84,6 +84,7 @@ async fn finish(
         let snapshot_syncs = recorder.lock().snapshot_syncs.clone();
         let peers = cluster.peers();
         let invitations = adversaries.invitations();
+        let boots = cluster.boots();
         check_results.extend(
             checks::adversaries::evaluate(checks::adversaries::Inputs {
                 context: cluster.shared.context,
@@ -103,6 +104,7 @@ async fn finish(
                 snapshot_syncs: &snapshot_syncs,
                 peers: &peers,
                 invitations: &invitations,
+                boots: &boots,
             })
             .await,
         );

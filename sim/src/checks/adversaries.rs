@@ -279,6 +279,8 @@ async fn forced_snapshots(inputs: &Inputs<'_>, attack: &AttackTally) -> CheckRes
         return CheckResult::new(name, false, format!("n{node} completed a snapshot sync served by byzantine {peer}"));
     }
     let mut totals = Refusals::default();
+    // Verified attestations recorded, and attestations refused (by any reason).
+    let mut attestations = (0u64, 0u64);
     for (index, handle) in inputs.honest {
         match handle.missing(inputs.context, vec![fake_head]).await {
             Ok(missing) if missing == [fake_head] => {}
@@ -289,6 +291,8 @@ async fn forced_snapshots(inputs: &Inputs<'_>, attack: &AttackTally) -> CheckRes
             Ok(status) => status.metrics,
             Err(error) => return CheckResult::new(name, false, format!("n{index}: {error}")),
         };
+        attestations.0 += metrics.attestations_taken;
+        attestations.1 += metrics.attestations_refused.values().sum::<u64>();
         let refusals = Refusals {
             demands: metrics.snapshot_demands_refused.values().sum(),
             unvouched: metrics.snapshots_unvouched,
@@ -306,11 +310,19 @@ async fn forced_snapshots(inputs: &Inputs<'_>, attack: &AttackTally) -> CheckRes
         }
         totals.add(&refusals);
     }
-    if attack.complete > 0 && totals.checkpoints == 0 {
+    // Two members vouch for each other's snapshot (the default `snapshot_vouchers`), so the
+    // forged pages must have been fetched and the checkpoint's signed-header check reached:
+    // otherwise the scenario no longer tests it.
+    let colluding = inputs.roles.byzantine.len() >= 2;
+    if (attack.complete > 0 || colluding) && totals.checkpoints == 0 {
         return CheckResult::new(
             name,
             false,
-            format!("{} forged snapshots were fetched whole, and no honest node refused a checkpoint", attack.complete),
+            format!(
+                "{} forged snapshots were fetched whole by {} colluding members, and no honest node refused a checkpoint",
+                attack.complete,
+                inputs.roles.byzantine.len()
+            ),
         );
     }
     let stopped: Vec<String> = attack.stopped_at_s.iter().map(|(node, at)| format!("n{node} at {at:.1} s")).collect();
@@ -318,7 +330,7 @@ async fn forced_snapshots(inputs: &Inputs<'_>, attack: &AttackTally) -> CheckRes
         name,
         true,
         format!(
-            "fake head F {} (root {}) in {announced} signed heartbeats; answered {} heads, {} SnapshotRequired, {} gap claims, {} forged checkpoints ({} entries), {} pages ({} whole snapshots), {} honest nodes sent demands; none applied F or took a byzantine snapshot; honest refusals: {} demands, {} unvouched, {} checkpoints; stopped lying: {}",
+            "fake head F {} (root {}) in {announced} signed heartbeats; answered {} heads, {} SnapshotRequired, {} gap claims, {} forged checkpoints ({} entries), {} pages ({} whole snapshots), {} honest nodes sent demands; none applied F or took a byzantine snapshot; honest refusals: {} demands, {} unvouched, {} checkpoints; attestations taken {}, refused {}; stopped lying: {}",
             short(&fake_head.to_string()),
             attack.root.map(|root| short(&root.to_string())).unwrap_or_default(),
             attack.heads,
@@ -332,6 +344,8 @@ async fn forced_snapshots(inputs: &Inputs<'_>, attack: &AttackTally) -> CheckRes
             totals.demands,
             totals.unvouched,
             totals.checkpoints,
+            attestations.0,
+            attestations.1,
             if stopped.is_empty() { "never".to_owned() } else { stopped.join(", ") },
         ),
     )

@@ -702,6 +702,49 @@ mod tests {
         }
     }
 
+    struct Liar;
+
+    impl Interceptor for Liar {
+        fn answer(&self, to: usize, _from: PeerId, bytes: &[u8]) -> Option<Vec<u8>> {
+            (to == 1 && bytes == b"ask").then(|| b"lie".to_vec())
+        }
+    }
+
+    /// The hook answers in node 1's place (its loop never sees the request), and an own-loop
+    /// request reaches node 1's loop and brings its answer back to the asker.
+    #[madsim::test]
+    async fn an_interceptor_answers_in_a_nodes_place_and_an_own_loop_request_reaches_the_loop() {
+        let handle = madsim::runtime::Handle::current();
+        let spawner = handle.create_node().name("network").build();
+        let peers: Vec<PeerId> = (1..=2u8).map(|n| Keypair::from_secret_bytes([n; 32]).peer_id()).collect();
+        let net = Net::new(&peers, LinkProfile::default(), BTreeMap::new(), 2, 1_024, 7, spawner);
+        net.set_interceptor(Arc::new(Liar));
+        let mut transports: Vec<SimTransport> = (0..2).map(|index| net.attach(index)).collect();
+        transports[0].request(peers[1], RequestId(5), b"ask".to_vec(), Duration::from_secs(1));
+        let answer = loop {
+            match transports[0].next_event().await {
+                Some(TransportEvent::Response { id, bytes }) => break (id, bytes),
+                Some(_) => continue,
+                None => panic!("inbox closed"),
+            }
+        };
+        assert_eq!(answer, (RequestId(5), b"lie".to_vec()));
+        let answered = net.ask_own_loop(1, b"own".to_vec(), Duration::from_secs(1));
+        let (from, id) = loop {
+            match transports[1].next_event().await {
+                Some(TransportEvent::Request { from, id, bytes }) => {
+                    assert_eq!(bytes, b"own", "the intercepted request never reached the loop");
+                    break (from, id);
+                }
+                Some(_) => continue,
+                None => panic!("inbox closed"),
+            }
+        };
+        assert_eq!(from, peers[1], "asked as itself");
+        transports[1].respond(from, id, b"truth".to_vec());
+        assert_eq!(answered.await.ok(), Some(b"truth".to_vec()));
+    }
+
     /// Regression: relays used to put their own id in `from`, so a heartbeat relayed by a peer
     /// that lacked the heads it carried sent the receiver to sync with the wrong peer, which
     /// answered nothing (convergence-100, seed 1, after the delivery queue changed timings:

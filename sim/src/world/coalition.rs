@@ -8,8 +8,8 @@
 //! - publishes signed (V2) heartbeats naming heads `[F]` and the frozen state's root (it holds
 //!   its key, so its attestations verify; every member of the coalition names the same pair,
 //!   so they vouch for each other's snapshot);
-//! - answers every sync request an honest node sends it in place of its node loop (the
-//!   network's [`Interceptor`] hook): `Heads` with `[F]`; a first `DeltasSince` page with
+//! - answers every sync request a node outside the coalition sends it in place of its node
+//!   loop (the network's [`Interceptor`] hook): `Heads` with `[F]`; a first `DeltasSince` page with
 //!   `SnapshotRequired` or with an empty page claiming a gap far over the snapshot threshold
 //!   (the two ways a peer can ask for a snapshot), later pages with `SnapshotRequired`;
 //!   `SnapshotBegin` with the forged checkpoint (heads `[F]`, the real entries plus `F`, the
@@ -234,7 +234,7 @@ impl Task {
         }
         let elapsed = self.start.elapsed();
         self.recorder.note(elapsed, format!("coalition: fake head {fake_head}, root {root}"));
-        let mut heads_for = BTreeMap::new();
+        let mut sent = BTreeMap::new();
         loop {
             if self.stopped() {
                 self.coalition.lock().armed.clear();
@@ -256,12 +256,12 @@ impl Task {
                 }
                 let Some((_, keypair)) = self.keypairs.iter().find(|(member, _)| *member == index) else { continue };
                 let elapsed_ms = self.start.elapsed().as_millis() as u64;
-                let sent = heads_for.entry(index).or_insert(0u64);
-                *sent += 1;
+                let count = sent.entry(index).or_insert(0u64);
+                *count += 1;
                 let statement = Attestation {
                     context,
                     signer: keypair.author_key(),
-                    sequence: EPOCH_MS + elapsed_ms + SEQUENCE_LEAD + *sent,
+                    sequence: EPOCH_MS + elapsed_ms + SEQUENCE_LEAD + *count,
                     heads: vec![fake_head],
                     root,
                 };

@@ -13,9 +13,9 @@ use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestI
 use rhizome_node::{Transport, TransportEvent};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Events a node's inbox holds before the network drops for it (a node that stops reading).
 pub(crate) const INBOX_EVENTS: usize = 16_384;
@@ -126,6 +126,18 @@ struct PendingRequest {
     requester: usize,
     responder: usize,
     id: RequestId,
+    /// Where the answer goes when an adversary asked its own node loop
+    /// ([`Net::ask_own_loop`]) rather than the requester's node loop.
+    own_loop: Option<oneshot::Sender<Vec<u8>>>,
+}
+
+/// Answers requests addressed to some nodes in place of their node loops: the one hook by
+/// which the world plays members that lie in their sync answers (`world/coalition.rs`). It is
+/// asked when a request arrives, with the network locked, so it must never call the network.
+pub(crate) trait Interceptor: Send + Sync + 'static {
+    /// The answer node `to` gives to `from`'s request `bytes`, or `None` to hand the request to
+    /// `to`'s node loop as usual.
+    fn answer(&self, to: usize, from: PeerId, bytes: &[u8]) -> Option<Vec<u8>>;
 }
 
 struct NetState {
@@ -156,6 +168,8 @@ pub(crate) struct Net {
     start: tokio::time::Instant,
     /// Wakes the delivery task when a message lands before the one it waits for.
     wake: Arc<Notify>,
+    /// Answers some nodes' requests in their place, if the world installed one.
+    interceptor: Arc<OnceLock<Arc<dyn Interceptor>>>,
 }
 
 impl std::fmt::Debug for Net {
@@ -205,6 +219,7 @@ impl Net {
             spawner,
             start: tokio::time::Instant::now(),
             wake: Arc::new(Notify::new()),
+            interceptor: Arc::default(),
         };
         let pump = net.clone();
         net.spawner.spawn(async move { pump.deliver_in_order().await });
@@ -275,6 +290,33 @@ impl Net {
     /// own gossip does.
     pub(crate) fn inject_gossip(&self, from: usize, context: ContextId, bytes: Vec<u8>) {
         self.publish(from, context, bytes);
+    }
+
+    /// Installs the hook that answers some nodes' requests in their place (once per world).
+    pub(crate) fn set_interceptor(&self, interceptor: Arc<dyn Interceptor>) {
+        if self.interceptor.set(interceptor).is_err() {
+            tracing::warn!("a second request interceptor was not installed");
+        }
+    }
+
+    /// Hands `bytes` to node `index`'s own loop as a request from itself, straight into its
+    /// inbox (no link, no interceptor), and returns where its answer will arrive (closed if
+    /// none comes within `timeout`): how an adversary reads what its honest node would serve.
+    pub(crate) fn ask_own_loop(&self, index: usize, bytes: Vec<u8>, timeout: Duration) -> oneshot::Receiver<Vec<u8>> {
+        let (sender, receiver) = oneshot::channel();
+        let mut state = self.lock();
+        let inbound = state.next_inbound;
+        state.next_inbound += 1;
+        let pending = PendingRequest { requester: index, responder: index, id: RequestId(0), own_loop: Some(sender) };
+        state.requests.insert(inbound, pending);
+        let peer = state.nodes[index].peer;
+        state.send_now(index, TransportEvent::Request { from: peer, id: InboundRequestId(inbound), bytes });
+        let net = self.clone();
+        self.spawner.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            net.lock().requests.remove(&inbound);
+        });
+        receiver
     }
 
     /// A node dies: its inbox goes, and its peers see it disconnect.
@@ -462,6 +504,15 @@ impl Net {
             return;
         }
         let event = match wire {
+            Wire::Other(TransportEvent::Request { from: requester, id, bytes }) => {
+                let answer = self.interceptor.get().and_then(|hook| hook.answer(to, requester, &bytes));
+                if let Some(answer) = answer {
+                    // Answered in the node's place: the answer travels back as its own would.
+                    self.respond_locked(&mut state, to, id, answer);
+                    return;
+                }
+                TransportEvent::Request { from: requester, id, bytes }
+            }
             Wire::Other(event) => event,
             Wire::Gossip { origin, context, id, bytes } => {
                 if !state.nodes[to].seen.insert(id) {
@@ -510,7 +561,7 @@ impl Net {
         };
         let inbound = state.next_inbound;
         state.next_inbound += 1;
-        state.requests.insert(inbound, PendingRequest { requester: from, responder: to, id });
+        state.requests.insert(inbound, PendingRequest { requester: from, responder: to, id, own_loop: None });
         let peer = state.nodes[from].peer;
         let size = bytes.len();
         let event = TransportEvent::Request { from: peer, id: InboundRequestId(inbound), bytes };
@@ -529,15 +580,24 @@ impl Net {
 
     fn respond(&self, from: usize, id: InboundRequestId, bytes: Vec<u8>) {
         let mut state = self.lock();
-        let Some(request) = state.requests.remove(&id.0) else { return };
+        self.respond_locked(&mut state, from, id, bytes);
+    }
+
+    fn respond_locked(&self, state: &mut NetState, from: usize, id: InboundRequestId, bytes: Vec<u8>) {
+        let Some(mut request) = state.requests.remove(&id.0) else { return };
         if request.responder != from {
             // Not ours to answer; put it back.
             state.requests.insert(id.0, request);
             return;
         }
+        if let Some(own_loop) = request.own_loop.take() {
+            // The asker has gone if the channel is closed; nothing else waits for it.
+            let _ = own_loop.send(bytes);
+            return;
+        }
         let size = bytes.len();
         let event = TransportEvent::Response { id: request.id, bytes };
-        self.schedule(&mut state, from, request.requester, Wire::Other(event), size, Delivery::Reliable);
+        self.schedule(state, from, request.requester, Wire::Other(event), size, Delivery::Reliable);
     }
 }
 
@@ -640,6 +700,49 @@ mod tests {
                 None => panic!("inbox closed"),
             }
         }
+    }
+
+    struct Liar;
+
+    impl Interceptor for Liar {
+        fn answer(&self, to: usize, _from: PeerId, bytes: &[u8]) -> Option<Vec<u8>> {
+            (to == 1 && bytes == b"ask").then(|| b"lie".to_vec())
+        }
+    }
+
+    /// The hook answers in node 1's place (its loop never sees the request), and an own-loop
+    /// request reaches node 1's loop and brings its answer back to the asker.
+    #[madsim::test]
+    async fn an_interceptor_answers_in_a_nodes_place_and_an_own_loop_request_reaches_the_loop() {
+        let handle = madsim::runtime::Handle::current();
+        let spawner = handle.create_node().name("network").build();
+        let peers: Vec<PeerId> = (1..=2u8).map(|n| Keypair::from_secret_bytes([n; 32]).peer_id()).collect();
+        let net = Net::new(&peers, LinkProfile::default(), BTreeMap::new(), 2, 1_024, 7, spawner);
+        net.set_interceptor(Arc::new(Liar));
+        let mut transports: Vec<SimTransport> = (0..2).map(|index| net.attach(index)).collect();
+        transports[0].request(peers[1], RequestId(5), b"ask".to_vec(), Duration::from_secs(1));
+        let answer = loop {
+            match transports[0].next_event().await {
+                Some(TransportEvent::Response { id, bytes }) => break (id, bytes),
+                Some(_) => continue,
+                None => panic!("inbox closed"),
+            }
+        };
+        assert_eq!(answer, (RequestId(5), b"lie".to_vec()));
+        let answered = net.ask_own_loop(1, b"own".to_vec(), Duration::from_secs(1));
+        let (from, id) = loop {
+            match transports[1].next_event().await {
+                Some(TransportEvent::Request { from, id, bytes }) => {
+                    assert_eq!(bytes, b"own", "the intercepted request never reached the loop");
+                    break (from, id);
+                }
+                Some(_) => continue,
+                None => panic!("inbox closed"),
+            }
+        };
+        assert_eq!(from, peers[1], "asked as itself");
+        transports[1].respond(from, id, b"truth".to_vec());
+        assert_eq!(answered.await.ok(), Some(b"truth".to_vec()));
     }
 
     /// Regression: relays used to put their own id in `from`, so a heartbeat relayed by a peer

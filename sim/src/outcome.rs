@@ -73,6 +73,12 @@ pub enum CheckName {
     /// Every forged delta was refused by every honest node.
     #[serde(rename = "forgeries refused")]
     ForgeriesRefused,
+    /// No honest node adopted a byzantine member's fake head or forged snapshot.
+    #[serde(rename = "forced snapshots refused")]
+    ForcedSnapshotsRefused,
+    /// Invited nodes refused a forged and a replayed invitation, and joined by the real one.
+    #[serde(rename = "invitations refused")]
+    InvitationsRefused,
 }
 
 impl CheckName {
@@ -90,6 +96,8 @@ impl CheckName {
             Self::OutsidersReadNothing => "outsiders read nothing",
             Self::RemovedReadNothing => "removed read nothing",
             Self::ForgeriesRefused => "forgeries refused",
+            Self::ForcedSnapshotsRefused => "forced snapshots refused",
+            Self::InvitationsRefused => "invitations refused",
         }
     }
 }

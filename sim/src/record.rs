@@ -44,6 +44,8 @@ pub(crate) struct Recorder {
     pub(crate) events: u64,
     /// The first time a node's pending queue, followed event by event, went over its limit.
     pub(crate) pending_breach: Option<String>,
+    /// Every snapshot sync that completed: (node, the peer that served it).
+    pub(crate) snapshot_syncs: Vec<(usize, rhizome_core::PeerId)>,
 }
 
 /// A cheap-clone handle.
@@ -60,6 +62,7 @@ impl SharedRecorder {
             samples: Vec::new(),
             events: 0,
             pending_breach: None,
+            snapshot_syncs: Vec::new(),
         })))
     }
 
@@ -277,6 +280,9 @@ impl rhizome_node::Observer for NodeObserver {
                     self.pending.max_pending_deltas
                 ));
             }
+        }
+        if let Output::Event(Event::SyncCompleted { peer, mode: rhizome_core::sync::SyncMode::Snapshot, .. }) = output {
+            recorder.snapshot_syncs.push((self.index, *peer));
         }
         if let Output::Event(Event::DeltaApplied { id, local, .. }) = output {
             if *local {

@@ -1,7 +1,7 @@
 //! Node roles and membership events in a scenario: which nodes are honest, which are
 //! byzantine members or outsiders, which are invited later, and when the admin (node 0, the
-//! genesis author) adds or removes a member. The world reads them in `world/adversary.rs` and
-//! `world/members.rs`; the checks in `checks/adversaries.rs`.
+//! genesis author) adds or removes a member. The world reads them in `world/adversary.rs`,
+//! `world/coalition.rs` and `world/members.rs`; the checks in `checks/adversaries.rs`.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,17 +14,20 @@ pub struct Roles {
     /// nothing accepted.
     #[serde(default)]
     pub outsiders: Vec<usize>,
-    /// Genesis members that do not follow the protocol once removed: they keep writing, and
-    /// gossip self-signed deltas on top of their removal. Left out of the convergence and
-    /// lost-write checks.
+    /// Genesis members that do not follow the protocol: until their replica holds their
+    /// removal they play the forced-snapshot attack together (fake head, forged snapshot:
+    /// `world/coalition.rs`); then they keep writing, and gossip self-signed deltas on top of
+    /// their removal. Left out of the convergence and lost-write checks.
     #[serde(default)]
     pub byzantine: Vec<usize>,
-    /// Honest nodes left out of the genesis, to be added by an `add_member` event: they join
-    /// with the genesis and become writers once the add reaches them.
+    /// Honest nodes left out of the genesis, to be added by an `add_member` event: the admin
+    /// then invites them, and they join by the invitation (after a forged copy of it, and
+    /// replaying it after: both must be refused) and become writers once the add reaches them.
     #[serde(default)]
     pub invited: Vec<usize>,
     /// Seconds between two forged deltas of one adversary (outsiders at once, byzantine
-    /// members once their replica holds their removal).
+    /// members once their replica holds their removal), and between two fake heartbeats of a
+    /// byzantine member before that.
     #[serde(default = "default_forge_every_s")]
     pub forge_every_s: f64,
 }

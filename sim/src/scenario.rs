@@ -297,6 +297,14 @@ impl Scenario {
                 ));
             }
         }
+        let added = |node: &usize| {
+            self.membership
+                .iter()
+                .any(|event| event.node == *node && event.kind == crate::roles::MemberEventKind::AddMember)
+        };
+        if let Some(node) = self.roles.invited.iter().find(|node| !added(node)) {
+            return invalid(format!("invited node {node} has no add_member event: it would never join"));
+        }
         Ok(())
     }
 }

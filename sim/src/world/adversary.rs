@@ -2,10 +2,13 @@
 //! byzantine member once its replica holds its removal, signs application deltas on its
 //! current heads and gossips them as its node would. Its core would refuse to author them
 //! (not a member), so they are built here with `CausalDelta::new_signed` and published
-//! straight into the simulated network. Every honest node must refuse them all.
+//! straight into the simulated network. Every honest node must refuse them all. Before their
+//! removal, byzantine members attack as a coalition instead (`coalition.rs`).
 
 use super::boot::EPOCH_MS;
 use super::cluster::Cluster;
+use super::coalition::Coalition;
+use crate::checks::adversaries::{AttackTally, InvitationTrial};
 use crate::network::Net;
 use crate::record::SharedRecorder;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -34,7 +37,11 @@ pub(super) struct Adversaries {
     pub(super) removals: Arc<Mutex<BTreeMap<usize, DeltaId>>>,
     /// Each membership event: its label and the delta it made, or why it failed.
     pub(super) events: Arc<Mutex<Vec<EventResult>>>,
+    /// How each invited node's join by invitation went.
+    pub(super) invitations: Arc<Mutex<Vec<InvitationTrial>>>,
     stop: Arc<AtomicBool>,
+    /// The byzantine members' attack before their removal (`coalition.rs`), if any.
+    coalition: Option<Coalition>,
 }
 
 /// One forger's fixed parts.
@@ -52,9 +59,12 @@ struct Forger {
 }
 
 impl Adversaries {
-    /// Spawns one forger task per outsider and byzantine member.
+    /// Spawns one forger task per outsider and byzantine member, and the byzantine members'
+    /// coalition.
     pub(super) fn spawn(cluster: &Cluster, seed: u64, recorder: &SharedRecorder) -> Self {
-        let adversaries = Self::default();
+        let mut adversaries = Self::default();
+        adversaries.coalition =
+            Coalition::spawn(cluster, seed, adversaries.removals.clone(), adversaries.stop.clone(), recorder);
         let handles = cluster.handle_slots();
         for index in cluster.roles.forgers() {
             let forger = Forger {
@@ -87,6 +97,16 @@ impl Adversaries {
     /// The removals so far.
     pub(super) fn removals(&self) -> BTreeMap<usize, DeltaId> {
         self.removals.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What the byzantine coalition did, if the scenario has one.
+    pub(super) fn attack(&self) -> Option<AttackTally> {
+        self.coalition.as_ref().map(Coalition::tally)
+    }
+
+    /// The invited nodes' joins by invitation so far.
+    pub(super) fn invitations(&self) -> Vec<InvitationTrial> {
+        self.invitations.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The membership events so far.

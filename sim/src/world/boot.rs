@@ -47,6 +47,9 @@ pub(super) struct BootParts {
     pub(super) handle: Arc<Mutex<Option<NodeHandle>>>,
     pub(super) skew_ms: Arc<AtomicI64>,
     pub(super) boots: Arc<AtomicI64>,
+    /// Whether the node joins the context with its genesis when it holds none; an invited
+    /// node joins later, by the invitation the admin issues when it adds it.
+    pub(super) joins_with_genesis: bool,
 }
 
 /// The madsim init closure of a node: runs on its first boot and on every restart.
@@ -55,7 +58,8 @@ pub(super) fn boot_node(
     parts: BootParts,
 ) -> impl Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static {
     let shared = shared.clone();
-    let BootParts { index, keypair: slot_keypair, disk, handle: slot_handle, skew_ms: skew, boots } = parts;
+    let BootParts { index, keypair: slot_keypair, disk, handle: slot_handle, skew_ms: skew, boots, joins_with_genesis } =
+        parts;
     move || {
         let shared = shared.clone();
         let keypair = slot_keypair.clone();
@@ -99,7 +103,7 @@ pub(super) fn boot_node(
             let running = tokio::spawn(task.run());
             if let Ok(app) = handle.install_app(shared.module.as_ref().clone()).await {
                 let joined = handle.status().await.is_ok_and(|status| !status.contexts.is_empty());
-                if !joined {
+                if !joined && joins_with_genesis {
                     let join = rhizome_node::JoinWith {
                         bootstrap: Vec::new(),
                         genesis: Some(shared.genesis.clone()),

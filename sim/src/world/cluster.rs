@@ -186,6 +186,21 @@ impl Cluster {
         &self.slots[index].keypair
     }
 
+    /// Every slot's boot counter (boots started so far), by index.
+    pub(super) fn boot_counters(&self) -> Vec<Arc<AtomicI64>> {
+        self.slots.iter().map(|slot| slot.boots.clone()).collect()
+    }
+
+    /// Every slot's boot count now.
+    pub(super) fn boots(&self) -> Vec<u64> {
+        self.slots.iter().map(|slot| slot.boots.load(Ordering::Relaxed) as u64).collect()
+    }
+
+    /// Every slot's peer id, by index.
+    pub(super) fn peers(&self) -> Vec<rhizome_core::PeerId> {
+        self.slots.iter().map(|slot| slot.keypair.peer_id()).collect()
+    }
+
     /// What nodes failed to open, start or keep running.
     pub(super) fn storage_failures(&self) -> Vec<String> {
         self.shared.storage_failures.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -202,6 +217,7 @@ impl Cluster {
                 handle: slot.handle.clone(),
                 skew_ms: slot.skew_ms.clone(),
                 boots: slot.boots.clone(),
+                joins_with_genesis: !self.roles.invited.contains(&index),
             },
         );
         let node = self

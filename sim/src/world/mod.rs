@@ -5,6 +5,7 @@
 mod adversary;
 mod boot;
 mod cluster;
+mod coalition;
 mod liveness;
 mod members;
 mod sampler;
@@ -79,6 +80,11 @@ async fn finish(
     .await;
     if scenario.roles.forgers().next().is_some() || !scenario.membership.is_empty() {
         let everyone: Vec<_> = cluster.live();
+        let attack = adversaries.attack();
+        let snapshot_syncs = recorder.lock().snapshot_syncs.clone();
+        let peers = cluster.peers();
+        let invitations = adversaries.invitations();
+        let boots = cluster.boots();
         check_results.extend(
             checks::adversaries::evaluate(checks::adversaries::Inputs {
                 context: cluster.shared.context,
@@ -94,6 +100,11 @@ async fn finish(
                 forged: &adversaries.forged(),
                 removals: &adversaries.removals(),
                 events: &adversaries.events(),
+                attack: attack.as_ref(),
+                snapshot_syncs: &snapshot_syncs,
+                peers: &peers,
+                invitations: &invitations,
+                boots: &boots,
             })
             .await,
         );

@@ -201,6 +201,19 @@ fn a_fake_genesis_hands_no_key() {
     assert_eq!(a.metrics().rejected.get("bad_genesis"), Some(&1));
 }
 
+/// A membership delta by member 2 on the genesis, built by hand: its core would author only
+/// honest ones.
+fn change_by_two(change: crate::membership::MembershipChange) -> DeltaRef {
+    Arc::new(crate::CausalDelta::new_signed_kind(
+        &key(2),
+        context(),
+        vec![genesis().id],
+        crate::Hlc { physical_ms: 5, logical: 0, node: 2 },
+        crate::DeltaKind::Membership(change),
+        Vec::new(),
+    ))
+}
+
 /// A member hands a new key of the current epoch to only some members and seals a write
 /// under it (the members without it would quarantine that write and all that follows it,
 /// while the others apply it). Admission refuses the write on every replica, even one that
@@ -211,15 +224,7 @@ fn a_write_sealed_under_a_key_handed_to_only_some_members_is_refused_everywhere(
     let subset_key = crate::seal::ContextKey::new(KeyEpoch(0), [0x77; 32]);
     let subset = [key(1).author_key(), key(2).author_key()];
     let share = crate::membership::KeyShare::wrap(&key(2), &context(), &subset_key, subset).unwrap();
-    let change = crate::membership::MembershipChange { ops: Vec::new(), rotation: None, grants: vec![share] };
-    let grant = Arc::new(crate::CausalDelta::new_signed_kind(
-        &key(2),
-        context(),
-        vec![genesis().id],
-        crate::Hlc { physical_ms: 5, logical: 0, node: 2 },
-        crate::DeltaKind::Membership(change),
-        Vec::new(),
-    ));
+    let grant = change_by_two(crate::membership::MembershipChange { grants: vec![share], ..Default::default() });
     deliver(&mut one, 2, &grant);
     let dag = one.dag(&context()).unwrap();
     assert!(dag.is_applied(&grant.id), "a grant to members is a valid change");
@@ -253,15 +258,7 @@ fn a_member_sent_a_wrap_that_does_not_open_asks_another_member_for_the_key() {
     let mut share = crate::membership::KeyShare::wrap(&key(2), &context(), &rotated, members).unwrap();
     let victim = share.wraps.iter_mut().find(|wrap| wrap.recipient == key(3).author_key()).unwrap();
     victim.ciphertext[0] ^= 1;
-    let change = crate::membership::MembershipChange { ops: Vec::new(), rotation: Some(share), grants: Vec::new() };
-    let rotation = Arc::new(crate::CausalDelta::new_signed_kind(
-        &key(2),
-        context(),
-        vec![genesis().id],
-        crate::Hlc { physical_ms: 5, logical: 0, node: 2 },
-        crate::DeltaKind::Membership(change),
-        Vec::new(),
-    ));
+    let rotation = change_by_two(crate::membership::MembershipChange { rotation: Some(share), ..Default::default() });
     deliver(&mut one, 2, &rotation);
     deliver(&mut three, 2, &rotation);
     assert_eq!(three.metrics().key_unwrap_failures, 1);

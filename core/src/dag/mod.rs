@@ -398,6 +398,15 @@ impl DagStore {
         self.quarantine.get(id)
     }
 
+    /// The keys (epoch and id) that quarantined deltas wait for: sealed under a key not held.
+    pub fn keys_awaited(&self) -> std::collections::BTreeSet<(crate::seal::KeyEpoch, crate::seal::KeyId)> {
+        self.quarantine
+            .iter()
+            .filter(|waiting| matches!(waiting.error, ApplyError::Sealed(KeyringOpenError::NoKey(_))))
+            .filter_map(|waiting| crate::seal::SealedPayload::key_of(&waiting.delta.payload))
+            .collect()
+    }
+
     /// Number of quarantined deltas.
     pub fn quarantined_len(&self) -> usize {
         self.quarantine.len()

@@ -74,6 +74,11 @@ impl Quarantine {
     }
 
     /// Ids in quarantine order (oldest first).
+    /// The quarantined deltas, by id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &QuarantinedDelta> {
+        self.entries.values()
+    }
+
     pub(crate) fn ids(&self) -> Vec<DeltaId> {
         self.order.values().copied().collect()
     }

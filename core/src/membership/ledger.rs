@@ -194,7 +194,7 @@ impl MembershipLedger {
                     // The removals take effect, so the rotation that must come with a removal
                     // does too. A void change's rotation has no effect, like the rest of it.
                     view.apply_mutual(ops, targets, **at);
-                    view.raise_epoch(rotation.as_ref());
+                    view.raise_epoch(&record.author, rotation.as_ref());
                 }
             }
         }

@@ -103,32 +103,34 @@ impl MembershipView {
         self.members.is_empty()
     }
 
-    /// Raises the epoch to a rotation's and notes whom its key went to (see
+    /// Raises the epoch to a rotation by `author` and notes who holds its key (see
     /// [`Self::apply_change`]). A rotation of an older epoch than the view's raises nothing.
-    pub(crate) fn raise_epoch(&mut self, rotation: Option<&KeyHandout>) {
+    pub(crate) fn raise_epoch(&mut self, author: &AuthorKey, rotation: Option<&KeyHandout>) {
         if let Some(rotation) = rotation {
             if rotation.epoch > self.epoch {
                 self.epoch = rotation.epoch;
                 self.epoch_keys.clear();
             }
-            self.hand_out(rotation);
+            self.hand_out(author, rotation);
         }
     }
 
-    /// Notes whom a key of the view's epoch went to; a key of another epoch decides nothing
-    /// here (application deltas are sealed under the view's epoch).
-    fn hand_out(&mut self, handout: &KeyHandout) {
+    /// Notes who holds a key of the view's epoch: its recipients, and the author who handed
+    /// it out (who made or holds it: a member leaving by its own removal rotates to a key it
+    /// knows, which must not count as the remaining members' alone). A key of another epoch
+    /// decides nothing here (application deltas are sealed under the view's epoch).
+    fn hand_out(&mut self, author: &AuthorKey, handout: &KeyHandout) {
         if handout.epoch != self.epoch {
             return;
         }
         let kept = self.epoch_keys.len();
-        match self.epoch_keys.entry(handout.key_id) {
-            Entry::Occupied(mut holders) => holders.get_mut().extend(handout.recipients.iter().copied()),
-            Entry::Vacant(slot) if kept < MAX_KEYS_PER_EPOCH => {
-                slot.insert(handout.recipients.iter().copied().collect());
-            }
-            Entry::Vacant(_) => {}
-        }
+        let holders = match self.epoch_keys.entry(handout.key_id) {
+            Entry::Occupied(holders) => holders.into_mut(),
+            Entry::Vacant(slot) if kept < MAX_KEYS_PER_EPOCH => slot.insert(BTreeSet::new()),
+            Entry::Vacant(_) => return,
+        };
+        holders.extend(handout.recipients.iter().copied());
+        holders.insert(*author);
     }
 
     /// True if the key `key_id` of the view's epoch was handed to exactly its members: what an
@@ -172,7 +174,7 @@ impl MembershipView {
             view.set_role(*key, Some(*role));
         }
         view.set_role(creator, Some(Role::Admin));
-        view.hand_out(keys);
+        view.hand_out(&creator, keys);
         view.folded.push(at);
         view
     }
@@ -223,9 +225,9 @@ impl MembershipView {
         grants: &[KeyHandout],
         at: (u64, DeltaId),
     ) {
-        self.raise_epoch(rotation);
+        self.raise_epoch(author, rotation);
         for grant in grants {
-            self.hand_out(grant);
+            self.hand_out(author, grant);
         }
         for op in ops {
             if !self.allows(author, op) {
@@ -390,6 +392,18 @@ mod tests {
         // Grants of an older epoch are not this epoch's keys.
         view.apply_change(&key(1), &[], None, &[handout(0, 7, &[1, 2])], at(6));
         assert!(!view.seals_for_members(&KeyId([7; 16])));
+    }
+
+    #[test]
+    fn a_key_made_by_a_member_who_leaves_does_not_seal_for_those_who_stay() {
+        let mut view = genesis(1, &[(2, Role::Member), (3, Role::Member)]);
+        // 3 leaves, rotating to a key wrapped to 1 and 2: 3 made it, so it is not theirs alone.
+        view.apply_change(&key(3), &[MemberOp::Remove(key(3))], Some(&handout(1, 5, &[1, 2])), &[], at(2));
+        assert!(!view.contains(&key(3)));
+        assert!(!view.seals_for_members(&KeyId([5; 16])));
+        assert_eq!(view.member_keys().count(), 0, "the next writer rotates");
+        view.apply_change(&key(1), &[], Some(&handout(2, 6, &[1, 2])), &[], at(3));
+        assert!(view.seals_for_members(&KeyId([6; 16])));
     }
 
     #[test]

@@ -30,8 +30,10 @@ pub(crate) struct KeyWanted {
 }
 
 impl Node {
-    /// The keys of `context` that applied deltas handed to this node and that it does not
-    /// hold, with the other recipients that could wrap them to it again.
+    /// The keys of `context` this node needs and lacks although applied deltas handed them
+    /// to it: those quarantined deltas wait for, and those the current view seals under. Only
+    /// keys some delta was admitted under (or will be) count, so junk keys a member lists us
+    /// for in grants are never asked for and cannot crowd the ones that matter out.
     fn missing_keys(&self, context: &ContextId) -> Vec<(KeyEpoch, KeyId, Vec<AuthorKey>)> {
         let Some(replica) = self.replicas.get(context) else { return Vec::new() };
         let dag = &replica.dag;
@@ -40,30 +42,40 @@ impl Node {
             // every tick for nothing (the ring counts what it refused).
             return Vec::new();
         }
-        dag.membership()
-            .keys_handed_out()
-            .filter(|((epoch, key_id), recipients)| {
-                recipients.contains(&self.author) && !dag.keyring().holds(*epoch, key_id)
-            })
-            .map(|((epoch, key_id), recipients)| {
-                let others = recipients.iter().filter(|key| **key != self.author).copied().collect();
-                (*epoch, *key_id, others)
+        let view = dag.members();
+        let mut needed = dag.keys_awaited();
+        needed.extend(view.member_keys().map(|key_id| (view.epoch(), *key_id)));
+        needed
+            .into_iter()
+            .filter(|(epoch, key_id)| !dag.keyring().holds(*epoch, key_id))
+            .filter_map(|(epoch, key_id)| {
+                let recipients = dag.membership().recipients(epoch, &key_id)?;
+                recipients.contains(&self.author).then(|| {
+                    let others = recipients.iter().filter(|key| **key != self.author).copied().collect();
+                    (epoch, key_id, others)
+                })
             })
             .collect()
     }
 
     /// Asks a connected member for each key this node lacks (newest first, at most
-    /// [`MAX_KEY_REQUESTS_PER_TICK`] per context), unless a request for it is in flight.
+    /// [`MAX_KEY_REQUESTS_PER_TICK`] per context), unless a request for it is in flight. Keys
+    /// no connected member could answer are passed over before the cap applies.
     pub(super) fn request_missing_keys(&mut self) {
         let contexts: Vec<ContextId> = self.replicas.keys().copied().collect();
         for context in contexts {
             let missing = self.missing_keys(&context);
-            for (epoch, key_id, holders) in missing.into_iter().rev().take(MAX_KEY_REQUESTS_PER_TICK) {
+            let mut asked = 0;
+            for (epoch, key_id, holders) in missing.into_iter().rev() {
+                if asked == MAX_KEY_REQUESTS_PER_TICK {
+                    break;
+                }
                 let wanted = KeyWanted { context, epoch, key_id };
                 if self.requests.has_key_request(&wanted) {
                     continue;
                 }
                 let Some(peer) = self.choose_key_holder(&context, &holders) else { continue };
+                asked += 1;
                 self.metrics.key_requests_sent += 1;
                 let request = SyncRequestV2::Key { context, epoch, key_id };
                 self.send_request_v2(peer, request, Purpose::Key(wanted));

@@ -245,9 +245,9 @@ fn a_write_sealed_under_a_key_handed_to_only_some_members_is_refused_everywhere(
     assert_eq!(three.root_hash(&context()), one.root_hash(&context()));
 }
 
-/// A member hands member 3 a wrap that does not open, inside an otherwise valid rotation. The
-/// ledger lists 3 as holding the new key, so honest writers seal under it and 3 quarantines
-/// their writes. At its next sync tick, 3 asks another recipient for the key, point to point,
+/// A member hands member 3 a wrap that does not open, inside an otherwise valid rotation (with
+/// grants of junk keys to 3 alone). The ledger lists 3 as holding the new key, so honest
+/// writers seal under it and 3 quarantines their writes. At its next sync tick, 3 asks another recipient for the key, point to point,
 /// gets it wrapped from that member, and applies what waited.
 #[test]
 fn a_member_sent_a_wrap_that_does_not_open_asks_another_member_for_the_key() {
@@ -258,10 +258,25 @@ fn a_member_sent_a_wrap_that_does_not_open_asks_another_member_for_the_key() {
     let mut share = crate::membership::KeyShare::wrap(&key(2), &context(), &rotated, members).unwrap();
     let victim = share.wraps.iter_mut().find(|wrap| wrap.recipient == key(3).author_key()).unwrap();
     victim.ciphertext[0] ^= 1;
-    let rotation = change_by_two(crate::membership::MembershipChange { rotation: Some(share), ..Default::default() });
+    // And keys of the epoch nobody else holds, listing 3, that outnumber the requests of one
+    // tick: they must not crowd the key 3 needs out.
+    let junk: Vec<crate::membership::KeyShare> = (0..8u8)
+        .map(|n| {
+            let key_of_nobody = crate::seal::ContextKey::new(KeyEpoch(1), [0xe0 + n; 32]);
+            let mut share =
+                crate::membership::KeyShare::wrap(&key(2), &context(), &key_of_nobody, [key(3).author_key()]).unwrap();
+            share.wraps[0].ciphertext[0] ^= 1;
+            share
+        })
+        .collect();
+    let rotation = change_by_two(crate::membership::MembershipChange {
+        rotation: Some(share),
+        grants: junk,
+        ..Default::default()
+    });
     deliver(&mut one, 2, &rotation);
     deliver(&mut three, 2, &rotation);
-    assert_eq!(three.metrics().key_unwrap_failures, 1);
+    assert_eq!(three.metrics().key_unwrap_failures, 9, "the rotation's wrap and the junk");
     assert!(three.dag(&context()).unwrap().is_applied(&rotation.id), "the change itself is valid");
     let write = one.local_delta(T0, context(), set("k", "under the new key")).unwrap();
     let write = delta_of(&one, &write);

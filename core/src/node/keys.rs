@@ -177,6 +177,6 @@ impl Node {
     ) -> Result<Vec<u8>, NodeError> {
         let key = self.writer_key(context, parents).ok_or(NodeError::KeyRotationNeeded(*context))?;
         let header = crate::seal::SealHeader { context, author: &self.author, parents, hlc };
-        Ok(crate::seal::seal_payload(&key, &header, &self.key_entropy, plaintext).encode())
+        Ok(crate::seal::seal_payload_encoded(&key, &header, &self.key_entropy, plaintext))
     }
 }

@@ -1,7 +1,7 @@
 //! The context keys one replica holds, by epoch: what it opens payloads with and seals its
 //! own under.
 
-use super::{open_payload, ContextKey, KeyEpoch, KeyId, OpenError, SealHeader, SealedPayload};
+use super::{open_payload_encoded, ContextKey, KeyEpoch, KeyId, OpenError, SealHeader, SealedPayload};
 use std::collections::BTreeMap;
 
 /// Why a payload could not be opened with the keys held.
@@ -93,11 +93,11 @@ impl Keyring {
     /// Opens `payload` (a [`SealedPayload`] encoding) sealed under `header` with the key it
     /// names.
     pub fn open(&self, header: &SealHeader<'_>, payload: &[u8]) -> Result<Vec<u8>, KeyringOpenError> {
-        let sealed = SealedPayload::decode(payload).map_err(|_| KeyringOpenError::Unsealed)?;
-        let key = self.get(sealed.epoch, &sealed.key_id).ok_or(KeyringOpenError::NoKey(sealed.epoch))?;
-        open_payload(key, header, &sealed).map_err(|error| match error {
+        let (epoch, key_id) = SealedPayload::key_of(payload).ok_or(KeyringOpenError::Unsealed)?;
+        let key = self.get(epoch, &key_id).ok_or(KeyringOpenError::NoKey(epoch))?;
+        open_payload_encoded(key, header, payload).map_err(|error| match error {
             OpenError::Forged | OpenError::WrongKey { .. } | OpenError::Truncated { .. } => {
-                KeyringOpenError::Forged(sealed.epoch)
+                KeyringOpenError::Forged(epoch)
             }
         })
     }

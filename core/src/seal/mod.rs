@@ -28,5 +28,8 @@ pub use invitation::{
     MAX_BOOTSTRAP_ADDRESSES, MAX_BOOTSTRAP_ADDRESS_BYTES, MAX_INVITATION_BYTES, MAX_INVITATION_TEXT_BYTES, TEXT_PREFIX,
 };
 pub use keyring::{Keyring, KeyringOpenError};
-pub use payload::{open_payload, seal_payload, OpenError, SealHeader, SealedPayload, NONCE_LEN, TAG_LEN};
+pub use payload::{
+    open_payload, open_payload_encoded, seal_payload, seal_payload_encoded, OpenError, SealHeader, SealedPayload,
+    NONCE_LEN, TAG_LEN,
+};
 pub use wrap::{unwrap_key, wrap_key, UnwrapError, WrapError, WrappedKey};

@@ -84,7 +84,7 @@ pub struct SealedPayload {
 
 impl SealedPayload {
     /// Bytes of the fields before the ciphertext: epoch, key id and nonce.
-    const PREFIX: usize = 4 + 16 + NONCE_LEN;
+    pub(super) const PREFIX: usize = 4 + 16 + NONCE_LEN;
     /// Bytes an encoding adds to the plaintext: epoch, key id, nonce and tag.
     pub const OVERHEAD: usize = Self::PREFIX + TAG_LEN;
 
@@ -198,36 +198,50 @@ fn synthetic_nonce(key: &ContextKey, salt: &[u8; 32], ad: &[u8]) -> [u8; NONCE_L
 /// entropy (see [`synthetic_nonce`]). Deterministic: the same key, salt, header and plaintext
 /// always give the same bytes.
 pub fn seal_payload(key: &ContextKey, header: &SealHeader<'_>, salt: &[u8; 32], plaintext: &[u8]) -> SealedPayload {
+    SealedPayload::decode(&seal_payload_encoded(key, header, salt, plaintext)).expect("a fresh encoding decodes")
+}
+
+/// [`seal_payload`], straight into its encoding: one buffer, encrypted in place, which is what
+/// a writer puts in its delta.
+pub fn seal_payload_encoded(key: &ContextKey, header: &SealHeader<'_>, salt: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     let ad = associated_data(header, key.epoch(), key.id());
     let nonce = synthetic_nonce(key, salt, &ad);
     let cipher = XChaCha20Poly1305::new(key.payload_key().into());
-    let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
-    ciphertext.extend_from_slice(plaintext);
+    let mut bytes = Vec::with_capacity(SealedPayload::OVERHEAD + plaintext.len());
+    bytes.extend_from_slice(&key.epoch().0.to_le_bytes());
+    bytes.extend_from_slice(&key.id().0);
+    bytes.extend_from_slice(&nonce);
+    bytes.extend_from_slice(plaintext);
     // The AEAD refuses only plaintexts over 256 GiB, far beyond any payload bound.
     let tag = cipher
-        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &ad, &mut ciphertext)
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &ad, &mut bytes[SealedPayload::PREFIX..])
         .expect("payloads are far below the AEAD's length limit");
-    ciphertext.extend_from_slice(&tag);
-    SealedPayload { epoch: key.epoch(), key_id: key.id(), nonce, ciphertext }
+    bytes.extend_from_slice(&tag);
+    bytes
 }
 
 /// Opens a payload sealed by [`seal_payload`] under `key` and `header`.
-///
-/// The nonce is not recomputed from the plaintext: the tag already authenticates everything,
-/// and anyone able to seal a wrong nonce holds the key and could seal anything anyway.
 pub fn open_payload(key: &ContextKey, header: &SealHeader<'_>, sealed: &SealedPayload) -> Result<Vec<u8>, OpenError> {
-    if sealed.epoch != key.epoch() || sealed.key_id != key.id() {
-        return Err(OpenError::WrongKey { have: key.epoch(), sealed: sealed.epoch });
+    open_payload_encoded(key, header, &sealed.encode())
+}
+
+/// Opens a payload's encoding (as a delta carries it) sealed under `key` and `header`, copying
+/// its body once.
+///
+/// The nonce is not recomputed: the tag already authenticates everything, and anyone able to
+/// seal a wrong nonce holds the key and could seal anything anyway.
+pub fn open_payload_encoded(key: &ContextKey, header: &SealHeader<'_>, bytes: &[u8]) -> Result<Vec<u8>, OpenError> {
+    let (epoch, key_id) = SealedPayload::key_of(bytes).ok_or(OpenError::Truncated { bytes: bytes.len() })?;
+    if epoch != key.epoch() || key_id != key.id() {
+        return Err(OpenError::WrongKey { have: key.epoch(), sealed: epoch });
     }
-    let Some(body_len) = sealed.ciphertext.len().checked_sub(TAG_LEN) else {
-        return Err(OpenError::Truncated { bytes: sealed.encoded_len() });
-    };
-    let (body, tag) = sealed.ciphertext.split_at(body_len);
-    let ad = associated_data(header, sealed.epoch, sealed.key_id);
+    let (sealed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+    let (prefix, body) = sealed.split_at(SealedPayload::PREFIX);
+    let ad = associated_data(header, epoch, key_id);
     let cipher = XChaCha20Poly1305::new(key.payload_key().into());
     let mut plaintext = body.to_vec();
     cipher
-        .decrypt_in_place_detached(XNonce::from_slice(&sealed.nonce), &ad, &mut plaintext, Tag::from_slice(tag))
+        .decrypt_in_place_detached(XNonce::from_slice(&prefix[20..]), &ad, &mut plaintext, Tag::from_slice(tag))
         .map_err(|_| OpenError::Forged)?;
     Ok(plaintext)
 }

@@ -79,7 +79,7 @@ impl DeltaFactory {
                 let author = self.keypair.author_key();
                 let header =
                     crate::seal::SealHeader { context: &self.context, author: &author, parents: &parents, hlc: &hlc };
-                crate::seal::seal_payload(key, &header, &[0; 32], &payload).encode()
+                crate::seal::seal_payload_encoded(key, &header, &[0; 32], &payload)
             }
             None => payload,
         };

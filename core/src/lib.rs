@@ -45,8 +45,8 @@ pub use limits::Limits;
 pub use membership::{MemberOp, MembershipView, Role};
 pub use metrics::NodeMetrics;
 pub use node::{
-    Event, Handled, InboundRequestId, Input, InvariantDepth, Node, NodeError, Output, RequestFailure, RequestId,
-    WriteBasis,
+    Event, GossipVerdict, Handled, InboundRequestId, Input, InvariantDepth, Node, NodeError, Output, RequestFailure,
+    RequestId, WriteBasis,
 };
 pub use reject::RejectReason;
 pub use seal::{ContextKey, KeyEpoch, SealedPayload, SignedInvitation, WrappedKey};

@@ -115,7 +115,12 @@ mod tests {
     use rhizome_core::{ContextId, PeerId, RequestFailure, RequestId};
 
     fn gossip(n: u8) -> TransportEvent {
-        TransportEvent::Gossip { from: PeerId::from_bytes([n; 32]), context: ContextId::default(), bytes: vec![n] }
+        TransportEvent::Gossip {
+            from: PeerId::from_bytes([n; 32]),
+            context: ContextId::default(),
+            bytes: vec![n],
+            token: rhizome_node::GossipToken::default(),
+        }
     }
 
     fn failure(n: u64) -> TransportEvent {

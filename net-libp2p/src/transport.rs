@@ -67,6 +67,10 @@ impl Transport for Libp2pTransport {
         self.hand_off(Command::Respond { to, id, bytes });
     }
 
+    // The swarm task accepts every well-formed message as it arrives for now; the verdict is
+    // not yet used to hold messages back.
+    fn report_gossip(&mut self, _token: rhizome_node::GossipToken, _verdict: rhizome_core::GossipVerdict) {}
+
     fn next_event(&mut self) -> impl Future<Output = Option<TransportEvent>> + Send {
         self.events.pop()
     }

@@ -22,4 +22,4 @@ pub use driver::{
 pub use events::{NodeEvent, Subscription};
 pub use observer::Observer;
 pub use store::{ContextBackend, Store, StoreError};
-pub use transport::{Transport, TransportEvent};
+pub use transport::{GossipToken, Transport, TransportEvent};

@@ -2,7 +2,7 @@
 //! real node over libp2p. Calls are non-blocking hand-offs; everything that comes back
 //! (messages, responses, failures, peers coming and going) arrives through `next_event`.
 
-use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestId};
+use rhizome_core::{ContextId, GossipVerdict, InboundRequestId, PeerId, RequestFailure, RequestId};
 use std::future::Future;
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub enum TransportEvent {
         context: ContextId,
         /// The encoded gossip message.
         bytes: Vec<u8>,
+        /// The transport's handle for the verdict: the node hands it back with
+        /// [`Transport::report_gossip`] once it has judged the message.
+        token: GossipToken,
     },
     /// A peer's request; answer it with [`Transport::respond`].
     Request {
@@ -49,6 +52,12 @@ pub enum TransportEvent {
     PeerDown(PeerId),
 }
 
+/// A transport's name for one received gossip message, so the node's verdict on it can be
+/// matched to the message (a relaying transport holds the message until then). Transports
+/// that do not relay may give every message the default token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct GossipToken(pub u64);
+
 /// A network the node can use. Implementations must be cancel-safe in `next_event`: the node
 /// polls it inside `select!` and may drop the future.
 pub trait Transport: Send + 'static {
@@ -65,6 +74,10 @@ pub trait Transport: Send + 'static {
     fn request(&mut self, to: PeerId, id: RequestId, bytes: Vec<u8>, timeout: Duration);
     /// Answers a peer's request.
     fn respond(&mut self, to: PeerId, id: InboundRequestId, bytes: Vec<u8>);
+    /// The node's verdict on the gossip message `token` names: a relaying transport passes the
+    /// message on only if it was accepted, and scores the peer that delivered it. Called once
+    /// per [`TransportEvent::Gossip`], soon after it is taken from the transport.
+    fn report_gossip(&mut self, token: GossipToken, verdict: GossipVerdict);
     /// The next event; `None` once the transport is closed for good.
     fn next_event(&mut self) -> impl Future<Output = Option<TransportEvent>> + Send;
     /// An event that is ready now, without waiting (the node batches work between commits).

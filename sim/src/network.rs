@@ -9,8 +9,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rhizome_core::link::{unit, Delivery, Fate, LinkProfile, LinkQueue, Probability};
 use rhizome_core::wire::gossip_message_id;
-use rhizome_core::{ContextId, InboundRequestId, PeerId, RequestFailure, RequestId};
-use rhizome_node::{Transport, TransportEvent};
+use rhizome_core::{ContextId, GossipVerdict, InboundRequestId, PeerId, RequestFailure, RequestId};
+use rhizome_node::{GossipToken, Transport, TransportEvent};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -529,7 +529,12 @@ impl Net {
                     let forwarded = Wire::Gossip { origin, context, id, bytes: bytes.clone() };
                     self.schedule(&mut state, to, next, forwarded, bytes.len(), Delivery::BestEffort);
                 }
-                TransportEvent::Gossip { from: origin, context, bytes: bytes.as_ref().clone() }
+                TransportEvent::Gossip {
+                    from: origin,
+                    context,
+                    bytes: bytes.as_ref().clone(),
+                    token: GossipToken::default(),
+                }
             }
         };
         state.send_now(to, event);
@@ -672,6 +677,10 @@ impl Transport for SimTransport {
     fn respond(&mut self, _to: PeerId, id: InboundRequestId, bytes: Vec<u8>) {
         self.net.respond(self.index, id, bytes);
     }
+
+    // The simulated mesh forwards a message before the node reads it (see `deliver`), so the
+    // verdict has nothing to release.
+    fn report_gossip(&mut self, _token: GossipToken, _verdict: GossipVerdict) {}
 
     async fn next_event(&mut self) -> Option<TransportEvent> {
         self.inbox.recv().await

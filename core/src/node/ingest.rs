@@ -1,7 +1,7 @@
 //! Taking in deltas from peers: dedupe first (cheap), then verify (id, signature, membership,
 //! clock), then hand to the DAG; act on the outcome.
 
-use super::{Event, Node, Output};
+use super::{Event, GossipVerdict, Node, Output};
 use crate::applier::Applier;
 use crate::attestation::{AttestationError, SignedAttestation};
 use crate::dag::AddOutcome;
@@ -26,21 +26,30 @@ pub(super) enum Via {
 }
 
 impl Node {
-    pub(super) fn on_gossip(&mut self, app: &mut dyn Applier, from: PeerId, bytes: &[u8]) {
+    pub(super) fn on_gossip(&mut self, app: &mut dyn Applier, from: PeerId, bytes: &[u8]) -> GossipVerdict {
         self.metrics.gossip_received += 1;
         match GossipMessage::decode(bytes, &self.config.limits) {
             Ok(Gossip::Delta(delta)) => self.ingest_remote(app, from, delta, Via::Gossip),
             Ok(Gossip::Heartbeat(heartbeat)) => self.on_heartbeat(app, from, heartbeat, None),
             Ok(Gossip::SignedHeartbeat(signed)) => {
                 let heartbeat = signed.heartbeat();
-                self.on_heartbeat(app, from, heartbeat, Some(signed.attestation));
+                self.on_heartbeat(app, from, heartbeat, Some(signed.attestation))
             }
-            Err(error) => self.metrics.count_decode_error(error.label()),
+            Err(error) => {
+                self.metrics.count_decode_error(error.label());
+                GossipVerdict::Reject { reason: error.label() }
+            }
         }
     }
 
-    pub(super) fn ingest_remote(&mut self, app: &mut dyn Applier, from: PeerId, delta: DeltaRef, via: Via) {
-        self.ingest_checked(app, from, delta, via, None);
+    pub(super) fn ingest_remote(
+        &mut self,
+        app: &mut dyn Applier,
+        from: PeerId,
+        delta: DeltaRef,
+        via: Via,
+    ) -> GossipVerdict {
+        self.ingest_checked(app, from, delta, via, None)
     }
 
     /// For each of `deltas`, which arrived together, the answer of its `verify_with`, the
@@ -62,7 +71,8 @@ impl Node {
     }
 
     /// [`Self::ingest_remote`], with the answer of `delta.verify_with` when
-    /// [`Self::verify_together`] already has it.
+    /// [`Self::verify_together`] already has it. The verdict says whether a gossiped delta
+    /// should be relayed (callers of fetched deltas ignore it).
     pub(super) fn ingest_checked(
         &mut self,
         app: &mut dyn Applier,
@@ -70,13 +80,13 @@ impl Node {
         delta: DeltaRef,
         via: Via,
         verified: Option<Result<(), RejectReason>>,
-    ) {
+    ) -> GossipVerdict {
         self.metrics.deltas_received += 1;
         let now = self.now;
         let max_peers = self.config.limits.max_peers_per_context;
         let Some(replica) = self.replicas.get(&delta.context) else {
             self.reject(RejectReason::UnknownContext);
-            return;
+            return GossipVerdict::Ignore;
         };
         if replica.dag.is_known(&delta.id) {
             if delta.author == self.author {
@@ -84,12 +94,13 @@ impl Node {
             } else {
                 self.metrics.duplicates += 1;
             }
-            return;
+            return GossipVerdict::Ignore;
         }
         if let Err(reason) = self.check_remote(&delta, verified) {
+            let verdict = GossipVerdict::of_refusal(&reason);
             self.reject(reason);
             self.metrics.count_refusal_from(from);
-            return;
+            return verdict;
         }
         let context = delta.context;
         // Only a member that delivered a valid delta becomes a preferred sync peer.
@@ -99,14 +110,18 @@ impl Node {
         }
         if via == Via::Gossip && replica.snapshot_running() {
             let max = self.config.limits.max_snapshot_buffer_deltas;
+            // Verified either way: a delta our full buffer drops is still one for the others.
             if replica.buffer.push(from, delta, max) {
                 self.metrics.snapshot_buffered += 1;
             } else {
                 self.metrics.snapshot_buffer_dropped += 1;
             }
-            return;
+            return GossipVerdict::Accept;
         }
-        self.add_verified(app, Some(from), delta);
+        match self.add_verified(app, Some(from), delta) {
+            Some(reason) => GossipVerdict::Reject { reason },
+            None => GossipVerdict::Accept,
+        }
     }
 
     /// Checks a delta that is new to us: shape, id, signature, membership, clock bound.
@@ -141,17 +156,22 @@ impl Node {
     }
 
     /// Adds a verified delta to its DAG and acts on the outcome. `from` is asked for missing
-    /// parents at once. Returns true if the DAG refused it (its author may not write it at its
-    /// causal point).
-    pub(super) fn add_verified(&mut self, app: &mut dyn Applier, from: Option<PeerId>, delta: DeltaRef) -> bool {
+    /// parents at once. Returns the label of the refusal if the DAG refused it (its author may
+    /// not write it at its causal point).
+    pub(super) fn add_verified(
+        &mut self,
+        app: &mut dyn Applier,
+        from: Option<PeerId>,
+        delta: DeltaRef,
+    ) -> Option<&'static str> {
         let context = delta.context;
         if !self.replicas.contains_key(&context) {
-            return false;
+            return None;
         }
         // Learned on arrival, before it waits on anything (see `keys`).
         let new_key = self.learn_keys(&context, &delta.author, &delta.kind);
         let Some(replica) = self.replicas.get_mut(&context) else {
-            return false;
+            return None;
         };
         let outcome = replica.dag.add(self.now, delta.clone(), app);
         let refused = self.after_add(from, &delta, outcome);
@@ -163,8 +183,8 @@ impl Node {
         refused
     }
 
-    /// Reports what adding `delta` did. True if the DAG refused it.
-    fn after_add(&mut self, from: Option<PeerId>, delta: &DeltaRef, outcome: AddOutcome) -> bool {
+    /// Reports what adding `delta` did. The refusal's label if the DAG refused it.
+    fn after_add(&mut self, from: Option<PeerId>, delta: &DeltaRef, outcome: AddOutcome) -> Option<&'static str> {
         let context = delta.context;
         self.report_evicted(context);
         match outcome {
@@ -205,14 +225,15 @@ impl Node {
             AddOutcome::Duplicate => self.metrics.duplicates += 1,
             AddOutcome::Quarantined(_) => self.report_quarantined(context, delta.id),
             AddOutcome::Rejected(reason) => {
+                let label = reason.label();
                 self.reject(reason);
                 if let Some(peer) = from {
                     self.metrics.count_refusal_from(peer);
                 }
-                return true;
+                return Some(label);
             }
         }
-        false
+        None
     }
 
     /// Reports the pending deltas the last DAG change evicted, and those it refused when their
@@ -293,13 +314,13 @@ impl Node {
         from: PeerId,
         heartbeat: Heartbeat,
         attestation: Option<SignedAttestation>,
-    ) {
+    ) -> GossipVerdict {
         self.metrics.heartbeats_received += 1;
         let now = self.now;
         let context = heartbeat.context;
         let max_peers = self.config.limits.max_peers_per_context;
         let Some(replica) = self.replicas.get_mut(&context) else {
-            return;
+            return GossipVerdict::Ignore;
         };
         if !replica.is_member_peer(&from) {
             self.metrics.non_member_messages += 1;
@@ -307,7 +328,7 @@ impl Node {
             if attestation.is_some() {
                 self.refuse_attestation(AttestationError::NotMember);
             }
-            return;
+            return GossipVerdict::Reject { reason: "heartbeat_not_member" };
         }
         if heartbeat.sender != from {
             // Relayed gossip names its publisher; a heartbeat naming someone else is forged
@@ -316,20 +337,22 @@ impl Node {
             if attestation.is_some() {
                 self.refuse_attestation(AttestationError::Misattributed);
             }
-            return;
+            return GossipVerdict::Reject { reason: "heartbeat_misattributed" };
         }
         if replica.peers.get(&from).is_some_and(|view| heartbeat.sequence <= view.heartbeat_sequence) {
+            // An honest relay may pass on a heartbeat that a newer one overtook: not relayed,
+            // not penalised.
             self.metrics.heartbeats_replayed += 1;
-            return;
+            return GossipVerdict::Ignore;
         }
         if let Some(signed) = &attestation {
             // A heartbeat whose signature fails speaks for nobody: none of it is taken.
             if let Err(error) = self.take_attestation(from, signed) {
                 self.refuse_attestation(error);
-                return;
+                return GossipVerdict::Reject { reason: "heartbeat_bad_attestation" };
             }
         }
-        let Some(replica) = self.replicas.get_mut(&context) else { return };
+        let Some(replica) = self.replicas.get_mut(&context) else { return GossipVerdict::Ignore };
         let view = replica.note_peer(from, now, max_peers);
         view.heartbeat_sequence = heartbeat.sequence;
         view.heads.clone_from(&heartbeat.heads);
@@ -367,5 +390,6 @@ impl Node {
             }
             HeartbeatVerdict::InSync | HeartbeatVerdict::PeerBehind => {}
         }
+        GossipVerdict::Accept
     }
 }

@@ -184,6 +184,9 @@ impl Input {
 pub enum Handled {
     /// A network, blob or timer input was taken in.
     Taken,
+    /// [`Input::Gossip`]: what the node made of the message, for the transport's relay
+    /// decision and its scoring of the peer that delivered it.
+    Gossip(GossipVerdict),
     /// [`Input::Create`]: the context exists, with this id.
     Created(ContextId),
     /// [`Input::Join`]: the context is replicated now.
@@ -199,6 +202,44 @@ pub enum Handled {
     Retried(Vec<DeltaId>),
     /// A local command was refused; nothing changed.
     Refused(super::NodeError),
+}
+
+/// What the node made of one gossip message. A transport that relays gossip (gossipsub) must
+/// hold each message until it has this verdict: only accepted messages travel on, so junk
+/// stops at the first honest node that sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipVerdict {
+    /// Valid and new to us: relay it.
+    Accept,
+    /// Not relayed, but no evidence of misbehaviour: we know it already, we do not replicate
+    /// its context, or we cannot judge it yet (a clock ahead of ours, a queue that is full).
+    /// Honest peers send such messages too, so they are not penalised.
+    Ignore,
+    /// No honest node sends this (malformed, forged, from a non-member, refused at its causal
+    /// point): not relayed, and the peer that delivered it is penalised. `reason` is the label
+    /// the node counts it under.
+    Reject {
+        /// The metrics label of the refusal.
+        reason: &'static str,
+    },
+}
+
+impl GossipVerdict {
+    /// The verdict for a delta the node refused for `reason`.
+    pub fn of_refusal(reason: &crate::reject::RejectReason) -> Self {
+        use crate::reject::RejectReason as R;
+        match reason {
+            // Not the sender's fault, or not provably: the context is not ours, the sender's
+            // clock may be right and ours behind.
+            R::UnknownContext | R::Clock(_) => Self::Ignore,
+            other => Self::Reject { reason: other.label() },
+        }
+    }
+
+    /// Whether the message should travel on.
+    pub fn relays(&self) -> bool {
+        matches!(self, Self::Accept)
+    }
 }
 
 impl Handled {

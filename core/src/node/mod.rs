@@ -21,7 +21,7 @@ mod timer_table;
 mod timers;
 mod vouching;
 
-pub use io::{Event, Handled, InboundRequestId, Input, Output, RequestFailure, RequestId, WriteBasis};
+pub use io::{Event, GossipVerdict, Handled, InboundRequestId, Input, Output, RequestFailure, RequestId, WriteBasis};
 
 use crate::applier::{Applier, ApplyError};
 use crate::config::Config;
@@ -250,7 +250,7 @@ impl Node {
         self.advance(now.into());
         let done = |result: Result<Handled, NodeError>| result.unwrap_or_else(Handled::Refused);
         match input {
-            Input::Gossip { from, bytes } => self.on_gossip(app, from, &bytes),
+            Input::Gossip { from, bytes } => return Handled::Gossip(self.on_gossip(app, from, &bytes)),
             Input::Request { from, request_id, bytes } => self.on_request(app, from, request_id, &bytes),
             Input::Response { request_id, bytes } => self.on_response(app, request_id, &bytes),
             Input::RequestFailed { request_id, reason } => self.on_transport_failure(app, request_id, reason),
@@ -491,7 +491,7 @@ impl Node {
         for delta in pending {
             self.clock.restore_high_water(delta.hlc);
             let id = delta.id;
-            if self.add_verified(app, None, delta) {
+            if self.add_verified(app, None, delta).is_some() {
                 let cause = crate::dag::EvictionCause::NotMember;
                 self.outputs.push_back(Output::Event(Event::PendingEvicted { context, ids: vec![id], cause }));
             }

@@ -6,7 +6,7 @@ use crate::metrics::{add, bump};
 use crate::retry_queue::HeldPublish;
 use libp2p::gossipsub::{self, MessageAcceptance, PublishError};
 use rhizome_core::ContextId;
-use rhizome_node::TransportEvent;
+use rhizome_node::{GossipToken, TransportEvent};
 
 /// What one attempt to publish came to.
 enum Attempt {
@@ -129,7 +129,11 @@ impl SwarmTask {
             bump(&self.counters.gossip_unknown_topic);
             return MessageAcceptance::Ignore;
         };
-        if self.events.push(TransportEvent::Gossip { from, context, bytes: message.data }).is_ok() {
+        if self
+            .events
+            .push(TransportEvent::Gossip { from, context, bytes: message.data, token: GossipToken::default() })
+            .is_ok()
+        {
             bump(&self.counters.gossip_received);
         }
         MessageAcceptance::Accept

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 fn gossip_from(event: &TransportEvent, context: ContextId) -> Option<(rhizome_core::PeerId, Vec<u8>)> {
     match event {
-        TransportEvent::Gossip { from, context: topic, bytes } if *topic == context => Some((*from, bytes.clone())),
+        TransportEvent::Gossip { from, context: topic, bytes, .. } if *topic == context => Some((*from, bytes.clone())),
         _ => None,
     }
 }

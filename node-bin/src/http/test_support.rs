@@ -28,6 +28,7 @@ impl Transport for NullTransport {
     fn publish(&mut self, _context: ContextId, _bytes: Vec<u8>) {}
     fn request(&mut self, _to: PeerId, _id: RequestId, _bytes: Vec<u8>, _timeout: Duration) {}
     fn respond(&mut self, _to: PeerId, _id: InboundRequestId, _bytes: Vec<u8>) {}
+    fn report_gossip(&mut self, _token: rhizome_node::GossipToken, _verdict: rhizome_core::GossipVerdict) {}
     async fn next_event(&mut self) -> Option<TransportEvent> {
         std::future::pending().await
     }

@@ -23,7 +23,7 @@ use crate::observer::Observer;
 use crate::store::{CommitBatch, Committer, ContextBackend, InlineCommitter, Store, StoreError};
 use crate::transport::{Transport, TransportEvent};
 use rhizome_core::node::RestoreError;
-use rhizome_core::{Clocks, ContextId, Handled, Input, Keypair, Node, Output, Timestamp};
+use rhizome_core::{Clocks, ContextId, GossipVerdict, Handled, Input, Keypair, Node, Output, Timestamp};
 use rhizome_runtime::{CallError, ContextParts, Runtime, RuntimeOptions, WasmHost};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -378,7 +378,18 @@ impl<T: Transport> NodeTask<T> {
 
     fn on_transport(&mut self, event: TransportEvent) {
         let input = match event {
-            TransportEvent::Gossip { from, context: _, bytes } => Input::Gossip { from, bytes },
+            TransportEvent::Gossip { from, context: _, bytes, token } => {
+                // The verdict goes back at once: a relaying transport holds the message until
+                // it has it.
+                // The core answers every gossip input with a verdict; anything else would be a
+                // core bug, and not relaying is the safe reading of it.
+                let verdict = match self.feed(Input::Gossip { from, bytes }) {
+                    Handled::Gossip(verdict) => verdict,
+                    _ => GossipVerdict::Ignore,
+                };
+                self.transport.report_gossip(token, verdict);
+                return;
+            }
             TransportEvent::Request { from, id, bytes } => Input::Request { from, request_id: id, bytes },
             TransportEvent::Response { id, bytes } => Input::Response { request_id: id, bytes },
             TransportEvent::RequestFailed { id, reason } => Input::RequestFailed { request_id: id, reason },
@@ -390,12 +401,13 @@ impl<T: Transport> NodeTask<T> {
 
     /// Feeds one input from the network or the clock to the core and takes in everything it
     /// produced.
-    fn feed(&mut self, input: Input) {
+    fn feed(&mut self, input: Input) -> Handled {
         self.seal_calls();
         let now = self.clock.clocks();
-        self.submit(now, input);
+        let handled = self.submit(now, input);
         self.collect_outputs(now.monotonic);
         self.run_handlers(now);
+        handled
     }
 
     /// The one place an input reaches the core, a local command or not: the observer sees it

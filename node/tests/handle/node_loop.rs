@@ -1,8 +1,10 @@
 //! The node loop end to end on tokio, over an in-process loopback network: calls replicate,
 //! subscribers see events, handlers run, and a restart restores everything from redb.
 
-use rhizome_core::{ContextId, InboundRequestId, Keypair, PeerId, RequestId, Timestamp};
-use rhizome_node::{start, Clock, NodeConfig, NodeEvent, NodeHandle, NodeParts, Transport, TransportEvent};
+use rhizome_core::{ContextId, GossipVerdict, InboundRequestId, Keypair, PeerId, RequestId, Timestamp};
+use rhizome_node::{
+    start, Clock, GossipToken, NodeConfig, NodeEvent, NodeHandle, NodeParts, Transport, TransportEvent,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,7 +55,10 @@ impl Transport for Loopback {
     fn publish(&mut self, context: ContextId, bytes: Vec<u8>) {
         let peers: Vec<PeerId> = self.hub.inboxes.lock().unwrap().keys().copied().filter(|p| *p != self.me).collect();
         for peer in peers {
-            self.hub.send(&peer, TransportEvent::Gossip { from: self.me, context, bytes: bytes.clone() });
+            self.hub.send(
+                &peer,
+                TransportEvent::Gossip { from: self.me, context, bytes: bytes.clone(), token: GossipToken::default() },
+            );
         }
     }
     fn request(&mut self, to: PeerId, id: RequestId, bytes: Vec<u8>, _timeout: Duration) {
@@ -71,6 +76,7 @@ impl Transport for Loopback {
             );
         }
     }
+    fn report_gossip(&mut self, _token: GossipToken, _verdict: GossipVerdict) {}
     fn respond(&mut self, _to: PeerId, id: InboundRequestId, bytes: Vec<u8>) {
         if let Some((requester, request)) = self.hub.requests.lock().unwrap().remove(&id.0) {
             self.hub.send(&requester, TransportEvent::Response { id: request, bytes });

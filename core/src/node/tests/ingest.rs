@@ -433,3 +433,39 @@ fn a_checkpoint_with_one_forged_header_names_exactly_that_header() {
     let expected = crate::RejectReason::BadSignature(crate::identity::SignatureError::Mismatch);
     assert_eq!(refused, crate::dag::AdoptError::Refused(entries[60].id, expected));
 }
+
+/// Every gossip input answers with the verdict a relaying transport acts on: valid and new
+/// travels on, known or not ours stops quietly, and what no honest node sends is rejected.
+#[test]
+fn gossip_answers_with_the_relay_verdict() {
+    use crate::GossipVerdict;
+    let mut a = node(1, Config::default());
+    let from = key(2).peer_id();
+    let delta = author(2).make(&[], set("k", "v"));
+    let verdict = |node: &mut TestNode<KvCounterApplier>, from: PeerId, bytes: Vec<u8>| match node
+        .handle_input(T0, Input::Gossip { from, bytes })
+    {
+        Handled::Gossip(verdict) => verdict,
+        other => panic!("gossip answered {other:?}"),
+    };
+    assert_eq!(verdict(&mut a, from, gossip(&delta)), GossipVerdict::Accept);
+    assert_eq!(verdict(&mut a, from, gossip(&delta)), GossipVerdict::Ignore, "known already");
+    assert_eq!(verdict(&mut a, from, vec![0xff; 40]), GossipVerdict::Reject { reason: "unsupported_version" });
+    let outsider = DeltaFactory::signed_on(&genesis(), [9; 32]).make(&[], set("x", "y"));
+    assert_eq!(verdict(&mut a, key(9).peer_id(), gossip(&outsider)), GossipVerdict::Reject { reason: "not_member" });
+    let other_context = crate::testing::genesis_of(&key(2), [key(1).author_key()], 7);
+    let elsewhere = DeltaFactory::signed_on(&other_context, [2; 32]).make(&[], set("x", "y"));
+    assert_eq!(verdict(&mut a, from, gossip(&elsewhere)), GossipVerdict::Ignore, "not our context");
+    let b = node(2, Config::default());
+    assert_eq!(verdict(&mut a, from, super::sync::heartbeat_of(&b)), GossipVerdict::Accept);
+    assert_eq!(
+        verdict(&mut a, key(3).peer_id(), super::sync::heartbeat_of(&b)),
+        GossipVerdict::Reject { reason: "heartbeat_misattributed" },
+        "a member's heartbeat published by another member"
+    );
+    assert_eq!(
+        verdict(&mut a, key(9).peer_id(), super::sync::heartbeat_of(&b)),
+        GossipVerdict::Reject { reason: "heartbeat_not_member" }
+    );
+    assert!(!GossipVerdict::Ignore.relays() && GossipVerdict::Accept.relays());
+}

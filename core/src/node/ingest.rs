@@ -170,9 +170,7 @@ impl Node {
         }
         // Learned on arrival, before it waits on anything (see `keys`).
         let new_key = self.learn_keys(&context, &delta.author, &delta.kind);
-        let Some(replica) = self.replicas.get_mut(&context) else {
-            return None;
-        };
+        let replica = self.replicas.get_mut(&context)?;
         let outcome = replica.dag.add(self.now, delta.clone(), app);
         let refused = self.after_add(from, &delta, outcome);
         // Quarantined deltas sealed under the new key open now; after the outcome is reported,

@@ -338,7 +338,9 @@ impl<T: Transport> NodeTask<T> {
                         return Ok(());
                     }
                 },
-                () = tokio::time::sleep(wait) => self.feed(Input::Timeout),
+                () = tokio::time::sleep(wait) => {
+                    self.feed(Input::Timeout);
+                }
                 // Handler jobs left over from the last pass run now rather than after the next
                 // input: a quiet node would otherwise sit on them until its next timer.
                 () = std::future::ready(()), if self.handlers_resumable() => {
